@@ -1,0 +1,263 @@
+"""The graph recommender surface the agent calls (shaped after ``implicit``).
+
+Works on the final (propagated) LightGCN embeddings, kept as NumPy arrays so
+one top-20 call is a matrix-vector product and an ``argpartition``.
+External ids (strings, as the dataset writes them) in and out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recsys.lightgcn import LightGCN
+from recsys.train import TrainConfig, atomic_write_bytes
+
+CHECKPOINT_VERSION = 1
+
+
+class UnknownIdError(KeyError):
+    """A user or item id the model does not know."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; people should read it plain
+        return str(self.args[0])
+
+
+@dataclass
+class Evidence:
+    """One history item's share of a score: why the graph thinks the user fits the item."""
+
+    item_id: str
+    similarity: float  # cosine of the two items' final embeddings
+    contribution: float  # this item's term in the score decomposition
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest finite scores, best first."""
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+class GraphRecommender:
+    """A trained LightGCN with its id maps and training interactions."""
+
+    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, train: sp.csr_matrix,
+                 user_ids: Sequence[str], item_ids: Sequence[str], dataset: str = "",
+                 config: TrainConfig | None = None, layer0: np.ndarray | None = None,
+                 metrics: dict | None = None, dislike_weight: float = 0.5) -> None:
+        self.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self.train_ = sp.csr_matrix(train, dtype=np.float32)
+        self.user_ids = np.asarray(user_ids, dtype=object)
+        self.item_ids = np.asarray(item_ids, dtype=object)
+        self.dataset = dataset
+        self.config = config or TrainConfig()
+        self.layer0_ = layer0  # layer-0 table, kept so a checkpoint can resume training
+        self.metrics = metrics or {}
+        self.dislike_weight = dislike_weight
+        self._user_index = {uid: u for u, uid in enumerate(self.user_ids)}
+        self._item_index = {iid: i for i, iid in enumerate(self.item_ids)}
+        self.item_degree_ = np.asarray(self.train_.sum(axis=0)).ravel().astype(np.float32)
+        norms = np.linalg.norm(self.item_factors_, axis=1)
+        self._unit_items = self.item_factors_ / np.maximum(norms, 1e-12)[:, None]
+        self._mean_user = self.user_factors_.mean(axis=0) if len(self.user_factors_) else None
+
+    # construction -------------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model: LightGCN, train: sp.csr_matrix, user_ids: Sequence[str],
+                   item_ids: Sequence[str], dataset: str = "", config: TrainConfig | None = None,
+                   metrics: dict | None = None) -> GraphRecommender:
+        with torch.no_grad():
+            users, items = model.propagated()
+        return cls(users.cpu().numpy(), items.cpu().numpy(), train, user_ids, item_ids, dataset,
+                   config, model.embedding.detach().cpu().numpy(), metrics)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def user_index(self, user_id: str) -> int:
+        try:
+            return self._user_index[str(user_id)]
+        except KeyError:
+            raise UnknownIdError(f"unknown user id {user_id!r} for dataset {self.dataset or '?'} "
+                                 f"({self.n_users} users)") from None
+
+    def item_index(self, item_id: str) -> int:
+        try:
+            return self._item_index[str(item_id)]
+        except KeyError:
+            raise UnknownIdError(f"unknown item id {item_id!r} for dataset {self.dataset or '?'}") from None
+
+    def has_item(self, item_id: str) -> bool:
+        return str(item_id) in self._item_index
+
+    # recommending -------------------------------------------------------------------------
+    def _allowed_mask(self, allowed: Iterable[str] | np.ndarray | None) -> np.ndarray | None:
+        if allowed is None:
+            return None
+        if isinstance(allowed, np.ndarray) and allowed.dtype == bool:
+            return allowed
+        mask = np.zeros(self.n_items, dtype=bool)
+        mask[[self.item_index(i) for i in allowed]] = True
+        return mask
+
+    def _rank(self, scores: np.ndarray, k: int, exclude: Iterable[int],
+              allowed: Iterable[str] | np.ndarray | None) -> list[tuple[str, float]]:
+        scores = scores.astype(np.float32, copy=True)
+        mask = self._allowed_mask(allowed)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        scores[list(exclude)] = -np.inf
+        top = _top_k(scores, k)
+        return [(self.item_ids[i], float(scores[i])) for i in top]
+
+    def recommend(self, user_id: str, k: int = 20, exclude_seen: bool = True,
+                  filter: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Top-``k`` ``(item_id, score)`` for a dataset user; ``filter`` = allowed item ids or a mask."""
+        u = self.user_index(user_id)
+        seen = self.train_.indices[self.train_.indptr[u]:self.train_.indptr[u + 1]] if exclude_seen else ()
+        return self._rank(self.item_factors_ @ self.user_factors_[u], k, seen, filter)
+
+    def _fold_in_weights(self, items: np.ndarray) -> np.ndarray:
+        """LightGCN's edge weight 1/sqrt(|N_u| |N_i|) for a new user linked to ``items``.
+
+        The item's degree counts the new edge too, so items without training
+        interactions (cold items) get a finite weight.
+        """
+        if len(items) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return 1.0 / np.sqrt(len(items) * (self.item_degree_[items] + 1.0))
+
+    def fold_in(self, liked: Sequence[str], disliked: Sequence[str] = ()) -> np.ndarray:
+        """A user vector for someone outside the graph, by one propagation step.
+
+        A new user node linked to its liked items gets, after one LightGCN step,
+        ``sum_i e_i / sqrt(|N_u| |N_i|)``. Disliked items enter the same way with a
+        negative weight (``dislike_weight``), pushing their neighbourhood down. With
+        no liked items the average user stands in, so the result is still sensible.
+        """
+        like = np.array([self.item_index(i) for i in liked], dtype=np.int64)
+        dislike = np.array([self.item_index(i) for i in disliked], dtype=np.int64)
+        if len(like):
+            vector = self._fold_in_weights(like) @ self.item_factors_[like]
+        elif self._mean_user is not None:
+            vector = self._mean_user.copy()
+        else:
+            vector = np.zeros(self.item_factors_.shape[1], dtype=np.float32)
+        if len(dislike):
+            push = self._fold_in_weights(dislike) @ self.item_factors_[dislike]
+            scale = np.linalg.norm(vector) / max(float(np.linalg.norm(push)), 1e-12)
+            vector = vector - self.dislike_weight * scale * push
+        return vector.astype(np.float32)
+
+    def recommend_from_items(self, liked: Sequence[str], disliked: Sequence[str] = (), k: int = 20,
+                             filter: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Top-``k`` for a chat user described only by items they like (and dislike).
+
+        Liked and disliked items themselves are never returned.
+        """
+        vector = self.fold_in(liked, disliked)
+        exclude = [self.item_index(i) for i in (*liked, *disliked)]
+        return self._rank(self.item_factors_ @ vector, k, exclude, filter)
+
+    def similar_items(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """Items nearest by cosine of final embeddings (the item itself left out)."""
+        i = self.item_index(item_id)
+        return self._rank(self._unit_items @ self._unit_items[i], k, [i], None)
+
+    def score(self, user: str | Sequence[str], item_id: str) -> float:
+        return float(self._user_vector(user) @ self.item_factors_[self.item_index(item_id)])
+
+    def _user_vector(self, user: str | Sequence[str]) -> np.ndarray:
+        if isinstance(user, str):
+            return self.user_factors_[self.user_index(user)]
+        return self.fold_in(list(user))
+
+    def history(self, user_id: str) -> list[str]:
+        u = self.user_index(user_id)
+        return [self.item_ids[i] for i in self.train_.indices[self.train_.indptr[u]:self.train_.indptr[u + 1]]]
+
+    def explain_scores(self, user: str | Sequence[str], item_id: str, k: int = 5) -> dict:
+        """Evidence for ``score(user, item)``: the user's history items that drive it.
+
+        ``user`` is a dataset user id or a list of liked item ids (a chat user).
+        The score is decomposed as in fold-in, ``sum_h w_h (e_h . e_i)`` over the
+        history ``h``; each item's ``contribution`` is its term, shares are of the
+        positive total. For dataset users this is the one-step (first-layer) part of
+        their score, which is what the history explains.
+        """
+        history = self.history(user) if isinstance(user, str) else [str(h) for h in user]
+        target = self.item_index(item_id)
+        idx = np.array([self.item_index(h) for h in history], dtype=np.int64)
+        result = {"item_id": str(item_id), "score": self.score(user, item_id), "evidence": []}
+        if len(idx) == 0:
+            return result
+        terms = self._fold_in_weights(idx) * (self.item_factors_[idx] @ self.item_factors_[target])
+        similarity = self._unit_items[idx] @ self._unit_items[target]
+        positive_total = float(terms[terms > 0].sum()) or 1.0
+        order = np.argsort(-terms, kind="stable")[:k]
+        result["evidence"] = [
+            {"item_id": history[j], "similarity": float(similarity[j]), "contribution": float(terms[j]),
+             "share": float(max(terms[j], 0.0) / positive_total)}
+            for j in order
+        ]
+        return result
+
+    # persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """One ``.pt`` file (tensors and plain lists only, so it loads with ``weights_only``)."""
+        path = Path(path)
+        train = self.train_.tocsr()
+        payload = {
+            "version": CHECKPOINT_VERSION,
+            "dataset": self.dataset,
+            "config": self.config.model_dump(),
+            "metrics": json.dumps(self.metrics),
+            "user_ids": [str(u) for u in self.user_ids],
+            "item_ids": [str(i) for i in self.item_ids],
+            "user_factors": torch.from_numpy(self.user_factors_),
+            "item_factors": torch.from_numpy(self.item_factors_),
+            "layer0": None if self.layer0_ is None else torch.from_numpy(np.asarray(self.layer0_)),
+            "train_indptr": torch.from_numpy(train.indptr.astype(np.int64)),
+            "train_indices": torch.from_numpy(train.indices.astype(np.int64)),
+        }
+        atomic_write_bytes(path, lambda tmp: torch.save(payload, tmp))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> GraphRecommender:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no trained model at {path}: run `chatrec train` first")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            version = payload["version"]
+        except Exception as exc:  # a truncated or foreign file: say which and what to do
+            raise ValueError(f"model checkpoint {path} is unreadable ({exc}); "
+                             "delete it and run `chatrec train` again") from exc
+        if version != CHECKPOINT_VERSION:
+            raise ValueError(f"model checkpoint {path} has format {version}, "
+                             f"this version reads {CHECKPOINT_VERSION}: retrain it")
+        n_users, n_items = len(payload["user_ids"]), len(payload["item_ids"])
+        indptr, indices = payload["train_indptr"].numpy(), payload["train_indices"].numpy()
+        train = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                              shape=(n_users, n_items))
+        layer0 = payload["layer0"]
+        return cls(payload["user_factors"].numpy(), payload["item_factors"].numpy(), train,
+                   payload["user_ids"], payload["item_ids"], payload["dataset"],
+                   TrainConfig(**payload["config"]),
+                   None if layer0 is None else layer0.numpy(), json.loads(payload["metrics"]))
