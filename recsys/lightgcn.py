@@ -7,6 +7,8 @@ is the inner product; the loss is BPR plus L2 on the batch's layer-0 rows.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -31,12 +33,14 @@ def normalized_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
 
 def to_torch_csr(matrix: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
     matrix = matrix.tocsr()
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(matrix.indptr.astype(np.int64)),
-        torch.from_numpy(matrix.indices.astype(np.int64)),
-        torch.from_numpy(matrix.data.astype(np.float32)),
-        size=matrix.shape, device=device,
-    )
+    with warnings.catch_warnings():  # "CSR support is in beta": known, and the fastest CPU kernel
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(matrix.indptr.astype(np.int64)),
+            torch.from_numpy(matrix.indices.astype(np.int64)),
+            torch.from_numpy(matrix.data.astype(np.float32)),
+            size=matrix.shape, device=device, check_invariants=False,
+        )
 
 
 class _SymmetricSpMM(torch.autograd.Function):

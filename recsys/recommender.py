@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys.lightgcn import LightGCN
+from recsys.split import SplitConfig
 from recsys.train import TrainConfig, atomic_write_bytes
 
 CHECKPOINT_VERSION = 1
@@ -53,7 +54,8 @@ class GraphRecommender:
     def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, train: sp.csr_matrix,
                  user_ids: Sequence[str], item_ids: Sequence[str], dataset: str = "",
                  config: TrainConfig | None = None, layer0: np.ndarray | None = None,
-                 metrics: dict | None = None, dislike_weight: float = 0.5) -> None:
+                 metrics: dict | None = None, split: SplitConfig | None = None,
+                 dislike_weight: float = 0.5) -> None:
         self.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.train_ = sp.csr_matrix(train, dtype=np.float32)
@@ -63,6 +65,7 @@ class GraphRecommender:
         self.config = config or TrainConfig()
         self.layer0_ = layer0  # layer-0 table, kept so a checkpoint can resume training
         self.metrics = metrics or {}
+        self.split = split or SplitConfig()  # how train_ was cut from the dataset
         self.dislike_weight = dislike_weight
         self._user_index = {uid: u for u, uid in enumerate(self.user_ids)}
         self._item_index = {iid: i for i, iid in enumerate(self.item_ids)}
@@ -75,11 +78,11 @@ class GraphRecommender:
     @classmethod
     def from_model(cls, model: LightGCN, train: sp.csr_matrix, user_ids: Sequence[str],
                    item_ids: Sequence[str], dataset: str = "", config: TrainConfig | None = None,
-                   metrics: dict | None = None) -> GraphRecommender:
+                   metrics: dict | None = None, split: SplitConfig | None = None) -> GraphRecommender:
         with torch.no_grad():
             users, items = model.propagated()
         return cls(users.cpu().numpy(), items.cpu().numpy(), train, user_ids, item_ids, dataset,
-                   config, model.embedding.detach().cpu().numpy(), metrics)
+                   config, model.embedding.detach().cpu().numpy(), metrics, split)
 
     @property
     def n_users(self) -> int:
@@ -226,6 +229,7 @@ class GraphRecommender:
             "version": CHECKPOINT_VERSION,
             "dataset": self.dataset,
             "config": self.config.model_dump(),
+            "split": json.dumps(self.split.model_dump()),
             "metrics": json.dumps(self.metrics),
             "user_ids": [str(u) for u in self.user_ids],
             "item_ids": [str(i) for i in self.item_ids],
@@ -260,4 +264,5 @@ class GraphRecommender:
         return cls(payload["user_factors"].numpy(), payload["item_factors"].numpy(), train,
                    payload["user_ids"], payload["item_ids"], payload["dataset"],
                    TrainConfig(**payload["config"]),
-                   None if layer0 is None else layer0.numpy(), json.loads(payload["metrics"]))
+                   None if layer0 is None else layer0.numpy(), json.loads(payload["metrics"]),
+                   SplitConfig(**json.loads(payload["split"])))

@@ -8,9 +8,11 @@ a test item); ``leave_last_out`` holds out each user's latest interactions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import BaseModel
 
 from recsys.data import DataError, InteractionData
 
@@ -136,3 +138,19 @@ def leave_last_out(data: InteractionData, n_valid: int = 1, n_test: int = 1,
         part[idx[hi - lo - n_test:]] = 2
         part[idx[hi - lo - n_test - n_valid:hi - lo - n_test]] = 1
     return Split(data.subset(part == 0), data.subset(part == 1), data.subset(part == 2))
+
+
+class SplitConfig(BaseModel):
+    """How a dataset is split; stored with a trained model so evaluation re-creates it exactly."""
+
+    kind: Literal["random", "last"] = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 2020
+    min_rating: float | None = None
+
+
+def make_split(data: InteractionData, config: SplitConfig | None = None) -> Split:
+    config = config or SplitConfig()
+    if config.kind == "last":
+        return leave_last_out(data, min_rating=config.min_rating)
+    return random_split(data, config.ratios, config.seed, config.min_rating)

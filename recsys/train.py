@@ -133,7 +133,7 @@ def train_lightgcn(split: Split, config: TrainConfig | None = None, progress: bo
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             model.eval()
             metrics = evaluate_ranking(scorer(model), valid, exclude=train)
@@ -165,7 +165,7 @@ def train_lightgcn(split: Split, config: TrainConfig | None = None, progress: bo
     return TrainResult(model, best_epoch, epoch, best_valid, train_seconds, curve)
 
 
-def test_metrics(model: LightGCN, split: Split) -> dict[str, float]:
+def evaluate_test(model: LightGCN, split: Split) -> dict[str, float]:
     """Full-sort test metrics, masking train and validation items (RecBole's protocol)."""
     seen = (split.train_matrix() + split.valid_matrix()).tocsr()
     return evaluate_ranking(scorer(model), split.test_matrix(), exclude=seen)

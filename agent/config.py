@@ -1,0 +1,43 @@
+"""One settings object for the whole product.
+
+Read from ``CHATREC_*`` environment variables, then an optional TOML file
+(``CHATREC_CONFIG``, else ``./chatrec.toml`` if present); every default works offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from recsys.data import data_home
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("CHATREC_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("chatrec.toml")
+    return local if local.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATREC_", extra="ignore")
+
+    home: Path = Field(default_factory=data_home, description="data home: datasets, models, indexes")
+    dataset: str = Field("ml-100k", description="default dataset")
+    device: str = Field("cpu", description="torch device for training: cpu or cuda")
+    threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        path = _config_file()
+        if path is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
+        return sources
