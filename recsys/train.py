@@ -80,6 +80,7 @@ class TrainResult:
     best_valid: dict[str, float]
     train_seconds: float
     curve: list[dict] = field(default_factory=list)  # one entry per evaluation
+    epoch_seconds: list[float] = field(default_factory=list)  # optimisation only, no validation
 
 
 # Called after each validation with (epoch, training seconds so far, model); its time is
@@ -115,6 +116,7 @@ def train_lightgcn(split: Split, config: TrainConfig | None = None, progress: bo
     best_score, best_epoch, best_state, best_valid = -np.inf, 0, None, {}
     curve: list[dict] = []
     stale, epoch, train_seconds = 0, 0, 0.0
+    epoch_seconds: list[float] = []
     bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         started = time.perf_counter()
@@ -134,6 +136,7 @@ def train_lightgcn(split: Split, config: TrainConfig | None = None, progress: bo
             loss.backward()
             optimizer.step()
             total += float(loss.detach())
+        epoch_seconds.append(time.perf_counter() - started)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             model.eval()
             metrics = evaluate_ranking(scorer(model), valid, exclude=train)
@@ -162,7 +165,7 @@ def train_lightgcn(split: Split, config: TrainConfig | None = None, progress: bo
         with torch.no_grad():
             model.embedding.copy_(best_state.to(config.device))
     model.eval()
-    return TrainResult(model, best_epoch, epoch, best_valid, train_seconds, curve)
+    return TrainResult(model, best_epoch, epoch, best_valid, train_seconds, curve, epoch_seconds)
 
 
 def evaluate_test(model: LightGCN, split: Split) -> dict[str, float]:
