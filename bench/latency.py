@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
 from bench.common import emit
-from recsys.workflow import load_recommender, model_dir, train_dataset, MODEL_FILE
 from recsys.split import SplitConfig
 from recsys.train import TrainConfig
+from recsys.workflow import MODEL_FILE, load_recommender, model_dir, train_dataset
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -29,10 +30,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", type=Path, help="a lightgcn.pt (default: the dataset's in the data home)")
     args = parser.parse_args()
 
-    if (model_dir(args.dataset) / MODEL_FILE).exists():
-        rec = load_recommender(args.dataset)
+    if args.model or (model_dir(args.dataset) / MODEL_FILE).exists():
+        rec = load_recommender(args.dataset, args.model)
     else:
         split = SplitConfig(min_rating=3) if args.dataset == "ml-1m" else SplitConfig()
         rec, _ = train_dataset(args.dataset, TrainConfig(epochs=2), split, progress=False)
