@@ -68,6 +68,25 @@ def data_fetch(name: Annotated[str, typer.Argument(help="dataset name, see `chat
     typer.echo(f"{name}: {data.n_users} users, {data.n_items} items, {data.n_interactions} interactions in {path}")
 
 
+@data_app.command("add")
+def data_add(
+    name: Annotated[str, typer.Argument(help="a name for your dataset, used with --dataset later")],
+    interactions: Annotated[Path, typer.Option(help="CSV: user_id,item_id[,rating][,timestamp]")],
+    items: Annotated[Path, typer.Option(help="CSV: item_id,title[,year][,genres][,domain][,description]")],
+) -> None:
+    """Add your own data (validated first; errors name the file, line and problem)."""
+    from recsys import datasets
+    from recsys.data import DataError
+
+    settings = _settings()
+    try:
+        data = datasets.add_custom(name, interactions, items, settings.home)
+    except DataError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name}: {data.n_users} users, {data.n_items} items, {data.n_interactions} interactions; "
+               f"train it with `chatrec train --dataset {name}`")
+
+
 @app.command()
 def train(
     dataset: Annotated[Optional[str], typer.Option(help="dataset name (default: settings, ml-100k)")] = None,

@@ -127,6 +127,10 @@ def list_datasets(home: Path | None = None) -> list[dict]:
             "path": str(dataset_dir(spec.name, home)),
         }
         for spec in DATASETS.values()
+    ] + [
+        {"name": d.name, "description": "your own data (chatrec data add)", "package": "-",
+         "default": False, "fetched": True, "path": str(d)}
+        for d in sorted((Path(home or data_home()) / "datasets").glob("*")) if is_custom(d.name, home)
     ]
 
 
@@ -269,8 +273,37 @@ def _write_atomic(path: Path, data: bytes) -> None:
 # --------------------------------------------------------------------------- loading
 
 
+CUSTOM_FILES = ("interactions.csv", "items.csv")
+
+
+def is_custom(name: str, home: Path | None = None) -> bool:
+    """A bring-your-own dataset added with :func:`add_custom` (not in the registry)."""
+    directory = dataset_dir(name, home)
+    return name not in DATASETS and all((directory / f).is_file() for f in CUSTOM_FILES)
+
+
+def add_custom(name: str, interactions_path: Path | str, items_path: Path | str,
+               home: Path | None = None) -> InteractionData:
+    """Validate a bring-your-own pair of CSVs and keep a copy under the data home as ``name``,
+    so it can be trained, evaluated and recommended from by name like a registered dataset."""
+    if name in DATASETS:
+        raise DataError(f"{name!r} is a registered dataset; choose another name for your data")
+    if not name or "/" in name or name.startswith("."):
+        raise DataError(f"{name!r} is not a usable dataset name (letters, digits, '-', '_')")
+    data = load_csv(interactions_path, items_path, name=name)  # fails here, before anything is written
+    directory = dataset_dir(name, home)
+    directory.mkdir(parents=True, exist_ok=True)
+    for source, target in zip((interactions_path, items_path), CUSTOM_FILES):
+        _write_atomic(directory / target, Path(source).read_bytes())
+    log.info("added %s: %s", name, data.summary())
+    return data
+
+
 def load(name: str, home: Path | None = None, progress: bool = True) -> InteractionData:
-    """Load dataset ``name`` (fetching it first if needed)."""
+    """Load dataset ``name`` (fetching it first if needed), registered or added with ``add_custom``."""
+    if is_custom(name, home):
+        directory = dataset_dir(name, home)
+        return load_csv(directory / CUSTOM_FILES[0], directory / CUSTOM_FILES[1], name=name)
     spec = get_spec(name)
     directory = fetch_spec(spec, home=home, progress=progress)
     if spec.loader is None:

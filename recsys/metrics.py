@@ -62,8 +62,10 @@ def full_sort_topk(
     """Top-``k`` item indices for each of ``users`` over all items minus ``exclude[u]``.
 
     ``score_users(user_index_tensor)`` returns a ``len(batch) x n_items`` score matrix.
+    Catalogues smaller than ``k`` are padded with -1 (a slot that never hits).
     """
-    out = np.empty((len(users), k), dtype=np.int64)
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    k = min(k, exclude.shape[1])
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
         with torch.no_grad():
@@ -71,7 +73,7 @@ def full_sort_topk(
         rows = exclude[batch]
         r, c = rows.nonzero()
         scores[torch.as_tensor(r, dtype=torch.long), torch.as_tensor(c, dtype=torch.long)] = -torch.inf
-        out[start:start + len(batch)] = torch.topk(scores, k, dim=1).indices.numpy()
+        out[start:start + len(batch), :k] = torch.topk(scores, k, dim=1).indices.numpy()
     return out
 
 
@@ -89,9 +91,11 @@ def evaluate_ranking(
     n_relevant = np.diff(truth.indptr)
     users = np.flatnonzero(n_relevant > 0)
     top = full_sort_topk(score_users, users, exclude, max(ks))
-    truth_rows = truth[users]
-    hits = np.zeros(top.shape, dtype=bool)
-    for j in range(top.shape[1]):
-        hits[:, j] = np.asarray(truth_rows[np.arange(len(users)), top[:, j]]).ravel() > 0
+    # A hit is a (row, item) pair present in the truth: match them as integer keys.
+    n_items = truth.shape[1]
+    coo = truth[users].tocoo()
+    truth_keys = coo.row.astype(np.int64) * n_items + coo.col
+    top_keys = np.arange(len(users), dtype=np.int64)[:, None] * n_items + top
+    hits = (top >= 0) & np.isin(top_keys, truth_keys)
     values = metrics_from_hits(hits, n_relevant[users], ks)
     return values if per_user else mean_metrics(values)

@@ -1,0 +1,67 @@
+"""The chatrec command line, used as a person would (through typer's runner, real data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+
+FIXTURES = Path(__file__).parent / "fixtures" / "byo"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", [[], ["data"], ["data", "list"], ["data", "fetch"], ["data", "add"],
+                                     ["train"], ["evaluate"], ["recommend"]])
+def test_every_command_has_help(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_train_evaluate_recommend_on_ml100k(chatrec_home, ml100k):
+    trained = run("train", "--epochs", "3", "--patience", "3")
+    assert trained.exit_code == 0, trained.output
+    model_dir = chatrec_home / "models" / "ml-100k"
+    saved = json.loads((model_dir / "metrics.json").read_text())
+    assert (model_dir / "lightgcn.pt").is_file() and saved["epochs_run"] == 3
+
+    evaluated = run("evaluate", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.output)
+    assert sorted(metrics) == sorted(saved["test"])
+    assert len(metrics) == 15 and metrics["ndcg@20"] == pytest.approx(saved["test"]["ndcg@20"])
+
+    rows = json.loads(run("recommend", "--user", "196", "--json", "--k", "10").output)
+    history = set(ml100k.item_ids[ml100k.items[ml100k.users == list(ml100k.user_ids).index("196")]])
+    assert len(rows) == 10 and all(r["title"] for r in rows) and not history & {r["item_id"] for r in rows}
+
+    folded = json.loads(run("recommend", "--liked", "50", "--liked", "181", "--json").output)
+    assert folded and {"50", "181"}.isdisjoint(r["item_id"] for r in folded)
+
+    unknown = run("recommend", "--user", "no-such-user")
+    assert unknown.exit_code == 2 and "unknown user id 'no-such-user'" in unknown.output
+
+
+def test_bring_your_own_data_by_name(chatrec_home, tmp_path):
+    added = run("data", "add", "mine", "--interactions", str(FIXTURES / "interactions.csv"),
+                "--items", str(FIXTURES / "items.csv"))
+    assert added.exit_code == 0, added.output
+    listed = {row["name"] for row in json.loads(run("data", "list", "--json").output)}
+    assert {"ml-100k", "ml-1m", "ml-latest-small", "book-crossing", "mine"} <= listed
+    trained = run("train", "--dataset", "mine", "--epochs", "2", "--out", str(tmp_path / "m"))
+    assert trained.exit_code == 0, trained.output
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id\nu1,m1\nu2,nope\n")
+    refused = run("data", "add", "broken", "--interactions", str(bad), "--items", str(FIXTURES / "items.csv"))
+    assert refused.exit_code == 2
+    assert "bad.csv" in refused.output and "line 3" in refused.output and "nope" in refused.output
+    assert not (chatrec_home / "datasets" / "broken").exists()
