@@ -198,3 +198,11 @@ def test_short_training_on_ml100k_beats_most_popular_and_is_deterministic(ml100k
     again = train_lightgcn(split, TrainConfig(epochs=2, patience=5), progress=False)
     twice = train_lightgcn(split, TrainConfig(epochs=2, patience=5), progress=False)
     assert torch.equal(again.model.embedding, twice.model.embedding)
+
+
+def test_evaluation_on_a_catalogue_smaller_than_k_pads_with_misses():
+    scores = torch.tensor([[3.0, 2.0, 1.0]])
+    truth = sp.csr_matrix(np.array([[0, 0, 1]]))
+    result = evaluate_ranking(lambda users: scores[users], truth, sp.csr_matrix((1, 3)), ks=(1, 5))
+    assert result["hit@1"] == 0.0 and result["hit@5"] == 1.0
+    assert result["precision@5"] == pytest.approx(1 / 5) and result["mrr@5"] == pytest.approx(1 / 3)
