@@ -18,6 +18,8 @@ import logging
 import time
 from pathlib import Path
 
+import torch
+
 from bench.common import emit
 from recsys import datasets
 from recsys.recommender import GraphRecommender
@@ -36,9 +38,11 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (2 on a busy 2-core box thrash)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/ml1m"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
 
     split_config = SplitConfig(min_rating=3, seed=2020)
     split = make_split(datasets.load("ml-1m"), split_config)
@@ -59,7 +63,7 @@ def main() -> None:
     for name, published in PUBLISHED.items():
         print(f"  {name:<13} ours {test[name]:.4f}   published {published:.4f}")
     sec_per_epoch = sum(result.epoch_seconds) / max(1, len(result.epoch_seconds))
-    emit({"dataset": "ml-1m", "device": args.device, "batch_size": args.batch_size, "lr": args.lr, "reg": args.reg,
+    emit({"dataset": "ml-1m", "device": args.device, "threads": args.threads, "batch_size": args.batch_size, "lr": args.lr, "reg": args.reg,
           "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "wall_s": round(wall, 1),
           "train_s": round(result.train_seconds, 1), "sec_per_epoch": round(sec_per_epoch, 3),
           **{f"ours_{k}": round(v, 4) for k, v in test.items() if k.endswith("@10")},

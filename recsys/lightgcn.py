@@ -99,13 +99,23 @@ class LightGCN(nn.Module):
         return final[: self.n_users], final[self.n_users:]
 
     def bpr_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
-                 reg_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(BPR loss, L2 term) for a batch of (user, positive, negative) triples."""
+                 reg_weight: float, reg_form: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
+        """(BPR loss, L2 term) for a batch of (user, positive, negative) triples.
+
+        ``reg_form="paper"``: the LightGCN paper's λ·Σ‖e⁰‖²/2 per batch row.
+        ``reg_form="recbole"``: RecBole's EmbLoss as its LightGCN uses it (require_pow=False):
+        λ·(‖U⁰‖_F + ‖P⁰‖_F + ‖N⁰‖_F)/B, unsquared norms of the batch matrices — a much
+        weaker per-row penalty for the same λ; there only to compare like with like."""
         user_final, item_final = self.propagated()
         u, p, n = user_final[users], item_final[pos], item_final[neg]
         margin = (u * p).sum(1) - (u * n).sum(1)
         bpr = torch.nn.functional.softplus(-margin).mean()  # = -log sigmoid(margin)
         ego = self.embedding
-        l2 = (ego[users].pow(2).sum() + ego[self.n_users + pos].pow(2).sum()
-              + ego[self.n_users + neg].pow(2).sum()) / (2 * len(users))
+        batch = (ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
+        if reg_form == "paper":
+            l2 = sum(e.pow(2).sum() for e in batch) / (2 * len(users))
+        elif reg_form == "recbole":
+            l2 = sum(torch.linalg.norm(e) for e in batch) / len(users)
+        else:
+            raise ValueError(f"reg_form must be 'paper' or 'recbole', not {reg_form!r}")
         return bpr, reg_weight * l2

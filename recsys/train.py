@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ class TrainConfig(BaseModel):
     n_layers: int = Field(3, ge=0)
     learning_rate: float = Field(0.01, gt=0)
     reg_weight: float = Field(1e-3, ge=0)
+    reg_form: Literal["paper", "recbole"] = Field(
+        "paper", description="L2 formula: the LightGCN paper's squared norms, or RecBole's unsquared EmbLoss")
     batch_size: int = Field(8192, gt=0)
     epochs: int = Field(300, gt=0)
     patience: int = Field(10, ge=1, description="evaluations without improvement before stopping")
@@ -144,7 +147,7 @@ def _train(split: Split, config: TrainConfig, progress: bool, monitor: Monitor |
             u = torch.from_numpy(users[sl]).to(config.device)
             p = torch.from_numpy(pos[sl]).to(config.device)
             n = torch.from_numpy(neg[sl]).to(config.device)
-            bpr, reg = model.bpr_loss(u, p, n, config.reg_weight)
+            bpr, reg = model.bpr_loss(u, p, n, config.reg_weight, config.reg_form)
             loss = bpr + reg
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -74,6 +74,21 @@ def test_propagation_equals_dense_computation():
     assert x.grad.numpy() == pytest.approx(m.T @ weights.numpy(), abs=1e-5)
 
 
+def test_l2_terms_follow_the_paper_and_recboles_formulas():
+    model = LightGCN(3, 4, dim=2, n_layers=1)
+    model.set_graph(_tiny_graph())
+    users, pos, neg = torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([0, 0])
+    e = model.embedding.detach().numpy()
+    u, p, n = e[[0, 2]], e[3 + np.array([1, 3])], e[3 + np.array([0, 0])]
+    _, paper = model.bpr_loss(users, pos, neg, reg_weight=0.5)
+    assert paper.item() == pytest.approx(0.5 * ((u**2).sum() + (p**2).sum() + (n**2).sum()) / (2 * 2), rel=1e-5)
+    _, recbole = model.bpr_loss(users, pos, neg, reg_weight=0.5, reg_form="recbole")
+    frobenius = np.linalg.norm(u) + np.linalg.norm(p) + np.linalg.norm(n)
+    assert recbole.item() == pytest.approx(0.5 * frobenius / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="reg_form"):
+        model.bpr_loss(users, pos, neg, reg_weight=0.5, reg_form="l1")
+
+
 def test_negative_sampler_never_returns_training_positives():
     rng = np.random.default_rng(0)
     train = sp.random(50, 30, density=0.5, random_state=1, format="csr")
