@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bench.common import emit
 from recsys.split import SplitConfig
@@ -31,7 +32,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, help="a lightgcn.pt (default: the dataset's in the data home)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     if args.model or (model_dir(args.dataset) / MODEL_FILE).exists():
         rec = load_recommender(args.dataset, args.model)
@@ -57,7 +60,7 @@ def main() -> None:
     print(f"{args.dataset}: {rec.n_users} users x {rec.n_items} items, {args.calls} calls each")
     print(f"  known user top-20:   p50 {k['p50_ms']:.3f} ms  p99 {k['p99_ms']:.3f} ms")
     print(f"  fold-in user top-20: p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms")
-    emit({"dataset": args.dataset, "n_items": rec.n_items, "calls": args.calls,
+    emit({"dataset": args.dataset, "n_items": rec.n_items, "calls": args.calls, "threads": args.threads,
           "known_p50_ms": k["p50_ms"], "known_p99_ms": k["p99_ms"],
           "foldin_p50_ms": f["p50_ms"], "foldin_p99_ms": f["p99_ms"]})
 

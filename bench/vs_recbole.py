@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import emit
+from bench.common import emit, line_plot
 from recsys import datasets
 from recsys.metrics import evaluate_ranking
 from recsys.split import Split, SplitConfig, make_split
@@ -92,25 +92,13 @@ def seconds_to_reach(curve: list[dict], target: float) -> float | None:
 
 def plot_curves(recbole: dict, runs: dict, path: Path) -> None:
     """Validation NDCG@20 against training seconds, all three runs on one picture."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot([c[1] for c in recbole["curve"]], [c[2] for c in recbole["curve"]], label="RecBole 1.2.1", color="#888")
     labels = {"ours": "ours (defaults)", "matched": "ours (RecBole's hyper-parameters)"}
-    for (name, run), color in zip(runs.items(), ("#d62728", "#1f77b4")):
-        ax.plot([c["train_s"] for c in run["curve"]], [c["valid_ndcg@20"] for c in run["curve"]],
-                label=labels.get(name, name), color=color)
-    ax.set_xlabel("training seconds (incl. per-epoch validation), 1 thread")
-    ax.set_ylabel("validation NDCG@20")
-    ax.set_title("LightGCN on ml-100k, same split")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    series = {"RecBole 1.2.1": ([c[1] for c in recbole["curve"]], [c[2] for c in recbole["curve"]])}
+    for name, run in runs.items():
+        series[labels.get(name, name)] = ([c["train_s"] for c in run["curve"]],
+                                          [c["valid_ndcg@20"] for c in run["curve"]])
+    line_plot(series, path, "training seconds (incl. per-epoch validation), 1 thread", "validation NDCG@20",
+              "LightGCN on ml-100k, same split", colors=["#888", "#d62728", "#1f77b4"])
 
 
 def main() -> None:
