@@ -684,13 +684,12 @@ def _parse_int(table: _Table, col: str, allow_empty: bool) -> pd.Series:
     return pd.to_numeric(values.where(values != ""), errors="coerce").astype("Int64")
 
 
-def load_csv(interactions_path: Path | str, items_path: Path | str, name: str = "custom") -> InteractionData:
-    """Bring-your-own data: ``user_id,item_id[,rating][,timestamp]`` and
-    ``item_id,title[,year][,genres][,domain][,description][,...]`` (UTF-8 CSV).
+def load_items_csv(items_path: Path | str) -> pd.DataFrame:
+    """An items CSV ``item_id,title[,year][,genres][,domain][,description][,...]`` as an
+    items frame (one row per item, columns as the datasets' ``items_meta``).
 
-    Genres are ``|``-separated; domain defaults to ``"item"``; extra item
-    columns are kept as text. Items without interactions are kept (cold items).
-    Any problem raises :class:`DataError` naming the file, line and problem.
+    Any problem (missing column, wrong type, duplicate id, empty, not UTF-8) raises
+    :class:`DataError` naming the file, line and problem.
     """
     items = _read_table(Path(items_path), ITEM_COLUMNS)
     _require_nonempty(items, "item_id")
@@ -708,7 +707,19 @@ def load_csv(interactions_path: Path | str, items_path: Path | str, name: str = 
     items_meta = _items_frame(ids, cols["title"], year, genres, "item", **extra)
     if domain is not None:
         items_meta["domain"] = domain.to_numpy(dtype=object)
+    return items_meta
 
+
+def load_csv(interactions_path: Path | str, items_path: Path | str, name: str = "custom") -> InteractionData:
+    """Bring-your-own data: ``user_id,item_id[,rating][,timestamp]`` and
+    ``item_id,title[,year][,genres][,domain][,description][,...]`` (UTF-8 CSV).
+
+    Genres are ``|``-separated; domain defaults to ``"item"``; extra item
+    columns are kept as text. Items without interactions are kept (cold items).
+    Any problem raises :class:`DataError` naming the file, line and problem.
+    """
+    items_meta = load_items_csv(items_path)
+    items_name = Path(items_path).name
     inter = _read_table(Path(interactions_path), INTERACTION_COLUMNS)
     for col in INTERACTION_COLUMNS:
         _require_nonempty(inter, col)
@@ -717,7 +728,7 @@ def load_csv(interactions_path: Path | str, items_path: Path | str, name: str = 
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         more = int(unknown.sum()) - 1
-        raise inter.fail(row, f"item_id {inter.columns['item_id'].iloc[row]!r} is not in {items.path.name}"
+        raise inter.fail(row, f"item_id {inter.columns['item_id'].iloc[row]!r} is not in {items_name}"
                               + (f" ({more} more interaction(s) with unknown items)" if more else ""))
     frame = pd.DataFrame({"user_id": inter.columns["user_id"].to_numpy(dtype=object),
                           "item_id": inter.columns["item_id"].to_numpy(dtype=object)})
@@ -726,11 +737,11 @@ def load_csv(interactions_path: Path | str, items_path: Path | str, name: str = 
     if "timestamp" in inter.columns:
         frame["timestamp"] = _parse_int(inter, "timestamp", allow_empty=False).to_numpy(dtype=np.int64)
     data = _assemble(name, frame, items_meta)
-    log.info("loaded %s from %s and %s: %s", name, inter.path, items.path, data.summary())
+    log.info("loaded %s from %s and %s: %s", name, inter.path, items_path, data.summary())
     return data
 
 
 __all__ = [
     "DATASETS", "DEFAULT_DATASET", "DatasetSpec", "WHEELHOUSE_ENV", "dataset_dir", "fetch", "fetch_spec",
-    "get_spec", "is_fetched", "list_datasets", "load", "load_csv",
+    "get_spec", "is_fetched", "list_datasets", "load", "load_csv", "load_items_csv",
 ]
