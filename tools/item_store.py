@@ -1,0 +1,282 @@
+"""The item store: every catalog item's text, embedded with all-MiniLM-L6-v2, in chromadb.
+
+On disk under ``<data home>/items/chroma`` (a ``PersistentClient``), or a shared Chroma
+server when ``CHATREC_CHROMA_URL`` is set (``HttpClient``), so several app replicas can
+read one store. Telemetry is off and the embedding function is always ours (chroma's
+default would download an ONNX model).
+
+Writes are upserts by item id, each item carrying a hash of its document, so a rebuild
+re-embeds only new or changed items and an interrupted build resumes where it stopped.
+The collection's metadata records the store format, the embedding model and whether the
+last build finished; a store that was built by another format or model, or whose files
+are damaged, is rebuilt with a message saying why, and an unfinished one is refused for
+search until ``chatrec items build`` finishes it — never silently half-used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tools.catalog import CatalogItem, item_document
+from tools.embeddings import DIMENSION, MODEL_NAME, ChromaEmbeddingFunction, embed
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = 1
+COLLECTION = "chatrec_items"
+URL_ENV = "CHATREC_CHROMA_URL"
+BATCH = 256
+
+
+class StoreError(RuntimeError):
+    """The item store cannot answer (unreachable server, unfinished build, ...)."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    item_id: str
+    title: str
+    domain: str
+    year: int | None
+    genres: tuple[str, ...]
+    author: str | None
+    warm: bool
+    score: float  # cosine similarity, higher is closer
+
+    def to_dict(self) -> dict:
+        return {"item_id": self.item_id, "title": self.title, "year": self.year, "domain": self.domain,
+                "genres": list(self.genres), "author": self.author, "warm": self.warm,
+                "score": round(self.score, 4)}
+
+
+def store_path(home: Path | None = None) -> Path:
+    from recsys.data import data_home
+
+    return (Path(home) if home else data_home()) / "items" / "chroma"
+
+
+def _document_hash(document: str) -> str:
+    return hashlib.sha1(document.encode("utf-8")).hexdigest()[:16]
+
+
+def _metadata(item: CatalogItem, document: str) -> dict:
+    """Chroma metadata: scalars or non-empty lists only (it rejects None and [])."""
+    meta: dict = {"title": item.title, "domain": item.domain, "warm": item.warm, "doc_hash": _document_hash(document)}
+    if item.year is not None:
+        meta["year"] = int(item.year)
+    if item.genres:
+        meta["genres"] = list(item.genres)
+        meta["genre_keys"] = [g.lower() for g in item.genres]  # filters ignore case
+    if item.author:
+        meta["author"] = item.author
+    if item.graph_item_id is not None:
+        meta["graph_item_id"] = item.graph_item_id
+    return meta
+
+
+def where_clause(domain: str | None = None, year_from: int | None = None, year_to: int | None = None,
+                 genres: Iterable[str] = (), warm: bool | None = None) -> dict | None:
+    """Chroma ``where`` for the metadata filters (all must hold; genres: every one listed)."""
+    conditions: list[dict] = []
+    if domain:
+        conditions.append({"domain": domain})
+    if year_from is not None:
+        conditions.append({"year": {"$gte": int(year_from)}})
+    if year_to is not None:
+        conditions.append({"year": {"$lte": int(year_to)}})
+    conditions += [{"genre_keys": {"$contains": g.lower()}} for g in genres]
+    if warm is not None:
+        conditions.append({"warm": warm})
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else {"$and": conditions}
+
+
+class ItemStore:
+    """Search by meaning over the catalog, with metadata filters and "more like these"."""
+
+    def __init__(self, path: Path | str | None = None, url: str | None = None) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        self.url = url if url is not None else os.environ.get(URL_ENV) or None
+        self.path = None if self.url else Path(path) if path else store_path()
+        settings = Settings(anonymized_telemetry=False)
+        try:
+            if self.url:
+                parsed = urlparse(self.url if "://" in self.url else f"http://{self.url}")
+                self.client = chromadb.HttpClient(host=parsed.hostname or "localhost",
+                                                  port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                                                  ssl=parsed.scheme == "https", settings=settings)
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self.client = chromadb.PersistentClient(path=str(self.path), settings=settings)
+            self._collection = self._open_collection()
+        except StoreError:
+            raise
+        except Exception as exc:  # chroma raises many kinds for damaged files / dead servers
+            if self.url:
+                raise StoreError(f"cannot reach the Chroma server at {self.url} ({type(exc).__name__}: {exc}); "
+                                 f"is it running? Unset {URL_ENV} to use the local store") from exc
+            self._collection = self._rebuild_damaged(exc)
+
+    # -- opening, checking, repairing ------------------------------------------------------
+
+    def _expected_metadata(self) -> dict:
+        return {"chatrec_format": STORE_FORMAT, "embedding_model": MODEL_NAME, "dimension": DIMENSION}
+
+    def _create(self):
+        return self.client.create_collection(
+            COLLECTION, embedding_function=ChromaEmbeddingFunction(),
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={**self._expected_metadata(), "complete": False})
+
+    def _open_collection(self):
+        names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+        if COLLECTION not in names:
+            return self._create()
+        collection = self.client.get_collection(COLLECTION, embedding_function=ChromaEmbeddingFunction())
+        meta = collection.metadata or {}
+        expected = self._expected_metadata()
+        wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
+        if wrong:
+            log.warning("item store was built with %s, this version needs %s: rebuilding it from scratch",
+                        wrong, {k: expected[k] for k in wrong})
+            self.client.delete_collection(COLLECTION)
+            return self._create()
+        collection.count()  # touches the segment files: damage shows up here, not mid-search
+        return collection
+
+    def _rebuild_damaged(self, exc: Exception):
+        """A local store chroma cannot open: keep the damaged files aside, start empty."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning("item store at %s is damaged (%s: %s); moved it to %s and starting a new one — "
+                    "run `chatrec items build` to fill it", self.path, type(exc).__name__, exc, aside)
+        shutil.move(str(self.path), str(aside))
+        import chromadb
+        from chromadb.config import Settings
+
+        self.path.mkdir(parents=True)
+        self.client = chromadb.PersistentClient(path=str(self.path), settings=Settings(anonymized_telemetry=False))
+        self.repaired_from = aside
+        return self._create()
+
+    @property
+    def complete(self) -> bool:
+        return bool((self._collection.metadata or {}).get("complete"))
+
+    def _set_complete(self, value: bool) -> None:
+        meta = {**self._expected_metadata(), "complete": value}
+        self._collection.modify(metadata=meta)
+
+    def _require_complete(self) -> None:
+        if not self.complete:
+            raise StoreError(f"the item store has an unfinished build ({self.count()} items so far); "
+                             f"run `chatrec items build` to finish it")
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def upsert(self, items: Sequence[CatalogItem], progress: bool = True, desc: str = "embed items") -> int:
+        """Embed and write the items that are new or changed; returns how many were written."""
+        documents = [item_document(item) for item in items]
+        stale: list[int] = []
+        for start in range(0, len(items), 2048):  # which ids are missing or have another text
+            chunk = items[start:start + 2048]
+            got = self._collection.get(ids=[i.item_id for i in chunk], include=["metadatas"])
+            known = {i: (m or {}).get("doc_hash") for i, m in zip(got["ids"], got["metadatas"])}
+            stale += [start + n for n, item in enumerate(chunk)
+                      if known.get(item.item_id) != _document_hash(documents[start + n])]
+        bar = tqdm(total=len(stale), desc=desc, unit="item", disable=None if progress else True)
+        for start in range(0, len(stale), BATCH):
+            batch = stale[start:start + BATCH]
+            docs = [documents[n] for n in batch]
+            self._collection.upsert(ids=[items[n].item_id for n in batch], documents=docs,
+                                    embeddings=embed(docs), metadatas=[_metadata(items[n], documents[n]) for n in batch])
+            bar.update(len(batch))
+        bar.close()
+        return len(stale)
+
+    def build(self, items: Sequence[CatalogItem], progress: bool = True) -> dict:
+        """Make the store hold exactly ``items``: embed what is new or changed, drop what is gone."""
+        started = time.perf_counter()
+        self._set_complete(False)
+        written = self.upsert(items, progress=progress)
+        wanted = {item.item_id for item in items}
+        existing = self._collection.get(include=[])["ids"]
+        gone = [i for i in existing if i not in wanted]
+        for start in range(0, len(gone), 5000):
+            self._collection.delete(ids=gone[start:start + 5000])
+        self._set_complete(True)
+        report = {"items": self.count(), "embedded": written, "removed": len(gone),
+                  "seconds": round(time.perf_counter() - started, 2)}
+        log.info("item store build: %s", report)
+        return report
+
+    def add(self, items: Sequence[CatalogItem], progress: bool = False) -> int:
+        """Run-time items: searchable as soon as this returns, no rebuild, no retraining."""
+        self._require_complete()
+        return self.upsert(items, progress=progress, desc="add items")
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _hits(self, result: dict, exclude: set[str] = frozenset(), k: int | None = None) -> list[SearchHit]:
+        hits = []
+        for item_id, meta, distance in zip(result["ids"][0], result["metadatas"][0], result["distances"][0]):
+            if item_id in exclude:
+                continue
+            hits.append(SearchHit(item_id=item_id, title=meta["title"], domain=meta["domain"], year=meta.get("year"),
+                                  genres=tuple(meta.get("genres", ())), author=meta.get("author"),
+                                  warm=bool(meta.get("warm")), score=1.0 - float(distance)))
+        return hits[:k] if k is not None else hits
+
+    def search_vector(self, vector: np.ndarray, k: int = 10, where: dict | None = None,
+                      exclude: Iterable[str] = ()) -> list[SearchHit]:
+        self._require_complete()
+        exclude = set(exclude)
+        n = min(k + len(exclude), max(1, self.count()))
+        result = self._collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
+                                        where=where, include=["metadatas", "distances"])
+        return self._hits(result, exclude, k)
+
+    def search(self, text: str, k: int = 10, domain: str | None = None, year_from: int | None = None,
+               year_to: int | None = None, genres: Iterable[str] = (), warm: bool | None = None) -> list[SearchHit]:
+        """Items whose text is nearest in meaning to ``text``, within the filters."""
+        if not text or not text.strip():
+            raise ValueError("search text is empty")
+        return self.search_vector(embed([text])[0], k, where_clause(domain, year_from, year_to, genres, warm))
+
+    def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Stored text embeddings, in the order asked; unknown ids raise ``KeyError``."""
+        got = self._collection.get(ids=list(item_ids), include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        missing = [i for i in item_ids if i not in by_id]
+        if missing:
+            raise KeyError(f"not in the item store: {', '.join(missing[:5])}"
+                           + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        return np.asarray([by_id[i] for i in item_ids], dtype=np.float32).reshape(len(item_ids), DIMENSION)
+
+    def more_like(self, item_ids: Sequence[str], k: int = 10, domain: str | None = None,
+                  year_from: int | None = None, year_to: int | None = None, genres: Iterable[str] = (),
+                  warm: bool | None = None) -> list[SearchHit]:
+        """Items like these: the mean of their text embeddings as the query, themselves left out."""
+        if not item_ids:
+            raise ValueError("more_like needs at least one item")
+        profile = self.vectors(item_ids).mean(axis=0)
+        profile /= max(float(np.linalg.norm(profile)), 1e-12)
+        return self.search_vector(profile, k, where_clause(domain, year_from, year_to, genres, warm), exclude=item_ids)
