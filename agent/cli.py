@@ -159,30 +159,45 @@ def recommend(
     disliked: Annotated[Optional[list[str]], typer.Option(help="item id to avoid (repeatable)")] = None,
     k: Annotated[int, typer.Option(help="how many items")] = 10,
     dataset: Annotated[Optional[str], typer.Option(help="dataset of the trained model")] = None,
+    cold: Annotated[bool, typer.Option(help="also rank cold movies (no ratings yet) through the text-to-graph "
+                                            "bridge; ml-100k models only; builds the item store on first use")] = False,
+    only_cold: Annotated[bool, typer.Option(help="rank only cold movies (bridged vectors are shrunk estimates, so "
+                                                 "in a mixed list they rarely reach the top)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Top-k from the trained graph model, for a dataset user or from liked items."""
     from recsys import datasets
+    from recsys.data import DataError
     from recsys.recommender import UnknownIdError
     from recsys.workflow import load_recommender
+    from tools.item_store import StoreError
 
     settings = _settings()
     if bool(user) == bool(liked):
         _fail("give either --user or at least one --liked item")
+    titles: dict[str, str] = {}
     try:
         recommender = load_recommender(dataset or settings.dataset, None, settings.home)
-        items = (recommender.recommend(user, k) if user
-                 else recommender.recommend_from_items(liked or [], disliked or [], k))
-    except (UnknownIdError, FileNotFoundError, ValueError) as exc:
+        if cold or only_cold:
+            from tools.cold_start import with_cold_items
+            from tools.items import open_items
+
+            catalog, store = open_items(settings.home, settings.chroma_url)
+            recommender = with_cold_items(recommender, catalog, store)
+            titles = {i: catalog.get(i).title for i in recommender.item_ids[recommender.bridged_]}
+        allowed = list(titles) if only_cold else None
+        items = (recommender.recommend(user, k, filter=allowed) if user
+                 else recommender.recommend_from_items(liked or [], disliked or [], k, filter=allowed))
+    except (UnknownIdError, FileNotFoundError, ValueError, DataError, StoreError) as exc:
         _fail(str(exc))
     meta = datasets.load(recommender.dataset, settings.home).items_meta.set_index("item_id")
-    rows = [{"item_id": i, "title": str(meta.loc[i, "title"]) if i in meta.index else "", "score": s}
-            for i, s in items]
+    titles.update((i, str(meta.loc[i, "title"])) for i, _ in items if i in meta.index)
+    rows = [{"item_id": i, "title": titles.get(i, ""), "score": s, "cold": i not in meta.index} for i, s in items]
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for rank, row in enumerate(rows, 1):
-        typer.echo(f"{rank:>2}. {row['title']} [{row['item_id']}]  {row['score']:.3f}")
+        typer.echo(f"{rank:>2}. {row['title']} [{row['item_id']}]  {row['score']:.3f}{'  [cold]' if row['cold'] else ''}")
 
 
 def _echo_json(value) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from tools.catalog import Catalog, CatalogItem, split_title, title_key
 
@@ -33,6 +34,9 @@ FUZZY_CUTOFF = 86  # rapidfuzz ratio (0-100) for typo matches
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
+_ORDINALS = {w: f"{n}th" for n, w in enumerate(
+    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth".split())}
+_ORDINALS.update(first="1st", second="2nd", third="3rd")
 _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "x": "10"}
 _ABBREVIATIONS = {"dr": "doctor", "mr": "mister", "st": "saint", "vs": "versus"}
 _SEQUEL_WORDS = {"part", "vol", "volume", "episode", "chapter", "pt", "no"}
@@ -52,7 +56,7 @@ def match_key(text: str) -> str:
     key = title_key(_ACRONYM_DOTS.sub(r"\1", text))
     tokens = []
     for tok in key.split():
-        tok = _NUMBER_WORDS.get(tok) or _ROMAN.get(tok) or _ABBREVIATIONS.get(tok) or tok
+        tok = _NUMBER_WORDS.get(tok) or _ORDINALS.get(tok) or _ROMAN.get(tok) or _ABBREVIATIONS.get(tok) or tok
         tokens.append(tok)
     out = [t for n, t in enumerate(tokens)
            if not (t in _SEQUEL_WORDS and n + 1 < len(tokens) and tokens[n + 1].isdigit())]
@@ -264,6 +268,15 @@ class TitleResolver:
                     continue
                 for n, weight in self._index[key]:
                     offer(n, weight * ratio / 100.0, "fuzzy")
+            # typos as edits (a swap of two letters is one edit): "amadues" → "amadeus"
+            max_edits = 1 if len(query) < 10 else 2
+            if len(query) >= 6 and max((v[0] for v in found.values()), default=0.0) < 0.95:
+                for key, edits, _ in process.extract(query, self.keys, scorer=OSA.distance, score_cutoff=max_edits,
+                                                     limit=10):
+                    if key == query or _numbers(key) != numbers:
+                        continue
+                    for n, weight in self._index[key]:
+                        offer(n, weight * (1.0 - 0.05 * edits), "typo")
         return found
 
     def _score(self, n: int, lexical: float, how: str, cues: _Cues, semantic: float) -> float:
