@@ -25,3 +25,18 @@ def ml100k(chatrec_home: Path) -> InteractionData:
     from recsys.datasets import load
 
     return load("ml-100k", home=chatrec_home)
+
+
+@pytest.fixture(scope="session")
+def catalog_slice(chatrec_home: Path):
+    """A slice of the real item catalog, built from the fetched datasets (ml-100k,
+    ml-latest-small, Book-Crossing: about a minute on a fresh home, once per session).
+    The ids are in tests/data/catalog_slice_ids.txt; the data is never committed."""
+    from tools.catalog import Catalog, load_catalog
+
+    full = load_catalog(chatrec_home, progress=False)
+    ids_file = Path(__file__).parent / "data" / "catalog_slice_ids.txt"
+    ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    missing = [i for i in ids if i not in full]
+    assert not missing, f"the catalog no longer has {missing[:5]}: update {ids_file.name}"
+    return Catalog([full.get(i) for i in ids])

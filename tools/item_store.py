@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,10 @@ STORE_FORMAT = 1
 COLLECTION = "chatrec_items"
 URL_ENV = "CHATREC_CHROMA_URL"
 BATCH = 256
+
+# chroma System (one per store directory and process) -> the state of that store's
+# chroma.sqlite3 the System has seen; see ItemStore._sync
+_SEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class StoreError(RuntimeError):
@@ -123,7 +128,7 @@ class ItemStore:
                                                   ssl=parsed.scheme == "https", settings=settings)
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
-                self.client = chromadb.PersistentClient(path=str(self.path), settings=settings)
+                self._open_local()
             self._collection = self._open_collection()
         except StoreError:
             raise
@@ -135,14 +140,59 @@ class ItemStore:
 
     # -- opening, checking, repairing ------------------------------------------------------
 
+    def _file_state(self) -> tuple[int, int] | None:
+        try:
+            st = (self.path / "chroma.sqlite3").stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _open_local(self) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        state = self._file_state()  # before opening: a write in between only costs one extra reopen
+        self.client = chromadb.PersistentClient(path=str(self.path), settings=Settings(anonymized_telemetry=False))
+        self._system = self.client._system
+        _SEEN.setdefault(self._system, state)  # a System this process already had keeps what it has seen
+
+    def _sync(self) -> None:
+        """See what other processes wrote to a local store. chroma keeps one System per directory
+        and process, with the vector index in memory, and never re-reads what another process
+        added: a long-running reader would not find items ``chatrec items add`` put in (and
+        fetching them by id fails). When chroma.sqlite3 changed since this process's System read
+        it, open a new System (instances still holding the old one keep it)."""
+        if self.path is None:
+            return
+        state = self._file_state()
+        if state is None or _SEEN.get(self._system) == state:
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        key = str(self.path)
+        cached = SharedSystemClient._identifier_to_system.get(key)
+        if cached is not None and _SEEN.get(cached) != state:  # stale too: the next client starts a new one
+            SharedSystemClient._identifier_to_system.pop(key, None)
+            SharedSystemClient._identifier_to_refcount.pop(key, None)
+        log.debug("item store at %s changed in another process: reopening it", self.path)
+        self._open_local()
+        self._collection = self.client.get_collection(COLLECTION, embedding_function=ChromaEmbeddingFunction())
+
+    def _wrote(self) -> None:
+        """This process's System holds what it just wrote."""
+        if self.path is not None:
+            _SEEN[self._system] = self._file_state()
+
     def _expected_metadata(self) -> dict:
         return {"chatrec_format": STORE_FORMAT, "embedding_model": MODEL_NAME, "dimension": DIMENSION}
 
     def _create(self):
-        return self.client.create_collection(
+        collection = self.client.create_collection(
             COLLECTION, embedding_function=ChromaEmbeddingFunction(),
             configuration={"hnsw": {"space": "cosine"}},
             metadata={**self._expected_metadata(), "complete": False})
+        self._wrote()
+        return collection
 
     def _open_collection(self):
         names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
@@ -160,27 +210,52 @@ class ItemStore:
         collection.count()  # touches the segment files: damage shows up here, not mid-search
         return collection
 
+    def _forget_chroma_system(self) -> None:
+        """Drop chroma's per-process System for this path. chroma caches one System per
+        directory (even one whose start failed on damaged files) and hands it to every later
+        ``PersistentClient`` of that path, so a new client would still see the damaged files."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        client = getattr(self, "client", None)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # a half-opened client: nothing more to release
+                pass
+        key = str(self.path)
+        system = SharedSystemClient._identifier_to_system.pop(key, None)
+        SharedSystemClient._identifier_to_refcount.pop(key, None)
+        if system is not None:
+            try:
+                system.stop()
+            except Exception:  # it may never have started
+                pass
+
     def _rebuild_damaged(self, exc: Exception):
         """A local store chroma cannot open: keep the damaged files aside, start empty."""
         aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         log.warning("item store at %s is damaged (%s: %s); moved it to %s and starting a new one — "
                     "run `chatrec items build` to fill it", self.path, type(exc).__name__, exc, aside)
+        self._forget_chroma_system()
         shutil.move(str(self.path), str(aside))
-        import chromadb
-        from chromadb.config import Settings
-
         self.path.mkdir(parents=True)
-        self.client = chromadb.PersistentClient(path=str(self.path), settings=Settings(anonymized_telemetry=False))
+        self._open_local()
         self.repaired_from = aside
         return self._create()
 
     @property
     def complete(self) -> bool:
+        self._sync()
+        if not (self._collection.metadata or {}).get("complete"):
+            # the metadata is a snapshot from when this instance opened the collection: another
+            # process (``chatrec items build``) may have finished the build since then
+            self._collection = self.client.get_collection(COLLECTION, embedding_function=ChromaEmbeddingFunction())
         return bool((self._collection.metadata or {}).get("complete"))
 
     def _set_complete(self, value: bool) -> None:
         meta = {**self._expected_metadata(), "complete": value}
         self._collection.modify(metadata=meta)
+        self._wrote()
 
     def _require_complete(self) -> None:
         if not self.complete:
@@ -188,12 +263,14 @@ class ItemStore:
                              f"run `chatrec items build` to finish it")
 
     def count(self) -> int:
+        self._sync()
         return self._collection.count()
 
     # -- writing --------------------------------------------------------------------------
 
     def upsert(self, items: Sequence[CatalogItem], progress: bool = True, desc: str = "embed items") -> int:
         """Embed and write the items that are new or changed; returns how many were written."""
+        self._sync()
         documents = [item_document(item) for item in items]
         stale: list[int] = []
         for start in range(0, len(items), 2048):  # which ids are missing or have another text
@@ -208,6 +285,7 @@ class ItemStore:
             docs = [documents[n] for n in batch]
             self._collection.upsert(ids=[items[n].item_id for n in batch], documents=docs,
                                     embeddings=embed(docs), metadatas=[_metadata(items[n], documents[n]) for n in batch])
+            self._wrote()
             bar.update(len(batch))
         bar.close()
         return len(stale)
@@ -222,6 +300,7 @@ class ItemStore:
         gone = [i for i in existing if i not in wanted]
         for start in range(0, len(gone), 5000):
             self._collection.delete(ids=gone[start:start + 5000])
+            self._wrote()
         self._set_complete(True)
         report = {"items": self.count(), "embedded": written, "removed": len(gone),
                   "seconds": round(time.perf_counter() - started, 2)}
@@ -247,7 +326,7 @@ class ItemStore:
 
     def search_vector(self, vector: np.ndarray, k: int = 10, where: dict | None = None,
                       exclude: Iterable[str] = ()) -> list[SearchHit]:
-        self._require_complete()
+        self._require_complete()  # also sees what other processes wrote (_sync)
         exclude = set(exclude)
         n = min(k + len(exclude), max(1, self.count()))
         result = self._collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
@@ -263,6 +342,7 @@ class ItemStore:
 
     def vectors(self, item_ids: Sequence[str]) -> np.ndarray:
         """Stored text embeddings, in the order asked; unknown ids raise ``KeyError``."""
+        self._sync()
         got = self._collection.get(ids=list(item_ids), include=["embeddings"])
         by_id = dict(zip(got["ids"], got["embeddings"]))
         missing = [i for i in item_ids if i not in by_id]

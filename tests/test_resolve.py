@@ -1,0 +1,193 @@
+"""Title resolution on a slice of the real catalog.
+
+The slice (``catalog_slice`` in conftest, ids in ``tests/data/catalog_slice_ids.txt``) is
+cut from a real catalog build: the titles these tests name (and their sequels, namesakes
+and books), then every 100th item, so token rarity and the popularity percentiles the
+resolver uses look like the real catalog's.
+"""
+
+from __future__ import annotations
+
+
+import pytest
+
+from tools.catalog import Catalog
+from tools.resolve import TitleResolver, match_key
+
+
+@pytest.fixture(scope="module")
+def catalog(catalog_slice: Catalog) -> Catalog:
+    return catalog_slice
+
+
+@pytest.fixture(scope="module")
+def resolver(catalog: Catalog) -> TitleResolver:
+    return TitleResolver(catalog)
+
+
+# --------------------------------------------------------------------------- match_key
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("The Godfather", "godfather"),
+    ("Godfather, The", "godfather"),  # MovieLens order
+    ("The Godfather: Part II", "godfather 2"),
+    ("godfather part two", "godfather 2"),
+    ("Godfather pt. 2", "godfather 2"),
+    ("Twelve Monkeys", "12 monkeys"),
+    ("Rocky II", "rocky 2"),
+    ("Kill Bill: Vol. 2", "kill bill 2"),
+    ("E.T. the Extra-Terrestrial", "et the extra terrestrial"),
+    ("L.A. Confidential", "la confidential"),
+    ("Dr. Strangelove", "doctor strangelove"),
+    ("Les Misérables", "miserables"),
+    ("I, Robot", "i robot"),  # "I" is a word here, not a numeral
+    ("Part of Me", "part of me"),  # "part" only goes before a number
+    ("   ", ""),
+])
+def test_match_key(text: str, key: str) -> None:
+    assert match_key(text) == key
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+@pytest.mark.parametrize(("mention", "expected"), [
+    # articles, punctuation, case
+    ("the godfather", "ml-100k:127"),
+    ("Godfather", "ml-100k:127"),
+    ("THE GODFATHER", "ml-100k:127"),
+    ("The Shawshank Redemption", "ml-100k:64"),
+    # numerals: digits, number words, roman numerals, "part"
+    ("godfather part 2", "ml-100k:187"),
+    ("godfather part ii", "ml-100k:187"),
+    ("the godfather 2", "ml-100k:187"),
+    ("godfather part three", "ml-latest-small:2023"),
+    ("12 monkeys", "ml-100k:7"),
+    ("twelve monkeys", "ml-100k:7"),
+    # short forms of popular items
+    ("ET", "ml-100k:423"),
+    ("E.T.", "ml-100k:423"),
+    ("shawshank", "ml-100k:64"),
+    # typos
+    ("forest gump", "ml-100k:69"),
+    ("jurasic park", "ml-100k:82"),
+    # a cold movie hardly anyone rated, by its main title
+    ("get out your handkerchiefs", "ml-latest-small:5087"),
+    ("Préparez vos mouchoirs", "ml-latest-small:5087"),  # its original title
+    # sequels are told apart
+    ("toy story", "ml-100k:1"),
+    ("toy story 2", "ml-latest-small:3114"),
+    ("toy story 3", "ml-latest-small:78499"),
+    ("toy story three", "ml-latest-small:78499"),
+    ("psycho ii", "ml-latest-small:2902"),
+    # a year picks among namesakes
+    ("psycho 1998", "ml-latest-small:2389"),
+    ("psycho (1998)", "ml-latest-small:2389"),
+    ("psycho 1960", "ml-100k:185"),
+    ("psycho", "ml-100k:185"),  # no cue: the well-known one
+    # domain cues: a bare title is the (warm) movie
+    ("jurassic park", "ml-100k:82"),
+    ("jurassic park book", "book-crossing:0345370775"),
+    ("the novel jurassic park", "book-crossing:0345370775"),
+    ("jurassic park the movie", "ml-100k:82"),
+    ("the firm", "ml-100k:77"),
+    ("the firm book", "book-crossing:044021145X"),
+    # authors
+    ("the firm by grisham", "book-crossing:044021145X"),
+    ("The Firm by John Grisham", "book-crossing:044021145X"),
+    ("the godfather by mario puzo", "book-crossing:0451167716"),
+    ("psycho by robert bloch", "book-crossing:0812519329"),
+])
+def test_resolves(resolver: TitleResolver, mention: str, expected: str) -> None:
+    result = resolver.resolve(mention)
+    assert result.item is not None, (mention, [c.to_dict() for c in result.candidates])
+    assert result.item.item_id == expected, (mention, result.item, [c.to_dict() for c in result.candidates])
+    assert 0.5 < result.confidence <= 1.0
+    assert result.item.item_id not in {c.item.item_id for c in result.candidates}
+
+
+@pytest.mark.parametrize("mention", [
+    "toy story 4",  # the sequel guard: not Toy Story 3 (nor 1 or 2)
+    "godfather part 4",
+    "jurassic park 2",  # The Lost World is not called that here, and Jurassic Park III is another number
+    "parasite 2019",  # the year rules out Parasite (1982)
+    "psycho 1975",  # none of the three films, nor the book
+    "the firm by stephen king",  # wrong author
+    "a movie that does not exist at all",
+    "zzqx blorf",
+    "handkerchiefs",  # one word of an obscure title is not enough
+])
+def test_no_item_when_nothing_fits(resolver: TitleResolver, mention: str) -> None:
+    result = resolver.resolve(mention)
+    assert result.item is None and result.confidence == 0.0, (mention, result.item)
+    assert result.to_dict()["item"] is None
+
+
+def test_contradicted_items_stay_as_near_misses(resolver: TitleResolver) -> None:
+    result = resolver.resolve("parasite 2019")
+    assert [c.item.item_id for c in result.candidates][:1] == ["ml-latest-small:2256"]  # "did you mean ...?"
+    assert all(c.item.item_id not in {"ml-latest-small:78499", "ml-latest-small:3114", "ml-100k:1"}
+               or c.score < 0.85 for c in resolver.resolve("toy story 4").candidates)
+
+
+def test_same_title_in_two_domains_is_flagged_unsure(resolver: TitleResolver) -> None:
+    firm = resolver.resolve("the firm")
+    assert firm.ambiguous and firm.confidence < 0.95
+    assert firm.candidates[0].item.item_id == "book-crossing:044021145X"
+    sure = resolver.resolve("the firm by grisham")
+    assert not sure.ambiguous and sure.confidence == 1.0
+
+
+def test_a_dialogue_domain_restricts_the_answer(resolver: TitleResolver) -> None:
+    assert resolver.resolve("jurassic park", domain="book").item.item_id == "book-crossing:0345370775"
+    assert resolver.resolve("the firm", domain="book").item.item_id == "book-crossing:044021145X"
+    only_books = resolver.resolve("psycho", domain="book")
+    assert only_books.item.item_id == "book-crossing:0812519329"
+    assert all(c.item.domain == "book" for c in only_books.candidates)
+    assert resolver.resolve("toy story", domain="book").item is None
+
+
+@pytest.mark.parametrize("mention", ["", "   ", "\n"])
+def test_an_empty_mention_is_refused(resolver: TitleResolver, mention: str) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        resolver.resolve(mention)
+
+
+def test_to_dict_is_the_cli_contract(resolver: TitleResolver) -> None:
+    found = resolver.resolve("godfather part 2").to_dict()
+    assert set(found) == {"mention", "item", "confidence", "candidates"}
+    assert found["mention"] == "godfather part 2"
+    assert found["item"] == {"item_id": "ml-100k:187", "title": "The Godfather: Part II", "year": 1974,
+                             "domain": "movie", "genres": ["Action", "Crime", "Drama"]}
+    assert isinstance(found["confidence"], float) and 0.0 <= found["confidence"] <= 1.0
+
+    book = resolver.resolve("psycho", k=3).to_dict()
+    assert {"item_id", "title", "year", "domain", "genres"} <= set(book["item"])
+    assert 1 <= len(book["candidates"]) <= 3
+    for candidate in book["candidates"]:
+        assert {"item_id", "title", "year", "domain", "genres", "score", "how"} <= set(candidate)
+    novel = next(c for c in book["candidates"] if c["domain"] == "book")
+    assert novel["author"] == "Robert Bloch"  # books also name their author
+
+    missing = resolver.resolve("zzqx blorf").to_dict()
+    assert missing["item"] is None and missing["confidence"] == 0.0
+    import json
+
+    json.dumps([found, book, missing])  # plain JSON types only (no numpy floats)
+
+
+def test_resolve_many_keeps_the_order(resolver: TitleResolver) -> None:
+    results = resolver.resolve_many(["toy story 3", "zzqx blorf", "12 monkeys"])
+    assert [r.mention for r in results] == ["toy story 3", "zzqx blorf", "12 monkeys"]
+    assert [r.item.item_id if r.item else None for r in results] == ["ml-latest-small:78499", None, "ml-100k:7"]
+
+
+def test_items_added_at_run_time_resolve(catalog: Catalog) -> None:
+    from tools.catalog import CatalogItem
+
+    extended = Catalog(catalog.items)
+    extended.add([CatalogItem(item_id="custom:kiki", domain="movie", title="Kiki's Delivery Service", year=1989)])
+    resolver = TitleResolver(extended)
+    assert resolver.resolve("kikis delivery service").item.item_id == "custom:kiki"
+    assert resolver.resolve("Kiki's Delivery Service (1989)").item.item_id == "custom:kiki"
