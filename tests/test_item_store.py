@@ -342,6 +342,19 @@ def test_readers_keep_working_while_items_are_added(small: ItemStore, tmp_path: 
 # --------------------------------------------------------------------------- a shared server
 
 
+def test_reads_do_not_reopen_the_store(store: ItemStore, caplog) -> None:
+    """Only our writes move the generation. chroma itself touches chroma.sqlite3 on reads of a
+    large store (seen on the full catalog: a reopen, ~100 ms, on every search), so touching the
+    file here must not count as another process's write."""
+    store.search("toys", k=2)
+    caplog.set_level(logging.DEBUG, logger="tools.item_store")
+    for n in range(3):
+        os.utime(store.path / "chroma.sqlite3", ns=(n * 10**9, n * 10**9))
+        store.search("a courtroom drama", k=2)
+        store.more_like(["ml-100k:1"], k=2)
+    assert "reopening" not in caplog.text
+
+
 def test_an_unreachable_server_fails_fast_naming_the_url(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))

@@ -40,6 +40,7 @@ STORE_FORMAT = 1
 COLLECTION = "chatrec_items"
 URL_ENV = "CHATREC_CHROMA_URL"
 BATCH = 256
+GENERATION_FILE = "chatrec.generation"  # replaced on every write; readers in other processes watch it
 
 # chroma System (one per store directory and process) -> the state of that store's
 # chroma.sqlite3 the System has seen; see ItemStore._sync
@@ -140,12 +141,13 @@ class ItemStore:
 
     # -- opening, checking, repairing ------------------------------------------------------
 
-    def _file_state(self) -> tuple[int, int] | None:
+    def _file_state(self) -> str | None:
+        """The store's write generation: a token every ItemStore write replaces. (chroma.sqlite3's
+        own mtime will not do: chroma touches it on reads too, which would reopen every call.)"""
         try:
-            st = (self.path / "chroma.sqlite3").stat()
+            return (self.path / GENERATION_FILE).read_text()
         except OSError:
             return None
-        return st.st_mtime_ns, st.st_size
 
     def _open_local(self) -> None:
         import chromadb
@@ -160,7 +162,7 @@ class ItemStore:
         """See what other processes wrote to a local store. chroma keeps one System per directory
         and process, with the vector index in memory, and never re-reads what another process
         added: a long-running reader would not find items ``chatrec items add`` put in (and
-        fetching them by id fails). When chroma.sqlite3 changed since this process's System read
+        fetching them by id fails). When the write generation changed since this process's System read
         it, open a new System (instances still holding the old one keep it)."""
         if self.path is None:
             return
@@ -179,9 +181,13 @@ class ItemStore:
         self._collection = self.client.get_collection(COLLECTION, embedding_function=ChromaEmbeddingFunction())
 
     def _wrote(self) -> None:
-        """This process's System holds what it just wrote."""
+        """Mark a write for other processes; this process's System holds what it just wrote."""
         if self.path is not None:
-            _SEEN[self._system] = self._file_state()
+            token = f"{os.getpid()}-{time.time_ns()}"
+            tmp = self.path / f".{GENERATION_FILE}.{os.getpid()}"
+            tmp.write_text(token)
+            os.replace(tmp, self.path / GENERATION_FILE)
+            _SEEN[self._system] = token
 
     def _expected_metadata(self) -> dict:
         return {"chatrec_format": STORE_FORMAT, "embedding_model": MODEL_NAME, "dimension": DIMENSION}
