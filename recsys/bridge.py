@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from recsys.train import atomic_write_bytes
+from recsys.train import atomic_write_bytes, read_checkpoint
 
 BRIDGE_VERSION = 1
 
@@ -234,16 +234,7 @@ class TextGraphBridge:
 
     @classmethod
     def load(cls, path: str | Path) -> TextGraphBridge:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no fitted bridge at {path}")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            version = payload["version"]
-        except Exception as exc:
-            raise BridgeError(f"bridge file {path} is unreadable ({exc}); delete it and fit again") from exc
-        if version != BRIDGE_VERSION:
-            raise BridgeError(f"bridge file {path} has format {version}, this version reads {BRIDGE_VERSION}")
+        payload = read_checkpoint(Path(path), BRIDGE_VERSION, "bridge file", "fit the bridge again", BridgeError)
         bridge = cls(BridgeConfig(**json.loads(payload["config"])))
         meta = json.loads(payload["meta"])
         arrays = {k: v.numpy() for k, v in payload["arrays"].items()}

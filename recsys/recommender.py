@@ -19,7 +19,7 @@ import torch
 
 from recsys.lightgcn import LightGCN
 from recsys.split import SplitConfig
-from recsys.train import TrainConfig, atomic_write_bytes
+from recsys.train import TrainConfig, atomic_write_bytes, read_checkpoint
 
 CHECKPOINT_VERSION = 1
 
@@ -295,18 +295,7 @@ class GraphRecommender:
 
     @classmethod
     def load(cls, path: str | Path) -> GraphRecommender:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no trained model at {path}: run `chatrec train` first")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            version = payload["version"]
-        except Exception as exc:  # a truncated or foreign file: say which and what to do
-            raise ValueError(f"model checkpoint {path} is unreadable ({exc}); "
-                             "delete it and run `chatrec train` again") from exc
-        if version != CHECKPOINT_VERSION:
-            raise ValueError(f"model checkpoint {path} has format {version}, "
-                             f"this version reads {CHECKPOINT_VERSION}: retrain it")
+        payload = read_checkpoint(Path(path), CHECKPOINT_VERSION, "model checkpoint", "run `chatrec train` again")
         n_users, n_items = len(payload["user_ids"]), len(payload["item_ids"])
         indptr, indices = payload["train_indptr"].numpy(), payload["train_indices"].numpy()
         train = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),

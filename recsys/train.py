@@ -207,5 +207,21 @@ def atomic_write_bytes(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def read_checkpoint(path: Path, version: int, what: str, remedy: str,
+                    error: type[Exception] = ValueError) -> dict:
+    """A ``torch.save``d dict written by ``atomic_write_bytes``, checked: missing →
+    FileNotFoundError, unreadable or another format → ``error`` saying what to do."""
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} at {path}: {remedy}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        found = payload["version"]
+    except Exception as exc:  # a truncated or foreign file: say which and what to do
+        raise error(f"{what} {path} is unreadable ({exc}); delete it and {remedy}") from exc
+    if found != version:
+        raise error(f"{what} {path} has format {found}, this version reads {version}: {remedy}")
+    return payload
+
+
 def write_json(path: Path, payload: dict) -> None:
     atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))

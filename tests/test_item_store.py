@@ -374,3 +374,39 @@ def test_vectors_are_unit_length_in_the_order_asked(store: ItemStore) -> None:
     assert vectors.shape == (2, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert np.allclose(vectors, embed([item_document(BY_ID[i]) for i in ids]), atol=1e-4)
+
+
+def test_a_shared_chroma_server_serves_several_replicas(tmp_path: Path) -> None:
+    """CHATREC_CHROMA_URL: a real `chroma run` server on 127.0.0.1; what one replica builds and
+    adds, another finds."""
+    chroma = Path(sys.executable).with_name("chroma")
+    if not chroma.exists():
+        pytest.skip("the chroma server CLI is not installed in this environment")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "chroma server did not start"
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}"
+        first = ItemStore(url=url)
+        assert first.path is None
+        first.build(SMALL, progress=False)
+        second = ItemStore(url=url)
+        assert second.complete and second.count() == len(SMALL)
+        new = CatalogItem(item_id="custom:kiki", domain="movie", title="Kiki's Delivery Service", year=1989,
+                          genres=("Animation", "Fantasy"))
+        first.add([new])
+        assert second.search("a young witch delivers parcels on her broom", k=1)[0].item_id == "custom:kiki"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
