@@ -261,7 +261,8 @@ def items_search(
     k: Annotated[int, typer.Option(help="how many results")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of hits")] = False,
 ) -> None:
-    """Search the store by meaning, or for items like some items (--like), with filters."""
+    """Search the store by meaning, or for items like some items (--like), with filters.
+    The first use builds the catalog and the store (a few minutes, with progress)."""
     from recsys.data import DataError
     from tools.item_store import StoreError
     from tools.items import open_items

@@ -41,8 +41,7 @@ _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "vi
 _ABBREVIATIONS = {"dr": "doctor", "mr": "mister", "st": "saint", "vs": "versus"}
 _SEQUEL_WORDS = {"part", "vol", "volume", "episode", "chapter", "pt", "no"}
 _ACRONYM_DOTS = re.compile(r"\b([A-Za-z])\.(?=[A-Za-z]\b\.?)")
-_DOMAIN_CUES = {"movie": "movie", "film": "movie", "the movie": "movie", "the film": "movie",
-                "book": "book", "novel": "book", "the book": "book", "the novel": "book"}
+_DOMAIN_CUES = {"movie": "movie", "film": "movie", "book": "book", "novel": "book"}
 _LEADING_CUE = re.compile(r"^(?:the\s+)?(movie|film|book|novel)\s+", re.IGNORECASE)
 _TRAILING_CUE = re.compile(r"\s+(?:the\s+)?(movie|film|book|novel)$", re.IGNORECASE)
 _YEAR = re.compile(r"\s*[\(\[]?((?:19|20)\d\d)[\)\]]?$")
