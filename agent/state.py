@@ -1,0 +1,189 @@
+"""Dialogue state, one per session, and where it is kept.
+
+A session holds its turns, the items the person liked and disliked, the constraints that
+are active (genres, years, domain — they accumulate and can be revised), the last
+recommendation list in order (so "the second one" means something), and the dataset
+user id when the session belongs to one. ``SessionStore`` keeps every session in SQLite
+under the data home: each save is one transaction, so a crash never leaves half a state,
+and a restart finds every session where it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STATE_FORMAT = 1
+MAX_TURNS = 200  # older turns are dropped from the stored state (the router reads the recent ones)
+
+
+@dataclass
+class Turn:
+    role: str  # "user" | "assistant"
+    text: str
+    intent: str | None = None
+    items: list[str] = field(default_factory=list)  # item ids shown in this turn, in order
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Constraints:
+    genres: list[str] = field(default_factory=list)
+    year_from: int | None = None
+    year_to: int | None = None
+    domain: str | None = None
+
+    def is_empty(self) -> bool:
+        return not self.genres and self.year_from is None and self.year_to is None and self.domain is None
+
+
+@dataclass
+class DialogueState:
+    session_id: str
+    user_id: str | None = None  # a dataset user, when the session belongs to one
+    turns: list[Turn] = field(default_factory=list)
+    liked: list[str] = field(default_factory=list)
+    disliked: list[str] = field(default_factory=list)
+    constraints: Constraints = field(default_factory=Constraints)
+    last_recommendations: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+
+    # -- what the person told us -----------------------------------------------------------
+
+    def add_turn(self, role: str, text: str, intent: str | None = None, items: list[str] | None = None) -> Turn:
+        turn = Turn(role, text, intent, list(items or []))
+        self.turns.append(turn)
+        del self.turns[:-MAX_TURNS]
+        if role == "assistant" and items:
+            self.last_recommendations = list(items)
+        return turn
+
+    def like(self, item_id: str) -> None:
+        """Liking something takes it off the disliked list (people change their minds)."""
+        if item_id in self.disliked:
+            self.disliked.remove(item_id)
+        if item_id not in self.liked:
+            self.liked.append(item_id)
+
+    def dislike(self, item_id: str) -> None:
+        if item_id in self.liked:
+            self.liked.remove(item_id)
+        if item_id not in self.disliked:
+            self.disliked.append(item_id)
+
+    def update_constraints(self, genres: list[str] | None = None, year_from: int | None = None,
+                           year_to: int | None = None, domain: str | None = None,
+                           clear: list[str] | None = None) -> None:
+        """New constraints add to the active ones ("only 90s" after "comedies" keeps both); a
+        new year range or domain replaces the old one; ``clear`` names what to drop
+        ("any decade is fine" → ``["year"]``; also "genres", "domain", "all")."""
+        for what in clear or ():
+            if what in ("year", "all"):
+                self.constraints.year_from = self.constraints.year_to = None
+            if what in ("genres", "all"):
+                self.constraints.genres = []
+            if what in ("domain", "all"):
+                self.constraints.domain = None
+        for genre in genres or ():
+            if genre.lower() not in self.constraints.genres:
+                self.constraints.genres.append(genre.lower())
+        if year_from is not None or year_to is not None:
+            self.constraints.year_from, self.constraints.year_to = year_from, year_to
+        if domain is not None:
+            self.constraints.domain = domain
+
+    def reference(self, position: int) -> str | None:
+        """The item at 1-based ``position`` of the last recommendation list, if there is one."""
+        if 1 <= position <= len(self.last_recommendations):
+            return self.last_recommendations[position - 1]
+        return None
+
+    # -- storage form ----------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps({"format": STATE_FORMAT, **asdict(self)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> DialogueState:
+        row = json.loads(text)
+        if row.pop("format", None) != STATE_FORMAT:
+            raise ValueError("session saved by another version")
+        row["turns"] = [Turn(**t) for t in row.get("turns", [])]
+        row["constraints"] = Constraints(**row.get("constraints", {}))
+        return cls(**row)
+
+
+class SessionError(RuntimeError):
+    """The session store cannot be used (unreadable file, damaged row)."""
+
+
+class SessionStore:
+    """Every session, persisted in SQLite (``<data home>/sessions.sqlite3``)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, user_id TEXT, "
+                           "created REAL, updated REAL, state TEXT NOT NULL)")
+        except sqlite3.DatabaseError as exc:
+            raise SessionError(f"the session store {self.path} is not a usable SQLite file ({exc}); "
+                               f"move it away to start with no sessions") from exc
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one transaction: committed on success, rolled back on error, closed."""
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers are not blocked while a turn is saved
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def new(self, user_id: str | None = None, session_id: str | None = None) -> DialogueState:
+        state = DialogueState(session_id or uuid.uuid4().hex[:12], user_id=user_id)
+        self.save(state)
+        return state
+
+    def get(self, session_id: str) -> DialogueState | None:
+        with self._connect() as db:
+            row = db.execute("SELECT state FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return DialogueState.from_json(row[0])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SessionError(f"session {session_id!r} cannot be read ({exc}); delete it with "
+                               f"`chatrec sessions delete {session_id}`") from exc
+
+    def get_or_new(self, session_id: str, user_id: str | None = None) -> DialogueState:
+        return self.get(session_id) or self.new(user_id, session_id)
+
+    def save(self, state: DialogueState) -> None:
+        """One transaction: the whole state or none of it."""
+        state.updated = time.time()
+        with self._connect() as db:
+            db.execute("INSERT INTO sessions (id, user_id, created, updated, state) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, updated = excluded.updated, "
+                       "state = excluded.state",
+                       (state.session_id, state.user_id, state.created, state.updated, state.to_json()))
+
+    def list(self) -> list[dict]:
+        """Sessions, most recently used first: id, user, created, updated, turns."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id, user_id, created, updated, json_array_length(state, '$.turns') "
+                              "FROM sessions ORDER BY updated DESC").fetchall()
+        return [{"session_id": r[0], "user_id": r[1], "created": r[2], "updated": r[3], "turns": r[4]} for r in rows]
+
+    def delete(self, session_id: str) -> bool:
+        with self._connect() as db:
+            return db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0

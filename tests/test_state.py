@@ -1,0 +1,96 @@
+"""Dialogue state and its SQLite store: constraints accumulate and are revised, likes and
+dislikes move, references resolve, and every session survives a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.state import MAX_TURNS, DialogueState, SessionError, SessionStore
+
+
+def test_constraints_accumulate_and_can_be_revised() -> None:
+    state = DialogueState("s1")
+    state.update_constraints(genres=["Comedy"])
+    state.update_constraints(year_from=1990, year_to=1999)  # "only 90s": comedy stays
+    assert state.constraints.genres == ["comedy"] and (state.constraints.year_from, state.constraints.year_to) == (1990, 1999)
+    state.update_constraints(genres=["romance", "comedy"], domain="movie")
+    assert state.constraints.genres == ["comedy", "romance"] and state.constraints.domain == "movie"
+    state.update_constraints(clear=["year"])  # "any decade is fine"
+    assert state.constraints.year_from is None and state.constraints.year_to is None
+    assert state.constraints.genres == ["comedy", "romance"]
+    state.update_constraints(year_from=2001)
+    assert (state.constraints.year_from, state.constraints.year_to) == (2001, None)
+    state.update_constraints(clear=["all"])
+    assert state.constraints.is_empty()
+
+
+def test_likes_and_dislikes_move_and_references_point_into_the_last_list() -> None:
+    state = DialogueState("s1")
+    state.add_turn("user", "something like Heat")
+    state.add_turn("assistant", "try these", intent="recommend", items=["127", "12", "187"])
+    assert state.last_recommendations == ["127", "12", "187"]
+    assert state.reference(2) == "12" and state.reference(4) is None and state.reference(0) is None
+    state.like("12")
+    state.dislike("12")  # changed their mind
+    assert state.liked == [] and state.disliked == ["12"]
+    state.like("12")
+    assert state.liked == ["12"] and state.disliked == []
+    state.add_turn("assistant", "happy to help")  # a turn without items keeps the last list
+    assert state.last_recommendations == ["127", "12", "187"]
+
+
+def test_sessions_survive_a_restart_and_can_be_listed_and_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    store = SessionStore(path)
+    state = store.new(user_id="196")
+    state.add_turn("user", "sci-fi please")
+    state.add_turn("assistant", "here", intent="recommend", items=["50", "172"])
+    state.update_constraints(genres=["sci-fi"], year_to=1985)
+    state.dislike("172")
+    store.save(state)
+    other = store.new()
+
+    again = SessionStore(path)  # a new process would do the same
+    loaded = again.get(state.session_id)
+    assert loaded == DialogueState(**{**state.__dict__, "updated": loaded.updated})
+    assert loaded.turns[1].items == ["50", "172"] and loaded.constraints.year_to == 1985
+    listed = again.list()
+    assert [row["session_id"] for row in listed] == [other.session_id, state.session_id]
+    assert listed[1]["turns"] == 2 and listed[1]["user_id"] == "196"
+    assert again.delete(other.session_id) and not again.delete(other.session_id)
+    assert again.get(other.session_id) is None
+    assert again.get_or_new("fresh").turns == [] and again.get("fresh") is not None
+
+
+def test_turns_are_capped(tmp_path: Path) -> None:
+    state = DialogueState("s")
+    for n in range(MAX_TURNS + 5):
+        state.add_turn("user", f"message {n}")
+    assert len(state.turns) == MAX_TURNS and state.turns[0].text == "message 5"
+
+
+def test_a_damaged_store_or_row_is_reported_not_half_used(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SessionError, match="not a usable SQLite file"):
+        SessionStore(garbage)
+    store = SessionStore(tmp_path / "sessions.sqlite3")
+    store.new(session_id="broken")
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE sessions SET state = '{\"format\": 1, \"turns\": 3}' WHERE id = 'broken'")
+    with pytest.raises(SessionError, match="broken"):
+        store.get("broken")
+
+
+def test_a_failed_save_leaves_the_previous_state(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "sessions.sqlite3")
+    state = store.new(session_id="s")
+    state.add_turn("user", "hello")
+    store.save(state)
+    state.add_turn("user", object())  # not JSON-serialisable: the save must fail whole
+    with pytest.raises(TypeError):
+        store.save(state)
+    assert [t.text for t in store.get("s").turns] == ["hello"]
