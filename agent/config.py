@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -31,6 +32,14 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="torch device for training: cpu or cuda")
     threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
     log_level: str = "INFO"
+    llm_backend: Literal["local", "openai"] = Field("local", description="local (llama.cpp, offline) or openai "
+                                                                        "(any OpenAI-compatible endpoint)")
+    llm_model: str | None = Field(None, description="local: a GGUF path (default: the shipped SmolLM2-135M); "
+                                                    "openai: the model name")
+    llm_base_url: str | None = Field(None, description="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
+    llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
+    llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")
+    llm_retries: int = Field(2, ge=0, description="retries with backoff before giving up")
     chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
                                                      "on-disk item store")
 

