@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from servers import free_port, wait_for_port
 from tools.catalog import CatalogItem, item_document
 from tools.embeddings import embed
 from tools.item_store import ItemStore, StoreError, where_clause
@@ -356,10 +356,7 @@ def test_reads_do_not_reopen_the_store(store: ItemStore, caplog) -> None:
 
 
 def test_an_unreachable_server_fails_fast_naming_the_url(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     started = time.perf_counter()
     with pytest.raises(StoreError, match="cannot reach the Chroma server") as err:
         ItemStore(tmp_path / "unused", url=url)
@@ -382,21 +379,12 @@ def test_a_shared_chroma_server_serves_several_replicas(tmp_path: Path) -> None:
     chroma = Path(sys.executable).with_name("chroma")
     if not chroma.exists():
         pytest.skip("the chroma server CLI is not installed in this environment")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "chroma server did not start"
-                time.sleep(0.2)
+        wait_for_port(port, server, "chroma server", seconds=30)
         url = f"http://127.0.0.1:{port}"
         first = ItemStore(url=url)
         assert first.path is None

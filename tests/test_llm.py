@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.config import Settings
 from agent.llm import LLMUnavailable, LocalChatModel, OpenAIChatModel, default_model_path, make_chat_model
+from servers import free_port, wait_for_port
 
 SCHEMA = {"type": "object", "properties": {"intent": {"type": "string", "enum": ["recommend", "explain", "chitchat"]}},
           "required": ["intent"]}
@@ -50,27 +50,14 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path) -> None:
         LocalChatModel(model_path=str(broken)).invoke([HumanMessage("hi")])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "llama_cpp.server did not start"
-                time.sleep(0.3)
+        wait_for_port(port, proc, "llama_cpp.server")
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()
@@ -86,7 +73,7 @@ def test_openai_backend_against_a_real_llama_cpp_server(server: str) -> None:
 
 
 def test_a_dead_endpoint_is_a_clear_error_quickly() -> None:
-    model = OpenAIChatModel(base_url=f"http://127.0.0.1:{_free_port()}/v1", timeout=2, max_retries=1)
+    model = OpenAIChatModel(base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=2, max_retries=1)
     started = time.monotonic()
     with pytest.raises(LLMUnavailable, match="cannot reach the LLM endpoint"):
         model.invoke([HumanMessage("hi")])
