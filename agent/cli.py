@@ -330,5 +330,39 @@ def resolve(
                        f"confidence {r.confidence:.2f}{unsure}")
 
 
+@app.command()
+def route(
+    text: Annotated[Optional[str], typer.Argument(help="one utterance")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="one utterance per line; prints a JSON list in order")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="local (default) or openai")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The router's decision for an utterance (no dialogue context):
+    {"intent": recommend|explain|chitchat, "slots": {...}}. A prototype: see bench/RESULTS.md."""
+    from agent.llm import LLMUnavailable, make_chat_model
+    from agent.router import Router
+
+    settings = _settings()
+    if backend:
+        settings = settings.model_copy(update={"llm_backend": backend})
+    if bool(text and text.strip()) == bool(file):
+        _fail("give one non-empty utterance, or --file with one utterance per line (not both)")
+    try:
+        lines = [text] if text else [t for t in file.read_text(encoding="utf-8").splitlines() if t.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    try:
+        router = Router(make_chat_model(settings))
+        routes = [router.route(line).to_dict() for line in lines]
+    except LLMUnavailable as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(routes if file else routes[0])
+        return
+    for line, r in zip(lines, routes):
+        filled = {k: v for k, v in r["slots"].items() if v not in (None, [], "")}
+        typer.echo(f"{line!r}: {r['intent']}  {json.dumps(filled, ensure_ascii=False) if filled else ''}")
+
+
 if __name__ == "__main__":
     app()

@@ -30,3 +30,22 @@ def test_a_route_fits_the_contract(router: Router) -> None:
     route = router.route("any more like the first one, but from the 90s?", context)
     assert route.intent in INTENTS and set(route.slots) == set(SLOT_KEYS)
     assert router.route("   ").intent == "chitchat"
+
+
+def test_route_command_prints_the_contract(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    runner = CliRunner()
+    one = runner.invoke(app, ["route", "hello there!", "--json"], catch_exceptions=False)
+    assert one.exit_code == 0, one.output
+    value = json.loads(one.stdout)
+    assert value["intent"] in INTENTS and set(value["slots"]) == set(SLOT_KEYS)
+    lines = tmp_path / "utterances.txt"
+    lines.write_text("hi\nrecommend me a comedy\n\nwhy the first one?\n", encoding="utf-8")
+    many = runner.invoke(app, ["route", "--file", str(lines), "--json"], catch_exceptions=False)
+    assert many.exit_code == 0 and len(json.loads(many.stdout)) == 3  # blank lines skipped, order kept
+    assert runner.invoke(app, ["route", "  "]).exit_code == 2
