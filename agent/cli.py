@@ -204,6 +204,18 @@ def _echo_json(value) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False))
 
 
+def _one_or_file(text: str | None, file: Path | None, what: str) -> list[str]:
+    """The inputs of a command that takes one ``text`` or a ``--file`` with one per line."""
+    if bool(text and text.strip()) == bool(file):
+        _fail(f"give one non-empty {what}, or --file with one {what} per line (not both)")
+    if text:
+        return [text]
+    try:
+        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+
+
 @items_app.command("build")
 def items_build(as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
     """Build the catalog (ml-100k + ml-latest-small + Book-Crossing, deduplicated) and embed it
@@ -303,12 +315,7 @@ def resolve(
     from tools.resolve import TitleResolver
 
     settings = _settings()
-    if bool(mention and mention.strip()) == bool(file):
-        _fail("give one non-empty mention, or --file with one mention per line (not both)")
-    try:
-        mentions = [mention] if mention else [m for m in file.read_text(encoding="utf-8").splitlines() if m.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot read {file}: {exc}")
+    mentions = _one_or_file(mention, file, "mention")
     try:
         catalog, store = open_items(settings.home, settings.chroma_url)
         resolver = TitleResolver(catalog, store)
@@ -345,12 +352,7 @@ def route(
     settings = _settings()
     if backend:
         settings = settings.model_copy(update={"llm_backend": backend})
-    if bool(text and text.strip()) == bool(file):
-        _fail("give one non-empty utterance, or --file with one utterance per line (not both)")
-    try:
-        lines = [text] if text else [t for t in file.read_text(encoding="utf-8").splitlines() if t.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot read {file}: {exc}")
+    lines = _one_or_file(text, file, "utterance")
     try:
         router = Router(make_chat_model(settings))
         routes = [router.route(line).to_dict() for line in lines]

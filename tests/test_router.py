@@ -20,7 +20,7 @@ def test_training_examples_are_complete() -> None:
 
 
 def test_few_shot_examples_are_the_nearest_by_meaning(router: Router) -> None:
-    shots = router.nearest("why did you pick the second one for me?", [])
+    shots = router.nearest("why did you pick the second one for me?")
     assert len(shots) == 3 and shots[-1]["intent"] == "explain"
 
 

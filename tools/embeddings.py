@@ -53,9 +53,6 @@ def embed(texts: Sequence[str], batch_size: int = 64, progress: bool = False) ->
 class ChromaEmbeddingFunction:
     """chromadb's embedding-function protocol over the cached model (never chroma's ONNX default)."""
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(self, input):  # chromadb calls it with ``input=``
         return [row for row in embed(list(input))]
 

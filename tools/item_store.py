@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import numpy as np
 from tqdm.auto import tqdm
 
+from recsys.train import atomic_write_bytes
 from tools.catalog import CatalogItem, item_document
 from tools.embeddings import DIMENSION, MODEL_NAME, ChromaEmbeddingFunction, embed
 
@@ -184,9 +185,7 @@ class ItemStore:
         """Mark a write for other processes; this process's System holds what it just wrote."""
         if self.path is not None:
             token = f"{os.getpid()}-{time.time_ns()}"
-            tmp = self.path / f".{GENERATION_FILE}.{os.getpid()}"
-            tmp.write_text(token)
-            os.replace(tmp, self.path / GENERATION_FILE)
+            atomic_write_bytes(self.path / GENERATION_FILE, lambda tmp: Path(tmp).write_text(token))
             _SEEN[self._system] = token
 
     def _expected_metadata(self) -> dict:

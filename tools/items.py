@@ -8,16 +8,13 @@ can always be rebuilt from the datasets) and merged into the catalog on every op
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 
-import dataclasses
-import json
-import os
-import tempfile
-
 from recsys.data import data_home
+from recsys.train import atomic_write_bytes
 from tools.catalog import Catalog, CatalogItem, items_from_csv, load_catalog
 from tools.item_store import ItemStore, store_path
 
@@ -32,26 +29,12 @@ def load_added(home: Path | None = None) -> list[CatalogItem]:
     path = added_path(home)
     if not path.exists():
         return []
-    items = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        row["genres"], row["aliases"] = tuple(row.get("genres", ())), tuple(row.get("aliases", ()))
-        items.append(CatalogItem(**row))
-    return items
+    return [CatalogItem.from_json(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _save_added(items: list[CatalogItem], home: Path | None) -> None:
-    path = added_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".added.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for item in items:
-                f.write(json.dumps(dataclasses.asdict(item), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items)
+    atomic_write_bytes(added_path(home), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _catalog_with_added(home: Path | None, progress: bool) -> Catalog:
