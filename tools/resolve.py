@@ -147,6 +147,45 @@ def _cues(mention: str) -> list[_Cues]:
     return readings
 
 
+_WORD = re.compile(r"[\w'’]+")
+
+
+class TitleSpotter:
+    """Catalog titles written in running text ("I loved Toy Story and Aladdin"): spans of up to
+    six words that start with a capital and whose key is an item's whole title. A lone word must
+    have four letters or more and not open a sentence, so ordinary words that happen to be titles
+    ("heat", "What") do not count. The most rated item wins a shared title."""
+
+    def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
+        self.max_words = max_words
+        self.by_key: dict[str, CatalogItem] = {}
+        for item in items:
+            for title in (item.title, *item.aliases):
+                key = match_key(title)
+                if key and (key not in self.by_key or item.n_ratings > self.by_key[key].n_ratings):
+                    self.by_key[key] = item
+
+    def spot(self, text: str) -> list[tuple[str, CatalogItem]]:
+        """(key, item) for each title found, in text order, longest span first at each word."""
+        words = list(_WORD.finditer(text))
+        found: list[tuple[str, CatalogItem]] = []
+        i = 0
+        while i < len(words):
+            first = words[i].group()
+            if not (first[0].isupper() or first[0].isdigit()):
+                i += 1
+                continue
+            opens_sentence = i == 0 or re.search(r"[.!?:]\s*$", text[: words[i].start()]) is not None
+            for n in range(min(self.max_words, len(words) - i), 0, -1):
+                key = match_key(text[words[i].start():words[i + n - 1].end()])
+                if key in self.by_key and (n > 1 or (not opens_sentence and len(key) >= 4)):
+                    found.append((key, self.by_key[key]))
+                    i += n - 1
+                    break
+            i += 1
+        return found
+
+
 class TitleResolver:
     """Index the catalog's titles once; ``resolve`` a mention in well under a millisecond
     lexically (plus one embedding query when a store is given)."""
@@ -168,6 +207,7 @@ class TitleResolver:
             for tok in set(key.split()):
                 self._keys_with[tok].append(key)
         self._position = {item.item_id: n for n, item in enumerate(self.items)}
+        self.spotter = TitleSpotter(self.items)
 
     # -- index -------------------------------------------------------------------------
 

@@ -1,0 +1,439 @@
+"""The Chat-Rec turn loop: route → (recommend | explain | chitchat) → reply, state saved each turn.
+
+``Agent.respond(session_id, text)`` returns a :class:`Reply`; ``Agent.stream`` yields the reply
+text in pieces and then the Reply, for the web page and Slack. The state of a session
+(agent/state.py) is changed only when a turn completes and is saved in one transaction, so a
+model that stops answering mid-turn leaves the session as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rapidfuzz import fuzz
+
+from agent.config import Settings
+from agent.llm import LLMUnavailable, LocalChatModel, make_chat_model
+from agent.router import Route, Router, render_context
+from agent.state import SESSIONS_FILE, DialogueState, SessionStore
+from prompts import read_prompt, read_replies
+from tools.candidates import Candidate, CandidateTool, Constraint
+from tools.catalog import Catalog, CatalogItem
+from tools.chat import as_messages
+from tools.explain import Explainer
+from tools.rerank import Reranker
+from tools.resolve import TitleResolver, match_key
+
+log = logging.getLogger(__name__)
+
+ROUTER_ADAPTER = Path(__file__).parent / "data" / "router_lora.gguf"
+MAX_MESSAGE_CHARS = 2000
+DEFAULT_COUNT, MAX_COUNT, CANDIDATES = 5, 10, 20
+CONTEXT_TURNS = 4
+
+
+@dataclass
+class ReplyItem:
+    item_id: str
+    title: str
+    year: int | None
+    genres: list[str]
+    domain: str
+    score: float
+    source: str  # graph | cold | store
+    author: str | None = None
+    cold: bool = False
+    why: dict = field(default_factory=dict)  # evidence: the person's items nearest to this one
+
+
+@dataclass
+class Reply:
+    session_id: str
+    intent: str
+    text: str
+    items: list[ReplyItem] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step: router, candidates, rerank, reply
+    slots: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was done differently and why (fallbacks, relaxed limits)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
+    item = c.item
+    return ReplyItem(item.item_id, item.title, item.year, list(item.genres), item.domain, round(c.score, 4), c.source,
+                     item.author, c.source == "cold" or not item.warm, why or {})
+
+
+def _first_sentences(text: str, n: int = 3) -> str:
+    """At most ``n`` sentences, and never a cut-off one when a whole one exists."""
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p]
+    kept = parts[:n]
+    if len(kept) > 1 and kept[-1][-1] not in ".!?":
+        kept = kept[:-1]
+    return " ".join(kept)
+
+
+class Agent:
+    def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
+                 sessions: SessionStore) -> None:
+        self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
+        self.catalog: Catalog = tool.catalog
+        self.reranker = Reranker(llm)
+        self.explainer = Explainer(llm, tool, self.catalog)
+        self.replies = read_replies()
+        self.chitchat_system = read_prompt("chitchat.txt")
+        self.chitchat_fallback = read_prompt("chitchat_fallback.txt").strip()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, progress: bool = True) -> Agent:
+        """Everything from the data home; what is missing is built on first use (with progress)."""
+        from recsys.workflow import load_recommender, model_dir, train_dataset
+        from tools.cold_start import GRAPH_DATASET, with_cold_items
+        from tools.items import open_items
+
+        settings = settings or Settings()
+        catalog, store = open_items(settings.home, settings.chroma_url, progress=progress)
+        if (model_dir(GRAPH_DATASET, settings.home) / "lightgcn.pt").exists():
+            recommender = load_recommender(GRAPH_DATASET, None, settings.home)
+        else:
+            log.info("no trained %s model yet: training one (about a minute)", GRAPH_DATASET)
+            recommender, _ = train_dataset(GRAPH_DATASET, home=settings.home, progress=progress)
+        recommender = with_cold_items(recommender, catalog, store)
+        llm = make_chat_model(settings)
+        return cls(router=make_router(settings, llm), llm=llm, tool=CandidateTool(recommender, catalog, store),
+                   resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE))
+
+    # -- public API ---------------------------------------------------------------------
+
+    def respond(self, session_id: str, text: str, user_id: str | None = None) -> Reply:
+        reply = None
+        for part in self.stream(session_id, text, user_id):
+            if isinstance(part, Reply):
+                reply = part
+        assert reply is not None
+        return reply
+
+    def stream(self, session_id: str, text: str, user_id: str | None = None) -> Iterator[str | Reply]:
+        """Pieces of the reply text as they are ready, then the complete :class:`Reply`."""
+        started = time.perf_counter()
+        if user_id is not None and not self.tool.recommender.has_user(user_id):
+            raise ValueError(f"no user {user_id!r} in the {self.tool.recommender.dataset} data")
+        state = self.sessions.get_or_new(session_id, user_id)
+        if not text or not text.strip():
+            reply = Reply(session_id, "chitchat", self.replies["empty"])
+            yield reply.text
+            yield reply
+            return
+        notes = []
+        if len(text) > MAX_MESSAGE_CHARS:
+            text = text[:MAX_MESSAGE_CHARS]
+            notes.append(self.replies["truncated"].format(limit=f"{MAX_MESSAGE_CHARS:,}"))
+        timings: dict[str, float] = {}
+        try:
+            t = time.perf_counter()
+            route = self.router.route(text, self._context(state))
+            timings["router"] = time.perf_counter() - t
+            flow = {"recommend": self._recommend, "explain": self._explain}.get(route.intent, self._chitchat)
+            reply = yield from flow(state, text, route, timings)
+        except LLMUnavailable as exc:  # nothing of this turn is kept: the session stays as it was
+            log.warning("turn failed, LLM unavailable: %s", exc)
+            reply = Reply(session_id, "chitchat", self.replies["llm_down"].format(reason=exc), notes=["llm_down"])
+            yield reply.text
+            yield reply
+            return
+        if notes:
+            reply.text = f"{notes[0]}\n{reply.text}"
+            reply.notes = notes + reply.notes
+        reply.slots = route.slots
+        state.add_turn("user", text, intent=route.intent)
+        # only a recommendation becomes the list "the second one" points into
+        shown = [i.item_id for i in reply.items] if reply.intent == "recommend" else []
+        state.add_turn("assistant", reply.text, intent=reply.intent, items=shown)
+        self.sessions.save(state)
+        timings["total"] = time.perf_counter() - started
+        reply.timings = {k: round(v, 4) for k, v in timings.items()}
+        yield reply
+
+    def feedback(self, session_id: str, item_id: str, liked: bool) -> DialogueState:
+        """👍 / 👎 on an item (the UIs' buttons): the next recommend turn uses it."""
+        if self.catalog.get(item_id) is None:
+            raise KeyError(f"no item {item_id!r} in the catalog")
+        state = self.sessions.get_or_new(session_id)
+        (state.like if liked else state.dislike)(item_id)
+        self.sessions.save(state)
+        return state
+
+    # -- dialogue -----------------------------------------------------------------------
+
+    def _title(self, item_id: str) -> str:
+        item = self.catalog.get(item_id)
+        return item.title if item else item_id
+
+    def _context(self, state: DialogueState) -> list[dict]:
+        return [{"role": t.role, "text": t.text, "items": [self._title(i) for i in t.items]}
+                for t in state.turns[-CONTEXT_TURNS:]]
+
+    def _resolve(self, mention: str | int, state: DialogueState) -> CatalogItem | None:
+        """A title, "#2" or 2 (a position in the last list) → a catalog item."""
+        if isinstance(mention, int) or (isinstance(mention, str) and mention.lstrip("#").isdigit() and len(mention) < 3):
+            item_id = state.reference(int(str(mention).lstrip("#")))
+            return self.catalog.get(item_id) if item_id else None
+        mention = str(mention).strip()
+        if not mention:
+            return None
+        last = [self.catalog.get(i) for i in state.last_recommendations]
+        best = max(((fuzz.WRatio(match_key(mention), match_key(i.title)), i) for i in last if i), default=(0, None),
+                    key=lambda pair: pair[0])
+        if best[0] >= 85:  # "that Fargo one" points into the list just shown
+            return best[1]
+        return self.resolver.resolve(mention).item
+
+    def _apply_route(self, state: DialogueState, route: Route, text: str) -> tuple[list[CatalogItem], list[str]]:
+        """Feedback and constraints from this turn go into the state; returns the titles it names and
+        the ones not found. A title the message does not contain (nor the list it points into) is
+        the model's invention and is dropped."""
+        shown = [self._title(i) for i in state.last_recommendations]
+        slots = sanitize_slots(route.slots, text, shown)
+        route.slots = slots
+        unknown, named = [], []
+        # titles are resolved in any domain: "loved The Godfather, any books?" means the film
+        for key, mark in (("liked", state.like), ("disliked", state.dislike)):
+            for mention in slots.get(key) or []:
+                item = self._resolve(mention, state)
+                if item is None:
+                    unknown.append(str(mention))
+                else:
+                    mark(item.item_id)
+        for mention in slots.get("titles") or []:
+            item = self._resolve(mention, state)
+            if item is None:
+                if str(mention) not in unknown:
+                    unknown.append(str(mention))
+            elif item not in named:
+                named.append(item)
+        # titles written out in full count even when the router missed them
+        marked = set(state.liked) | set(state.disliked)
+        for _, item in self.resolver.spotter.spot(text):
+            if item not in named and item.item_id not in marked:
+                named.append(item)
+        if route.intent == "recommend":
+            state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
+                                     slots.get("domain"), clear=slots.get("clear") or None)
+        return named, unknown
+
+    # -- the three flows ----------------------------------------------------------------
+
+    def _recommend(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
+        t = time.perf_counter()
+        named, unknown = self._apply_route(state, route, text)
+        for item in named:  # "something like Heat": the named titles are what to start from
+            if item.item_id not in state.disliked:
+                state.like(item.item_id)
+        count = route.slots.get("count") or DEFAULT_COUNT
+        c = state.constraints
+        constraint = Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain)
+        liked = [i for i in map(self.catalog.get, state.liked) if i]
+        disliked = [i for i in map(self.catalog.get, state.disliked) if i]
+        notes = []
+        if unknown and not liked and not state.user_id:  # say so and ask; nothing to start from
+            timings["candidates"] = time.perf_counter() - t
+            return (yield from self._say(state, "recommend", self._unknown_titles(unknown) + self.replies["ask_which"]))
+        if not state.user_id and not liked and constraint == Constraint() and not _has_content(text, route):
+            timings["candidates"] = time.perf_counter() - t
+            return (yield from self._say(state, "recommend", self.replies["ask_taste"]))
+        shown = {i for turn in state.turns for i in turn.items}
+        ask = dict(user_id=state.user_id, liked=liked, disliked=disliked, exclude=shown, query=text, k=CANDIDATES)
+        candidates = self.tool.candidates(constraint=constraint, **ask)
+        relaxed = ""
+        if not candidates and not constraint == Constraint():
+            for dropped, looser in constraint.relaxations():
+                candidates = self.tool.candidates(constraint=looser, **ask)
+                if candidates:
+                    relaxed = dropped
+                    break
+        timings["candidates"] = time.perf_counter() - t
+        if not candidates:
+            return (yield from self._say(state, "recommend", self.replies["nothing_matches"].format(
+                constraint=_describe(constraint))))
+        t = time.perf_counter()
+        result = self.reranker.rerank(
+            candidates, count, profile=[i.title for i in liked] or [i.title for i in self._history(state)[:10]],
+            disliked=[i.title for i in disliked], dialogue=render_context(self._context(state)), query=text,
+            domain=constraint.domain or "movie")
+        timings["rerank"] = time.perf_counter() - t
+        if not result.used_llm:
+            notes.append(f"rerank fell back to the scored order: {result.note}")
+        t = time.perf_counter()
+        chosen = [candidates[i] for i in result.order]
+        items = [_item_for_reply(cand, self._why(cand, state, liked)) for cand in chosen]
+        domain = constraint.domain or "movie"
+        head = (self.replies["recommend_relaxed"].format(constraint=_describe(constraint), dropped=relaxed,
+                                                         count=len(items), domain=domain) if relaxed
+                else self.replies["recommend"].format(count=len(items), domain=domain))
+        if unknown:
+            head = self._unknown_titles(unknown) + " " + head
+        lines = [head] + [f"{n}. {_label(i)}" for n, i in enumerate(items, 1)]
+        text_out = "\n".join(lines)
+        for line in lines:
+            yield line + "\n"
+        timings["reply"] = time.perf_counter() - t
+        return Reply(state.session_id, "recommend", text_out, items, notes=notes)
+
+    def _explain(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
+        t = time.perf_counter()
+        named, unknown = self._apply_route(state, route, text)
+        reference = route.slots.get("reference")
+        target = self._resolve(reference, state) if reference not in (None, "") else None
+        target = target or (named[0] if named else None)
+        if target is None and not unknown and len(state.last_recommendations) == 1:
+            target = self.catalog.get(state.last_recommendations[0])
+        if target is None:
+            timings["candidates"] = time.perf_counter() - t
+            message = (self._unknown_titles(unknown) + self.replies["ask_which"]) if unknown \
+                else self.replies["explain_which"]
+            return (yield from self._say(state, "explain", message))
+        liked = [i for i in map(self.catalog.get, state.liked) if i]
+        source = "cold" if not target.warm else ("graph" if self.tool.graph_id(target) else "store")
+        evidence = self.explainer.evidence(target, user_id=state.user_id, liked=liked, source=source)
+        timings["candidates"] = time.perf_counter() - t
+        t = time.perf_counter()
+        words, used_llm, problem = self.explainer.explain(evidence, text)
+        timings["reply"] = time.perf_counter() - t
+        words = _first_sentences(words) if used_llm else words
+        yield words
+        item = ReplyItem(target.item_id, target.title, target.year, list(target.genres), target.domain, 0.0, source,
+                         target.author, not target.warm, evidence.to_dict())
+        return Reply(state.session_id, "explain", words, [item], notes=[f"explanation fallback: {problem}"] if problem else [])
+
+    def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
+        t = time.perf_counter()
+        # the message alone: shown earlier turns, the small default model repeats them
+        messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
+        pieces = []
+        for chunk in self.llm.stream(as_messages(messages), max_tokens=60):
+            pieces.append(chunk.content)
+        words = _first_sentences("".join(pieces), 2)
+        notes = []
+        if not words or _leaks(words, self.chitchat_system):
+            notes.append("chit-chat fallback: " + ("empty reply" if not words else "the reply repeated the instructions"))
+            words = self.chitchat_fallback
+        timings["reply"] = time.perf_counter() - t
+        yield words
+        return Reply(state.session_id, "chitchat", words, notes=notes)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _say(self, state: DialogueState, intent: str, text: str) -> Iterator[str]:
+        yield text
+        return Reply(state.session_id, intent, text)
+
+    def _unknown_titles(self, unknown: Sequence[str]) -> str:
+        titles = " or ".join(f'"{u}"' for u in unknown[:3])
+        message = self.replies["unknown_titles"].format(titles=titles)
+        near = self.resolver.resolve(unknown[0]).candidates if unknown else []
+        if near:
+            message += self.replies["did_you_mean"].format(options=" or ".join(c.item.title for c in near[:2]))
+        return message
+
+    def _history(self, state: DialogueState) -> list[CatalogItem]:
+        return self.tool.history(state.user_id) if state.user_id else []
+
+    def _why(self, cand: Candidate, state: DialogueState, liked: list[CatalogItem]) -> dict:
+        if cand.source == "store" or not (liked or state.user_id):
+            return {"source": cand.source}
+        ev = self.explainer.evidence(cand.item, user_id=state.user_id, liked=liked, source=cand.source)
+        return {"source": cand.source, "nearest": [e["title"] for e in ev.nearest[:2]],
+                "shared_genres": ev.shared_genres}
+
+
+def _label(item: ReplyItem) -> str:
+    year = f" ({item.year})" if item.year else ""
+    extra = f" by {item.author}" if item.author else (f" — {', '.join(item.genres[:3])}" if item.genres else "")
+    return f"{item.title}{year}{extra}" + (" [new]" if item.cold and item.domain == "movie" else "")
+
+
+def _describe(c: Constraint) -> str:
+    parts = []
+    if c.genres:
+        parts.append(" or ".join(c.genres))
+    if c.year_from is not None or c.year_to is not None:
+        parts.append(f"{c.year_from or '…'}–{c.year_to or '…'}")
+    if c.domain:
+        parts.append(f"{c.domain}s")
+    return ", ".join(parts) or "no limits"
+
+
+_GENERIC = set("""a an the me us i my some something anything any good great nice new more recommend recommendation
+recommendations suggest suggestion suggestions please pls what should could would can you give show find get watch
+read next to for movie movies film films book books tonight today now"""
+               .split())
+
+
+def _has_content(text: str, route: Route) -> bool:
+    """Whether the message says what the person wants (words beyond "recommend me a movie")."""
+    if any(route.slots.get(k) for k in ("genres", "year_from", "year_to", "titles")):
+        return True
+    words = [w for w in match_key(text).split() if w not in _GENERIC]
+    return len(words) >= 2
+
+
+def _mentioned(mention, text: str, shown: Sequence[str]) -> bool:
+    if isinstance(mention, int) or str(mention).lstrip("#").isdigit():
+        return True  # a position in the last list
+    key = match_key(str(mention))
+    if not key:
+        return False
+    return (fuzz.partial_ratio(key, match_key(text)) >= 85
+            or any(fuzz.ratio(key, match_key(title)) >= 85 for title in shown))
+
+
+def sanitize_slots(slots: dict, text: str, shown: Sequence[str]) -> dict:
+    """The router's slots with what cannot be right removed: titles neither in the message nor
+    in the list it points to, impossible years (a reversed range is put in order), silly counts."""
+    out = dict(slots)
+    for key in ("titles", "liked", "disliked"):
+        out[key] = [m for m in slots.get(key) or [] if _mentioned(m, text, shown)]
+    ref = slots.get("reference")
+    if isinstance(ref, str) and ref and not _mentioned(ref, text, shown):
+        out["reference"] = None
+    this_year = time.gmtime().tm_year
+    years = [slots.get("year_from"), slots.get("year_to")]
+    years = [y if isinstance(y, int) and 1870 <= y <= this_year + 1 else None for y in years]
+    if None not in years and years[0] > years[1]:
+        years.reverse()
+    out["year_from"], out["year_to"] = years
+    count = slots.get("count")
+    out["count"] = count if isinstance(count, int) and 1 <= count <= MAX_COUNT else None
+    return out
+
+
+def _leaks(reply: str, instructions: str, window: int = 8) -> bool:
+    """The reply repeats a run of ``window`` words from the instructions (a prompt-injection tell)."""
+    said = " ".join(match_key(reply).split())
+    words = match_key(instructions).split()
+    return any(" ".join(words[i:i + window]) in said for i in range(max(1, len(words) - window + 1)))
+
+
+def make_router(settings: Settings, llm) -> Router:
+    """The tuned router (default local model + the shipped LoRA adapter) when it applies, else
+    few-shot prompting of whatever model is configured."""
+    mode, adapter = settings.router_mode, Path(settings.router_adapter or ROUTER_ADAPTER)
+    if mode == "auto":
+        default_local = settings.llm_backend == "local" and not settings.llm_model
+        mode = "tuned" if default_local and adapter.exists() else "few-shot"
+    if mode == "tuned":
+        if not adapter.exists():
+            raise LLMUnavailable(f"no router adapter at {adapter}: run `chatrec tune-router`")
+        routing_llm = LocalChatModel(model_path=settings.llm_model, lora_path=str(adapter), n_threads=settings.threads)
+        return Router(routing_llm, mode="tuned")
+    return Router(llm, mode="few-shot")
+
+
+__all__ = ["Agent", "Reply", "ReplyItem", "make_router"]

@@ -1,0 +1,120 @@
+"""The agent's parts that need no model: order validation, slot sanitising, constraints, the
+explanation guard, the prompt-leak check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.agent import _first_sentences, _leaks, sanitize_slots
+from agent.router import empty_slots
+from tools.candidates import Constraint, genre_key
+from tools.catalog import Catalog, CatalogItem
+from tools.explain import Evidence, Explainer
+from tools.rerank import order_schema, validate_order
+from tools.resolve import TitleSpotter
+
+FARGO = CatalogItem("ml-100k:100", "movie", "Fargo", 1996, ("Crime", "Drama", "Thriller"), warm=True, graph_item_id="100")
+HEAT = CatalogItem("ml-100k:X", "movie", "Heat", 1995, ("Action", "Crime", "Thriller"), warm=True)
+BABE = CatalogItem("ml-100k:8", "movie", "Babe", 1995, ("Children's", "Comedy", "Drama"), warm=True)
+GODFATHER = CatalogItem("ml-100k:127", "movie", "The Godfather", 1972, ("Action", "Crime", "Drama"), warm=True)
+DUNE = CatalogItem("book-crossing:1", "book", "Dune", 1965, author="Frank Herbert")
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ('{"order": [3, 1, 2]}', [2, 0, 1]),
+    ('{"order": [2, 4, 1, 3, 5, 6]}', [1, 3, 0]),  # longer than asked: the first `count`
+])
+def test_a_usable_order_is_taken(answer: str, expected: list[int]) -> None:
+    order, problem = validate_order(answer, n_candidates=6, count=3)
+    assert order == expected and problem == ""
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    ('{"order": [1, 1, 2]}', "repeated"),
+    ('{"order": [0, 2]}', "not a candidate"),
+    ('{"order": [7]}', "not a candidate"),
+    ('{"order": [true]}', "not a candidate"),
+    ('{"order": []}', "empty"),
+    ('{"ranking": [1]}', "JSON"),
+    ('[1, 2', "JSON"),
+])
+def test_an_unusable_order_is_refused_with_the_reason(answer: str, reason: str) -> None:
+    order, problem = validate_order(answer, n_candidates=6, count=3)
+    assert order is None and reason in problem
+
+
+def test_the_order_schema_names_only_candidates() -> None:
+    schema = order_schema(4, 2)["properties"]["order"]
+    assert schema["items"]["enum"] == [1, 2, 3, 4] and schema["maxItems"] == 2
+    json.dumps(schema)
+
+
+def test_constraints_admit_and_relax() -> None:
+    nineties_crime = Constraint(("crime",), 1990, 1999, "movie")
+    assert nineties_crime.admits(FARGO) and nineties_crime.admits(HEAT)
+    assert not nineties_crime.admits(GODFATHER)  # 1972
+    assert not nineties_crime.admits(BABE)  # no crime
+    assert not nineties_crime.admits(DUNE)  # a book
+    assert Constraint(("children's",)).admits(BABE) and genre_key("Sci-Fi") == genre_key("sci fi")
+    assert Constraint(("sci-fi",), domain="book").admits(DUNE)  # books carry no genres: the query asks instead
+    dropped = [what for what, _ in nineties_crime.relaxations()]
+    assert dropped == ["year", "genres", "year and genres"]
+    assert all(c.domain == "movie" for _, c in nineties_crime.relaxations())
+
+
+def test_sanitize_drops_invented_titles_and_impossible_values() -> None:
+    slots = {**empty_slots(), "titles": ["Toy Story", "The Princess Bride"], "liked": ["#2", "Aladdin"],
+             "disliked": ["Fargo"], "year_from": 1999, "year_to": 1990, "count": 3000, "reference": "Casablanca"}
+    out = sanitize_slots(slots, "I loved toy story. Not that one", shown=["Heat", "Fargo"])
+    assert out["titles"] == ["Toy Story"]  # the model's invention is gone
+    assert out["liked"] == ["#2"]  # a position is fine; "Aladdin" was never said
+    assert out["disliked"] == ["Fargo"]  # it is in the list the message points at
+    assert (out["year_from"], out["year_to"]) == (1990, 1999)
+    assert out["count"] is None and out["reference"] is None
+    assert sanitize_slots({**empty_slots(), "year_from": 3000}, "x", [])["year_from"] is None
+
+
+def test_title_spotting_needs_a_capital_and_skips_sentence_openers() -> None:
+    love_story = CatalogItem("ml-100k:L", "movie", "Love Story", 1970)
+    spotter = TitleSpotter([FARGO, HEAT, GODFATHER, love_story, BABE])
+
+    def spot(text: str) -> list[str]:
+        return [item.title for _, item in spotter.spot(text)]
+
+    assert spot("It has the heat of a summer love story.") == []
+    assert spot("Like Fargo and The Godfather, it is tense.") == ["Fargo", "The Godfather"]
+    assert spot("Heat is great. You liked Heat.") == ["Heat"]
+    assert spot("I loved Godfather and Babe") == ["The Godfather", "Babe"]
+    assert spot("Babe, I loved it") == []  # a lone word opening the text
+
+
+@pytest.fixture(scope="module")
+def explainer() -> Explainer:
+    class _Tool:  # the guard needs only the catalog's titles
+        recommender = None
+
+    return Explainer(llm=None, tool=_Tool(), catalog=Catalog([FARGO, HEAT, BABE, GODFATHER, DUNE]))
+
+
+def test_the_guard_wants_the_item_named_and_no_stranger_titles(explainer: Explainer) -> None:
+    ev = Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.5}], shared_genres=["Crime"])
+    assert explainer.guard("Fargo is a dark crime story, close to Heat, which you liked.", ev) == ""
+    assert "does not name" in explainer.guard("A dark crime story, close to Heat.", ev)
+    assert "godfather" in explainer.guard("Fargo is like The Godfather and Heat.", ev)
+    assert explainer.guard("", ev) == "empty"
+    plain = explainer.plain(ev)
+    assert plain.startswith("Fargo") and "Heat" in plain and explainer.guard(plain, ev) == ""
+
+
+def test_replies_are_cut_at_whole_sentences() -> None:
+    assert _first_sentences("One. Two! Three? Four.", 3) == "One. Two! Three?"
+    assert _first_sentences("One. Two and then it was cut", 3) == "One."
+    assert _first_sentences("just one unfinished", 3) == "just one unfinished"
+
+
+def test_a_reply_that_repeats_the_instructions_is_caught() -> None:
+    instructions = "You are Chat-Rec, a friendly assistant that recommends movies and books to people."
+    assert _leaks("Sure: you are Chat-Rec, a friendly assistant that recommends movies and books!", instructions)
+    assert not _leaks("I recommend movies and books. What do you like?", instructions)

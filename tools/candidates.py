@@ -1,0 +1,169 @@
+"""Candidates for one recommend turn: the graph recommender plus the item store.
+
+- A dataset user gets LightGCN's ranking; a chat user is folded in from the items they like.
+- Cold movies (no ratings yet) come through the text→graph bridge; their vectors are shrunk
+  estimates that rarely reach a mixed top-20, so a few places are kept for the best of them.
+- Books (and any domain the graph does not hold) come from the item store: nearest in meaning
+  to what the person likes and to what they asked for.
+
+Everything the person has seen, liked, rejected or was already shown is left out, and the
+constraints (genres: any of them; years; domain) hold for every candidate.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recsys.recommender import GraphRecommender
+from tools.catalog import Catalog, CatalogItem
+from tools.item_store import ItemStore, where_clause
+
+log = logging.getLogger(__name__)
+
+
+def genre_key(text: str) -> str:
+    """"Children's" → "children", "Sci-Fi" → "scifi": how genres compare everywhere."""
+    return re.sub(r"[^a-z0-9]", "", text.lower().replace("'s", ""))
+
+
+@dataclass
+class Constraint:
+    genres: Sequence[str] = ()
+    year_from: int | None = None
+    year_to: int | None = None
+    domain: str | None = None
+
+    def admits(self, item: CatalogItem) -> bool:
+        if self.domain and item.domain != self.domain:
+            return False
+        if (self.year_from is not None or self.year_to is not None) and item.year is None:
+            return False
+        if self.year_from is not None and item.year < self.year_from:
+            return False
+        if self.year_to is not None and item.year > self.year_to:
+            return False
+        if self.genres and item.genres:  # books carry no genres: the query text asks for them instead
+            wanted = {genre_key(g) for g in self.genres}
+            if not wanted & {genre_key(g) for g in item.genres}:
+                return False
+        return True
+
+    def relaxations(self) -> list[tuple[str, "Constraint"]]:
+        """Looser versions, most specific drop first: what to offer when nothing matches."""
+        out = []
+        if self.year_from is not None or self.year_to is not None:
+            out.append(("year", Constraint(self.genres, None, None, self.domain)))
+        if self.genres:
+            out.append(("genres", Constraint((), self.year_from, self.year_to, self.domain)))
+        if len(out) == 2:
+            out.append(("year and genres", Constraint((), None, None, self.domain)))
+        return out
+
+
+@dataclass
+class Candidate:
+    item: CatalogItem
+    score: float
+    source: str  # "graph" | "cold" (bridged graph vector) | "store" (text similarity)
+    evidence: list[dict] = field(default_factory=list)  # the person's items that drive the score
+
+
+class CandidateTool:
+    """``candidates(...)`` → up to ``k`` scored, filtered catalog items."""
+
+    def __init__(self, recommender: GraphRecommender, catalog: Catalog, store: ItemStore,
+                 cold_places: int = 3) -> None:
+        self.recommender, self.catalog, self.store = recommender, catalog, store
+        self.cold_places = cold_places
+        # graph id → catalog item: warm items by their dataset id ("50"), bridged ones by catalog id
+        self._catalog_of_graph: dict[str, CatalogItem] = {}
+        for gid, bridged in zip(recommender.item_ids, recommender.bridged_):
+            item = catalog.get(gid) if bridged else catalog.by_graph_id(gid)
+            if item is not None:
+                self._catalog_of_graph[gid] = item
+
+    def graph_id(self, item: CatalogItem) -> str | None:
+        """The item's id in the graph model, or None when the graph does not hold it."""
+        for gid in (item.graph_item_id, item.item_id):
+            if gid is not None and self.recommender.has_item(gid):
+                return gid
+        return None
+
+    def catalog_item(self, graph_id: str) -> CatalogItem | None:
+        return self._catalog_of_graph.get(graph_id)
+
+    def history(self, user_id: str) -> list[CatalogItem]:
+        return [i for i in map(self.catalog_item, self.recommender.history(user_id)) if i is not None]
+
+    def candidates(self, *, user_id: str | None, liked: Sequence[CatalogItem], disliked: Sequence[CatalogItem],
+                   exclude: Iterable[str], constraint: Constraint, query: str = "", k: int = 20) -> list[Candidate]:
+        excluded = set(exclude) | {i.item_id for i in (*liked, *disliked)}
+        domain = constraint.domain or "movie"
+        graph_liked = [g for g in map(self.graph_id, liked) if g]
+        graph_disliked = [g for g in map(self.graph_id, disliked) if g]
+        found: dict[str, Candidate] = {}
+        if domain == "movie" and (user_id or graph_liked):
+            for cand in self._graph(user_id, graph_liked, graph_disliked, excluded, constraint, k):
+                found.setdefault(cand.item.item_id, cand)
+        wanted = k - len(found)
+        if wanted > 0:  # other domains, users without graph history, and too-narrow constraints
+            for cand in self._store(liked, excluded | set(found), constraint, query, wanted):
+                found.setdefault(cand.item.item_id, cand)
+        return list(found.values())[:k]  # graph order first (its scores do not compare with text scores)
+
+    # -- sources ------------------------------------------------------------------------
+
+    def _allowed_mask(self, excluded: set[str], constraint: Constraint) -> np.ndarray:
+        mask = np.zeros(self.recommender.n_items, dtype=bool)
+        for n, gid in enumerate(self.recommender.item_ids):
+            item = self._catalog_of_graph.get(gid)
+            mask[n] = item is not None and item.item_id not in excluded and constraint.admits(item)
+        return mask
+
+    def _graph(self, user_id: str | None, liked: list[str], disliked: list[str], excluded: set[str],
+               constraint: Constraint, k: int) -> list[Candidate]:
+        rec = self.recommender
+        allowed = self._allowed_mask(excluded, constraint)
+        cold = allowed & rec.bridged_
+        warm = allowed & ~rec.bridged_
+        if user_id and not liked and not disliked:  # the trained user vector
+            def rank(mask, n):
+                return rec.recommend(user_id, n, filter=mask)
+        else:  # a chat user, or a dataset user who added likes and dislikes in chat: fold in
+            seeds = (rec.history(user_id) if user_id else []) + liked
+
+            def rank(mask, n):
+                return rec.recommend_from_items(seeds, disliked, n, filter=mask)
+        n_cold = min(self.cold_places, k // 4) if cold.any() else 0
+        ranked = [(gid, s, "graph") for gid, s in rank(warm, k - n_cold)]
+        ranked += [(gid, s, "cold") for gid, s in rank(cold, n_cold)] if n_cold else []
+        return [Candidate(self._catalog_of_graph[gid], float(s), source) for gid, s, source in ranked]
+
+    def _store(self, liked: Sequence[CatalogItem], excluded: set[str], constraint: Constraint, query: str,
+               k: int) -> list[Candidate]:
+        domain = constraint.domain or "movie"
+        where = where_clause(domain, constraint.year_from, constraint.year_to)
+        fetch = 4 * k + len(excluded)
+        hits = []
+        if liked:  # a profile in text space crosses domains: a movie lover's books
+            profile = self.store.vectors([i.item_id for i in liked]).mean(axis=0)
+            profile /= max(float(np.linalg.norm(profile)), 1e-12)
+            hits += self.store.search_vector(profile, fetch, where, exclude=excluded)
+        text = " ".join([query, *constraint.genres]).strip()
+        if text:
+            hits += self.store.search(text, fetch, domain, constraint.year_from, constraint.year_to)
+        out: dict[str, Candidate] = {}
+        for hit in sorted(hits, key=lambda h: -h.score):
+            item = self.catalog.get(hit.item_id)
+            if item is None or item.item_id in excluded or item.item_id in out or not constraint.admits(item):
+                continue
+            out[item.item_id] = Candidate(item, hit.score, "store")
+        return list(out.values())[:k]
+
+
+__all__ = ["Candidate", "CandidateTool", "Constraint", "genre_key"]

@@ -1,0 +1,155 @@
+"""Explanations, evidence first (XRec-style grounding for a small model).
+
+1. ``evidence``: the person's items nearest the recommended one in graph space
+   (``explain_scores``), the genres they share with it, how many of the most similar users in
+   the graph have it, and how it reached the list (graph, cold-start bridge, text similarity).
+2. The LLM puts those facts into 1–3 sentences (prompts/explain.txt).
+3. ``guard``: the text must name the item and must not name any catalog title that is not in
+   the evidence; otherwise a plain sentence built from the evidence is used instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from prompts import read_prompt
+from tools.candidates import CandidateTool, genre_key
+from tools.catalog import Catalog, CatalogItem
+from tools.chat import LLMUnavailable, as_messages
+from tools.resolve import TitleSpotter, match_key
+
+log = logging.getLogger(__name__)
+
+SIMILAR_USERS = 50
+
+
+@dataclass
+class Evidence:
+    item: CatalogItem
+    nearest: list[dict] = field(default_factory=list)  # [{"title", "item_id", "share"}], the person's items
+    shared_genres: list[str] = field(default_factory=list)
+    similar_users: tuple[int, int] | None = None  # (how many of the N most similar users have it, N)
+    source: str = "graph"  # graph | cold | store
+
+    def facts(self) -> list[str]:
+        out = []
+        if self.nearest:
+            out.append("In the graph it sits closest to these items they liked: "
+                       + ", ".join(e["title"] for e in self.nearest) + ".")
+        if self.shared_genres:
+            out.append("It shares genres with what they like: " + ", ".join(self.shared_genres) + ".")
+        if self.similar_users and self.similar_users[0]:
+            have, n = self.similar_users
+            out.append(f"{have} of the {n} people with the most similar taste watched it.")
+        if self.source == "cold":
+            out.append("It is new: few ratings yet, placed by its description.")
+        elif self.source == "store":
+            out.append("Its description is close in meaning to what they like and asked for.")
+        if self.item.genres:
+            out.append("Its genres: " + ", ".join(self.item.genres) + ".")
+        if self.item.author:
+            out.append(f"It is by {self.item.author}.")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"nearest": self.nearest, "shared_genres": self.shared_genres,
+                "similar_users": list(self.similar_users) if self.similar_users else None, "source": self.source}
+
+
+class Explainer:
+    def __init__(self, llm, tool: CandidateTool, catalog: Catalog) -> None:
+        self.llm, self.tool, self.catalog = llm, tool, catalog
+        self.system = read_prompt("explain.txt")
+        self.user = read_prompt("explain_user.txt")
+        self.fallback = read_prompt("explain_fallback.txt").strip()
+        self._spotter = TitleSpotter(catalog)
+
+    # -- facts --------------------------------------------------------------------------
+
+    def evidence(self, item: CatalogItem, *, user_id: str | None, liked: Sequence[CatalogItem],
+                 source: str = "graph") -> Evidence:
+        rec = self.tool.recommender
+        ev = Evidence(item, source=source)
+        gid = self.tool.graph_id(item)
+        liked_graph = [g for g in map(self.tool.graph_id, liked) if g]
+        person: str | list[str] | None = user_id if user_id and not liked_graph else (
+            (rec.history(user_id) if user_id else []) + liked_graph or None)
+        if gid is not None and person:
+            scores = rec.explain_scores(person, gid, k=3)
+            for e in scores["evidence"]:
+                near = self.tool.catalog_item(e["item_id"])
+                if near is not None and e["contribution"] > 0:
+                    ev.nearest.append({"title": near.title, "item_id": near.item_id, "share": round(e["share"], 3)})
+            ev.similar_users = self._similar_users(person, gid)
+        own = liked or (self.tool.history(user_id) if user_id else [])
+        their = {genre_key(g): g for i in own for g in i.genres}
+        ev.shared_genres = [g for g in item.genres if genre_key(g) in their]
+        return ev
+
+    def _similar_users(self, person: str | list[str], gid: str) -> tuple[int, int] | None:
+        rec = self.tool.recommender
+        if rec.bridged_[rec.item_index(gid)]:
+            return None  # a cold item: nobody has it yet
+        vector = rec.user_factors_[rec.user_index(person)] if isinstance(person, str) else rec.fold_in(person)
+        users = rec.user_factors_ / np.maximum(np.linalg.norm(rec.user_factors_, axis=1), 1e-12)[:, None]
+        similarity = users @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+        if isinstance(person, str):
+            similarity[rec.user_index(person)] = -np.inf
+        nearest = np.argpartition(-similarity, SIMILAR_USERS)[:SIMILAR_USERS]
+        column = rec.train_[:, rec.item_index(gid)].toarray().ravel()
+        return int((column[nearest] > 0).sum()), SIMILAR_USERS
+
+    # -- words --------------------------------------------------------------------------
+
+    def plain(self, ev: Evidence) -> str:
+        """The fallback: a sentence built from the evidence alone."""
+        reasons = []
+        if ev.nearest:
+            reasons.append("it is close to " + " and ".join(e["title"] for e in ev.nearest[:2]) + ", which you liked")
+        if ev.shared_genres:
+            reasons.append("it shares " + ", ".join(ev.shared_genres[:3]) + " with your favourites")
+        if ev.similar_users and ev.similar_users[0]:
+            reasons.append(f"{ev.similar_users[0]} of the {ev.similar_users[1]} people with the most similar taste "
+                           "watched it")
+        if not reasons:
+            reasons.append("its description is close to what you asked for" if ev.source != "graph"
+                           else "people with tastes like yours rate it highly")
+        return self.fallback.format(title=ev.item.title, reasons="; ".join(reasons))
+
+    def guard(self, text: str, ev: Evidence) -> str:
+        """Why the text is unacceptable ("" when it is fine)."""
+        if not text.strip():
+            return "empty"
+        allowed = {match_key(ev.item.title)} | {match_key(a) for a in ev.item.aliases}
+        if not any(key and key in match_key(text) for key in allowed):
+            return "does not name the item"
+        allowed |= {match_key(e["title"]) for e in ev.nearest}
+        strangers = {key for key, _ in self._spotter.spot(text)} - allowed
+        # a title key inside an allowed one ("Alien" in "Aliens") is not a stranger
+        strangers = {s for s in strangers if not any(s in a for a in allowed)}
+        if strangers:
+            return "names titles not in the evidence: " + ", ".join(sorted(strangers))
+        return ""
+
+    def explain(self, ev: Evidence, query: str = "") -> tuple[str, bool, str]:
+        """(text, written by the LLM?, why the LLM's text was not used)."""
+        messages = as_messages([{"role": "system", "content": self.system},
+                                {"role": "user", "content": self.user.format(
+                                    title=ev.item.title, facts="\n".join(f"- {f}" for f in ev.facts()),
+                                    query=query[:300])}])
+        try:
+            text = self.llm.invoke(messages, max_tokens=90).content.strip()
+        except LLMUnavailable as exc:
+            return self.plain(ev), False, f"the LLM did not answer ({exc})"
+        problem = self.guard(text, ev)
+        if problem:
+            log.info("explanation rejected (%s): %r", problem, text[:200])
+            return self.plain(ev), False, problem
+        return text, True, ""
+
+
+__all__ = ["Evidence", "Explainer"]
