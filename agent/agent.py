@@ -182,7 +182,7 @@ class Agent:
 
     def _resolve(self, mention: str | int, state: DialogueState) -> CatalogItem | None:
         """A title, "#2" or 2 (a position in the last list) → a catalog item."""
-        if isinstance(mention, int) or (isinstance(mention, str) and mention.lstrip("#").isdigit() and len(mention) < 3):
+        if isinstance(mention, int) or (mention.lstrip("#").isdigit() and len(mention.lstrip("#")) <= 2):
             item_id = state.reference(int(str(mention).lstrip("#")))
             return self.catalog.get(item_id) if item_id else None
         mention = str(mention).strip()
@@ -423,11 +423,15 @@ def _leaks(reply: str, instructions: str, window: int = 8) -> bool:
 
 def make_router(settings: Settings, llm) -> Router:
     """The tuned router (default local model + the shipped LoRA adapter) when it applies, else
-    few-shot prompting of whatever model is configured."""
+    few-shot prompting of whatever model is configured. ``router_mode="tuned"`` with the openai
+    backend expects the endpoint to serve the tuned model, e.g. ``python -m llama_cpp.server
+    --model <SmolLM2 GGUF> --lora_path agent/data/router_lora.gguf``."""
     mode, adapter = settings.router_mode, Path(settings.router_adapter or ROUTER_ADAPTER)
     if mode == "auto":
         default_local = settings.llm_backend == "local" and not settings.llm_model
         mode = "tuned" if default_local and adapter.exists() else "few-shot"
+    if mode == "tuned" and settings.llm_backend != "local":
+        return Router(llm, mode="tuned")  # the endpoint serves the tuned model (llama_cpp.server --lora_path)
     if mode == "tuned":
         if not adapter.exists():
             raise LLMUnavailable(f"no router adapter at {adapter}: run `chatrec tune-router`")

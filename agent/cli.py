@@ -379,6 +379,7 @@ def chat(
 
     from agent.agent import Agent
     from agent.llm import LLMUnavailable
+    from agent.state import SessionError
 
     settings = _settings()
     if backend:
@@ -407,11 +408,14 @@ def chat(
             continue
         typer.echo("bot> ", nl=False)
         reply = None
-        for part in agent.stream(session_id, text, user_id=user):
-            if isinstance(part, str):
-                typer.echo(part, nl=False)
-            else:
-                reply = part
+        try:
+            for part in agent.stream(session_id, text, user_id=user):
+                if isinstance(part, str):
+                    typer.echo(part, nl=False)
+                else:
+                    reply = part
+        except (SessionError, ValueError) as exc:  # the chat goes on; the session file says what is wrong
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         typer.echo()
         if reply and reply.intent == "recommend" and reply.items:
             last = reply.items

@@ -19,7 +19,8 @@ def run(*args: str):
 
 
 @pytest.mark.parametrize("command", [[], ["data"], ["data", "list"], ["data", "fetch"], ["data", "add"],
-                                     ["train"], ["evaluate"], ["recommend"]])
+                                     ["train"], ["evaluate"], ["recommend"], ["chat"], ["sessions"],
+                                     ["tune-router"], ["route"]])
 def test_every_command_has_help(command):
     result = run(*command, "--help")
     assert result.exit_code == 0
@@ -65,3 +66,19 @@ def test_bring_your_own_data_by_name(chatrec_home, tmp_path):
     assert refused.exit_code == 2
     assert "bad.csv" in refused.output and "line 3" in refused.output and "nope" in refused.output
     assert not (chatrec_home / "datasets" / "broken").exists()
+
+
+def test_sessions_are_listed_and_deleted(chatrec_home: Path) -> None:
+    from agent.state import SESSIONS_FILE, SessionStore
+
+    store = SessionStore(chatrec_home / SESSIONS_FILE)
+    state = store.new(session_id="cli-test")
+    state.add_turn("user", "hello")
+    store.save(state)
+    listed = run("sessions", "--json")
+    assert listed.exit_code == 0
+    row = next(r for r in json.loads(listed.stdout) if r["session_id"] == "cli-test")
+    assert row["turns"] == 1
+    deleted = run("sessions", "--delete", "cli-test", "--delete", "nope")
+    assert "cli-test: deleted" in deleted.output and "nope: no such session" in deleted.output
+    assert store.get("cli-test") is None

@@ -25,6 +25,8 @@ from tools.item_store import ItemStore, where_clause
 
 log = logging.getLogger(__name__)
 
+PROFILE_ITEMS = 30  # a dataset user's items that make their text profile for other domains
+
 
 def genre_key(text: str) -> str:
     """"Children's" → "children", "Sci-Fi" → "scifi": how genres compare everywhere."""
@@ -103,6 +105,8 @@ class CandidateTool:
     def candidates(self, *, user_id: str | None, liked: Sequence[CatalogItem], disliked: Sequence[CatalogItem],
                    exclude: Iterable[str], constraint: Constraint, query: str = "", k: int = 20) -> list[Candidate]:
         excluded = set(exclude) | {i.item_id for i in (*liked, *disliked)}
+        if user_id:  # what a dataset user rated is seen (the graph leaves it out itself; the store must too)
+            excluded |= {i.item_id for i in self.history(user_id)}
         domain = constraint.domain or "movie"
         graph_liked = [g for g in map(self.graph_id, liked) if g]
         graph_disliked = [g for g in map(self.graph_id, disliked) if g]
@@ -112,7 +116,8 @@ class CandidateTool:
                 found.setdefault(cand.item.item_id, cand)
         wanted = k - len(found)
         if wanted > 0:  # other domains, users without graph history, and too-narrow constraints
-            for cand in self._store(liked, excluded | set(found), constraint, query, wanted):
+            profile = list(liked) or (self.history(user_id)[:PROFILE_ITEMS] if user_id else [])
+            for cand in self._store(profile, excluded | set(found), constraint, query, wanted):
                 found.setdefault(cand.item.item_id, cand)
         return list(found.values())[:k]  # graph order first (its scores do not compare with text scores)
 
