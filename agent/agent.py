@@ -180,6 +180,10 @@ class Agent:
         return [{"role": t.role, "text": t.text, "items": [self._title(i) for i in t.items]}
                 for t in state.turns[-CONTEXT_TURNS:]]
 
+    def _recent_text(self, state: DialogueState, turns: int = 2, chars: int = 160) -> str:
+        """The last turns' words, short (the re-rank prompt already lists the candidates)."""
+        return "\n".join(f"{t.role}: {t.text[:chars]}" for t in state.turns[-turns:])
+
     def _resolve(self, mention: str | int, state: DialogueState) -> CatalogItem | None:
         """A title, "#2" or 2 (a position in the last list) → a catalog item."""
         if isinstance(mention, int) or (mention.lstrip("#").isdigit() and len(mention.lstrip("#")) <= 2):
@@ -265,7 +269,7 @@ class Agent:
         t = time.perf_counter()
         result = self.reranker.rerank(
             candidates, count, profile=[i.title for i in liked] or [i.title for i in self._history(state)[:10]],
-            disliked=[i.title for i in disliked], dialogue=render_context(self._context(state)), query=text,
+            disliked=[i.title for i in disliked], dialogue=self._recent_text(state), query=text,
             domain=constraint.domain or "movie")
         timings["rerank"] = time.perf_counter() - t
         if not result.used_llm:
@@ -410,8 +414,24 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str]) -> dict:
         years.reverse()
     out["year_from"], out["year_to"] = years
     count = slots.get("count")
-    out["count"] = count if isinstance(count, int) and 1 <= count <= MAX_COUNT else None
+    out["count"] = count if isinstance(count, int) and 1 <= count <= MAX_COUNT else asked_count(text)
     return out
+
+
+_NUMBER_WORDS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_COUNT = re.compile(r"\b(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")\s+(?:[\w'-]+\s+){0,3}?[\w'-]*[a-z]s\b",
+                    re.IGNORECASE)
+
+
+def asked_count(text: str) -> int | None:
+    """"three space movies", "2 westerns": the router misses counts often (RESULTS §8), the
+    words do not."""
+    match = _COUNT.search(text)
+    if not match:
+        return None
+    token = match.group(1).lower()
+    n = int(token) if token.isdigit() else _NUMBER_WORDS[token]
+    return n if 1 <= n <= MAX_COUNT else None
 
 
 def _leaks(reply: str, instructions: str, window: int = 8) -> bool:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.agent import _first_sentences, _leaks, sanitize_slots
+from agent.agent import _first_sentences, _leaks, asked_count, sanitize_slots
 from agent.router import empty_slots
 from tools.candidates import Constraint, genre_key
 from tools.catalog import Catalog, CatalogItem
@@ -118,3 +118,13 @@ def test_a_reply_that_repeats_the_instructions_is_caught() -> None:
     instructions = "You are Chat-Rec, a friendly assistant that recommends movies and books to people."
     assert _leaks("Sure: you are Chat-Rec, a friendly assistant that recommends movies and books!", instructions)
     assert not _leaks("I recommend movies and books. What do you like?", instructions)
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("could you find me three space movies from the 70s", 3), ("3 westerns made after 1990", 3),
+    ("two books like Dune?", 2), ("something from the 80s", None), ("movies from 1994", None),
+    ("one more please", None), ("twenty comedies", None),
+])
+def test_a_count_the_router_missed_is_read_from_the_words(text: str, count: int | None) -> None:
+    assert asked_count(text) == count
+    assert sanitize_slots(empty_slots(), text, [])["count"] == count

@@ -28,15 +28,14 @@ class RerankResult:
 
 
 def describe(candidate: Candidate) -> str:
+    """One short line per candidate: prompt evaluation is most of a re-rank's time on a small CPU."""
     item = candidate.item
-    facts = [f"{item.title}" + (f" ({item.year})" if item.year else "")]
+    line = item.title + (f" ({item.year})" if item.year else "")
     if item.author:
-        facts.append(f"by {item.author}")
-    if item.genres:
-        facts.append(", ".join(item.genres[:3]))
-    if candidate.source == "cold":
-        facts.append("new, few ratings yet")
-    return " — ".join(facts)
+        line += f" by {item.author}"
+    elif item.genres:
+        line += " — " + ", ".join(item.genres[:2])
+    return line + (" [new]" if candidate.source == "cold" else "")
 
 
 def order_schema(n_candidates: int, count: int) -> dict:
@@ -74,7 +73,7 @@ class Reranker:
         messages = as_messages([
             {"role": "system", "content": self.system.format(domain=domain, count=count)},
             {"role": "user", "content": self.user.format(
-                profile="; ".join(profile[:10]) or "nothing yet", disliked="; ".join(disliked[:5]) or "nothing",
+                profile="; ".join(profile[:6]) or "nothing yet", disliked="; ".join(disliked[:4]) or "nothing",
                 dialogue=dialogue or "(start)", query=query[:300],
                 candidates="\n".join(f"{n}. {describe(c)}" for n, c in enumerate(candidates, 1)))},
         ])
