@@ -65,7 +65,7 @@ def tuned() -> Router:
 
 @pytest.mark.parametrize(("context", "utterance", "intent", "slots"), [
     ([], "good evening! how's it going?", "chitchat", {}),
-    ([], "could you find me three space movies from the 70s", "recommend",
+    ([], "could you find me three sci-fi movies from the 70s", "recommend",
      {"genres": ["sci-fi"], "year_from": 1970, "year_to": 1979}),  # counts: see RESULTS §8 and asked_count
     ([{"role": "user", "text": "a heist film?"},
       {"role": "assistant", "text": "Try these:", "items": ["Ronin", "Heat", "Thief"]}],
