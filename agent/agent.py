@@ -19,7 +19,7 @@ from rapidfuzz import fuzz
 
 from agent.config import Settings
 from agent.llm import LLMUnavailable, LocalChatModel, make_chat_model
-from agent.router import Route, Router, render_context
+from agent.router import Route, Router
 from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint

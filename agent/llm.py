@@ -26,7 +26,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from tools.chat import LLMUnavailable, as_messages  # noqa: F401  (re-exported: the agent's callers use them)
+from tools.chat import LLMUnavailable  # the error every LLM user catches; re-exported here for callers
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.llm import as_messages
+from tools.chat import as_messages
 from prompts import read_prompt
 from tools.embeddings import embed
 

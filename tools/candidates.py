@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,7 +72,6 @@ class Candidate:
     item: CatalogItem
     score: float
     source: str  # "graph" | "cold" (bridged graph vector) | "store" (text similarity)
-    evidence: list[dict] = field(default_factory=list)  # the person's items that drive the score
 
 
 class CandidateTool:
