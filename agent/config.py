@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")
     llm_retries: int = Field(2, ge=0, description="retries with backoff before giving up")
+    llm_extra_body: dict | None = Field(None, description="openai backend: extra request fields (JSON), e.g. "
+                                                          '{"repeat_penalty": 1.0} for llama_cpp.server')
     router_mode: Literal["auto", "tuned", "few-shot"] = Field(
         "auto", description="tuned: the default local model with the shipped router adapter; few-shot: prompting "
                             "with similar labelled examples (any model); auto: tuned when the default local model is used")

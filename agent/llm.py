@@ -119,6 +119,9 @@ class OpenAIChatModel(BaseChatModel):
     max_retries: int = 2
     temperature: float = 0.0
     max_tokens: int = 256
+    # server-specific request fields, e.g. {"repeat_penalty": 1.0} for llama_cpp.server, whose
+    # default 1.1 penalises the repeated digits of year ranges (router slots measurably worse)
+    extra_body: dict | None = None
     _client: Any = PrivateAttr(default=None)
     # OpenAI and vLLM take response_format "json_schema"; llama_cpp.server only "json_object"
     # with a "schema" key. Try the former, fall back once on a response_format complaint.
@@ -147,6 +150,8 @@ class OpenAIChatModel(BaseChatModel):
         args = {"model": kwargs.get("model", self.model), "messages": _as_dicts(messages), "stop": stop,
                 "temperature": kwargs.get("temperature", self.temperature),
                 "max_tokens": kwargs.get("max_tokens", self.max_tokens), "stream": stream}
+        if self.extra_body:
+            args["extra_body"] = self.extra_body
         if kwargs.get("json_schema") is not None:
             args["response_format"] = self._response_format(kwargs["json_schema"])
         try:
@@ -196,5 +201,6 @@ def make_chat_model(settings) -> BaseChatModel:
             raise LLMUnavailable("the openai backend needs CHATREC_LLM_BASE_URL (or CHATREC_LLM_API_KEY for OpenAI)")
         return OpenAIChatModel(base_url=settings.llm_base_url or "https://api.openai.com/v1",
                                api_key=settings.llm_api_key or "not-needed", model=settings.llm_model or "gpt-4o-mini",
-                               timeout=settings.llm_timeout, max_retries=settings.llm_retries)
+                               timeout=settings.llm_timeout, max_retries=settings.llm_retries,
+                               extra_body=settings.llm_extra_body)
     raise LLMUnavailable(f"unknown LLM backend {settings.llm_backend!r}: use 'local' or 'openai'")

@@ -70,6 +70,11 @@ def test_openai_backend_against_a_real_llama_cpp_server(server: str) -> None:
     assert "".join(c.content for c in model.stream([HumanMessage("Count to three.")])).strip()
     value = json.loads(model.invoke(LABEL, json_schema=SCHEMA).content)
     assert value["intent"] in SCHEMA["properties"]["intent"]["enum"]
+    # server-specific fields travel in the request body: the local model's greedy answer, exactly
+    plain = OpenAIChatModel(base_url=server, model="smollm2", max_tokens=24, extra_body={"repeat_penalty": 1.0})
+    local = LocalChatModel(max_tokens=24)
+    question = [HumanMessage("List the numbers 1, 1, 1, 1, 1 again.")]
+    assert plain.invoke(question).content == local.invoke(question).content
 
 
 def test_a_dead_endpoint_is_a_clear_error_quickly() -> None:
@@ -91,3 +96,5 @@ def test_settings_choose_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     model = make_chat_model(Settings())
     assert isinstance(model, OpenAIChatModel) and model.base_url == "http://127.0.0.1:9/v1"
     assert "sk-secret" not in repr(model)
+    monkeypatch.setenv("CHATREC_LLM_EXTRA_BODY", '{"repeat_penalty": 1.0}')
+    assert make_chat_model(Settings()).extra_body == {"repeat_penalty": 1.0}
