@@ -304,13 +304,18 @@ class Agent:
                 else self.replies["explain_which"]
             return (yield from self._say(state, "explain", message))
         liked = [i for i in map(self.catalog.get, state.liked) if i]
-        source = "cold" if not target.warm else ("graph" if self.tool.graph_id(target) else "store")
+        in_graph = self.tool.graph_id(target) is not None
+        source = ("graph" if target.warm else "cold") if in_graph else "store"  # books: the store
         evidence = self.explainer.evidence(target, user_id=state.user_id, liked=liked, source=source)
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
         words, used_llm, problem = self.explainer.explain(evidence, text)
         timings["reply"] = time.perf_counter() - t
-        words = _first_sentences(words) if used_llm else words
+        if used_llm:  # at most three sentences, and still naming the item
+            words = _first_sentences(words)
+            problem = self.explainer.guard(words, evidence)
+            if problem:
+                words = self.explainer.plain(evidence)
         yield words
         item = ReplyItem(target.item_id, target.title, target.year, list(target.genres), target.domain, 0.0, source,
                          target.author, not target.warm, evidence.to_dict())
