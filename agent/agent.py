@@ -106,6 +106,7 @@ class Agent:
             log.info("no trained %s model yet: training one (about a minute)", GRAPH_DATASET)
             recommender, _ = train_dataset(GRAPH_DATASET, home=settings.home, progress=progress)
         recommender = with_cold_items(recommender, catalog, store)
+        store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         llm = make_chat_model(settings)
         return cls(router=make_router(settings, llm), llm=llm, tool=CandidateTool(recommender, catalog, store),
                    resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE))
@@ -199,6 +200,15 @@ class Agent:
             return best[1]
         return self.resolver.resolve(mention).item
 
+    def _split_mention(self, mention: str, state: DialogueState) -> list[CatalogItem]:
+        """The router sometimes joins titles ("Toy Story and Aladdin"): the titles inside it."""
+        spotted = [item for _, item in self.resolver.spotter.spot(mention)]
+        if spotted:
+            return spotted
+        parts = [p for p in re.split(r",|\band\b|&", mention) if p.strip()]
+        found = [self._resolve(p, state) for p in parts] if len(parts) > 1 else []
+        return [i for i in found if i] if found and all(found) else []
+
     def _apply_route(self, state: DialogueState, route: Route, text: str) -> tuple[list[CatalogItem], list[str]]:
         """Feedback and constraints from this turn go into the state; returns the titles it names and
         the ones not found. A title the message does not contain (nor the list it points into) is
@@ -210,18 +220,16 @@ class Agent:
         # titles are resolved in any domain: "loved The Godfather, any books?" means the film
         for key, mark in (("liked", state.like), ("disliked", state.dislike)):
             for mention in slots.get(key) or []:
-                item = self._resolve(mention, state)
-                if item is None:
+                found = [item] if (item := self._resolve(mention, state)) else self._split_mention(str(mention), state)
+                if not found:
                     unknown.append(str(mention))
-                else:
+                for item in found:
                     mark(item.item_id)
         for mention in slots.get("titles") or []:
-            item = self._resolve(mention, state)
-            if item is None:
-                if str(mention) not in unknown:
-                    unknown.append(str(mention))
-            elif item not in named:
-                named.append(item)
+            found = [item] if (item := self._resolve(mention, state)) else self._split_mention(str(mention), state)
+            if not found and str(mention) not in unknown:
+                unknown.append(str(mention))
+            named += [i for i in found if i not in named]
         # titles written out in full count even when the router missed them
         marked = set(state.liked) | set(state.disliked)
         for _, item in self.resolver.spotter.spot(text):

@@ -289,3 +289,12 @@ def test_an_llm_that_times_out_mid_session_leaves_the_session_intact(parts, tmp_
     assert "isn't answering" in reply.text and "saved" in reply.text
     state = stalled.sessions.get("t")
     assert len(state.turns) == turns and state.last_recommendations == [i.item_id for i in more.items]
+
+
+def test_titles_the_router_joined_are_taken_apart(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter()
+    agent = _agent(parts, tmp_path, router=router)
+    router.push("recommend", liked=["Toy Story and Aladdin"])
+    reply = agent.respond("j", "I loved Toy Story and Aladdin")
+    liked = {parts["catalog"].get(i).title for i in agent.sessions.get("j").liked}
+    assert {"Toy Story", "Aladdin"} <= liked and "couldn't find" not in reply.text
