@@ -24,7 +24,7 @@ from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint
 from tools.catalog import Catalog, CatalogItem
-from tools.chat import as_messages
+from tools.chat import as_messages, first_sentences
 from tools.explain import Explainer
 from tools.rerank import Reranker
 from tools.resolve import TitleResolver, match_key
@@ -71,22 +71,13 @@ def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
                      item.author, c.source == "cold" or not item.warm, why or {})
 
 
-def _first_sentences(text: str, n: int = 3) -> str:
-    """At most ``n`` sentences, and never a cut-off one when a whole one exists."""
-    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p]
-    kept = parts[:n]
-    if len(kept) > 1 and kept[-1][-1] not in ".!?":
-        kept = kept[:-1]
-    return " ".join(kept)
-
-
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
                  sessions: SessionStore) -> None:
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
         self.catalog: Catalog = tool.catalog
         self.reranker = Reranker(llm)
-        self.explainer = Explainer(llm, tool, self.catalog)
+        self.explainer = Explainer(llm, tool, resolver.spotter)
         self.replies = read_replies()
         self.chitchat_system = read_prompt("chitchat.txt")
         self.chitchat_fallback = read_prompt("chitchat_fallback.txt").strip()
@@ -317,16 +308,10 @@ class Agent:
         evidence = self.explainer.evidence(target, user_id=state.user_id, liked=liked, source=source)
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
-        words, used_llm, problem = self.explainer.explain(evidence, text)
+        words, _, problem = self.explainer.explain(evidence, text)
         timings["reply"] = time.perf_counter() - t
-        if used_llm:  # at most three sentences, and still naming the item
-            words = _first_sentences(words)
-            problem = self.explainer.guard(words, evidence)
-            if problem:
-                words = self.explainer.plain(evidence)
         yield words
-        item = ReplyItem(target.item_id, target.title, target.year, list(target.genres), target.domain, 0.0, source,
-                         target.author, not target.warm, evidence.to_dict())
+        item = _item_for_reply(Candidate(target, 0.0, source), evidence.to_dict())
         return Reply(state.session_id, "explain", words, [item], notes=[f"explanation fallback: {problem}"] if problem else [])
 
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
@@ -336,7 +321,7 @@ class Agent:
         pieces = []
         for chunk in self.llm.stream(as_messages(messages), max_tokens=60):
             pieces.append(chunk.content)
-        words = _first_sentences("".join(pieces), 2)
+        words = first_sentences("".join(pieces), 2)
         notes = []
         if not words or _leaks(words, self.chitchat_system):
             notes.append("chit-chat fallback: " + ("empty reply" if not words else "the reply repeated the instructions"))
@@ -365,7 +350,8 @@ class Agent:
     def _why(self, cand: Candidate, state: DialogueState, liked: list[CatalogItem]) -> dict:
         if cand.source == "store" or not (liked or state.user_id):
             return {"source": cand.source}
-        ev = self.explainer.evidence(cand.item, user_id=state.user_id, liked=liked, source=cand.source)
+        ev = self.explainer.evidence(cand.item, user_id=state.user_id, liked=liked, source=cand.source,
+                                     similar_users=False)  # per item on every list: the cheap facts only
         return {"source": cand.source, "nearest": [e["title"] for e in ev.nearest[:2]],
                 "shared_genres": ev.shared_genres}
 
@@ -431,19 +417,14 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str]) -> dict:
     return out
 
 
-_NUMBER_WORDS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten".split())}
-_COUNT = re.compile(r"\b(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")\s+(?:[\w'-]+\s+){0,3}?[\w'-]*[a-z]s\b",
-                    re.IGNORECASE)
+_COUNT = re.compile(r"\b(\d{1,2})\s+(?:[\w-]+\s+){0,3}?[\w-]*[a-z]s\b")
 
 
 def asked_count(text: str) -> int | None:
     """"three space movies", "2 westerns": the router misses counts often (RESULTS §8), the
-    words do not."""
-    match = _COUNT.search(text)
-    if not match:
-        return None
-    token = match.group(1).lower()
-    n = int(token) if token.isdigit() else _NUMBER_WORDS[token]
+    words do not (``match_key`` has turned number words into digits)."""
+    match = _COUNT.search(match_key(text))
+    n = int(match.group(1)) if match else 0
     return n if 1 <= n <= MAX_COUNT else None
 
 

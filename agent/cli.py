@@ -26,8 +26,9 @@ app.add_typer(items_app, name="items")
 log = logging.getLogger("chatrec")
 
 
-def _settings() -> Settings:
-    settings = Settings()
+def _settings(backend: str | None = None) -> Settings:
+    """The settings, with ``--backend`` (when a command takes it) over env and file."""
+    settings = Settings(**({"llm_backend": backend} if backend else {}))
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if settings.threads:
         import torch
@@ -349,9 +350,7 @@ def route(
     from agent.agent import make_router
     from agent.llm import LLMUnavailable, make_chat_model
 
-    settings = _settings()
-    if backend:
-        settings = settings.model_copy(update={"llm_backend": backend})
+    settings = _settings(backend)
     lines = _one_or_file(text, file, "utterance")
     try:
         router = make_router(settings, make_chat_model(settings))
@@ -381,9 +380,7 @@ def chat(
     from agent.llm import LLMUnavailable
     from agent.state import SessionError
 
-    settings = _settings()
-    if backend:
-        settings = settings.model_copy(update={"llm_backend": backend})
+    settings = _settings(backend)
     try:
         agent = Agent.from_settings(settings)
         if user is not None and not agent.tool.recommender.has_user(user):

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from agent.agent import _first_sentences, _leaks, asked_count, sanitize_slots
+from agent.agent import _leaks, asked_count, sanitize_slots
 from agent.router import empty_slots
 from tools.candidates import Constraint, genre_key
-from tools.catalog import Catalog, CatalogItem
+from tools.catalog import CatalogItem
+from tools.chat import first_sentences
 from tools.explain import Evidence, Explainer
 from tools.rerank import order_schema, validate_order
 from tools.resolve import TitleSpotter
@@ -95,7 +96,7 @@ def explainer() -> Explainer:
     class _Tool:  # the guard needs only the catalog's titles
         recommender = None
 
-    return Explainer(llm=None, tool=_Tool(), catalog=Catalog([FARGO, HEAT, BABE, GODFATHER, DUNE]))
+    return Explainer(llm=None, tool=_Tool(), spotter=TitleSpotter([FARGO, HEAT, BABE, GODFATHER, DUNE]))
 
 
 def test_the_guard_wants_the_item_named_and_no_stranger_titles(explainer: Explainer) -> None:
@@ -109,9 +110,9 @@ def test_the_guard_wants_the_item_named_and_no_stranger_titles(explainer: Explai
 
 
 def test_replies_are_cut_at_whole_sentences() -> None:
-    assert _first_sentences("One. Two! Three? Four.", 3) == "One. Two! Three?"
-    assert _first_sentences("One. Two and then it was cut", 3) == "One."
-    assert _first_sentences("just one unfinished", 3) == "just one unfinished"
+    assert first_sentences("One. Two! Three? Four.", 3) == "One. Two! Three?"
+    assert first_sentences("One. Two and then it was cut", 3) == "One."
+    assert first_sentences("just one unfinished", 3) == "just one unfinished"
 
 
 def test_a_reply_that_repeats_the_instructions_is_caught() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import cached_property
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -50,10 +51,13 @@ class Constraint:
         if self.year_to is not None and item.year > self.year_to:
             return False
         if self.genres and item.genres:  # books carry no genres: the query text asks for them instead
-            wanted = {genre_key(g) for g in self.genres}
-            if not wanted & {genre_key(g) for g in item.genres}:
+            if not any(genre_key(g) in self.genre_keys for g in item.genres):
                 return False
         return True
+
+    @cached_property
+    def genre_keys(self) -> frozenset[str]:  # admits() runs for every graph item on every turn
+        return frozenset(genre_key(g) for g in self.genres)
 
     def relaxations(self) -> list[tuple[str, "Constraint"]]:
         """Looser versions, most specific drop first: what to offer when nothing matches."""

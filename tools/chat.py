@@ -6,6 +6,8 @@ any LangChain chat model and only need these two names.
 
 from __future__ import annotations
 
+import re
+
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 
@@ -19,4 +21,13 @@ def as_messages(dicts: list[dict]) -> list[BaseMessage]:
     return [kinds[d["role"]](d["content"]) for d in dicts]
 
 
-__all__ = ["LLMUnavailable", "as_messages"]
+def first_sentences(text: str, n: int = 3) -> str:
+    """At most ``n`` sentences of a model's text, and never a cut-off one when a whole one exists."""
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p]
+    kept = parts[:n]
+    if len(kept) > 1 and kept[-1][-1] not in ".!?":
+        kept = kept[:-1]
+    return " ".join(kept)
+
+
+__all__ = ["LLMUnavailable", "as_messages", "first_sentences"]

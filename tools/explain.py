@@ -18,8 +18,8 @@ import numpy as np
 
 from prompts import read_prompt
 from tools.candidates import CandidateTool, genre_key
-from tools.catalog import Catalog, CatalogItem
-from tools.chat import LLMUnavailable, as_messages
+from tools.catalog import CatalogItem
+from tools.chat import LLMUnavailable, as_messages, first_sentences
 from tools.resolve import TitleSpotter, match_key
 
 log = logging.getLogger(__name__)
@@ -61,17 +61,17 @@ class Evidence:
 
 
 class Explainer:
-    def __init__(self, llm, tool: CandidateTool, catalog: Catalog) -> None:
-        self.llm, self.tool, self.catalog = llm, tool, catalog
+    def __init__(self, llm, tool: CandidateTool, spotter: TitleSpotter) -> None:
+        """``spotter``: the catalog's titles (the resolver's, so they are indexed once)."""
+        self.llm, self.tool, self.spotter = llm, tool, spotter
         self.system = read_prompt("explain.txt")
         self.user = read_prompt("explain_user.txt")
         self.fallback = read_prompt("explain_fallback.txt").strip()
-        self._spotter = TitleSpotter(catalog)
 
     # -- facts --------------------------------------------------------------------------
 
     def evidence(self, item: CatalogItem, *, user_id: str | None, liked: Sequence[CatalogItem],
-                 source: str = "graph") -> Evidence:
+                 source: str = "graph", similar_users: bool = True) -> Evidence:
         rec = self.tool.recommender
         ev = Evidence(item, source=source)
         gid = self.tool.graph_id(item)
@@ -84,7 +84,8 @@ class Explainer:
                 near = self.tool.catalog_item(e["item_id"])
                 if near is not None and e["contribution"] > 0:
                     ev.nearest.append({"title": near.title, "item_id": near.item_id, "share": round(e["share"], 3)})
-            ev.similar_users = self._similar_users(person, gid)
+            if similar_users:
+                ev.similar_users = self._similar_users(person, gid)
         own = liked or (self.tool.history(user_id) if user_id else [])
         their = {genre_key(g): g for i in own for g in i.genres}
         ev.shared_genres = [g for g in item.genres if genre_key(g) in their]
@@ -128,7 +129,7 @@ class Explainer:
         if not any(key and key in match_key(text) for key in allowed):
             return "does not name the item"
         allowed |= {match_key(e["title"]) for e in ev.nearest}
-        strangers = {key for key, _ in self._spotter.spot(text)} - allowed
+        strangers = {key for key, _ in self.spotter.spot(text)} - allowed
         # a title key inside an allowed one ("Alien" in "Aliens") is not a stranger
         strangers = {s for s in strangers if not any(s in a for a in allowed)}
         if strangers:
@@ -142,7 +143,7 @@ class Explainer:
                                     title=ev.item.title, facts="\n".join(f"- {f}" for f in ev.facts()),
                                     query=query[:300])}])
         try:
-            text = self.llm.invoke(messages, max_tokens=90).content.strip()
+            text = first_sentences(self.llm.invoke(messages, max_tokens=90).content)
         except LLMUnavailable as exc:
             return self.plain(ev), False, f"the LLM did not answer ({exc})"
         problem = self.guard(text, ev)
