@@ -19,7 +19,7 @@ from rapidfuzz import fuzz
 
 from agent.config import Settings
 from agent.llm import LLMUnavailable, LocalChatModel, make_chat_model
-from agent.router import Route, Router
+from agent.router import Route, Router, empty_slots
 from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint
@@ -104,16 +104,18 @@ class Agent:
 
     # -- public API ---------------------------------------------------------------------
 
-    def respond(self, session_id: str, text: str, user_id: str | None = None) -> Reply:
+    def respond(self, session_id: str, text: str, user_id: str | None = None, route: Route | None = None) -> Reply:
         reply = None
-        for part in self.stream(session_id, text, user_id):
+        for part in self.stream(session_id, text, user_id, route):
             if isinstance(part, Reply):
                 reply = part
         assert reply is not None
         return reply
 
-    def stream(self, session_id: str, text: str, user_id: str | None = None) -> Iterator[str | Reply]:
-        """Pieces of the reply text as they are ready, then the complete :class:`Reply`."""
+    def stream(self, session_id: str, text: str, user_id: str | None = None,
+               route: Route | None = None) -> Iterator[str | Reply]:
+        """Pieces of the reply text as they are ready, then the complete :class:`Reply`.
+        ``route`` skips the router when the caller already knows what is asked (a "why?" button)."""
         started = time.perf_counter()
         if user_id is not None and not self.tool.recommender.has_user(user_id):
             raise ValueError(f"no user {user_id!r} in the {self.tool.recommender.dataset} data")
@@ -130,7 +132,7 @@ class Agent:
         timings: dict[str, float] = {}
         try:
             t = time.perf_counter()
-            route = self.router.route(text, self._context(state))
+            route = route or self.router.route(text, self._context(state))
             timings["router"] = time.perf_counter() - t
             flow = {"recommend": self._recommend, "explain": self._explain}.get(route.intent, self._chitchat)
             reply = yield from flow(state, text, route, timings)
@@ -161,6 +163,17 @@ class Agent:
         (state.like if liked else state.dislike)(item_id)
         self.sessions.save(state)
         return state
+
+    def why_request(self, session_id: str, item_id: str) -> tuple[str, Route]:
+        """What a "why?" button on an item asks: the words to show as the person's turn and the
+        route to pass to :meth:`stream` (the intent is known, so no router call)."""
+        item = self.catalog.get(item_id)
+        if item is None:
+            raise KeyError(f"no item {item_id!r} in the catalog")
+        state = self.sessions.get_or_new(session_id)
+        shown = state.last_recommendations
+        reference = shown.index(item_id) + 1 if item_id in shown else item.title
+        return f"Why {item.title}?", Route("explain", {**empty_slots(), "reference": reference})
 
     # -- dialogue -----------------------------------------------------------------------
 

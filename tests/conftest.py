@@ -40,3 +40,11 @@ def catalog_slice(chatrec_home: Path):
     missing = [i for i in ids if i not in full]
     assert not missing, f"the catalog no longer has {missing[:5]}: update {ids_file.name}"
     return Catalog([full.get(i) for i in ids])
+
+
+@pytest.fixture(scope="session")
+def agent_parts(chatrec_home: Path, catalog_slice, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The real agent's parts (tests/agents.py), built once: a store build, 25 epochs, the LLM."""
+    from tests.agents import build_parts
+
+    return build_parts(chatrec_home, catalog_slice, tmp_path_factory.mktemp("agent-parts"))

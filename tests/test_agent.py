@@ -18,13 +18,11 @@ import pytest
 
 from agent.agent import Agent, Reply, make_router
 from agent.config import Settings
-from agent.llm import LocalChatModel, OpenAIChatModel
+from agent.llm import OpenAIChatModel
 from agent.router import Route, empty_slots
-from agent.state import SessionStore
+from tests.agents import build_agent
 from tests.servers import free_port
-from tools.candidates import CandidateTool
-from tools.catalog import Catalog
-from tools.resolve import TitleResolver, match_key
+from tools.resolve import match_key
 
 
 class ScriptedRouter:
@@ -46,29 +44,12 @@ class ScriptedRouter:
 
 
 @pytest.fixture(scope="module")
-def parts(chatrec_home: Path, catalog_slice: Catalog, tmp_path_factory: pytest.TempPathFactory):
-    from recsys.train import TrainConfig
-    from recsys.workflow import train_dataset
-    from tools.catalog import load_catalog
-    from tools.cold_start import with_cold_items
-    from tools.item_store import ItemStore
-
-    full = load_catalog(chatrec_home, progress=False)
-    items = {i.item_id: i for i in full if i.warm} | {i.item_id: i for i in catalog_slice}
-    catalog = Catalog(list(items.values()))
-    store = ItemStore(tmp_path_factory.mktemp("agent-store") / "chroma")
-    store.build(catalog.items, progress=False)
-    recommender, _ = train_dataset("ml-100k", TrainConfig(epochs=25, patience=25),
-                                   out_dir=tmp_path_factory.mktemp("agent-model"), home=chatrec_home, progress=False)
-    recommender = with_cold_items(recommender, catalog, store)
-    llm = LocalChatModel()
-    return {"tool": CandidateTool(recommender, catalog, store), "resolver": TitleResolver(catalog, store), "llm": llm,
-            "router": make_router(Settings(), llm), "catalog": catalog}
+def parts(agent_parts):
+    return agent_parts
 
 
 def _agent(parts, tmp_path: Path, router=None, llm=None) -> Agent:
-    return Agent(router=router or parts["router"], llm=llm or parts["llm"], tool=parts["tool"],
-                 resolver=parts["resolver"], sessions=SessionStore(tmp_path / "sessions.sqlite3"))
+    return build_agent(parts, tmp_path, router=router, llm=llm)
 
 
 def _title_keys(reply: Reply) -> set[str]:
@@ -298,3 +279,18 @@ def test_titles_the_router_joined_are_taken_apart(parts, tmp_path: Path) -> None
     reply = agent.respond("j", "I loved Toy Story and Aladdin")
     liked = {parts["catalog"].get(i).title for i in agent.sessions.get("j").liked}
     assert {"Toy Story", "Aladdin"} <= liked and "couldn't find" not in reply.text
+
+
+def test_a_why_button_explains_its_item_without_asking_the_router(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter()
+    agent = _agent(parts, tmp_path, router=router)
+    router.push("recommend", liked=["Toy Story"])
+    third = agent.respond("w", "I loved Toy Story").items[2]
+    text, route = agent.why_request("w", third.item_id)
+    assert third.title in text
+    why = agent.respond("w", text, route=route)
+    assert why.intent == "explain" and why.items[0].item_id == third.item_id
+    assert match_key(third.title) in match_key(why.text)
+    assert len(router.asked) == 1  # only the typed turn was routed
+    with pytest.raises(KeyError):
+        agent.why_request("w", "no-such-item")
