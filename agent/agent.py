@@ -26,7 +26,7 @@ from tools.candidates import Candidate, CandidateTool, Constraint
 from tools.catalog import Catalog, CatalogItem
 from tools.chat import as_messages, first_sentences
 from tools.explain import Explainer
-from tools.rerank import Reranker
+from tools.rerank import Reranker, RerankResult
 from tools.resolve import TitleResolver, match_key
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,10 @@ def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
 
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
-                 sessions: SessionStore) -> None:
+                 sessions: SessionStore, rerank: bool = True) -> None:
+        """``rerank=False``: the scored order (graph / store) goes out as it is, no LLM re-rank."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
+        self.rerank = rerank
         self.catalog: Catalog = tool.catalog
         self.reranker = Reranker(llm)
         self.explainer = Explainer(llm, tool, resolver.spotter)
@@ -100,7 +102,8 @@ class Agent:
         store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         llm = make_chat_model(settings)
         return cls(router=make_router(settings, llm), llm=llm, tool=CandidateTool(recommender, catalog, store),
-                   resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE))
+                   resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE),
+                   rerank=settings.rerank == "llm")
 
     # -- public API ---------------------------------------------------------------------
 
@@ -279,13 +282,16 @@ class Agent:
             return (yield from self._say(state, "recommend", self.replies["nothing_matches"].format(
                 constraint=_describe(constraint))))
         t = time.perf_counter()
-        result = self.reranker.rerank(
-            candidates, count, profile=[i.title for i in liked] or [i.title for i in self._history(state)[:10]],
-            disliked=[i.title for i in disliked], dialogue=self._recent_text(state), query=text,
-            domain=constraint.domain or "movie")
+        if self.rerank:
+            result = self.reranker.rerank(
+                candidates, count, profile=[i.title for i in liked] or [i.title for i in self._history(state)[:10]],
+                disliked=[i.title for i in disliked], dialogue=self._recent_text(state), query=text,
+                domain=constraint.domain or "movie")
+            if not result.used_llm:
+                notes.append(f"rerank fell back to the scored order: {result.note}")
+        else:
+            result = RerankResult(list(range(min(count, len(candidates)))), False, "re-rank off")
         timings["rerank"] = time.perf_counter() - t
-        if not result.used_llm:
-            notes.append(f"rerank fell back to the scored order: {result.note}")
         t = time.perf_counter()
         chosen = [candidates[i] for i in result.order]
         items = [_item_for_reply(cand, self._why(cand, state, liked)) for cand in chosen]

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from recsys.data import data_home
@@ -47,8 +47,31 @@ class Settings(BaseSettings):
                             "with similar labelled examples (any model); auto: tuned when the default local model is used")
     router_adapter: Path | None = Field(None, description="the tuned router's llama.cpp LoRA adapter (default: the "
                                                           "shipped agent/data/router_lora.gguf; `chatrec tune-router` makes one)")
+    rerank: Literal["llm", "graph"] = Field(
+        "llm", description="how the agent orders the top candidates: llm (Chat-Rec re-rank by the LLM) or graph "
+                           "(the recommender's scored order; no LLM call)")
     chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
                                                      "on-disk item store")
+    # the Slack bot (`chatrec slack`); tokens and the signing secret are never logged or shown
+    slack_mode: Literal["socket", "http"] = Field(
+        "socket", description="socket: Socket Mode (app-level token, no public URL); http: Events API requests "
+                              "to /slack/events (signing secret)")
+    slack_bot_token: str | None = Field(None, description="the bot token, xoxb-… (else SLACK_BOT_TOKEN)", repr=False)
+    slack_app_token: str | None = Field(None, description="socket mode: the app-level token, xapp-… "
+                                                          "(else SLACK_APP_TOKEN)", repr=False)
+    slack_signing_secret: str | None = Field(None, description="http mode: the app's signing secret "
+                                                               "(else SLACK_SIGNING_SECRET)", repr=False)
+    slack_host: str = Field("127.0.0.1", description="http mode: the address to listen on")
+    slack_port: int = Field(3000, ge=1, le=65535, description="http mode: the port to listen on")
+    slack_api_url: str | None = Field(None, description="Slack Web API base URL (default https://slack.com/api/)")
+
+    @model_validator(mode="after")
+    def _slack_conventional_env(self) -> "Settings":
+        """Slack's usual variable names count when the CHATREC_ ones (and the file) leave a value unset."""
+        for name in ("slack_bot_token", "slack_app_token", "slack_signing_secret"):
+            if getattr(self, name) is None and os.environ.get(name.upper()):
+                setattr(self, name, os.environ[name.upper()])
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

