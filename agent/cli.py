@@ -421,6 +421,95 @@ def chat(
 
 
 @app.command()
+def slack(
+    mode: Annotated[Optional[str], typer.Option(help="socket or http (default: CHATREC_SLACK_MODE, socket)")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535,
+                                                help="http mode: port (default: CHATREC_SLACK_PORT, 3000)")] = None,
+    host: Annotated[Optional[str], typer.Option(help="http mode: address (default: CHATREC_SLACK_HOST, "
+                                                     "127.0.0.1)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="local (default) or openai")] = None,
+) -> None:
+    """Run the Slack bot: DMs and @mentions, one session per thread, Block Kit
+    replies with Why? / 👍 / 👎 buttons.
+
+    \b
+    Two ways to reach Slack (README: create the app from slack/manifest.yml):
+      socket  Socket Mode (default): the bot opens a websocket to Slack,
+              no public URL needed. Needs CHATREC_SLACK_BOT_TOKEN (xoxb-…)
+              and CHATREC_SLACK_APP_TOKEN (xapp-…, scope connections:write).
+      http    Slack POSTs events and button clicks to
+              http://HOST:PORT/slack/events (put a public HTTPS URL in front).
+              Needs CHATREC_SLACK_BOT_TOKEN and CHATREC_SLACK_SIGNING_SECRET.
+
+    SLACK_BOT_TOKEN, SLACK_APP_TOKEN and SLACK_SIGNING_SECRET count when the
+    CHATREC_ ones are unset. Tokens and the secret are never printed or logged."""
+    from agent.llm import LLMUnavailable
+    from agent.slack import SlackConfigError, check_settings, run_slack
+
+    settings = _settings(backend)
+    if mode is not None and mode not in ("socket", "http"):
+        _fail(f"--mode must be 'socket' or 'http', not {mode!r}")
+    overrides = {k: v for k, v in (("slack_mode", mode), ("slack_port", port), ("slack_host", host)) if v is not None}
+    settings = settings.model_copy(update=overrides)
+    try:
+        check_settings(settings)
+    except SlackConfigError as exc:
+        _fail(str(exc))
+    from agent.agent import Agent
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        agent = Agent.from_settings(settings)
+    except (LLMUnavailable, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        run_slack(settings, agent)
+    except (BoltError, SlackApiError) as exc:  # e.g. auth.test refused the token
+        _fail(f"Slack refused to start the bot: {exc}")
+    except OSError as exc:  # the port is taken, or Slack cannot be reached
+        where = (f"serve http on {settings.slack_host}:{settings.slack_port}" if settings.slack_mode == "http"
+                 else "connect to Slack")
+        _fail(f"cannot {where}: {exc}")
+
+
+@app.command("eval-dialogues")
+def eval_dialogues(
+    files: Annotated[list[Path], typer.Argument(help="YAML dialogue files (one dialogue, or several under dialogues:)")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the full report as JSON to this file")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="local (default) or openai")] = None,
+) -> None:
+    """Run scripted dialogues against the agent and check every turn (format: agent/dialogue_eval.py,
+    examples: evaluation/dialogues/). All files are validated first; exit 0 when every check
+    passes, 1 when one fails, 2 on a bad file (the message names the file and line)."""
+    from agent.dialogue_eval import DialogueFileError, evaluate, load_dialogues
+
+    try:
+        load_dialogues(files)  # before the agent loads: a typo costs no minute of start-up
+    except DialogueFileError as exc:
+        _fail(f"bad dialogue file\n{exc}")
+    settings = _settings(backend)
+
+    def build():
+        from agent.agent import Agent
+        from agent.llm import LLMUnavailable
+
+        typer.echo("loading the agent…", err=True)
+        try:
+            return Agent.from_settings(settings)
+        except (LLMUnavailable, FileNotFoundError, ValueError) as exc:
+            _fail(str(exc))
+
+    try:
+        code, _ = evaluate(build, files, json_out, echo=typer.echo, progress=lambda line: typer.echo(line, err=True))
+    except DialogueFileError as exc:
+        _fail(f"bad dialogue file\n{exc}")
+    if json_out is not None:
+        typer.echo(f"report: {json_out}")
+    raise typer.Exit(code)
+
+
+@app.command()
 def sessions(
     delete: Annotated[Optional[list[str]], typer.Option(help="delete this session (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -470,7 +559,3 @@ def tune_router(
     _, model = train_lora(sft_examples(rows), default_model_path(), config)
     export_gguf_adapter(model, out, alpha=config.alpha)
     typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
-
-
-if __name__ == "__main__":
-    app()
