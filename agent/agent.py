@@ -19,6 +19,7 @@ from rapidfuzz import fuzz
 
 from agent.config import Settings
 from agent.llm import LLMUnavailable, LocalChatModel, make_chat_model
+from agent.reading import ASKS_WHY, CAPABILITIES, WHY_TITLE, genres_in, open_years
 from agent.router import Route, Router, empty_slots
 from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
@@ -135,7 +136,7 @@ class Agent:
         timings: dict[str, float] = {}
         try:
             t = time.perf_counter()
-            route = route or self.router.route(text, self._context(state))
+            route = route or self._second_look(self.router.route(text, self._context(state)), text)
             timings["router"] = time.perf_counter() - t
             flow = {"recommend": self._recommend, "explain": self._explain}.get(route.intent, self._chitchat)
             reply = yield from flow(state, text, route, timings)
@@ -177,6 +178,21 @@ class Agent:
         shown = state.last_recommendations
         reference = shown.index(item_id) + 1 if item_id in shown else item.title
         return f"Why {item.title}?", Route("explain", {**empty_slots(), "reference": reference})
+
+    def _second_look(self, route: Route, text: str) -> Route:
+        """Chit-chat that is not: the small router sends some requests there ("I loved The Lion
+        King", "Why would I like The Godfather?"). A message naming a catalog title is about
+        items; "why would I like X?" asks for an explanation even when X is unknown."""
+        if route.intent != "chitchat":
+            return route
+        if match := WHY_TITLE.match(text):
+            log.info("router said chitchat; 'why would I like …' asks for an explanation")
+            return Route("explain", {**route.slots, "titles": [match.group(1)]})
+        if self.resolver.spotter.spot(text):
+            intent = "explain" if ASKS_WHY.match(text) else "recommend"
+            log.info("router said chitchat; the message names a title: %s", intent)
+            return Route(intent, route.slots)
+        return route
 
     # -- dialogue -----------------------------------------------------------------------
 
@@ -244,7 +260,8 @@ class Agent:
                 named.append(item)
         if route.intent == "recommend":
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
-                                     slots.get("domain"), clear=slots.get("clear") or None)
+                                     slots.get("domain"), clear=slots.get("clear") or None,
+                                     without=slots.get("without") or None)
         return named, unknown
 
     # -- the three flows ----------------------------------------------------------------
@@ -257,7 +274,7 @@ class Agent:
                 state.like(item.item_id)
         count = route.slots.get("count") or DEFAULT_COUNT
         c = state.constraints
-        constraint = Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain)
+        constraint = Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without))
         liked = [i for i in map(self.catalog.get, state.liked) if i]
         disliked = [i for i in map(self.catalog.get, state.disliked) if i]
         notes = []
@@ -335,6 +352,9 @@ class Agent:
 
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
         t = time.perf_counter()
+        if CAPABILITIES.search(text):  # "what can you do?": the small model invents other skills
+            timings["reply"] = time.perf_counter() - t
+            return (yield from self._say(state, "chitchat", self.replies["help"]))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
         pieces = []
@@ -389,6 +409,8 @@ def _describe(c: Constraint) -> str:
         parts.append(f"{c.year_from or '…'}–{c.year_to or '…'}")
     if c.domain:
         parts.append(f"{c.domain}s")
+    if c.without:
+        parts.append("no " + " or ".join(c.without))
     return ", ".join(parts) or "no limits"
 
 
@@ -433,6 +455,12 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str]) -> dict:
     out["year_from"], out["year_to"] = years
     count = slots.get("count")
     out["count"] = count if isinstance(count, int) and 1 <= count <= MAX_COUNT else asked_count(text)
+    # the words themselves: genres asked for or ruled out, open year ranges (agent/reading.py)
+    wanted, ruled_out = genres_in(text)
+    out["genres"] = [g for g in slots.get("genres") or [] if g not in ruled_out] or wanted
+    out["without"] = ruled_out
+    if years := open_years(text):
+        out["year_from"], out["year_to"] = years
     return out
 
 

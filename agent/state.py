@@ -39,9 +39,11 @@ class Constraints:
     year_from: int | None = None
     year_to: int | None = None
     domain: str | None = None
+    without: list[str] = field(default_factory=list)  # genres ruled out ("I hate horror")
 
     def is_empty(self) -> bool:
-        return not self.genres and self.year_from is None and self.year_to is None and self.domain is None
+        return (not self.genres and not self.without and self.year_from is None and self.year_to is None
+                and self.domain is None)
 
 
 @dataclass
@@ -81,7 +83,7 @@ class DialogueState:
 
     def update_constraints(self, genres: list[str] | None = None, year_from: int | None = None,
                            year_to: int | None = None, domain: str | None = None,
-                           clear: list[str] | None = None) -> None:
+                           clear: list[str] | None = None, without: list[str] | None = None) -> None:
         """New constraints add to the active ones ("only 90s" after "comedies" keeps both); a
         new year range or domain replaces the old one; ``clear`` names what to drop
         ("any decade is fine" → ``["year"]``; also "genres", "domain", "all")."""
@@ -90,9 +92,18 @@ class DialogueState:
                 self.constraints.year_from = self.constraints.year_to = None
             if what in ("genres", "all"):
                 self.constraints.genres = []
+            if what == "all":
+                self.constraints.without = []
             if what in ("domain", "all"):
                 self.constraints.domain = None
+        for genre in without or ():  # ruled out now: no longer wanted
+            if genre.lower() in self.constraints.genres:
+                self.constraints.genres.remove(genre.lower())
+            if genre.lower() not in self.constraints.without:
+                self.constraints.without.append(genre.lower())
         for genre in genres or ():
+            if genre.lower() in self.constraints.without:  # asked for again: no longer ruled out
+                self.constraints.without.remove(genre.lower())
             if genre.lower() not in self.constraints.genres:
                 self.constraints.genres.append(genre.lower())
         if year_from is not None or year_to is not None:

@@ -69,7 +69,8 @@ def state_markdown(agent: Agent, session: dict | None, reply: Reply | None = Non
     c = state.constraints
     years = (f"{c.year_from or '…'}–{c.year_to or '…'}" if c.year_from or c.year_to else "any")
     lines = [f"**Who:** {who}", f"**Liked:** {titles(state.liked)}", f"**Disliked:** {titles(state.disliked)}",
-             f"**Genres:** {', '.join(c.genres) or 'any'} · **Years:** {years} · **Domain:** {c.domain or 'any'}"]
+             f"**Genres:** {', '.join(c.genres) or 'any'}" + (f" (not {', '.join(c.without)})" if c.without else "")
+             + f" · **Years:** {years} · **Domain:** {c.domain or 'any'}"]
     if reply is not None and reply.timings:
         steps = " · ".join(f"{k} {v:.2f} s" for k, v in reply.timings.items())
         lines.append(f"<small>last turn: {reply.intent} — {steps}</small>")

@@ -307,3 +307,44 @@ def test_with_rerank_off_the_scored_order_goes_out_without_an_llm_call(parts, tm
                                       constraint=Constraint(), query="I loved Toy Story", k=20)
     assert [i.item_id for i in reply.items] == [c.item.item_id for c in scored[:5]]
     assert reply.timings["rerank"] < 0.05 and not any("rerank" in n for n in reply.notes)
+
+
+def test_chitchat_that_names_a_title_or_asks_why_is_taken_as_a_request(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter().push("chitchat").push("chitchat").push("chitchat")
+    agent = _agent(parts, tmp_path, router=router)
+    loved = agent.respond("cc", "I loved The Lion King")
+    assert loved.intent == "recommend" and len(loved.items) == 5
+    why = agent.respond("cc", "Why would I like Flibbertigibbet Moon?")
+    assert why.intent == "explain" and "Flibbertigibbet Moon" in why.text and "couldn't find" in why.text
+    help_reply = agent.respond("cc", "What can you do?")
+    assert help_reply.intent == "chitchat" and "recommend" in help_reply.text.lower()
+
+
+def test_a_ruled_out_genre_stays_out_and_liked_genres_pull_the_list(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter().push("recommend", genres=["horror"], year_from=1990, year_to=1999)
+    agent = _agent(parts, tmp_path, router=router)
+    nineties = agent.respond("h", "I hate horror movies. Recommend me some 90s movies.")
+    assert len(nineties.items) >= 3 and all("Horror" not in i.genres and 1990 <= i.year <= 1999 for i in nineties.items)
+    assert agent.sessions.get("h").constraints.without == ["horror"]
+    # the liked items' genres pull the fold-in's candidates towards them (popular films lead it otherwise)
+    from tools.candidates import Constraint
+
+    tool, resolve = parts["tool"], parts["resolver"].resolve
+    liked = [resolve("Toy Story").item, resolve("Aladdin").item]
+    found = tool.candidates(user_id=None, liked=liked, disliked=[], exclude=set(), constraint=Constraint(), k=20)
+    plain = tool.recommender.recommend_from_items([tool.graph_id(i) for i in liked], k=20)
+
+    def family(items) -> int:
+        return sum(bool({"Animation", "Children's"} & set(i.genres)) for i in items)
+
+    assert family(c.item for c in found) > family(tool.catalog_item(g) for g, _ in plain)
+
+
+def test_the_book_of_a_film_they_named_is_not_offered(parts, tmp_path: Path) -> None:
+    catalog = parts["catalog"]
+    film = next(i for i in catalog.items if i.domain == "movie" and any(
+        b.domain == "book" and match_key(b.title) == match_key(i.title) for b in catalog.items))
+    router = ScriptedRouter().push("recommend", liked=[film.title], domain="book")
+    reply = _agent(parts, tmp_path, router=router).respond("b", f"I enjoyed {film.title}, recommend similar novels")
+    assert reply.items and all(i.domain == "book" for i in reply.items)
+    assert match_key(film.title) not in {match_key(i.title) for i in reply.items}

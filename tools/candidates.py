@@ -23,10 +23,13 @@ import numpy as np
 from recsys.recommender import GraphRecommender
 from tools.catalog import Catalog, CatalogItem
 from tools.item_store import ItemStore, where_clause
+from tools.resolve import match_key
 
 log = logging.getLogger(__name__)
 
 PROFILE_ITEMS = 30  # a dataset user's items that make their text profile for other domains
+RESCORE_POOL = 100  # fold-in candidates re-scored with shared genres
+GENRE_WEIGHT = 1.0  # shared genres (cosine, 0..1) next to the graph score (scaled to 0..1)
 
 
 def genre_key(text: str) -> str:
@@ -40,9 +43,12 @@ class Constraint:
     year_from: int | None = None
     year_to: int | None = None
     domain: str | None = None
+    without: Sequence[str] = ()  # genres ruled out ("I hate horror"): never relaxed
 
     def admits(self, item: CatalogItem) -> bool:
         if self.domain and item.domain != self.domain:
+            return False
+        if self.without and any(genre_key(g) in self.without_keys for g in item.genres):
             return False
         if (self.year_from is not None or self.year_to is not None) and item.year is None:
             return False
@@ -59,15 +65,19 @@ class Constraint:
     def genre_keys(self) -> frozenset[str]:  # admits() runs for every graph item on every turn
         return frozenset(genre_key(g) for g in self.genres)
 
+    @cached_property
+    def without_keys(self) -> frozenset[str]:
+        return frozenset(genre_key(g) for g in self.without)
+
     def relaxations(self) -> list[tuple[str, "Constraint"]]:
         """Looser versions, most specific drop first: what to offer when nothing matches."""
         out = []
         if self.year_from is not None or self.year_to is not None:
-            out.append(("year", Constraint(self.genres, None, None, self.domain)))
+            out.append(("year", Constraint(self.genres, None, None, self.domain, self.without)))
         if self.genres:
-            out.append(("genres", Constraint((), self.year_from, self.year_to, self.domain)))
+            out.append(("genres", Constraint((), self.year_from, self.year_to, self.domain, self.without)))
         if len(out) == 2:
-            out.append(("year and genres", Constraint((), None, None, self.domain)))
+            out.append(("year and genres", Constraint((), None, None, self.domain, self.without)))
         return out
 
 
@@ -108,6 +118,8 @@ class CandidateTool:
     def candidates(self, *, user_id: str | None, liked: Sequence[CatalogItem], disliked: Sequence[CatalogItem],
                    exclude: Iterable[str], constraint: Constraint, query: str = "", k: int = 20) -> list[Candidate]:
         excluded = set(exclude) | {i.item_id for i in (*liked, *disliked)}
+        # the book of a film they named (or the film of a book) is a story they know
+        known_titles = {match_key(i.title) for i in (*liked, *disliked)}
         if user_id:  # what a dataset user rated is seen (the graph leaves it out itself; the store must too)
             excluded |= {i.item_id for i in self.history(user_id)}
         domain = constraint.domain or "movie"
@@ -122,7 +134,8 @@ class CandidateTool:
             profile = list(liked) or (self.history(user_id)[:PROFILE_ITEMS] if user_id else [])
             for cand in self._store(profile, excluded | set(found), constraint, query, wanted):
                 found.setdefault(cand.item.item_id, cand)
-        return list(found.values())[:k]  # graph order first (its scores do not compare with text scores)
+        fresh = [c for c in found.values() if match_key(c.item.title) not in known_titles]
+        return fresh[:k]  # graph order first (its scores do not compare with text scores)
 
     # -- sources ------------------------------------------------------------------------
 
@@ -144,13 +157,43 @@ class CandidateTool:
                 return rec.recommend(user_id, n, filter=mask)
         else:  # a chat user, or a dataset user who added likes and dislikes in chat: fold in
             seeds = (rec.history(user_id) if user_id else []) + liked
+            taste = self._genre_profile(liked)
 
             def rank(mask, n):
-                return rec.recommend_from_items(seeds, disliked, n, filter=mask)
+                pool = rec.recommend_from_items(seeds, disliked, max(n, RESCORE_POOL), filter=mask)
+                return self._with_shared_genres(pool, taste)[:n]
         n_cold = min(self.cold_places, k // 4) if cold.any() else 0
         ranked = [(gid, s, "graph") for gid, s in rank(warm, k - n_cold)]
         ranked += [(gid, s, "cold") for gid, s in rank(cold, n_cold)] if n_cold else []
         return [Candidate(self._catalog_of_graph[gid], float(s), source) for gid, s, source in ranked]
+
+    def _genre_profile(self, liked: Sequence[str]) -> dict[str, float]:
+        """Genre → share of the liked items (graph ids) that have it."""
+        counts: dict[str, float] = {}
+        items = [i for i in map(self._catalog_of_graph.get, liked) if i is not None]
+        for item in items:
+            for g in {genre_key(g) for g in item.genres}:
+                counts[g] = counts.get(g, 0.0) + 1 / len(items)
+        return counts
+
+    def _with_shared_genres(self, pool: list[tuple[str, float]], taste: dict[str, float]) -> list[tuple[str, float]]:
+        """A fold-in of a few liked items leans to the most popular films (Toy Story + Aladdin →
+        Star Wars: the pool's scores differ by a few hundredths); genres shared with the liked
+        items pull what is like them back up. Score = the graph score min-max scaled over the
+        pool + GENRE_WEIGHT × the cosine between the item's genres and the liked genres."""
+        if not pool or not taste:
+            return pool
+        scores = [s for _, s in pool]
+        low, span = min(scores), (max(scores) - min(scores)) or 1.0
+        norm = float(np.sqrt(sum(w * w for w in taste.values())))
+
+        def shared(gid: str) -> float:
+            item = self._catalog_of_graph.get(gid)
+            keys = {genre_key(g) for g in item.genres} if item else set()
+            return sum(taste.get(g, 0.0) for g in keys) / (np.sqrt(len(keys)) * norm) if keys else 0.0
+
+        rescored = [(gid, (s - low) / span + GENRE_WEIGHT * shared(gid)) for gid, s in pool]
+        return sorted(rescored, key=lambda pair: -pair[1])
 
     def _store(self, liked: Sequence[CatalogItem], excluded: set[str], constraint: Constraint, query: str,
                k: int) -> list[Candidate]:
