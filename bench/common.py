@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores, {cpu}"
+from agent.runs import machine
 
 
 def emit(figures: dict) -> None:

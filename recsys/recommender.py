@@ -230,6 +230,21 @@ class GraphRecommender:
         exclude = [self.item_index(i) for i in (*liked, *disliked)]
         return self._rank(self.item_factors_ @ vector, k, exclude, filter)
 
+    def recommend_similar(self, liked: Sequence[str], disliked: Sequence[str] = (), k: int = 20,
+                          filter: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Top-``k`` by cosine to the liked items' mean direction ("more like these"), minus the
+        disliked ones'. Unlike the fold-in's dot product it does not favour the most popular
+        items (long embeddings), which matters for a person known by two or three titles
+        (bench/RESULTS.md, "Retrieval for chat users": simulated hit rate 0.33 → 0.44)."""
+        like = [self.item_index(i) for i in liked]
+        dislike = [self.item_index(i) for i in disliked]
+        if not like:
+            return self.recommend_from_items(liked, disliked, k, filter)
+        direction = self._unit_items[like].mean(axis=0)
+        if dislike:
+            direction = direction - self.dislike_weight * self._unit_items[dislike].mean(axis=0)
+        return self._rank(self._unit_items @ direction, k, like + dislike, filter)
+
     def similar_items(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """Items nearest by cosine of final embeddings (the item itself left out)."""
         i = self.item_index(item_id)

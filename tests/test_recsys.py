@@ -141,6 +141,23 @@ def test_recommend_from_items_leaves_out_liked_and_disliked_and_pushes_disliked_
     assert rel(pushed, neighbour) < rel(plain, neighbour)
 
 
+def test_recommend_similar_ranks_by_cosine_so_long_vectors_do_not_win():
+    rec = _toy_recommender()
+    # make i11 "popular": a long vector in a direction unlike i0's
+    rec.item_factors_[11] = -rec.item_factors_[0] * 0.2 + rng_vector(8) * 50
+    rec = GraphRecommender(rec.user_factors_, rec.item_factors_, rec.train_, rec.user_ids, rec.item_ids, "toy")
+    ranked = rec.recommend_similar(["i0"], k=11)
+    unit = rec.item_factors_ / np.linalg.norm(rec.item_factors_, axis=1, keepdims=True)
+    expected = [f"i{j}" for j in np.argsort(-(unit @ unit[0])) if j != 0][:11]
+    assert [i for i, _ in ranked] == expected and "i0" not in dict(ranked)
+    assert {i for i, _ in rec.recommend_similar(["i0"], k=5, filter=["i2", "i3"])} <= {"i2", "i3"}
+    assert "i5" not in dict(rec.recommend_similar(["i0"], disliked=["i5"], k=11))
+
+
+def rng_vector(n: int) -> np.ndarray:
+    return np.random.default_rng(9).normal(size=n)
+
+
 def test_explain_scores_decomposes_a_chat_users_score():
     rec = _toy_recommender()
     liked = ["i1", "i2", "i3"]
