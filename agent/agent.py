@@ -74,8 +74,9 @@ def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
 
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
-                 sessions: SessionStore, rerank: bool = True) -> None:
-        """``rerank=False``: the scored order (graph / store) goes out as it is, no LLM re-rank."""
+                 sessions: SessionStore, rerank: bool = False) -> None:
+        """``rerank``: the LLM re-orders the top candidates (Chat-Rec); off, the scored order (graph /
+        store) goes out as it is — the default, see the ``rerank`` setting."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
         self.rerank = rerank
         self.catalog: Catalog = tool.catalog

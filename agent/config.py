@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     router_adapter: Path | None = Field(None, description="the tuned router's llama.cpp LoRA adapter (default: the "
                                                           "shipped agent/data/router_lora.gguf; `chatrec tune-router` makes one)")
     rerank: Literal["llm", "graph"] = Field(
-        "llm", description="how the agent orders the top candidates: llm (Chat-Rec re-rank by the LLM) or graph "
-                           "(the recommender's scored order; no LLM call)")
+        "graph", description="how the agent orders the top candidates: graph (the recommender's scored order; "
+                             "the default: with SmolLM2-135M the LLM re-rank returned the graph order for 200 of 200 "
+                             "users, bench/RESULTS.md) or llm (Chat-Rec re-rank by the LLM, for stronger models)")
     chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
                                                      "on-disk item store")
     # the Slack bot (`chatrec slack`); tokens and the signing secret are never logged or shown

@@ -1,0 +1,515 @@
+"""Offline re-rank gain, the Chat-Rec protocol (``chatrec eval-rerank``).
+
+For sampled ml-100k test users: LightGCN's top-20 unseen items are the candidates, and a top-5
+is taken from them three ways —
+
+- ``graph``: the graph's own order (what the agent shows with ``rerank = "graph"``);
+- ``llm``: the configured LLM re-ranks them (``tools.rerank.Reranker``, exactly the agent's call;
+  an unusable answer falls back to the graph order and is counted as a fallback);
+- ``learned``: a logistic regression over cheap features (graph score, its z-score in the list,
+  rank, item popularity, genre overlap with the user's history, year distance) fitted on the
+  VALIDATION split — candidates excluding the training items, label = a validation item.
+
+Precision@5, Recall@5 and NDCG@5 (RecBole's definitions, ``recsys.metrics``) against each user's
+test items, with 95% bootstrap intervals over users, and for each method other than ``graph``
+the paired bootstrap interval of its per-user difference from the graph order.
+
+The split is the one the saved model was trained on (re-made from the split config stored in
+the model, checked against the model's training matrix). Candidates come from the saved
+recommender directly — ``GraphRecommender.recommend`` with the training items left out (as in
+``CandidateTool``) and also the user's validation items (known interactions, never test
+items; ``recsys.workflow.evaluate_recommender`` leaves them out the same way). The agent's
+``CandidateTool`` runs on the model with bridged cold movies and keeps 3 of its 20 places for
+them; cold movies have no interactions so they can never be test hits, and here they are not
+offered: the candidates are the graph's warm top-20, which is what the tool's warm part returns.
+
+Learned re-ranker and test data: the fitting data is built from the training and validation
+matrices only (the test matrix is never passed in). A user's test items may be among the
+fitting candidates as label-0 rows, as any item the user has not interacted with yet; dropping
+them would choose the fitting data with test knowledge.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from tqdm.auto import tqdm
+
+from recsys import datasets
+from recsys.data import DataError, InteractionData
+from recsys.metrics import metrics_from_hits
+from recsys.recommender import GraphRecommender
+from recsys.split import Split, make_split
+from tools.candidates import Candidate
+from tools.catalog import Catalog, CatalogItem, catalog_path, display_title, read_catalog
+from tools.rerank import Reranker
+
+log = logging.getLogger(__name__)
+
+K = 5  # the list the person sees
+CANDIDATES = 20  # what the graph hands the re-ranker (the agent's CANDIDATES)
+PROFILE_TITLES = 10  # history titles passed to the re-ranker, as the agent does (the prompt shows 6)
+METRICS = ("precision@5", "recall@5", "ndcg@5")
+METHODS = ("graph", "llm", "learned")
+FEATURES = ("score", "score_z", "log_rank", "log_popularity", "genre_overlap", "year_distance")
+PROFILES = ("rated", "agent")
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def topk_metrics(ranked: Sequence[Sequence[int]], truth: Sequence[set[int] | frozenset[int]],
+                 k: int = K) -> dict[str, np.ndarray]:
+    """Per-user Precision@k, Recall@k and NDCG@k of ranked item lists against truth sets.
+
+    RecBole's definitions (``recsys.metrics``): Precision = hits / k, Recall = hits / |T|,
+    NDCG = DCG / ideal DCG of min(|T|, k) hits. A list shorter than ``k`` counts its missing
+    places as misses; every truth set must be non-empty.
+    """
+    if len(ranked) != len(truth):
+        raise ValueError(f"{len(ranked)} ranked lists but {len(truth)} truth sets")
+    if any(len(t) == 0 for t in truth):
+        raise ValueError("every user needs at least one relevant item")
+    hits = np.zeros((len(ranked), k), dtype=bool)
+    for u, (items, relevant) in enumerate(zip(ranked, truth)):
+        for j, item in enumerate(list(items)[:k]):
+            hits[u, j] = item in relevant
+    values = metrics_from_hits(hits, np.array([len(t) for t in truth]), ks=(k,))
+    return {name: values[name] for name in (f"precision@{k}", f"recall@{k}", f"ndcg@{k}")}
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean, resampling users with replacement.
+
+    The same ``seed`` draws the same resamples for arrays of the same length, so intervals of
+    different methods on the same users (and of their differences) are paired.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError("need a non-empty 1-d array of per-user values")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, 500):  # bounded memory for large user sets
+        idx = rng.integers(0, len(values), size=(min(500, n_boot - start), len(values)))
+        means[start:start + len(idx)] = values[idx].mean(axis=1)
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return [float(low), float(high)]
+
+
+def paired_diff_ci(method: Sequence[float], baseline: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> list[float]:
+    """Interval of mean(method - baseline) over users resampled together (a paired bootstrap)."""
+    method, baseline = np.asarray(method, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if method.shape != baseline.shape:
+        raise ValueError(f"paired values need the same users: {method.shape} vs {baseline.shape}")
+    return bootstrap_ci(method - baseline, n_boot, seed, level)
+
+
+# ----------------------------------------------------------------------------- the data
+
+
+@dataclass
+class EvalData:
+    """The saved model's split, rebuilt, plus what the features and prompts need."""
+
+    recommender: GraphRecommender
+    parts: Split
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    items: list[CatalogItem]  # graph item index -> catalog item (titles the agent shows)
+    genres: np.ndarray  # n_items x n_genres, bool
+    years: np.ndarray  # float, NaN where unknown
+    popularity: np.ndarray  # training interactions per item
+    catalog_source: str = ""
+
+
+def _check_disjoint(named: dict[str, sp.csr_matrix]) -> None:
+    names = list(named)
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            shared = named[names[a]].multiply(named[names[b]]).nnz
+            if shared:
+                raise DataError(f"the {names[a]} and {names[b]} splits share {shared} user-item pairs")
+
+
+def dataset_items(data: InteractionData) -> dict[str, CatalogItem]:
+    """Catalog items for a dataset's movies from its own metadata (what the catalog makes of
+    warm ml-100k movies, less titles and genres linked from ml-latest-small)."""
+    out = {}
+    for row in data.items_meta.itertuples(index=False):
+        year = getattr(row, "year", None)
+        out[str(row.item_id)] = CatalogItem(
+            item_id=f"{data.name}:{row.item_id}", domain="movie", title=display_title(str(row.title)),
+            year=None if year is None or pd.isna(year) else int(year),
+            genres=tuple(row.genres or ()), warm=True, graph_item_id=str(row.item_id))
+    return out
+
+
+def load_eval_data(recommender: GraphRecommender, home: Path | None = None, catalog: Catalog | None = None) -> EvalData:
+    """Rebuild the saved model's train / valid / test split and check it is the model's.
+
+    ``catalog``: where titles come from (default: the cached catalog in the data home, else the
+    dataset's own metadata)."""
+    if recommender.bridged_.any():
+        raise DataError("evaluate the saved model itself, without bridged cold items")
+    data = datasets.load(recommender.dataset, home)
+    parts = make_split(data, recommender.split)
+    if (list(parts.train.item_ids) != list(recommender.item_ids)
+            or list(parts.train.user_ids) != list(recommender.user_ids)):
+        raise DataError(f"the {recommender.dataset} data no longer matches the saved model's ids: retrain it")
+    train, valid, test = parts.train_matrix(), parts.valid_matrix(), parts.test_matrix()
+    if (train != sp.csr_matrix(recommender.train_)).nnz:
+        raise DataError(f"the rebuilt {recommender.dataset} training split is not the one the model was trained on "
+                        f"(split {recommender.split.model_dump()})")
+    _check_disjoint({"train": train, "valid": valid, "test": test})
+    by_id = dataset_items(data)
+    source = f"{recommender.dataset} metadata"
+    if catalog is None and catalog_path(home).exists():
+        try:
+            catalog = read_catalog(catalog_path(home))
+        except (OSError, ValueError) as exc:
+            log.warning("catalog cache unreadable (%s): titles from the dataset", exc)
+    if catalog is not None:
+        source = "catalog"
+        for gid in list(by_id):
+            item = catalog.by_graph_id(gid)
+            if item is not None:
+                by_id[gid] = item
+    items = [by_id[str(gid)] for gid in recommender.item_ids]
+    vocab = sorted({g for genres in data.items_meta["genres"] for g in (genres or ())})
+    col = {g: n for n, g in enumerate(vocab)}
+    genres = np.zeros((recommender.n_items, len(vocab)), dtype=bool)
+    years = np.full(recommender.n_items, np.nan)
+    for row in data.items_meta.itertuples(index=False):
+        i = recommender.item_index(str(row.item_id))
+        for g in row.genres or ():
+            genres[i, col[g]] = True
+        try:
+            years[i] = float(row.year)
+        except (TypeError, ValueError):
+            pass
+    popularity = np.asarray(train.sum(axis=0)).ravel()
+    return EvalData(recommender, parts, train, valid, test, items, genres, years, popularity, source)
+
+
+def _row(m: sp.csr_matrix, u: int) -> np.ndarray:
+    return m.indices[m.indptr[u]:m.indptr[u + 1]]
+
+
+def graph_candidates(recommender: GraphRecommender, user: int, also_exclude: np.ndarray,
+                     k: int = CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's top-``k`` for a dataset user (internal index): item indices and scores, best first.
+    Training items are left out by ``recommend``; ``also_exclude`` (item indices) too."""
+    allowed = np.ones(recommender.n_items, dtype=bool)
+    allowed[also_exclude] = False
+    ranked = recommender.recommend(recommender.user_ids[user], k, filter=allowed)
+    return (np.array([recommender.item_index(i) for i, _ in ranked], dtype=np.int64),
+            np.array([s for _, s in ranked], dtype=np.float64))
+
+
+def history_order(parts: Split, recommender: GraphRecommender, user: int, profile: str = "rated") -> list[int]:
+    """A user's training items for the re-rank prompt, best first.
+
+    ``rated``: highest rating first, the most recent first among equal ratings. ``agent``: the
+    order the agent passes today (``CandidateTool.history``: the model's training-matrix order)."""
+    if profile == "agent":
+        return [int(i) for i in _row(recommender.train_, user)]
+    if profile != "rated":
+        raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
+    train = parts.train
+    mine = np.flatnonzero(train.users == user)
+    ratings = train.ratings[mine] if train.ratings is not None else np.zeros(len(mine))
+    stamps = train.timestamps[mine] if train.timestamps is not None else np.zeros(len(mine))
+    order = np.lexsort((-stamps, -ratings))  # last key is primary
+    return [int(i) for i in train.items[mine][order]]
+
+
+# ----------------------------------------------------------------------------- learned re-ranker
+
+
+def candidate_features(ev: EvalData, items: np.ndarray, scores: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """One row per candidate (in graph order), columns :data:`FEATURES`."""
+    n = len(items)
+    std = scores.std()
+    score_z = (scores - scores.mean()) / std if std > 0 else np.zeros(n)
+    log_rank = np.log2(np.arange(n) + 2.0)
+    log_pop = np.log1p(ev.popularity[items])
+    if len(history):
+        share = ev.genres[history].mean(axis=0)  # share of the history with each genre
+        g = ev.genres[items]
+        overlap = (g * share).sum(axis=1) / np.maximum(g.sum(axis=1), 1)
+        hist_years = ev.years[history]
+        centre = np.nanmedian(hist_years) if np.isfinite(hist_years).any() else np.nan
+    else:
+        overlap, centre = np.zeros(n), np.nan
+    distance = np.abs(ev.years[items] - centre) / 10.0
+    distance = np.where(np.isfinite(distance), distance, 0.0)
+    return np.column_stack([scores, score_z, log_rank, log_pop, overlap, distance])
+
+
+@dataclass
+class FitData:
+    """What the learned re-ranker is fitted on: one row per (user, candidate)."""
+
+    X: np.ndarray
+    y: np.ndarray  # 1 = a validation item of the user
+    users: np.ndarray  # internal user index per row
+    items: np.ndarray  # internal item index per row
+
+
+def learned_fit_data(ev: EvalData, train: sp.csr_matrix, valid: sp.csr_matrix, k: int = CANDIDATES) -> FitData:
+    """Validation-time candidates for every user with validation items: the graph's top-``k``
+    without the training items (``recommend`` leaves them out), labelled by the validation
+    items. Only ``train`` and ``valid`` go in; the test split is not an argument."""
+    X, y, us, its = [], [], [], []
+    users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    for u in users:
+        items, scores = graph_candidates(ev.recommender, int(u), np.empty(0, dtype=np.int64), k)
+        X.append(candidate_features(ev, items, scores, _row(train, u)))
+        y.append(np.isin(items, _row(valid, u)).astype(np.float64))
+        us.append(np.full(len(items), u))
+        its.append(items)
+    return FitData(np.vstack(X), np.concatenate(y), np.concatenate(us), np.concatenate(its))
+
+
+@dataclass
+class LearnedReranker:
+    """A linear scorer on standardised features; candidates are sorted by its score.
+
+    ``loss="listwise"`` (default): a softmax over each user's candidate list (conditional logit),
+    so only the order within a list is learned — what re-ranking needs. ``loss="pointwise"``:
+    logistic regression over all rows, which also has to explain score levels across users; on
+    the validation split it ranked worse than the graph order even in-sample, so it is kept
+    only for comparison. L2 on the weights in both."""
+
+    l2: float = 1.0
+    loss: str = "listwise"
+    mean_: np.ndarray | None = None
+    scale_: np.ndarray | None = None
+    coef_: np.ndarray | None = None
+    intercept_: float = 0.0
+    fit_info: dict = field(default_factory=dict)
+
+    def fit(self, data: FitData) -> LearnedReranker:
+        X, y = np.asarray(data.X, dtype=np.float64), np.asarray(data.y, dtype=np.float64)
+        if len(X) == 0 or y.min() == y.max():
+            raise ValueError("the fitting data needs both positive and negative rows")
+        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        Z = (X - self.mean_) / self.scale_
+        if self.loss == "listwise":
+            theta, value, ok, groups = self._fit_listwise(Z, y, np.asarray(data.users))
+            self.coef_, self.intercept_ = theta, 0.0
+        elif self.loss == "pointwise":
+            theta, value, ok = self._fit_pointwise(Z, y)
+            self.coef_, self.intercept_, groups = theta[:-1], float(theta[-1]), None
+        else:
+            raise ValueError(f"loss must be 'listwise' or 'pointwise', not {self.loss!r}")
+        self.fit_info = {"loss": self.loss, "rows": int(len(y)), "users": int(len(np.unique(data.users))),
+                         "positives": int(y.sum()), "converged": ok, "objective": round(value, 5)}
+        if groups is not None:
+            self.fit_info["lists_with_a_positive"] = groups
+        return self
+
+    def _fit_pointwise(self, Z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        n = len(y)
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:-1], theta[-1]
+            z = Z @ w + b
+            value = np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * self.l2 * (w @ w) / n  # stable log-loss
+            p = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow
+            return value, np.append(Z.T @ (p - y) / n + self.l2 * w / n, np.mean(p - y))
+
+        out = minimize(loss, np.zeros(Z.shape[1] + 1), jac=True, method="L-BFGS-B")
+        return out.x, float(out.fun), bool(out.success)
+
+    def _fit_listwise(self, Z: np.ndarray, y: np.ndarray, users: np.ndarray) -> tuple[np.ndarray, float, bool, int]:
+        # rows come grouped by user; keep the lists that have at least one positive
+        order = np.argsort(users, kind="stable")
+        Z, y, users = Z[order], y[order], users[order]
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(users)]))
+        n_pos = np.add.reduceat(y, starts)
+        keep = n_pos[group] > 0
+        Z, y, group = Z[keep], y[keep], group[keep]
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(group)]))
+        n_groups = len(starts)
+        target = y / np.add.reduceat(y, starts)[group]  # each list's positives share its unit of weight
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            z = Z @ w
+            top = np.maximum.reduceat(z, starts)
+            e = np.exp(z - top[group])
+            total = np.add.reduceat(e, starts)
+            lse = top + np.log(total)
+            value = (lse.sum() - target @ z) / n_groups + 0.5 * self.l2 * (w @ w) / n_groups
+            dz = e / total[group] - target
+            return value, Z.T @ dz / n_groups + self.l2 * w / n_groups
+
+        out = minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B")
+        return out.x, float(out.fun), bool(out.success), int(n_groups)
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        if self.coef_ is None:
+            raise RuntimeError("fit the re-ranker first")
+        return ((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def order(self, X: np.ndarray, count: int = K) -> list[int]:
+        """Candidate positions, best first; ties keep the graph order."""
+        return [int(i) for i in np.argsort(-self.decision(X), kind="stable")[:count]]
+
+    def coefficients(self) -> dict[str, float]:
+        return {name: round(float(c), 4) for name, c in zip(FEATURES, self.coef_)}
+
+
+# ----------------------------------------------------------------------------- the evaluation
+
+
+def sample_users(test: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
+    """``n`` users (internal indices, sorted) among those with at least one test item."""
+    eligible = np.flatnonzero(np.diff(test.indptr) > 0)
+    if len(eligible) == 0:
+        raise DataError("no user has a test item")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
+
+
+def _verdict(name: str, diff_ci: list[float], mean_diff: float, same_top5: float) -> str:
+    low, high = diff_ci
+    label = {"llm": "The LLM re-rank", "learned": "The learned re-ranker"}.get(name, name)
+    interval = f"NDCG@5 difference {mean_diff:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]"
+    if same_top5 == 1.0:
+        return f"{label} does not beat the graph order: it gave the graph's top-5 for every user ({interval})."
+    if low > 0:
+        return f"{label} beats the graph order ({interval})."
+    if high < 0:
+        return f"{label} does worse than the graph order ({interval})."
+    return f"{label} does not beat the graph order: no significant difference ({interval}, contains 0)."
+
+
+def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, llm=None, users: int = 200,
+                    seed: int = 0, methods: Sequence[str] = METHODS, profile: str = "rated", n_boot: int = 2000,
+                    catalog: Catalog | None = None, progress: bool = True,
+                    llm_info: dict | None = None) -> dict:
+    """The Chat-Rec re-rank evaluation on ``users`` sampled test users; see the module docstring.
+
+    ``llm``: a chat model for the ``llm`` method (``agent.llm.make_chat_model``). Returns
+    ``{"graph": {...}, "llm": {...}, "learned": {...}, "meta": {...}, "verdict": {...}}``."""
+    started = time.perf_counter()
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or "graph" not in methods:
+        raise ValueError(f"methods must include 'graph' and come from {METHODS}, got {list(methods)}")
+    if "llm" in methods and llm is None:
+        raise ValueError("the llm method needs a chat model")
+    ev = load_eval_data(recommender, home, catalog)
+    sample = sample_users(ev.test, users, seed)
+    truth = [frozenset(_row(ev.test, u).tolist()) for u in sample]
+
+    learned = None
+    if "learned" in methods:
+        t = time.perf_counter()
+        fit_data = learned_fit_data(ev, ev.train, ev.valid)  # train + valid only
+        learned = LearnedReranker().fit(fit_data)
+        learned.fit_info["seconds"] = round(time.perf_counter() - t, 2)
+        # transparency, read after fitting: test pairs among the fitting rows were label 0 (not yet seen)
+        n_items = ev.test.shape[1]
+        test_keys = ev.test.tocoo().row.astype(np.int64) * n_items + ev.test.tocoo().col
+        learned.fit_info["rows_that_are_test_pairs"] = int(np.isin(fit_data.users * n_items + fit_data.items,
+                                                                   test_keys).sum())
+
+    reranker = Reranker(llm) if "llm" in methods else None
+    ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
+    fallbacks: Counter = Counter()
+    answered_graph_order = 0
+    llm_seconds = 0.0
+    for u in tqdm(sample, desc="rerank users", unit="user", file=sys.stderr, disable=not progress):
+        items, scores = graph_candidates(recommender, int(u), _row(ev.valid, u))
+        ranked["graph"].append(items[:K].tolist())
+        if learned is not None:
+            X = candidate_features(ev, items, scores, _row(ev.train, u))
+            ranked["learned"].append(items[learned.order(X, K)].tolist())
+        if reranker is not None:
+            candidates = [Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)]
+            titles = [ev.items[i].title for i in history_order(ev.parts, recommender, int(u), profile)[:PROFILE_TITLES]]
+            t = time.perf_counter()
+            result = reranker.rerank(candidates, K, profile=titles, query="")
+            llm_seconds += time.perf_counter() - t
+            if not result.used_llm:
+                fallbacks[result.note.split(" (")[0]] += 1
+            answered_graph_order += result.used_llm and result.order == list(range(K))
+            ranked["llm"].append(items[result.order].tolist())
+
+    per_user = {m: topk_metrics(ranked[m], truth) for m in methods}
+    out: dict = {}
+    for m in methods:
+        row = {name: round(float(per_user[m][name].mean()), 4) for name in METRICS}
+        for name in METRICS:
+            row[f"{name}_ci95"] = [round(x, 4) for x in bootstrap_ci(per_user[m][name], n_boot, seed)]
+        if m != "graph":
+            for name in METRICS:
+                diff = per_user[m][name] - per_user["graph"][name]
+                row[f"{name}_diff"] = round(float(diff.mean()), 4)
+                row[f"{name}_diff_ci95"] = [round(x, 4) for x in paired_diff_ci(per_user[m][name],
+                                                                                   per_user["graph"][name], n_boot, seed)]
+            row["same_top5_as_graph"] = round(float(np.mean([a == b for a, b in zip(ranked[m], ranked["graph"])])), 4)
+        out[m] = row
+    if "llm" in methods:
+        n_fallback = sum(fallbacks.values())
+        out["llm"].update({"fallbacks": round(n_fallback / len(sample), 4), "fallback_count": n_fallback,
+                           "fallback_reasons": dict(fallbacks),
+                           "answered_graph_order": round(answered_graph_order / len(sample), 4),
+                           "seconds_per_user": round(llm_seconds / len(sample), 3), **(llm_info or {})})
+    if learned is not None:
+        out["learned"].update({"features": list(FEATURES), "coefficients": learned.coefficients(),
+                               "fit": {"split": "valid", **learned.fit_info}})
+    out["verdict"] = {m: _verdict(m, out[m]["ndcg@5_diff_ci95"], out[m]["ndcg@5_diff"], out[m]["same_top5_as_graph"])
+                      for m in methods if m != "graph"}
+    out["meta"] = {"dataset": recommender.dataset, "users": int(len(sample)), "seed": seed, "k": K,
+                   "candidates": CANDIDATES, "bootstrap": n_boot, "profile": profile,
+                   "split": recommender.split.model_dump(), "titles_from": ev.catalog_source,
+                   "test_users_available": int((np.diff(ev.test.indptr) > 0).sum()),
+                   "candidate_source": "GraphRecommender.recommend, training and validation items left out",
+                   "wall_seconds": round(time.perf_counter() - started, 1),
+                   "user_ids": [str(recommender.user_ids[u]) for u in sample]}
+    return out
+
+
+def format_table(result: dict) -> str:
+    """A readable table of a result (methods as rows)."""
+    methods = [m for m in METHODS if m in result]
+    lines = [f"{'method':<9} " + "  ".join(f"{name:<24}" for name in METRICS) + "  NDCG@5 diff vs graph (95% CI)"]
+    for m in methods:
+        row = result[m]
+        cells = [f"{row[n]:.4f} [{row[n + '_ci95'][0]:.4f}, {row[n + '_ci95'][1]:.4f}]" for n in METRICS]
+        diff = "" if m == "graph" else (f"{row['ndcg@5_diff']:+.4f} [{row['ndcg@5_diff_ci95'][0]:+.4f}, "
+                                        f"{row['ndcg@5_diff_ci95'][1]:+.4f}]")
+        lines.append(f"{m:<9} " + "  ".join(f"{c:<24}" for c in cells) + "  " + diff)
+    meta = result.get("meta", {})
+    lines.append(f"{meta.get('users')} test users (seed {meta.get('seed')}), top-{meta.get('k')} of the graph's "
+                 f"top-{meta.get('candidates')}, {meta.get('wall_seconds')} s")
+    if "llm" in result:
+        llm = result["llm"]
+        lines.append(f"llm: fallbacks {llm['fallbacks']:.1%} ({llm['fallback_count']}), answered the graph order "
+                     f"{llm['answered_graph_order']:.1%}, same top-5 as graph {llm['same_top5_as_graph']:.1%}, "
+                     f"{llm['seconds_per_user']:.2f} s per user")
+    lines += list(result.get("verdict", {}).values())
+    return "\n".join(lines)
+
+
+__all__ = ["EvalData", "FitData", "LearnedReranker", "bootstrap_ci", "candidate_features", "evaluate_rerank",
+           "format_table", "graph_candidates", "history_order", "learned_fit_data", "load_eval_data",
+           "paired_diff_ci", "sample_users", "topk_metrics"]

@@ -1,0 +1,277 @@
+"""Offline re-rank gain (agent/eval_rerank.py, `chatrec eval-rerank`).
+
+Metrics against hand-computed lists; the paired bootstrap on constructed cases; the learned
+re-ranker's fitting data checked against the real split (train and validation only); an
+end-to-end run on the real ml-100k with a LightGCN trained here for 5 epochs, cross-checked
+against an independent full-sort ranking and the agent's CandidateTool; fallbacks counted with
+scripted chat models; and the command itself with the real SmolLM2 on 3 users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agent import eval_rerank as er
+
+runner = CliRunner()
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_on_hand_computed_lists() -> None:
+    ranked = [[1, 2, 3, 4, 5], [7, 8, 9, 10, 11], [3, 1, 2, 9, 8], [1, 2, 3, 4, 5]]
+    truth = [{2, 5, 9}, {1}, {3}, {1, 2, 3, 4, 5, 6, 7}]
+    m = er.topk_metrics(ranked, truth)
+    # user 0: hits at places 2 and 5 of 3 relevant
+    dcg0 = 1 / math.log2(3) + 1 / math.log2(6)
+    idcg0 = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert m["precision@5"][0] == pytest.approx(2 / 5)
+    assert m["recall@5"][0] == pytest.approx(2 / 3)
+    assert m["ndcg@5"][0] == pytest.approx(dcg0 / idcg0)
+    # user 1: no hit
+    assert (m["precision@5"][1], m["recall@5"][1], m["ndcg@5"][1]) == (0.0, 0.0, 0.0)
+    # user 2: the only relevant item first
+    assert (m["precision@5"][2], m["recall@5"][2]) == (pytest.approx(0.2), pytest.approx(1.0))
+    assert m["ndcg@5"][2] == pytest.approx(1.0)
+    # user 3: five hits out of seven relevant: the ideal list is five hits too
+    assert (m["precision@5"][3], m["recall@5"][3], m["ndcg@5"][3]) == (1.0, pytest.approx(5 / 7), pytest.approx(1.0))
+
+
+def test_metrics_order_matters_and_short_lists_count_misses() -> None:
+    late = er.topk_metrics([[8, 9, 10, 11, 1]], [{1}])
+    assert late["ndcg@5"][0] == pytest.approx(1 / math.log2(6)) and late["precision@5"][0] == pytest.approx(0.2)
+    short = er.topk_metrics([[1, 2]], [{2, 3}])
+    assert short["precision@5"][0] == pytest.approx(1 / 5) and short["recall@5"][0] == pytest.approx(1 / 2)
+    assert short["ndcg@5"][0] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    with pytest.raises(ValueError):
+        er.topk_metrics([[1, 2, 3, 4, 5]], [set()])
+    with pytest.raises(ValueError):
+        er.topk_metrics([[1]], [{1}, {2}])
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+
+def test_paired_bootstrap_of_identical_methods_is_zero() -> None:
+    values = np.random.default_rng(3).random(150)
+    assert er.paired_diff_ci(values, values.copy(), seed=0) == [0.0, 0.0]
+
+
+def test_paired_bootstrap_of_a_method_better_on_every_user_is_above_zero() -> None:
+    rng = np.random.default_rng(4)
+    graph = rng.random(150)
+    better = graph + rng.uniform(0.001, 0.05, size=150)
+    low, high = er.paired_diff_ci(better, graph, seed=0)
+    assert 0 < low <= np.mean(better - graph) <= high
+    # and the unpaired intervals overlap widely: only pairing shows the gain
+    assert er.bootstrap_ci(better, seed=0)[0] < er.bootstrap_ci(graph, seed=0)[1]
+    worse_low, worse_high = er.paired_diff_ci(graph, better, seed=0)
+    assert worse_high < 0 and worse_low == pytest.approx(-high) and worse_high == pytest.approx(-low)
+
+
+def test_bootstrap_is_seeded_and_covers_the_mean() -> None:
+    values = np.random.default_rng(5).normal(size=80)
+    assert er.bootstrap_ci(values, seed=7) == er.bootstrap_ci(values, seed=7)
+    assert er.bootstrap_ci(values, seed=7) != er.bootstrap_ci(values, seed=8)
+    low, high = er.bootstrap_ci(values, seed=7)
+    assert low < values.mean() < high
+    with pytest.raises(ValueError):
+        er.paired_diff_ci(values, values[:-1])
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+@pytest.fixture(scope="module")
+def trained(chatrec_home: Path, ml100k):
+    """A LightGCN trained here for 5 epochs on the real ml-100k, saved where the command looks."""
+    from recsys.train import TrainConfig
+    from recsys.workflow import model_dir, train_dataset
+
+    recommender, _ = train_dataset("ml-100k", TrainConfig(epochs=5, patience=5), out_dir=model_dir("ml-100k", chatrec_home),
+                                   home=chatrec_home, progress=False)
+    return recommender
+
+
+@pytest.fixture(scope="module")
+def ev(trained, chatrec_home: Path):
+    return er.load_eval_data(trained, chatrec_home)
+
+
+def test_rebuilt_split_is_the_models_and_disjoint(ev, trained) -> None:
+    assert (ev.train != trained.train_).nnz == 0
+    for a, b in ((ev.train, ev.valid), (ev.train, ev.test), (ev.valid, ev.test)):
+        assert a.multiply(b).nnz == 0
+    assert ev.test.nnz > 0 and ev.valid.nnz > 0
+    with pytest.raises(er.DataError):  # a model with bridged items is not the saved model
+        er.load_eval_data(trained.with_items(["cold:1"], np.ones((1, trained.item_factors_.shape[1]))))
+
+
+def test_learned_fitting_sees_only_train_and_validation(ev) -> None:
+    assert "test" not in inspect.signature(er.learned_fit_data).parameters
+    # built with the test split gone: identical, so nothing of the test split is read
+    blind = dataclasses.replace(ev, test=None, parts=None)
+    data = er.learned_fit_data(blind, ev.train, ev.valid)
+    again = er.learned_fit_data(ev, ev.train, ev.valid)
+    assert np.array_equal(data.X, again.X) and np.array_equal(data.y, again.y)
+    n_items = ev.train.shape[1]
+    keys = data.users * n_items + data.items
+
+    def keyset(m):
+        c = m.tocoo()
+        return c.row.astype(np.int64) * n_items + c.col
+
+    valid, test, train = keyset(ev.valid), keyset(ev.test), keyset(ev.train)
+    assert data.y.sum() > 0
+    assert np.array_equal(data.y == 1, np.isin(keys, valid))  # labels are exactly the validation items
+    assert not np.isin(keys[data.y == 1], test).any()  # no test item is ever a positive
+    assert not np.isin(keys, train).any()  # training items are never candidates
+    assert set(np.unique(data.users)) == set(np.flatnonzero(np.diff(ev.valid.indptr) > 0))
+    model = er.LearnedReranker().fit(data)
+    assert model.fit_info["positives"] == int(data.y.sum()) and np.all(np.isfinite(model.coef_))
+
+
+def test_learned_reranker_learns_a_planted_signal() -> None:
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(300), 20)
+    X = rng.normal(size=(len(users), 2))
+    y = np.zeros(len(users))
+    for u in range(300):  # in each list the item with the largest second feature is the relevant one
+        rows = np.flatnonzero(users == u)
+        y[rows[np.argmax(X[rows, 1])]] = 1
+    for loss in ("listwise", "pointwise"):
+        model = er.LearnedReranker(loss=loss).fit(er.FitData(X, y, users, np.zeros(len(users), dtype=int)))
+        assert model.coef_[1] > 5 * abs(model.coef_[0])
+        rows = np.flatnonzero(users == 7)
+        assert model.order(X[rows], 1) == [int(np.argmax(X[rows, 1]))]
+
+
+def test_candidates_are_the_agents_warm_candidates(ev, trained) -> None:
+    from tools.candidates import CandidateTool, Constraint
+    from tools.catalog import Catalog
+
+    catalog = Catalog(ev.items)
+    tool = CandidateTool(trained, catalog, store=None)  # 20 warm movies always found: the store is never asked
+    for u in (0, 10, 500):
+        items, scores = er.graph_candidates(trained, u, er._row(ev.valid, u))
+        exclude = {ev.items[i].item_id for i in er._row(ev.valid, u)}
+        agent = tool.candidates(user_id=str(trained.user_ids[u]), liked=[], disliked=[], exclude=exclude,
+                                constraint=Constraint(), k=20)
+        assert [c.item.graph_item_id for c in agent] == [str(trained.item_ids[i]) for i in items]
+        assert np.allclose([c.score for c in agent], scores, atol=1e-5)
+
+
+def _independent_graph_top5(trained, ev, users):
+    """Full-sort top-5 with training and validation items excluded, computed apart from the module."""
+    scores = trained.user_factors_[users] @ trained.item_factors_.T
+    seen = (ev.train + ev.valid)[users].toarray() > 0
+    scores[seen] = -np.inf
+    return [list(np.argsort(-row, kind="stable")[:5]) for row in scores]
+
+
+def test_end_to_end_graph_and_learned(trained, ev, chatrec_home: Path) -> None:
+    result = er.evaluate_rerank(trained, home=chatrec_home, users=25, seed=3, methods=("graph", "learned"),
+                                n_boot=500, progress=False)
+    assert set(result) >= {"graph", "learned", "meta", "verdict"} and "llm" not in result
+    for method in ("graph", "learned"):
+        row = result[method]
+        for name in er.METRICS:
+            low, high = row[f"{name}_ci95"]
+            assert 0 <= low <= row[name] <= high <= 1
+    assert "ndcg@5_diff_ci95" in result["learned"] and "ndcg@5_diff_ci95" not in result["graph"]
+    low, high = result["learned"]["ndcg@5_diff_ci95"]
+    assert low <= result["learned"]["ndcg@5_diff"] <= high
+    assert result["learned"]["fit"]["split"] == "valid" and result["learned"]["fit"]["positives"] > 0
+
+    ids = result["meta"]["user_ids"]
+    assert len(ids) == 25 == result["meta"]["users"] and len(set(ids)) == 25
+    users = np.array([trained.user_index(i) for i in ids])
+    assert all(ev.test[u].nnz > 0 for u in users)
+    top5 = _independent_graph_top5(trained, ev, users)
+    expected = er.topk_metrics(top5, [set(er._row(ev.test, u).tolist()) for u in users])
+    for name in er.METRICS:
+        assert result["graph"][name] == pytest.approx(float(expected[name].mean()), abs=1e-4)
+
+    same = er.evaluate_rerank(trained, home=chatrec_home, users=25, seed=3, methods=("graph",), n_boot=500,
+                              progress=False)
+    other = er.evaluate_rerank(trained, home=chatrec_home, users=25, seed=4, methods=("graph",), n_boot=500,
+                               progress=False)
+    assert same["graph"] == result["graph"] and same["meta"]["user_ids"] == ids
+    assert other["meta"]["user_ids"] != ids
+
+
+class _Scripted:
+    """A chat model that always answers the same text (the Reranker calls ``invoke``)."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer, self.calls = answer, []
+
+    def invoke(self, messages, **kwargs):
+        self.calls.append(messages)
+        return type("Answer", (), {"content": self.answer})()
+
+
+def test_llm_fallbacks_are_counted_and_fall_back_to_the_graph_order(trained, chatrec_home: Path) -> None:
+    broken = _Scripted("I think the second one")
+    result = er.evaluate_rerank(trained, home=chatrec_home, llm=broken, users=6, seed=1, n_boot=200, progress=False)
+    llm = result["llm"]
+    assert len(broken.calls) == 6
+    assert (llm["fallbacks"], llm["fallback_count"]) == (1.0, 6) and llm["fallback_reasons"]
+    assert all(llm[n] == result["graph"][n] for n in er.METRICS)
+    assert llm["ndcg@5_diff_ci95"] == [0.0, 0.0] and llm["same_top5_as_graph"] == 1.0
+    assert "does not beat" in result["verdict"]["llm"]
+
+    reverse = _Scripted(json.dumps({"order": [5, 4, 3, 2, 1]}))
+    result = er.evaluate_rerank(trained, home=chatrec_home, llm=reverse, users=6, seed=1, n_boot=200, progress=False)
+    assert result["llm"]["fallbacks"] == 0.0 and result["llm"]["answered_graph_order"] == 0.0
+    # the same five items, reversed: precision and recall unchanged, NDCG can only drop
+    assert result["llm"]["precision@5"] == result["graph"]["precision@5"]
+    assert result["llm"]["recall@5"] == result["graph"]["recall@5"]
+    assert result["llm"]["ndcg@5"] <= result["graph"]["ndcg@5"]
+    prompt = reverse.calls[0][-1].content
+    assert "They like: " in prompt and "nothing yet" not in prompt  # the user's history titles are passed
+
+
+def test_history_orders(ev, trained) -> None:
+    u = 0
+    rated = er.history_order(ev.parts, trained, u, "rated")
+    agent = er.history_order(ev.parts, trained, u, "agent")
+    assert sorted(rated) == sorted(agent) == sorted(er._row(ev.train, u).tolist())
+    train = ev.parts.train
+    rating = {int(i): float(r) for i, r in zip(train.items[train.users == u], train.ratings[train.users == u])}
+    assert [rating[i] for i in rated] == sorted(rating.values(), reverse=True)
+    with pytest.raises(ValueError):
+        er.history_order(ev.parts, trained, u, "random")
+
+
+def test_command_with_the_real_local_model(trained, chatrec_home: Path) -> None:
+    from agent.cli import app
+    from agent.runs import latest_run
+
+    out = runner.invoke(app, ["eval-rerank", "--users", "3", "--seed", "0", "--bootstrap", "200", "--json"],
+                        catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result) >= {"graph", "llm", "learned"}
+    assert set(result["graph"]) >= {"precision@5", "recall@5", "ndcg@5"}
+    for method in ("llm", "learned"):
+        assert set(result[method]) >= {"precision@5", "recall@5", "ndcg@5", "ndcg@5_diff_ci95"}
+        assert len(result[method]["ndcg@5_diff_ci95"]) == 2
+    llm = result["llm"]
+    assert llm["backend"] == "local" and 0 <= llm["fallbacks"] <= 1
+    assert llm["fallbacks"] == pytest.approx(llm["fallback_count"] / 3, abs=1e-4)
+    saved = latest_run("rerank", chatrec_home)
+    assert saved["result"]["meta"]["user_ids"] == result["meta"]["user_ids"] and saved["meta"]["users"] == 3
+    assert saved["meta"]["dataset"] == "ml-100k" and saved["meta"]["seed"] == 0
+
+    bad = runner.invoke(app, ["eval-rerank", "--profile", "random"])
+    assert bad.exit_code == 2 and "--profile" in bad.output
