@@ -226,9 +226,10 @@ class Agent:
 
     def _split_mention(self, mention: str, state: DialogueState) -> list[CatalogItem]:
         """The router sometimes joins titles ("Toy Story and Aladdin"): the titles inside it."""
-        spotted = [item for _, item in self.resolver.spotter.spot(mention)]
-        if spotted:
-            return spotted
+        spotted = self.resolver.spotter.spot(mention)
+        # the titles must make up most of the mention: "Flibbertigibbet Moon" is not "Moon"
+        if spotted and sum(len(key) for key, _ in spotted) >= 0.6 * len(match_key(mention)):
+            return [item for _, item in spotted]
         parts = [p for p in re.split(r",|\band\b|&", mention) if p.strip()]
         found = [self._resolve(p, state) for p in parts] if len(parts) > 1 else []
         return [i for i in found if i] if found and all(found) else []

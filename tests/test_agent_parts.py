@@ -89,6 +89,10 @@ def test_title_spotting_needs_a_capital_and_skips_sentence_openers() -> None:
     assert spot("Heat is great. You liked Heat.") == ["Heat"]
     assert spot("I loved Godfather and Babe") == ["The Godfather", "Babe"]
     assert spot("Babe, I loved it") == []  # a lone word opening the text
+    assert spot("Why would I like Flibbertigibbet Heat?") == []  # a word inside another name
+    assert spot("We met Jack Fargo") == []  # after a capitalised word that opens no sentence
+    assert spot("Loved it. Then Fargo") == ["Fargo"]  # "Then" is capitalised because it opens one
+    assert spot("So I watched Heat") == ["Heat"]  # "I" is not a name
 
 
 @pytest.fixture(scope="module")

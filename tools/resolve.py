@@ -153,8 +153,9 @@ _WORD = re.compile(r"[\w'’]+")
 class TitleSpotter:
     """Catalog titles written in running text ("I loved Toy Story and Aladdin"): spans of up to
     six words that start with a capital and whose key is an item's whole title. A lone word must
-    have four letters or more and not open a sentence, so ordinary words that happen to be titles
-    ("heat", "What") do not count. The most rated item wins a shared title."""
+    have four letters or more, not open a sentence and not follow another capitalised word, so
+    ordinary words that happen to be titles ("heat", "What") and words inside other names
+    ("Flibbertigibbet Moon") do not count. The most rated item wins a shared title."""
 
     def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
         self.max_words = max_words
@@ -176,9 +177,13 @@ class TitleSpotter:
                 i += 1
                 continue
             opens_sentence = i == 0 or re.search(r"[.!?:]\s*$", text[: words[i].start()]) is not None
+            # a lone word right after a capitalised one belongs to another name ("Flibbertigibbet Moon")
+            inside_name = (i > 0 and words[i - 1].group()[0].isupper() and words[i - 1].group() != "I"
+                           and re.fullmatch(r"\s+", text[words[i - 1].end():words[i].start()]) is not None
+                           and not (i == 1 or re.search(r"[.!?:]\s*$", text[: words[i - 1].start()])))
             for n in range(min(self.max_words, len(words) - i), 0, -1):
                 key = match_key(text[words[i].start():words[i + n - 1].end()])
-                if key in self.by_key and (n > 1 or (not opens_sentence and len(key) >= 4)):
+                if key in self.by_key and (n > 1 or (not opens_sentence and not inside_name and len(key) >= 4)):
                     found.append((key, self.by_key[key]))
                     i += n - 1
                     break
