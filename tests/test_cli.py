@@ -18,9 +18,20 @@ def run(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["data"], ["data", "list"], ["data", "fetch"], ["data", "add"],
-                                     ["train"], ["evaluate"], ["recommend"], ["chat"], ["sessions"],
-                                     ["tune-router"], ["route"]])
+def _all_commands() -> list[list[str]]:
+    """Every command and sub-command the CLI has, so a new one cannot miss its --help test."""
+    import typer
+
+    def walk(group, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, command in group.commands.items():  # typer's groups are not click.Group: duck-typed
+            found += walk(command, path + [name]) if hasattr(command, "commands") else [path + [name]]
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=lambda c: " ".join(c) or "chatrec")
 def test_every_command_has_help(command):
     result = run(*command, "--help")
     assert result.exit_code == 0
