@@ -569,6 +569,61 @@ def eval_dialogues(
     raise typer.Exit(code)
 
 
+@app.command("eval-explain")
+def eval_explain(
+    users: Annotated[int, typer.Option(min=1, help="faithfulness: ml-100k test users (top-5 explained each)")] = 50,
+    seed: Annotated[int, typer.Option(help="seed of the user sample and of the --limit line sample")] = 0,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="XRec-yelp: a fixed-seed sample of this many eval "
+                                                            "lines (default: all)")] = None,
+    part: Annotated[str, typer.Option(help="faithfulness, xrec, all, or tune (compare the prompt variants on "
+                                           "train.jsonl)")] = "all",
+    xrec_dir: Annotated[Optional[Path], typer.Option(help="the XRec-yelp benchmark directory (default: "
+                                                          "../shared/benchmarks/xrec-yelp next to the repo)")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="XRec-yelp prompt: <instruction>[+shot<N>][+graph] "
+                                                        "(prompts/xrec_variants.toml; default: the tuned one)")] = None,
+    graph: Annotated[bool, typer.Option("--graph/--no-graph", help="XRec-yelp: train LightGCN on total_trn.csv "
+                                                                    "(a +graph prompt uses its facts)")] = True,
+    graph_epochs: Annotated[int, typer.Option(min=1, help="XRec-yelp: LightGCN epochs at most")] = 10,
+    retrain_graph: Annotated[bool, typer.Option(help="XRec-yelp: train the graph again even when the data "
+                                                     "home holds one trained on the same files")] = False,
+    tune_lines: Annotated[int, typer.Option(min=1, help="--part tune: train.jsonl lines per variant")] = 50,
+    backend: Annotated[Optional[str], typer.Option(help="local (default) or openai")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the result as JSON to this file")] = None,
+) -> None:
+    """Explanation quality: faithfulness of the agent's explanations on ml-100k (before and after
+    the guard) and XRec-yelp explanations scored against the references next to XRec's own
+    (MiniLM cosine, ROUGE-L, BLEU-4, unique ratio). Saved as a run of kind "explain"."""
+    from agent import eval_explain as ee
+    from agent.llm import LLMUnavailable
+    from agent.runs import run_meta, save_run
+
+    if part not in ("faithfulness", "xrec", "all", "tune"):
+        _fail(f"unknown --part {part!r}: faithfulness, xrec, all or tune")
+    variant = variant or ee.DEFAULT_VARIANT
+    try:
+        ee.Variant.parse(variant)
+        if part != "faithfulness":
+            ee.xrec_dir(xrec_dir)  # before minutes of work: a missing directory fails at once
+    except (ValueError, ee.XRecDataError) as exc:
+        _fail(str(exc))
+    settings = _settings(backend)
+    try:
+        result = ee.run(settings, part=part, users=users, seed=seed, limit=limit, xrec_path=xrec_dir,
+                        variant=variant, use_graph=graph, graph_epochs=graph_epochs, tune_lines=tune_lines,
+                        retrain_graph=retrain_graph)
+    except (LLMUnavailable, ee.XRecDataError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(ee.format_table(result))
+    path = save_run("explain", result, run_meta(settings, dataset="ml-100k + xrec-yelp", seed=seed, part=part,
+                                                users=users, limit=limit, variant=variant, graph=graph),
+                    settings.home)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+        typer.echo(f"result: {json_out}")
+    typer.echo(f"saved: {path}")
+
+
 @app.command()
 def sessions(
     delete: Annotated[Optional[list[str]], typer.Option(help="delete this session (repeatable)")] = None,

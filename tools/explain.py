@@ -138,6 +138,12 @@ class Explainer:
 
     def explain(self, ev: Evidence, query: str = "") -> tuple[str, bool, str]:
         """(text, written by the LLM?, why the LLM's text was not used)."""
+        text, _, problem = self.explain_raw(ev, query)
+        return text, not problem, problem
+
+    def explain_raw(self, ev: Evidence, query: str = "") -> tuple[str, str, str]:
+        """(the text shown, the LLM's text before the guard ("" when it did not answer), why the LLM's
+        text was not used ("" when it was)) — the raw text is what evaluations measure the guard on."""
         messages = as_messages([{"role": "system", "content": self.system},
                                 {"role": "user", "content": self.user.format(
                                     title=ev.item.title, facts="\n".join(f"- {f}" for f in ev.facts()),
@@ -145,12 +151,12 @@ class Explainer:
         try:
             text = first_sentences(self.llm.invoke(messages, max_tokens=90).content)
         except LLMUnavailable as exc:
-            return self.plain(ev), False, f"the LLM did not answer ({exc})"
+            return self.plain(ev), "", f"the LLM did not answer ({exc})"
         problem = self.guard(text, ev)
         if problem:
             log.info("explanation rejected (%s): %r", problem, text[:200])
-            return self.plain(ev), False, problem
-        return text, True, ""
+            return self.plain(ev), text, problem
+        return text, text, ""
 
 
 __all__ = ["Evidence", "Explainer"]
