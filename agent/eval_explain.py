@@ -391,12 +391,14 @@ def _graph_key(directory: Path, epochs: int, eval_every: int, seed: int) -> str:
 
 
 def train_graph(directory: Path, epochs: int = 10, eval_every: int = 5, seed: int = 2020,
-                progress: bool = True, threads: int | None = None, cache_dir: Path | None = None) -> XRecGraph:
+                progress: bool = True, threads: int | None = None, cache_dir: Path | None = None,
+                retrain: bool = False) -> XRecGraph:
     """LightGCN (this project's trainer and defaults) on ``total_trn.csv``, validated on ``total_val.csv``
     (early stopping on NDCG@20), test metrics on ``total_tst.csv`` when present.
 
     ``cache_dir``: keep the trained model there (named by the files, epochs and seed) and load it
-    the next time instead of training again; its facts are those of the run that trained it."""
+    the next time instead of training again (``retrain``: train and replace it); a loaded model's
+    facts are those of the run that trained it."""
     import pandas as pd
     import torch
 
@@ -406,7 +408,7 @@ def train_graph(directory: Path, epochs: int = 10, eval_every: int = 5, seed: in
     from recsys.train import TrainConfig, evaluate_test, train_lightgcn
 
     cached = cache_dir / f"lightgcn-{_graph_key(directory, epochs, eval_every, seed)}.pt" if cache_dir else None
-    if cached is not None and cached.is_file():
+    if cached is not None and cached.is_file() and not retrain:
         recommender = GraphRecommender.load(cached)
         log.info("loaded the XRec-yelp graph trained earlier from %s", cached)
         return XRecGraph(recommender, recommender.metrics | {"cached": str(cached)})
@@ -703,7 +705,7 @@ def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = 
         graph = None  # trained whenever allowed: its facts are reported; a "+graph" variant also prompts with them
         if use_graph:
             graph = train_graph(directory, epochs=graph_epochs, progress=progress, threads=settings.threads,
-                                cache_dir=None if retrain_graph else Path(settings.home) / "models" / "xrec-yelp")
+                                cache_dir=Path(settings.home) / "models" / "xrec-yelp", retrain=retrain_graph)
         if part == "tune":
             result["tune"] = tune(llm, directory, n=tune_lines, seed=seed, graph=graph, progress=progress)
             if graph is not None:
