@@ -436,7 +436,7 @@ def train_graph(directory: Path, epochs: int = 10, eval_every: int = 5, seed: in
              "users": int(len(user_ids)), "items": int(len(item_ids)),
              "train_pairs": int(frames["train"].n_interactions), "config": config.model_dump(),
              "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-             "train_seconds": round(result.train_seconds, 1), "load_seconds": round(load_seconds, 1),
+             "train_seconds": round(result.train_seconds, 3), "load_seconds": round(load_seconds, 2),
              "valid_ndcg@20": round(result.best_valid.get("ndcg@20", 0.0), 4),
              "valid_recall@20": round(result.best_valid.get("recall@20", 0.0), 4)}
     if "test" in frames:

@@ -194,6 +194,8 @@ def test_a_small_real_xrec_run(tiny_xrec: Path) -> None:
     # every line's pair is known to the graph, so each prompt got graph facts
     assert all(e["graph"] and 0 <= e["graph"]["similar_users_visited"] <= 50 for e in x["examples"])
     assert x["graph"]["epochs_run"] == 2 and x["graph"]["train_seconds"] > 0
+    trained_on = len((tiny_xrec / "total_trn.csv").read_text(encoding="utf-8").splitlines()) - 1
+    assert x["graph"]["train_pairs"] == trained_on
     for side in ("ours", "xrec"):
         scores = x[side]
         assert -1.0 <= scores["minilm_cosine"] <= 1.0 and 0.0 <= scores["rouge_l"] <= 1.0
