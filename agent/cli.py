@@ -384,6 +384,7 @@ def simulate(
     from agent.llm import LLMUnavailable
     from agent.runs import run_meta, save_run
     from agent.simulate import SYSTEMS, LLMSimulator, Simulation, TemplateSimulator, agent_systems, sample_users
+    from recsys.train import write_json
 
     if simulator not in ("template", "llm"):
         _fail(f"--simulator must be template or llm, not {simulator!r}")
@@ -402,7 +403,7 @@ def simulate(
                     simulator=simulator, systems=names)
     saved = save_run("simulate", result, meta, settings.home)
     if json_out is not None:
-        _write_json_file(json_out, result)
+        write_json(json_out, result)
     summary = result["summary"]
     typer.echo(f"{len(people)} simulated users, {simulator} simulator, seed {seed}")
     typer.echo(f"{'system':<17} {'hit rate':>8} {'95% CI':>15} {'avg turns':>9}  Hit@1..5 turns")
@@ -412,17 +413,6 @@ def simulate(
         typer.echo(f"{name:<17} {s['hit_rate']:>8.3f} {ci:>15} {s['avg_turns']:>9.2f}  "
                    + " ".join(f"{h:.3f}" for h in s["hit_at"]))
     typer.echo(f"saved {saved}" + (f"; JSON in {json_out}" if json_out else ""))
-
-
-def _write_json_file(path: Path, value) -> None:
-    """JSON to a file, written whole or not at all."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as tmp:
-        json.dump(value, tmp, ensure_ascii=False, indent=1)
-    os.replace(tmp.name, path)
 
 
 @app.command()

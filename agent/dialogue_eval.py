@@ -38,7 +38,6 @@ Each dialogue runs in a fresh session; the report (:func:`run_dialogues`) is wha
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -222,38 +221,25 @@ def run_checks(expect: dict, outcome: dict, earlier: Sequence[Sequence[dict]]) -
     ``earlier`` are the item lists of the dialogue's earlier turns, in order."""
     items, text = outcome["items"], outcome["reply"]
     previous = next((turn for turn in reversed(earlier) if turn), None)
-    out = []
-    for key in EXPECT_KEYS:
-        if key not in expect or key == "genres_min_share":
-            continue
-        value = expect[key]
-        if key == "intent":
-            out.append(check_intent(value, outcome["intent"]))
-        elif key == "count":
-            out.append(check_count(value, items))
-        elif key == "min_count":
-            out.append(check_min_count(value, items))
-        elif key == "exclude_titles":
-            out.append(check_exclude_titles(value, items))
-        elif key == "include_any_titles":
-            out.append(check_include_any_titles(value, items))
-        elif key == "genres_any":
-            out.append(check_genres_any(value, items, expect.get("genres_min_share", DEFAULT_GENRES_MIN_SHARE)))
-        elif key == "genres_none":
-            out.append(check_genres_none(value, items))
-        elif key == "year_range":
-            out.append(check_year_range(value, items))
-        elif key == "domain":
-            out.append(check_domain(value, items))
-        elif key == "no_repeats" and value:
-            out.append(check_no_repeats(items, earlier))
-        elif key == "mentions_item":
-            out.append(check_mentions_item(value, text, previous))
-        elif key == "mentions_any":
-            out.append(check_mentions_any(value, text))
-        elif key == "not_empty" and value:
-            out.append(check_not_empty(text))
-    return out
+    share = expect.get("genres_min_share", DEFAULT_GENRES_MIN_SHARE)
+    checks: dict[str, Callable[[Any], Check]] = {  # in EXPECT_KEYS order, each given the expected value
+        "intent": lambda v: check_intent(v, outcome["intent"]),
+        "count": lambda v: check_count(v, items),
+        "min_count": lambda v: check_min_count(v, items),
+        "exclude_titles": lambda v: check_exclude_titles(v, items),
+        "include_any_titles": lambda v: check_include_any_titles(v, items),
+        "genres_any": lambda v: check_genres_any(v, items, share),
+        "genres_none": lambda v: check_genres_none(v, items),
+        "year_range": lambda v: check_year_range(v, items),
+        "domain": lambda v: check_domain(v, items),
+        "no_repeats": lambda v: check_no_repeats(items, earlier),
+        "mentions_item": lambda v: check_mentions_item(v, text, previous),
+        "mentions_any": lambda v: check_mentions_any(v, text),
+        "not_empty": lambda v: check_not_empty(text),
+    }
+    switches = ("no_repeats", "not_empty")  # `false` asks for nothing
+    return [checks[key](expect[key]) for key in EXPECT_KEYS
+            if key in expect and key in checks and (key not in switches or expect[key])]
 
 
 # ------------------------------------------------------------------------------- loading
@@ -674,11 +660,9 @@ def evaluate(agent: Agent | Callable[[], Agent], paths: Sequence[str | Path], js
     check_users(dialogues, recommender.has_user, f"the {getattr(recommender, 'dataset', 'graph')} data")
     report = run_dialogues(agent, dialogues, progress)
     if json_out is not None:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        from recsys.train import write_json
+
+        write_json(Path(json_out), report)
     echo(format_table(report))
     return exit_code(report), report
 

@@ -246,11 +246,9 @@ def unfaithful(text: str, ev: Evidence, spotter: TitleSpotter) -> list[str]:
 
 def sample_test_users(recommender, n: int, seed: int, home: Path | None = None) -> list[str]:
     """``n`` users with test interactions in the model's own split, a fixed-seed sample (file order)."""
-    from recsys import datasets
-    from recsys.split import make_split
+    from recsys.workflow import model_split
 
-    data = datasets.load(recommender.dataset, home)
-    parts = make_split(data, recommender.split)
+    _, parts = model_split(recommender, home)
     users = [str(u) for u in parts.test.user_ids[np.unique(parts.test.users)] if recommender.has_user(str(u))]
     if n >= len(users):
         return users
@@ -618,24 +616,6 @@ def tune(llm, directory: Path, *, n: int = 50, seed: int = DEFAULT_SEED, graph: 
             "variants": scores, "best": best}
 
 
-def batch_threads_like_decode(llm, threads: int | None) -> None:
-    """With ``CHATREC_THREADS`` set, load a local model with that many threads for prompt
-    evaluation as well. ``LocalChatModel`` passes llama.cpp ``n_threads`` only, and
-    llama-cpp-python then evaluates prompts with one thread per core (``n_threads_batch``); on a
-    shared 2-core box a descheduled thread keeps the other waiting at every barrier — measured
-    8.1 s a line instead of 2.1 s with one batch thread. Does nothing for other backends, when no
-    thread count is set, or when the model is already loaded."""
-    from agent.llm import LocalChatModel, default_model_path
-
-    if not threads or not isinstance(llm, LocalChatModel) or llm._llama is not None:
-        return
-    from llama_cpp import Llama
-
-    path = Path(llm.model_path) if llm.model_path else default_model_path()
-    llm._llama = Llama(model_path=str(path), n_ctx=llm.n_ctx, n_threads=threads, n_threads_batch=threads,
-                       seed=llm.seed, lora_path=llm.lora_path, verbose=False)
-
-
 # ------------------------------------------------------------------------------------ report
 
 def format_table(result: dict) -> str:
@@ -692,7 +672,6 @@ def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = 
         from agent.agent import Agent
 
         agent = build_agent() if build_agent else Agent.from_settings(settings, progress=progress)
-        batch_threads_like_decode(agent.explainer.llm, settings.threads)
         chosen = sample_test_users(agent.tool.recommender, users, seed, settings.home)
         result["faithfulness"] = faithfulness(agent, chosen, progress=progress) | {"seed": seed}
         del agent
@@ -701,7 +680,6 @@ def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = 
 
         directory = xrec_dir(xrec_path)
         llm = make_chat_model(settings)
-        batch_threads_like_decode(llm, settings.threads)
         graph = None  # trained whenever allowed: its facts are reported; a "+graph" variant also prompts with them
         if use_graph:
             graph = train_graph(directory, epochs=graph_epochs, progress=progress, threads=settings.threads,

@@ -45,11 +45,11 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
-from recsys import datasets
 from recsys.data import DataError, InteractionData
 from recsys.metrics import metrics_from_hits
 from recsys.recommender import GraphRecommender
-from recsys.split import Split, make_split
+from recsys.split import Split
+from recsys.workflow import model_split
 from tools.candidates import Candidate
 from tools.catalog import Catalog, CatalogItem, catalog_path, display_title, read_catalog
 from tools.rerank import Reranker
@@ -164,11 +164,7 @@ def load_eval_data(recommender: GraphRecommender, home: Path | None = None, cata
     dataset's own metadata)."""
     if recommender.bridged_.any():
         raise DataError("evaluate the saved model itself, without bridged cold items")
-    data = datasets.load(recommender.dataset, home)
-    parts = make_split(data, recommender.split)
-    if (list(parts.train.item_ids) != list(recommender.item_ids)
-            or list(parts.train.user_ids) != list(recommender.user_ids)):
-        raise DataError(f"the {recommender.dataset} data no longer matches the saved model's ids: retrain it")
+    data, parts = model_split(recommender, home)
     train, valid, test = parts.train_matrix(), parts.valid_matrix(), parts.test_matrix()
     if (train != sp.csr_matrix(recommender.train_)).nnz:
         raise DataError(f"the rebuilt {recommender.dataset} training split is not the one the model was trained on "

@@ -79,8 +79,10 @@ class LocalChatModel(BaseChatModel):
                 raise LLMUnavailable(f"no model file at {path}; set CHATREC_LLM_MODEL to a GGUF file")
             started = time.perf_counter()
             try:
+                # the same thread count for reading the prompt: left alone, llama.cpp uses one
+                # thread per core there, and a busy core stalls the rest (8.1 s vs 2.1 s a line)
                 self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                    seed=self.seed, lora_path=self.lora_path, verbose=False)
+                                    n_threads_batch=self.n_threads, seed=self.seed, lora_path=self.lora_path, verbose=False)
             except (ValueError, RuntimeError) as exc:  # llama.cpp's "failed to load model / adapter"
                 raise LLMUnavailable(f"{path} is not a model llama.cpp can load ({exc})") from exc
             log.info("loaded %s%s in %.2fs", path.name, f" + {Path(self.lora_path).name}" if self.lora_path else "",

@@ -12,12 +12,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.config import Settings
+from recsys.train import write_json
 
 RUNS_DIR = "runs"
 
@@ -47,12 +47,8 @@ def run_meta(settings: Settings, *, dataset: str, seed: int | None, command: str
 
 
 def save_run(kind: str, result: dict, meta: dict, home: Path) -> Path:
-    folder = Path(home) / RUNS_DIR / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}.json")
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as tmp:
-        json.dump({"meta": meta, "result": result}, tmp, ensure_ascii=False, indent=1)
-    os.replace(tmp.name, path)
+    path = Path(home) / RUNS_DIR / kind / (time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}.json")
+    write_json(path, {"meta": meta, "result": result})
     return path
 
 

@@ -69,15 +69,11 @@ def sample_users(tool, home: Path | None, n: int, seed: int) -> list[SimUser]:
     """``n`` test users of the graph model's dataset, each with one held-out test item as the
     target (a fixed seed gives the same users and targets). The split is the one the model was
     trained with, re-created from its seed, so the target was never seen in training."""
-    from recsys import datasets
-    from recsys.data import DataError
-    from recsys.split import make_split
+    from recsys.workflow import model_split
 
     rec = tool.recommender
-    parts = make_split(datasets.load(rec.dataset, home, progress=False), rec.split)
+    _, parts = model_split(rec, home, progress=False)
     warm_ids = list(parts.train.item_ids)
-    if warm_ids != [str(i) for i in rec.item_ids[: len(warm_ids)]]:
-        raise DataError(f"the {rec.dataset} data no longer matches the saved model's ids: retrain it")
     test = parts.test_matrix()
     rng = np.random.default_rng(seed)
     with_test = np.flatnonzero(np.diff(test.indptr) > 0)

@@ -223,5 +223,7 @@ def read_checkpoint(path: Path, version: int, what: str, remedy: str,
     return payload
 
 
-def write_json(path: Path, payload: dict) -> None:
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
+def write_json(path: Path, payload) -> None:
+    """JSON written whole or not at all."""
+    atomic_write_bytes(Path(path), lambda tmp: Path(tmp).write_text(
+        json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))

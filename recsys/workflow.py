@@ -66,13 +66,23 @@ def load_recommender(dataset: str = datasets.DEFAULT_DATASET, model_path: Path |
     return GraphRecommender.load(model_path or model_dir(dataset, home) / MODEL_FILE)
 
 
+def model_split(recommender: GraphRecommender, home: Path | None = None, progress: bool = True):
+    """(the dataset, the split the saved model was trained on), re-created from the model's seed;
+    DataError when the data no longer matches the model's ids. Bridged cold items, appended
+    after the trained ones, are not the data's and are not compared."""
+    data = datasets.load(recommender.dataset, home, progress=progress)
+    parts = make_split(data, recommender.split)
+    trained = len(parts.train.item_ids)
+    if ([str(i) for i in parts.train.item_ids] != [str(i) for i in recommender.item_ids[:trained]]
+            or recommender.bridged_[:trained].any() or not recommender.bridged_[trained:].all()
+            or [str(u) for u in parts.train.user_ids] != [str(u) for u in recommender.user_ids]):
+        raise DataError(f"the {recommender.dataset} data no longer matches the saved model's ids: retrain it")
+    return data, parts
+
+
 def evaluate_recommender(recommender: GraphRecommender, home: Path | None = None) -> dict[str, float]:
     """Test metrics of a saved model, on the split it was trained with (re-created from its seed)."""
-    data = datasets.load(recommender.dataset, home)
-    parts = make_split(data, recommender.split)
-    if (list(parts.train.item_ids) != list(recommender.item_ids)
-            or list(parts.train.user_ids) != list(recommender.user_ids)):
-        raise DataError(f"the {recommender.dataset} data no longer matches the saved model's ids: retrain it")
+    _, parts = model_split(recommender, home)
     users = torch.from_numpy(recommender.user_factors_)
     items = torch.from_numpy(recommender.item_factors_)
     seen = (parts.train_matrix() + parts.valid_matrix()).tocsr()
