@@ -11,12 +11,14 @@ Two measurements, each usable alone (``--part faithfulness|xrec|tune|all``):
      the rule of ``Explainer.guard``) is the item itself, one of its aliases, or one of the
      evidence's nearest titles (a spotted title inside an allowed one — "Alien" in "Aliens" —
      is allowed, as in the guard), and
-   - every genre it names (:data:`GENRE_LEXICON`) is one of the item's genres or the
-     evidence's shared genres. Allowed titles are blanked out before genres are looked for,
+   - every genre it names (:data:`tools.explain.GENRE_LEXICON`) is one of the item's genres or
+     the evidence's shared genres. Allowed titles are blanked out before genres are looked for,
      so "Star Wars" does not name the War genre (nor "The Clone Wars" of "Star Wars: The Clone Wars").
 
-   Measured on the LLM's text before the guard and on what the agent shows (after the guard,
-   which puts a sentence built from the evidence in place of a rejected text).
+   This is :func:`tools.explain.unfaithful`, the guard's own rule. Measured on the LLM's text
+   before the guard and on what the agent shows (after the guard, which puts a sentence built
+   from the evidence in place of a rejected text — so "after" falls short of 100% only where
+   that sentence itself is unfaithful).
 
 2. **XRec-yelp** (``../shared/benchmarks/xrec-yelp``, measurement only). For each line of
    ``eval.jsonl`` the configured LLM explains why the user would enjoy the business from
@@ -47,22 +49,16 @@ import re
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from prompts import read_prompt
-from tools.candidates import genre_key
 from tools.chat import as_messages, first_sentences
-from tools.resolve import match_key
-
-if TYPE_CHECKING:  # heavy imports, only for type hints
-    from tools.explain import Evidence
-    from tools.resolve import TitleSpotter
+from tools.explain import unfaithful
 
 log = logging.getLogger(__name__)
 
@@ -172,77 +168,6 @@ def score_texts(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
 
 
 # ------------------------------------------------------------------------------ faithfulness
-
-# Genre words, by ml-100k genre. Nouns and their plurals, the standard compound spellings, and
-# adjectives that only ever name the genre ("animated", "romantic", "comedic"). Adjectives that
-# are ordinary praise of any film are *not* genre claims here: thrilling, dramatic, mysterious,
-# funny, scary, fantastic, adventurous; nor "family" (fun for the whole family). "musical" and
-# "war" count in any use (rare outside their genre in these texts). Matched case-insensitively
-# as whole words, also inside hyphenated compounds ("action-adventure" names both, "post-war"
-# names War; "live-action" is a format, not Action); "rom-com" names two genres.
-GENRE_LEXICON: dict[str, tuple[str, ...]] = {
-    "Action": ("action",),
-    "Adventure": ("adventure", "adventures"),
-    "Animation": ("animation", "animated", "cartoon", "cartoons", "anime"),
-    "Children's": ("children's", "childrens", "children", "kids", "kid's", "kids'"),
-    "Comedy": ("comedy", "comedies", "comedic", "rom-com", "romcom", "rom-coms"),
-    "Crime": ("crime", "crimes"),
-    "Documentary": ("documentary", "documentaries"),
-    "Drama": ("drama", "dramas"),
-    "Fantasy": ("fantasy", "fantasies"),
-    "Film-Noir": ("film noir", "film-noir", "noir"),
-    "Horror": ("horror", "horrors"),
-    "Musical": ("musical", "musicals"),
-    "Mystery": ("mystery", "mysteries", "whodunit", "whodunnit"),
-    "Romance": ("romance", "romances", "romantic", "rom-com", "romcom", "rom-coms", "love story"),
-    "Sci-Fi": ("sci-fi", "scifi", "sci fi", "science fiction", "science-fiction"),
-    "Thriller": ("thriller", "thrillers"),
-    "War": ("war", "wars"),
-    "Western": ("western", "westerns"),
-}
-_GENRE_PATTERNS = {genre: re.compile(r"(?<![\w'])(?<!live-)(?:" + "|".join(re.escape(w).replace(r"\ ", r"[\s-]+")
-                                                                   for w in sorted(words, key=len, reverse=True))
-                                     + r")(?![\w])", re.IGNORECASE)
-                   for genre, words in GENRE_LEXICON.items()}
-
-
-def genres_named(text: str) -> set[str]:
-    """The ml-100k genres ``text`` names (:data:`GENRE_LEXICON`), as their canonical names."""
-    text = text.replace("’", "'")
-    return {genre for genre, pattern in _GENRE_PATTERNS.items() if pattern.search(text)}
-
-
-def allowed_titles(ev: Evidence) -> list[str]:
-    """What an explanation may name: the item, its aliases, the evidence's nearest titles."""
-    return [ev.item.title, *ev.item.aliases, *(e["title"] for e in ev.nearest)]
-
-
-def _blank_titles(text: str, titles: Iterable[str]) -> str:
-    """``text`` without the titles, whole or by their ``:`` / `` - `` parts ("The Clone Wars" of
-    "Star Wars: The Clone Wars"), so the genre words inside them do not count."""
-    parts = {p.strip() for t in titles if t for p in [t, *re.split(r":\s|\s-\s", t)]}
-    for title in sorted((p for p in parts if len(p) >= 3), key=len, reverse=True):
-        text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", " ", text, flags=re.IGNORECASE)
-    return text
-
-
-_GENRE_WORD_KEYS = {match_key(w) for words in GENRE_LEXICON.values() for w in words}
-
-
-def unfaithful(text: str, ev: Evidence, spotter: TitleSpotter) -> list[str]:
-    """What ``text`` names that the evidence does not hold ([] = faithful):
-    ``"title: <key>"`` for a stranger title, ``"genre: <Genre>"`` for a genre not allowed.
-    A "title" that is a genre word ("... shares Drama, Fantasy with ...": the catalog has a
-    film called Fantasy) is judged as the genre it names, not as a title."""
-    allowed = {match_key(t) for t in allowed_titles(ev)} - {""}
-    strangers = {key for key, _ in spotter.spot(text)} - allowed - _GENRE_WORD_KEYS
-    strangers = {s for s in strangers if not any(s in a for a in allowed)}  # the guard's rule
-    problems = [f"title: {s}" for s in sorted(strangers)]
-    genres_ok = {genre_key(g) for g in (*ev.item.genres, *ev.shared_genres)}
-    named = genres_named(_blank_titles(text, allowed_titles(ev)))
-    problems += [f"genre: {g}" for g in sorted(named) if genre_key(g) not in genres_ok]
-    return problems
-
 
 def sample_test_users(recommender, n: int, seed: int, home: Path | None = None) -> list[str]:
     """``n`` users with test interactions in the model's own split, a fixed-seed sample (file order)."""
@@ -700,6 +625,6 @@ def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = 
     return result
 
 
-__all__ = ["GENRE_LEXICON", "Variant", "XRecDataError", "XRecExplainer", "corpus_bleu", "faithfulness",
-           "format_table", "genres_named", "lcs_length", "minilm_cosines", "rouge_l", "run", "score_texts",
-           "tokens", "train_graph", "tune", "unfaithful", "unique_ratio", "xrec_benchmark", "xrec_dir"]
+__all__ = ["Variant", "XRecDataError", "XRecExplainer", "corpus_bleu", "faithfulness",
+           "format_table", "lcs_length", "minilm_cosines", "rouge_l", "run", "score_texts",
+           "tokens", "train_graph", "tune", "unique_ratio", "xrec_benchmark", "xrec_dir"]

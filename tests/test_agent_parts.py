@@ -113,6 +113,15 @@ def test_the_guard_wants_the_item_named_and_no_stranger_titles(explainer: Explai
     assert plain.startswith("Fargo") and "Heat" in plain and explainer.guard(plain, ev) == ""
 
 
+def test_the_guard_rejects_genres_the_evidence_does_not_hold(explainer: Explainer) -> None:
+    ev = Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.5}], shared_genres=["Crime"])
+    assert explainer.guard("Fargo is a crime thriller, like Heat.", ev) == ""  # the item's own genres
+    assert explainer.guard("Fargo is a horror classic.", ev) == "names genres not in the evidence: Horror"
+    assert explainer.guard("Fargo is a romantic comedy.", ev) == "names genres not in the evidence: Comedy, Romance"
+    # both wrong: the title is reported (the first rule broken)
+    assert explainer.guard("Fargo is a horror film like Heat.", Evidence(FARGO)) == "names titles not in the evidence: heat"
+
+
 def test_replies_are_cut_at_whole_sentences() -> None:
     assert first_sentences("One. Two! Three? Four.", 3) == "One. Two! Three?"
     assert first_sentences("One. Two and then it was cut", 3) == "One."

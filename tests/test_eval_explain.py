@@ -15,17 +15,15 @@ from agent.eval_explain import (
     Variant,
     XRecDataError,
     corpus_bleu,
-    genres_named,
     lcs_length,
     rouge_l,
     tokens,
-    unfaithful,
     unique_ratio,
     xrec_benchmark,
     xrec_dir,
 )
 from tools.catalog import CatalogItem
-from tools.explain import Evidence
+from tools.explain import Evidence, genres_named, unfaithful
 from tools.resolve import TitleSpotter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "xrec-yelp"

@@ -4,14 +4,16 @@
    (``explain_scores``), the genres they share with it, how many of the most similar users in
    the graph have it, and how it reached the list (graph, cold-start bridge, text similarity).
 2. The LLM puts those facts into 1–3 sentences (prompts/explain.txt).
-3. ``guard``: the text must name the item and must not name any catalog title that is not in
-   the evidence; otherwise a plain sentence built from the evidence is used instead.
+3. ``guard``: the text must name the item and must not name any catalog title or genre that is
+   not in the evidence (:func:`unfaithful`, the same rule ``chatrec eval-explain`` measures);
+   otherwise a plain sentence built from the evidence is used instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +60,77 @@ class Evidence:
     def to_dict(self) -> dict:
         return {"nearest": self.nearest, "shared_genres": self.shared_genres,
                 "similar_users": list(self.similar_users) if self.similar_users else None, "source": self.source}
+
+
+# Genre words, by ml-100k genre. Nouns and their plurals, the standard compound spellings, and
+# adjectives that only ever name the genre ("animated", "romantic", "comedic"). Adjectives that
+# are ordinary praise of any film are *not* genre claims here: thrilling, dramatic, mysterious,
+# funny, scary, fantastic, adventurous; nor "family" (fun for the whole family). "musical" and
+# "war" count in any use (rare outside their genre in these texts). Matched case-insensitively
+# as whole words, also inside hyphenated compounds ("action-adventure" names both, "post-war"
+# names War; "live-action" is a format, not Action); "rom-com" names two genres.
+GENRE_LEXICON: dict[str, tuple[str, ...]] = {
+    "Action": ("action",),
+    "Adventure": ("adventure", "adventures"),
+    "Animation": ("animation", "animated", "cartoon", "cartoons", "anime"),
+    "Children's": ("children's", "childrens", "children", "kids", "kid's", "kids'"),
+    "Comedy": ("comedy", "comedies", "comedic", "rom-com", "romcom", "rom-coms"),
+    "Crime": ("crime", "crimes"),
+    "Documentary": ("documentary", "documentaries"),
+    "Drama": ("drama", "dramas"),
+    "Fantasy": ("fantasy", "fantasies"),
+    "Film-Noir": ("film noir", "film-noir", "noir"),
+    "Horror": ("horror", "horrors"),
+    "Musical": ("musical", "musicals"),
+    "Mystery": ("mystery", "mysteries", "whodunit", "whodunnit"),
+    "Romance": ("romance", "romances", "romantic", "rom-com", "romcom", "rom-coms", "love story"),
+    "Sci-Fi": ("sci-fi", "scifi", "sci fi", "science fiction", "science-fiction"),
+    "Thriller": ("thriller", "thrillers"),
+    "War": ("war", "wars"),
+    "Western": ("western", "westerns"),
+}
+_GENRE_PATTERNS = {genre: re.compile(r"(?<![\w'])(?<!live-)(?:" + "|".join(re.escape(w).replace(r"\ ", r"[\s-]+")
+                                                                   for w in sorted(words, key=len, reverse=True))
+                                     + r")(?![\w])", re.IGNORECASE)
+                   for genre, words in GENRE_LEXICON.items()}
+
+
+def genres_named(text: str) -> set[str]:
+    """The ml-100k genres ``text`` names (:data:`GENRE_LEXICON`), as their canonical names."""
+    text = text.replace("’", "'")
+    return {genre for genre, pattern in _GENRE_PATTERNS.items() if pattern.search(text)}
+
+
+def allowed_titles(ev: Evidence) -> list[str]:
+    """What an explanation may name: the item, its aliases, the evidence's nearest titles."""
+    return [ev.item.title, *ev.item.aliases, *(e["title"] for e in ev.nearest)]
+
+
+def blank_titles(text: str, titles: Iterable[str]) -> str:
+    """``text`` without the titles, whole or by their ``:`` / `` - `` parts ("The Clone Wars" of
+    "Star Wars: The Clone Wars"), so the genre words inside them do not count."""
+    parts = {p.strip() for t in titles if t for p in [t, *re.split(r":\s|\s-\s", t)]}
+    for title in sorted((p for p in parts if len(p) >= 3), key=len, reverse=True):
+        text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", " ", text, flags=re.IGNORECASE)
+    return text
+
+
+_GENRE_WORD_KEYS = {match_key(w) for words in GENRE_LEXICON.values() for w in words}
+
+
+def unfaithful(text: str, ev: Evidence, spotter: TitleSpotter) -> list[str]:
+    """What ``text`` names that the evidence does not hold ([] = faithful):
+    ``"title: <key>"`` for a stranger title, ``"genre: <Genre>"`` for a genre not allowed.
+    A "title" that is a genre word ("... shares Drama, Fantasy with ...": the catalog has a
+    film called Fantasy) is judged as the genre it names, not as a title."""
+    allowed = {match_key(t) for t in allowed_titles(ev)} - {""}
+    strangers = {key for key, _ in spotter.spot(text)} - allowed - _GENRE_WORD_KEYS
+    strangers = {s for s in strangers if not any(s in a for a in allowed)}  # the guard's rule
+    problems = [f"title: {s}" for s in sorted(strangers)]
+    genres_ok = {genre_key(g) for g in (*ev.item.genres, *ev.shared_genres)}
+    named = genres_named(blank_titles(text, allowed_titles(ev)))
+    problems += [f"genre: {g}" for g in sorted(named) if genre_key(g) not in genres_ok]
+    return problems
 
 
 class Explainer:
@@ -128,12 +201,13 @@ class Explainer:
         allowed = {match_key(ev.item.title)} | {match_key(a) for a in ev.item.aliases}
         if not any(key and key in match_key(text) for key in allowed):
             return "does not name the item"
-        allowed |= {match_key(e["title"]) for e in ev.nearest}
-        strangers = {key for key, _ in self.spotter.spot(text)} - allowed
-        # a title key inside an allowed one ("Alien" in "Aliens") is not a stranger
-        strangers = {s for s in strangers if not any(s in a for a in allowed)}
-        if strangers:
-            return "names titles not in the evidence: " + ", ".join(sorted(strangers))
+        problems = unfaithful(text, ev, self.spotter)
+        titles = [p.split(": ", 1)[1] for p in problems if p.startswith("title: ")]
+        genres = [p.split(": ", 1)[1] for p in problems if p.startswith("genre: ")]
+        if titles:
+            return "names titles not in the evidence: " + ", ".join(titles)
+        if genres:
+            return "names genres not in the evidence: " + ", ".join(genres)
         return ""
 
     def explain(self, ev: Evidence, query: str = "") -> tuple[str, bool, str]:
@@ -159,4 +233,5 @@ class Explainer:
         return text, text, ""
 
 
-__all__ = ["Evidence", "Explainer"]
+__all__ = ["Evidence", "Explainer", "GENRE_LEXICON", "allowed_titles", "blank_titles", "genres_named",
+           "unfaithful"]
