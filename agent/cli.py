@@ -551,11 +551,15 @@ def eval_dialogues(
             _fail(str(exc))
 
     try:
-        code, _ = evaluate(build, files, json_out, echo=typer.echo, progress=lambda line: typer.echo(line, err=True))
+        code, report = evaluate(build, files, json_out, echo=typer.echo,
+                                progress=lambda line: typer.echo(line, err=True))
     except DialogueFileError as exc:
         _fail(f"bad dialogue file\n{exc}")
-    if json_out is not None:
-        typer.echo(f"report: {json_out}")
+    from agent.runs import run_meta, save_run
+
+    saved = save_run("dialogues", report, run_meta(settings, dataset=settings.dataset, seed=None,
+                                                   files=[str(f) for f in files]), settings.home)
+    typer.echo(f"saved {saved}" + (f"; report: {json_out}" if json_out is not None else ""))
     raise typer.Exit(code)
 
 
@@ -703,6 +707,29 @@ def eval_rerank(
         _echo_json(result)
     else:
         typer.echo(format_table(result))
+
+
+@app.command()
+def report(
+    out: Annotated[Optional[Path], typer.Option(help="folder for report.md, report.html and the PNG figures "
+                                                     "(default: <data home>/report)")] = None,
+) -> None:
+    """A report of the latest measurement runs in the data home (simulate, eval-rerank,
+    eval-dialogues, eval-explain): hit curve by turn, re-rank table, router confusion matrix,
+    latency per step, explanation metrics next to XRec's. Each section says the command, model,
+    backend, dataset, seed, date and machine of its run; a missing run says which command makes it."""
+    from agent.report import build_report
+
+    settings = _settings()
+    folder = out or settings.home / "report"
+    try:
+        made = build_report(settings.home, folder)
+    except OSError as exc:
+        _fail(f"could not write the report to {folder}: {exc}")
+    missing = [k for k, v in made["runs"].items() if v is None]
+    typer.echo(f"report: {folder / 'report.html'} and {folder / 'report.md'} ({len(made['figures'])} figures)")
+    if missing:
+        typer.echo(f"no run yet for: {', '.join(missing)} (the report says which command makes each)")
 
 
 if __name__ == "__main__":

@@ -542,13 +542,20 @@ def run_dialogue(agent: Agent, dialogue: Dialogue, on_turn: Callable[[int, dict]
         try:
             reply = agent.respond(session_id, spec.say, user_id=dialogue.user)
             outcome = {"say": spec.say, "intent": reply.intent, "reply": reply.text, "items": reply_items(reply)}
+            timings = dict(reply.timings)
             error = None
         except Exception as exc:  # noqa: BLE001 - an evaluation reports failures, it does not stop on them
             outcome = {"say": spec.say, "intent": None, "reply": "", "items": []}
+            timings = {}
             error = Check("error", False, f"the agent raised {type(exc).__name__}: {exc}")
         latency = time.perf_counter() - started
         checks = ([error] if error else []) + run_checks(spec.expect, outcome, earlier)
-        turn = {**outcome, "checks": [c.to_dict() for c in checks], "latency_s": round(latency, 3)}
+        # optional fields beyond the contract, for `chatrec report`: the expected intent (router
+        # confusion matrix) and the agent's seconds per step (latency histograms)
+        turn = {**outcome, "checks": [c.to_dict() for c in checks], "latency_s": round(latency, 3),
+                "timings": timings}
+        if "intent" in spec.expect:
+            turn["expected_intent"] = spec.expect["intent"]
         turns.append(turn)
         earlier.append(outcome["items"])
         if on_turn:

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,19 +46,24 @@ def run_meta(settings: Settings, *, dataset: str, seed: int | None, command: str
 
 
 def save_run(kind: str, result: dict, meta: dict, home: Path) -> Path:
-    path = Path(home) / RUNS_DIR / kind / (time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}.json")
+    # microseconds: two runs saved within one second must not overwrite each other
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+    path = Path(home) / RUNS_DIR / kind / f"{stamp}-{os.getpid()}.json"
     write_json(path, {"meta": meta, "result": result})
     return path
 
 
-def latest_run(kind: str, home: Path) -> dict | None:
-    """The newest saved run of this kind, or None when there is none (unreadable files are skipped)."""
+def latest_run(kind: str, home: Path, having: str | None = None) -> dict | None:
+    """The newest saved run of this kind (with ``having`` in its result, when given: eval-explain
+    saves one part or all), or None when there is none; unreadable files are skipped."""
     folder = Path(home) / RUNS_DIR / kind
     for path in sorted(folder.glob("*.json"), reverse=True):
         try:
-            return json.loads(path.read_text(encoding="utf-8")) | {"path": str(path)}
+            run = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
+        if isinstance(run, dict) and isinstance(run.get("result"), dict) and (having is None or having in run["result"]):
+            return run | {"path": str(path)}
     return None
 
 

@@ -440,7 +440,8 @@ dialogues:
     for d in report["dialogues"]:
         assert {"name", "passed", "turns"} <= set(d)
         for turn in d["turns"]:
-            assert set(turn) == {"say", "intent", "reply", "items", "checks", "latency_s"}
+            contract = {"say", "intent", "reply", "items", "checks", "latency_s"}
+            assert contract <= set(turn) <= contract | {"timings", "expected_intent"}  # optional extras
             assert turn["latency_s"] >= 0 and turn["intent"] in de.INTENTS
             for it in turn["items"]:
                 assert set(it) == {"item_id", "title", "year", "genres", "domain"} and it["title"]
@@ -451,6 +452,10 @@ dialogues:
     first = animation["turns"][0]
     assert first["intent"] == "recommend" and first["items"], first  # what the real agent did, not a stub
     assert [c["name"] for c in first["checks"]] == ["intent", "min_count", "exclude_titles"]
+    # for chatrec report: the expected intent where the file gives one, the agent's seconds per step
+    assert first["expected_intent"] == "recommend" and "expected_intent" not in animation["turns"][2]
+    assert {"router", "candidates", "reply", "total"} <= set(first["timings"])
+    assert 0 < first["timings"]["total"] <= first["latency_s"]
     # the empty message gets the agent's fixed answer and no items
     assert animation["turns"][1]["items"] == [] and all(c["passed"] for c in animation["turns"][1]["checks"])
     # the explanation's check points into the first turn's list (the empty turn had none)
