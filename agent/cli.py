@@ -22,6 +22,9 @@ app.add_typer(data_app, name="data")
 items_app = typer.Typer(help="The item store: every movie and book embedded in chromadb, searchable by meaning.",
                         no_args_is_help=True)
 app.add_typer(items_app, name="items")
+tune_app = typer.Typer(help="InstructRec: instruction data from ml-100k and LoRA tuning of the local model for "
+                            "routing, re-ranking and explaining.", no_args_is_help=True)
+app.add_typer(tune_app, name="tune")
 
 log = logging.getLogger("chatrec")
 
@@ -707,6 +710,41 @@ def eval_rerank(
         _echo_json(result)
     else:
         typer.echo(format_table(result))
+
+
+@tune_app.command("data")
+def tune_data(
+    users: Annotated[int, typer.Option(min=1, help="training users to make instructions from (those with "
+                                                   "validation items; a fixed-seed sample)")] = 400,
+    seed: Annotated[int, typer.Option(help="picks users, facets, templates and negatives")] = 0,
+    tasks: Annotated[Optional[list[str]], typer.Option("--task", help="only these (repeatable): pointwise, pairwise, "
+                                                                      "rerank, explain, router")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="JSON lines file (default: <data home>/tune/instructions.jsonl)")] = None,
+) -> None:
+    """Instruction data (InstructRec's facets: implicit / explicit preference, none / vague / specific
+    intention; pointwise, pairwise and re-rank task forms, plus the router and explanations) from
+    the ml-100k graph model's training and validation split; the test split never appears.
+    Re-rank, router and explanation examples use the agent's own prompts."""
+    from agent.eval_rerank import load_eval_data
+    from agent.instruct import DATA_FILE, TASKS, make_instructions, summarize, write_instructions
+    from recsys.data import DataError
+    from recsys.workflow import load_recommender
+
+    chosen = tasks or list(TASKS)
+    if unknown := [t for t in chosen if t not in TASKS]:
+        _fail(f"unknown --task {', '.join(unknown)}: choose from {', '.join(TASKS)}")
+    settings = _settings()
+    path = out or settings.home / DATA_FILE
+    try:
+        recommender = load_recommender("ml-100k", None, settings.home)
+        made = make_instructions(load_eval_data(recommender, settings.home), users, seed, chosen)
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    write_instructions(path, made)
+    summary = summarize(made)
+    typer.echo(f"{summary['instructions']} instructions from {summary['users']} users "
+               f"({', '.join(f'{k} {v}' for k, v in summary['by_task'].items())}; {summary['templates']} templates) "
+               f"written to {path}")
 
 
 @app.command()

@@ -28,6 +28,17 @@ def ml100k(chatrec_home: Path) -> InteractionData:
 
 
 @pytest.fixture(scope="session")
+def trained(chatrec_home: Path, ml100k):
+    """A LightGCN trained here for 5 epochs on the real ml-100k, saved where the commands look."""
+    from recsys.train import TrainConfig
+    from recsys.workflow import model_dir, train_dataset
+
+    recommender, _ = train_dataset("ml-100k", TrainConfig(epochs=5, patience=5), out_dir=model_dir("ml-100k", chatrec_home),
+                                   home=chatrec_home, progress=False)
+    return recommender
+
+
+@pytest.fixture(scope="session")
 def catalog_slice(chatrec_home: Path):
     """A slice of the real item catalog, built from the fetched datasets (ml-100k,
     ml-latest-small, Book-Crossing: about a minute on a fresh home, once per session).

@@ -92,17 +92,6 @@ def test_bootstrap_is_seeded_and_covers_the_mean() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(chatrec_home: Path, ml100k):
-    """A LightGCN trained here for 5 epochs on the real ml-100k, saved where the command looks."""
-    from recsys.train import TrainConfig
-    from recsys.workflow import model_dir, train_dataset
-
-    recommender, _ = train_dataset("ml-100k", TrainConfig(epochs=5, patience=5), out_dir=model_dir("ml-100k", chatrec_home),
-                                   home=chatrec_home, progress=False)
-    return recommender
-
-
-@pytest.fixture(scope="module")
 def ev(trained, chatrec_home: Path):
     return er.load_eval_data(trained, chatrec_home)
 

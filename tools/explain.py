@@ -210,6 +210,13 @@ class Explainer:
             return "names genres not in the evidence: " + ", ".join(genres)
         return ""
 
+    def prompt(self, ev: Evidence, query: str = "") -> list[dict]:
+        """The chat messages of an explanation request (also what instruction tuning trains on)."""
+        return [{"role": "system", "content": self.system},
+                {"role": "user", "content": self.user.format(title=ev.item.title,
+                                                             facts="\n".join(f"- {f}" for f in ev.facts()),
+                                                             query=query[:300])}]
+
     def explain(self, ev: Evidence, query: str = "") -> tuple[str, bool, str]:
         """(text, written by the LLM?, why the LLM's text was not used)."""
         text, _, problem = self.explain_raw(ev, query)
@@ -218,10 +225,7 @@ class Explainer:
     def explain_raw(self, ev: Evidence, query: str = "") -> tuple[str, str, str]:
         """(the text shown, the LLM's text before the guard ("" when it did not answer), why the LLM's
         text was not used ("" when it was)) — the raw text is what evaluations measure the guard on."""
-        messages = as_messages([{"role": "system", "content": self.system},
-                                {"role": "user", "content": self.user.format(
-                                    title=ev.item.title, facts="\n".join(f"- {f}" for f in ev.facts()),
-                                    query=query[:300])}])
+        messages = as_messages(self.prompt(ev, query))
         try:
             text = first_sentences(self.llm.invoke(messages, max_tokens=90).content)
         except LLMUnavailable as exc:

@@ -65,18 +65,22 @@ class Reranker:
         self.system = read_prompt("rerank.txt")
         self.user = read_prompt("rerank_user.txt")
 
+    def prompt(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
+               disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie") -> list[dict]:
+        """The chat messages of a re-rank request (also what instruction tuning trains on)."""
+        return [{"role": "system", "content": self.system.format(domain=domain, count=count)},
+                {"role": "user", "content": self.user.format(
+                    profile="; ".join(profile[:6]) or "nothing yet", disliked="; ".join(disliked[:4]) or "nothing",
+                    dialogue=dialogue or "(start)", query=query[:300],
+                    candidates="\n".join(f"{n}. {describe(c)}" for n, c in enumerate(candidates, 1)))}]
+
     def rerank(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
                disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie") -> RerankResult:
         scored = list(range(min(count, len(candidates))))
         if len(candidates) <= 1:
             return RerankResult(scored, False, "one candidate or none: nothing to order")
-        messages = as_messages([
-            {"role": "system", "content": self.system.format(domain=domain, count=count)},
-            {"role": "user", "content": self.user.format(
-                profile="; ".join(profile[:6]) or "nothing yet", disliked="; ".join(disliked[:4]) or "nothing",
-                dialogue=dialogue or "(start)", query=query[:300],
-                candidates="\n".join(f"{n}. {describe(c)}" for n, c in enumerate(candidates, 1)))},
-        ])
+        messages = as_messages(self.prompt(candidates, count, profile=profile, disliked=disliked, dialogue=dialogue,
+                                           query=query, domain=domain))
         try:
             answer = self.llm.invoke(messages, json_schema=order_schema(len(candidates), count), max_tokens=8 * count + 16)
         except LLMUnavailable as exc:

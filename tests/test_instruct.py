@@ -1,0 +1,131 @@
+"""chatrec tune data: instructions from the real ml-100k split and a LightGCN trained here.
+No test-split interaction appears in any instruction; every facet and task form is there; the
+answers are what the served prompts expect (yes/no, A/B, a valid re-rank order, a faithful
+explanation); the same seed gives the same data."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent import instruct
+from agent.cli import app
+from agent.eval_rerank import load_eval_data
+from tools.explain import Evidence, unfaithful
+from tools.rerank import validate_order
+from tools.resolve import TitleSpotter
+
+
+@pytest.fixture(scope="module")
+def ev(trained, chatrec_home: Path):
+    return load_eval_data(trained, chatrec_home)
+
+
+@pytest.fixture(scope="module")
+def made(ev) -> list[instruct.Instruction]:
+    return instruct.make_instructions(ev, users=60, seed=3, progress=False)
+
+
+def _pairs(m) -> set[tuple[str, str]]:
+    m = m.tocoo()
+    return set(zip(m.row.tolist(), m.col.tolist()))
+
+
+def test_no_test_interaction_leaks_into_the_instructions(ev, made) -> None:
+    rec = ev.recommender
+    test = {(str(rec.user_ids[u]), str(rec.item_ids[i])) for u, i in _pairs(ev.test)}
+    train = {(str(rec.user_ids[u]), str(rec.item_ids[i])) for u, i in _pairs(ev.train)}
+    valid = {(str(rec.user_ids[u]), str(rec.item_ids[i])) for u, i in _pairs(ev.valid)}
+    checked = 0
+    for ins in made:
+        if ins.user is None:
+            continue
+        for role, items in ins.items.items():
+            for item in items:
+                pair = (ins.user, item)
+                assert pair not in test, (ins.task, role, pair)
+                if role == "history":
+                    assert pair in train, (ins.task, pair)
+                if role == "positive":
+                    assert pair in valid, (ins.task, pair)
+                checked += 1
+    assert checked > 1000
+    # and no test item of the person is named in an ask: items are shown as "Title (year)"
+    named_in_test = {}
+    for u, i in _pairs(ev.test):
+        item = ev.items[i]
+        named_in_test.setdefault(str(rec.user_ids[u]), set()).add(f"{item.title} ({item.year})")
+    for ins in made:
+        if ins.user and ins.task in ("pointwise", "pairwise", "rerank"):
+            text = ins.messages[-1]["content"]
+            assert not {t for t in named_in_test.get(ins.user, ()) if t in text}, (ins.task, text)
+
+
+def test_every_task_and_facet_is_there_with_enough_templates(made) -> None:
+    assert instruct.count_templates() >= 30
+    summary = instruct.summarize(made)
+    assert set(summary["by_task"]) == set(instruct.TASKS)
+    assert {"implicit", "explicit"} <= set(summary["by_facet"]["preference"])
+    assert {"none", "vague", "specific"} <= set(summary["by_facet"]["intention"])
+    # phrasing varies: many templates used, not one
+    used = Counter(i.template for i in made if i.task in ("pointwise", "pairwise"))
+    assert len(used) >= 8
+
+
+def test_answers_are_what_the_served_prompts_expect(made) -> None:
+    pointwise = [i for i in made if i.task == "pointwise"]
+    assert Counter(i.answer for i in pointwise) == {"yes": len(pointwise) // 2, "no": len(pointwise) // 2}
+    assert {i.answer for i in made if i.task == "pairwise"} <= {"A", "B"}
+    for ins in (i for i in made if i.task == "rerank"):
+        n = len(ins.items["candidates"])
+        order, problem = validate_order(ins.answer, n, 5)
+        assert order is not None and len(order) == 5, problem
+        # the person's validation items lead, in graph order
+        leading = [ins.items["candidates"][k] for k in order[:len(ins.items["positive"])]]
+        assert sorted(leading) == sorted(ins.items["positive"][:5])
+        assert "Candidates:" in ins.messages[-1]["content"]
+    for ins in (i for i in made if i.task == "router"):
+        assert json.loads(ins.answer)["intent"] in ("recommend", "explain", "chitchat")
+
+
+def test_explanation_targets_name_only_the_evidence(ev, made) -> None:
+    spotter = TitleSpotter(ev.items)
+    explains = [i for i in made if i.task == "explain"]
+    assert len(explains) >= 30
+    rec = ev.recommender
+    for ins in explains:
+        item = ev.items[rec.item_index(ins.items["positive"][0])]
+        nearest = [{"title": ev.items[rec.item_index(g)].title, "item_id": g} for g in ins.items["history"]]
+        facts = ins.messages[-1]["content"]
+        shared = facts.split("It shares genres with what they like: ")[1].split(".")[0].split(", ") \
+            if "It shares genres" in facts else []
+        ev_ = Evidence(item, nearest=nearest, shared_genres=shared)
+        assert item.title in ins.answer
+        assert unfaithful(ins.answer, ev_, spotter) == [], ins.answer
+
+
+def test_the_same_seed_gives_the_same_data(ev, made) -> None:
+    again = instruct.make_instructions(ev, users=60, seed=3, progress=False)
+    assert [i.to_dict() for i in again] == [i.to_dict() for i in made]
+    other = instruct.make_instructions(ev, users=60, seed=4, progress=False, tasks=("pointwise",))
+    assert [i.to_dict() for i in other] != [i.to_dict() for i in made if i.task == "pointwise"]
+
+
+def test_the_command_writes_json_lines_and_rejects_unknown_tasks(trained, chatrec_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data.jsonl"
+    result = CliRunner().invoke(app, ["tune", "data", "--users", "20", "--seed", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = instruct.read_instructions(out)
+    assert rows and {r.task for r in rows} == set(instruct.TASKS)
+    assert f"{len(rows)} instructions" in result.output
+    bad = CliRunner().invoke(app, ["tune", "data", "--task", "poetry", "--out", str(out)])
+    assert bad.exit_code != 0 and "poetry" in bad.output
+    assert instruct.read_instructions(out) == rows  # the earlier file is untouched
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"task": "rerank"}\n{not json\n')
+    with pytest.raises(ValueError, match="line 1"):
+        instruct.read_instructions(broken)
