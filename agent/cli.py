@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -745,6 +746,73 @@ def tune_data(
     typer.echo(f"{summary['instructions']} instructions from {summary['users']} users "
                f"({', '.join(f'{k} {v}' for k, v in summary['by_task'].items())}; {summary['templates']} templates) "
                f"written to {path}")
+
+
+@tune_app.command("train")
+def tune_train(
+    data: Annotated[Optional[Path], typer.Option(help="instructions from `chatrec tune data` (default: "
+                                                      "<data home>/tune/instructions.jsonl)")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="base model: a GGUF file or a transformers folder (T5 / "
+                                                       "Flan-T5 or causal); default: the shipped SmolLM2-135M")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--task", help="tune on these tasks only (repeatable)")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="cap the run at this many batches (a time box)")] = None,
+    rank: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 5e-4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    save_every: Annotated[int, typer.Option(min=1, help="batches between checkpoints")] = 25,
+    resume: Annotated[bool, typer.Option(help="pick up from the checkpoint of an interrupted run with the same "
+                                              "data and settings")] = True,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: CHATREC_DEVICE)")] = None,
+    seed: int = 0,
+) -> None:
+    """LoRA-tune the local model on instruction data (InstructRec), with a progress bar and
+    checkpoints (Ctrl-C and run it again to resume). For the shipped GGUF model the adapter is
+    exported for llama.cpp as <data home>/tune/<model>.lora.gguf; for a transformers folder it is
+    saved as a peft folder <data home>/tune/<folder>-lora. The local backend uses it from then on
+    (CHATREC_LLM_ADAPTER names another; delete the file to go back to the base model)."""
+    from agent.instruct import DATA_FILE, TASKS, read_instructions
+    from agent.llm import default_model_path
+    from agent.tuning import (
+        TUNE_DIR,
+        SftExample,
+        TuneConfig,
+        adapter_path,
+        export_gguf_adapter,
+        save_peft_adapter,
+        train_lora,
+    )
+
+    settings = _settings()
+    path = data or settings.home / DATA_FILE
+    if not path.is_file():
+        _fail(f"no instruction data at {path}: run `chatrec tune data` first (or pass --data)")
+    if unknown := [t for t in tasks or () if t not in TASKS]:
+        _fail(f"unknown --task {', '.join(unknown)}: choose from {', '.join(TASKS)}")
+    try:
+        rows = [r for r in read_instructions(path) if not tasks or r.task in tasks]
+        source = model or default_model_path()
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    if not rows:
+        _fail(f"{path} has no instructions for the tasks asked for")
+    config = TuneConfig(rank=rank, alpha=2.0 * rank, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                        threads=settings.threads, device=device or settings.device, save_every=save_every,
+                        max_steps=max_steps)
+    run_dir = settings.home / TUNE_DIR / "checkpoints" / f"{Path(source).stem}-{path.stem}"
+    typer.echo(f"tuning {Path(source).name} on {len(rows)} instructions from {path}: {config}", err=True)
+    started = time.perf_counter()
+    try:
+        _, tuned = train_lora([SftExample(r.messages, r.answer) for r in rows], Path(source), config,
+                              checkpoint_dir=run_dir, resume=resume)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        _fail(str(exc))
+    out = adapter_path(settings.home, Path(source))
+    if Path(source).is_file():
+        export_gguf_adapter(tuned, out, alpha=config.alpha)
+    else:
+        save_peft_adapter(tuned, out)
+    typer.echo(f"adapter: {out} ({time.perf_counter() - started:.0f} s); the local backend uses it from now on")
 
 
 @app.command()

@@ -34,8 +34,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     llm_backend: Literal["local", "openai"] = Field("local", description="local (llama.cpp, offline) or openai "
                                                                         "(any OpenAI-compatible endpoint)")
-    llm_model: str | None = Field(None, description="local: a GGUF path (default: the shipped SmolLM2-135M); "
-                                                    "openai: the model name")
+    llm_model: str | None = Field(None, description="local: a GGUF path (default: the shipped SmolLM2-135M) or a "
+                                                    "transformers model folder (T5 / Flan-T5 or causal); openai: the "
+                                                    "model name")
+    llm_adapter: Path | None = Field(None, description="local: a LoRA adapter on the model (a llama.cpp adapter GGUF "
+                                                       "for a GGUF model, a peft folder for a transformers one); "
+                                                       "default: the one `chatrec tune train` saved in the data home, "
+                                                       "if any")
     llm_base_url: str | None = Field(None, description="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")

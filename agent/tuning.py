@@ -1,12 +1,18 @@
-"""LoRA tuning of the default local model (SmolLM2-135M) on CPU, exported as a llama.cpp adapter.
+"""LoRA tuning of the local model on CPU (or CUDA), exported for llama.cpp where it can be.
 
-The shipped model is a quantised GGUF; transformers de-quantises it for training (``gguf_file=``),
-peft adds low-rank adapters, and :func:`export_gguf_adapter` writes them in llama.cpp's LoRA
-adapter format so the agent serves base + adapter from llama.cpp with no conversion tools. The
-router (agent/router.py) is the first user; the InstructRec rerank tuning reuses this.
+Two kinds of base model:
+
+- the shipped GGUF (SmolLM2-135M, a llama): transformers de-quantises it (``gguf_file=``), peft
+  adds low-rank adapters, and :func:`export_gguf_adapter` writes them in llama.cpp's LoRA
+  adapter format, so the agent serves base + adapter from llama.cpp with no conversion tools;
+- a transformers directory, causal or sequence-to-sequence (T5 / Flan-T5, InstructRec's own
+  backbone): the same loop; the adapter is saved in peft's format and served through
+  transformers (agent/llm.py, ``Seq2SeqChatModel``).
 
 One example is chat messages (the prompt) plus the assistant's answer; the loss covers the
-answer only.
+answer only. Training writes a checkpoint (adapter, optimizer, schedule, step) every
+``save_every`` steps into ``checkpoint_dir`` and picks up from it when asked to resume: the batch
+plan is fixed by the seed, so a resumed run sees the same batches a straight run would.
 """
 
 from __future__ import annotations
@@ -50,17 +56,49 @@ class TuneConfig:
     # than the JSON around them. 1.0 = plain cross-entropy over the answer.
     lead_tokens: int = 0
     lead_weight: float = 1.0
+    device: str = "cpu"
+    save_every: int = 50  # steps between checkpoints (when a checkpoint folder is given)
+    max_steps: int | None = None  # stop early (a time-boxed run); None = every epoch
 
 
-def load_base(gguf_path: Path):
-    """Tokenizer and fp32 model de-quantised from the GGUF file."""
+def is_seq2seq(model) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def load_base(source: Path):
+    """Tokenizer and fp32 model: de-quantised from a GGUF file, or read from a transformers
+    directory (causal or sequence-to-sequence, by its config)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
-                                                 dtype=torch.float32)
-    return tokenizer, model
+    source = Path(source)
+    if source.is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
+        model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
+        return tokenizer, model
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} is neither a GGUF file nor a transformers model directory (no config.json)")
+    config = AutoConfig.from_pretrained(str(source))
+    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    return AutoTokenizer.from_pretrained(str(source)), auto.from_pretrained(str(source), dtype=torch.float32)
+
+
+def target_modules(model) -> list[str]:
+    """The linear layers LoRA adapts: llama's projections, or T5's attention and feed-forward."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    wanted = ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"] if is_seq2seq(model) else TARGET_MODULES
+    return [m for m in wanted if m in names]
+
+
+def flatten(messages: Sequence[dict]) -> str:
+    """Chat messages as one input text, for models without a chat template (T5)."""
+    return "\n\n".join(m["content"] for m in messages)
+
+
+def encode_seq2seq(tokenizer, example: SftExample, max_input: int = 1024) -> tuple[list[int], list[int]]:
+    """(encoder input ids, decoder label ids) of one example."""
+    source = tokenizer(flatten(example.messages), truncation=True, max_length=max_input)["input_ids"]
+    return source, tokenizer(example.answer)["input_ids"]
 
 
 def encode(tokenizer, example: SftExample) -> tuple[list[int], int]:
@@ -71,56 +109,154 @@ def encode(tokenizer, example: SftExample) -> tuple[list[int], int]:
     return prompt_ids + answer_ids, len(prompt_ids)
 
 
-def _batches(encoded: list[tuple[list[int], int]], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Indices grouped by similar length (little padding), batches in random order."""
-    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]), rng.random()))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
+def _batch_plan(lengths: Sequence[int], config: TuneConfig) -> list[list[int]]:
+    """Every batch of every epoch, in order; fixed by the seed (so a resumed run can skip ahead)."""
+    rng = random.Random(config.seed)
+    order_keys = list(enumerate(lengths))
+    plan = []
+    for _ in range(config.epochs):
+        order = [i for i, _ in sorted(order_keys, key=lambda x: (x[1], rng.random()))]
+        batches = [order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        rng.shuffle(batches)
+        plan += batches
+    return plan[:config.max_steps] if config.max_steps else plan
 
 
-def train_lora(examples: Sequence[SftExample], gguf_path: Path, config: TuneConfig = TuneConfig()):
-    """Fine-tune LoRA adapters on the examples; returns the peft model (base + adapters)."""
+def _causal_batch(encoded, batch, pad):
     import torch
-    from peft import LoraConfig, get_peft_model
-    from tqdm import tqdm
+
+    width = max(len(encoded[i][0]) for i in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, i in enumerate(batch):
+        tokens, start = encoded[i]
+        ids[row, :len(tokens)] = torch.tensor(tokens)
+        labels[row, start:len(tokens)] = torch.tensor(tokens[start:])
+        mask[row, :len(tokens)] = 1
+    return ids, mask, labels
+
+
+def _seq2seq_batch(encoded, batch, pad):
+    import torch
+
+    width = max(len(encoded[i][0]) for i in batch)
+    out_width = max(len(encoded[i][1]) for i in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), out_width), -100, dtype=torch.long)
+    for row, i in enumerate(batch):
+        source, target = encoded[i]
+        ids[row, :len(source)] = torch.tensor(source)
+        mask[row, :len(source)] = 1
+        labels[row, :len(target)] = torch.tensor(target)
+    return ids, mask, labels
+
+
+CHECKPOINT = "checkpoint.pt"
+TUNE_DIR = "tune"
+
+
+def adapter_path(home: Path, source: Path) -> Path:
+    """Where ``chatrec tune train`` saves the adapter of a base model and the local backend looks
+    for it: a llama.cpp adapter GGUF for a GGUF model, a peft folder for a transformers one."""
+    source = Path(source)
+    if source.is_file():
+        return Path(home) / TUNE_DIR / f"{source.stem}.lora.gguf"
+    return Path(home) / TUNE_DIR / f"{source.name}-lora"
+
+
+def save_peft_adapter(model, path: Path) -> Path:
+    """peft's adapter folder, written beside and renamed into place."""
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + "."))
+    try:
+        model.save_pretrained(str(tmp))
+        old = path.with_name(path.name + ".old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig = TuneConfig(), *,
+               checkpoint_dir: Path | None = None, resume: bool = False, stop_at: int | None = None,
+               progress: bool = True):
+    """Fine-tune LoRA adapters on the examples; returns (tokenizer, the peft model: base + adapters).
+
+    ``source``: the GGUF file or a transformers directory (:func:`load_base`). With
+    ``checkpoint_dir``, a checkpoint is written every ``config.save_every`` steps and at the end;
+    ``resume`` picks up from the one there (it must come from the same examples and config).
+    ``stop_at``: stop after this many steps of the plan (a checkpoint is written), to resume later."""
+    import torch
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from tqdm.auto import tqdm
 
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    tokenizer, base = load_base(gguf_path)
+    tokenizer, base = load_base(source)
+    seq2seq = is_seq2seq(base)
     model = get_peft_model(base, LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
-                                            target_modules=TARGET_MODULES))
-    encoded = [encode(tokenizer, e) for e in examples]
-    rng = random.Random(config.seed)
-    steps = config.epochs * math.ceil(len(encoded) / config.batch_size)
+                                            target_modules=target_modules(base),
+                                            task_type="SEQ_2_SEQ_LM" if seq2seq else "CAUSAL_LM"))
+    model.to(config.device)
+    encoded = [encode_seq2seq(tokenizer, e) if seq2seq else encode(tokenizer, e) for e in examples]
+    plan = _batch_plan([len(e[0]) for e in encoded], config)
+    steps = len(plan)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * (1 - s / steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.0, 1 - s / steps))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    done, losses = 0, []
+    saved = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
+    if resume and saved is not None and saved.exists():
+        state = torch.load(saved, map_location=config.device, weights_only=False)
+        if state["steps"] != steps or state["examples"] != len(examples):
+            raise ValueError(f"the checkpoint in {checkpoint_dir} is from another run ({state['examples']} examples, "
+                             f"{state['steps']} steps; this one: {len(examples)}, {steps}); start afresh without resume")
+        set_peft_model_state_dict(model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        done, losses = state["done"], state["losses"]
+        log.info("resuming at step %d of %d", done, steps)
+
+    def checkpoint() -> None:
+        from peft import get_peft_model_state_dict
+
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        tmp = saved.with_suffix(".tmp")
+        torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), "done": done, "losses": losses, "steps": steps,
+                    "examples": len(examples)}, tmp)
+        os.replace(tmp, saved)
+
     model.train()
-    with tqdm(total=steps, desc="tuning", unit="batch") as bar:
-        for epoch in range(config.epochs):
-            losses = []
-            for batch in _batches(encoded, config.batch_size, rng):
-                width = max(len(encoded[i][0]) for i in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, i in enumerate(batch):
-                    tokens, start = encoded[i]
-                    ids[row, :len(tokens)] = torch.tensor(tokens)
-                    labels[row, start:len(tokens)] = torch.tensor(tokens[start:])
-                    mask[row, :len(tokens)] = 1
+    per_epoch = max(1, math.ceil(len(encoded) / config.batch_size))
+    with tqdm(total=steps, initial=done, desc="tuning", unit="batch", disable=not progress) as bar:
+        for batch in plan[done:stop_at]:
+            ids, mask, labels = (_seq2seq_batch if seq2seq else _causal_batch)(encoded, batch, pad)
+            ids, mask, labels = ids.to(config.device), mask.to(config.device), labels.to(config.device)
+            if seq2seq:
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            else:
                 loss = _weighted_loss(model(input_ids=ids, attention_mask=mask).logits, labels,
                                       [encoded[i][1] for i in batch], config)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
-                losses.append(loss.item())
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
-            log.info("epoch %d: mean loss %.4f", epoch + 1, float(np.mean(losses)))
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            losses.append(round(loss.item(), 5))
+            done += 1
+            bar.update(1)
+            bar.set_postfix(epoch=(done - 1) // per_epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
+            if saved is not None and (done % config.save_every == 0 or done in (steps, stop_at)):
+                checkpoint()
+    log.info("tuned %d steps: mean loss of the last 20 %.4f", done, float(np.mean(losses[-20:])) if losses else 0.0)
     model.eval()
     return tokenizer, model
 
@@ -191,4 +327,5 @@ def export_gguf_adapter(model, path: Path, alpha: float) -> Path:
     return path
 
 
-__all__ = ["SftExample", "TuneConfig", "encode", "export_gguf_adapter", "load_base", "train_lora"]
+__all__ = ["SftExample", "TuneConfig", "encode", "encode_seq2seq", "export_gguf_adapter", "flatten", "is_seq2seq",
+           "adapter_path", "load_base", "save_peft_adapter", "target_modules", "train_lora"]

@@ -129,3 +129,30 @@ def test_the_command_writes_json_lines_and_rejects_unknown_tasks(trained, chatre
     broken.write_text('{"task": "rerank"}\n{not json\n')
     with pytest.raises(ValueError, match="line 1"):
         instruct.read_instructions(broken)
+
+
+def test_tune_train_exports_an_adapter_the_local_backend_then_uses(trained, chatrec_home: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """The whole path on the shipped model: data → two LoRA steps → llama.cpp adapter in the data
+    home → the local backend loads base + adapter and answers."""
+    from agent.config import Settings
+    from agent.llm import LocalChatModel, default_model_path, make_chat_model
+    from agent.tuning import adapter_path
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CHATREC_HOME", str(home))
+    data = tmp_path / "few.jsonl"
+    instruct.write_instructions(data, [i for i in instruct.make_instructions(
+        load_eval_data(trained, chatrec_home), users=4, seed=0, tasks=("pointwise",), progress=False)])
+    result = CliRunner().invoke(app, ["tune", "train", "--data", str(data), "--max-steps", "2", "--batch-size", "2",
+                                      "--rank", "4"])
+    assert result.exit_code == 0, result.output
+    adapter = adapter_path(home, default_model_path())
+    assert adapter.is_file() and str(adapter) in result.output
+    assert (home / "tune" / "checkpoints").is_dir()
+    llm = make_chat_model(Settings())
+    assert isinstance(llm, LocalChatModel) and llm.lora_path == str(adapter)
+    answer = llm.invoke([("system", "Answer yes or no."), ("human", "Is Fargo a film?")], max_tokens=4).content
+    assert answer.strip()
+    missing = CliRunner().invoke(app, ["tune", "train", "--data", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code != 0 and "chatrec tune data" in missing.output

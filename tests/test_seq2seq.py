@@ -1,0 +1,95 @@
+"""Flan-T5 support: a tiny T5 made here from a config (no weights can be installed), saved and
+loaded for real, LoRA-tuned by the same loop as the shipped model, served by the local backend
+with its adapter; and the checkpoint / resume contract of the tuning loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.tuning import SftExample, TuneConfig, adapter_path, is_seq2seq, load_base, save_peft_adapter, train_lora
+
+# short asks: a randomly initialised 2-layer T5 learns title -> answer from a handful of
+# examples only when the title is most of the input
+TITLES = ["Fargo", "Heat", "Babe", "Dune", "Alien", "Casablanca"]
+EXAMPLES = [SftExample([{"role": "system", "content": "yes or no ?"}, {"role": "user", "content": f"{title} ?"}],
+                       "yes" if n % 2 == 0 else "no") for n, title in enumerate(TITLES)]
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory) -> Path:
+    """A 2-layer T5 with a word-level tokenizer over the examples' words, saved like any model folder."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    words = sorted({w for e in EXAMPLES for m in e.messages for w in m["content"].split()} | {"yes", "no"})
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: n + 3 for n, w in enumerate(words)}}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    raw.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(T5Config(vocab_size=len(vocab), d_model=32, d_ff=64, d_kv=16, num_layers=2,
+                                                num_heads=2, dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+    folder = tmp_path_factory.mktemp("tiny-t5")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_t5_folder_loads_as_seq2seq_and_lora_learns_the_answers(tiny_t5: Path, tmp_path: Path, monkeypatch) -> None:
+    from agent.config import Settings
+    from agent.llm import TransformersChatModel, make_chat_model
+
+    tokenizer, model = load_base(tiny_t5)
+    assert is_seq2seq(model)
+    config = TuneConfig(rank=8, alpha=16, epochs=60, lr=1e-2, batch_size=6, seed=0)
+    _, tuned = train_lora(EXAMPLES, tiny_t5, config, checkpoint_dir=tmp_path / "ckpt", progress=False)
+    home = tmp_path / "home"
+    saved = save_peft_adapter(tuned, adapter_path(home, tiny_t5))
+    assert (saved / "adapter_config.json").is_file() and saved.parent == home / "tune"
+
+    # the local backend serves the folder with the adapter it finds in the data home
+    monkeypatch.setenv("CHATREC_HOME", str(home))
+    monkeypatch.setenv("CHATREC_LLM_MODEL", str(tiny_t5))
+    monkeypatch.delenv("CHATREC_LLM_ADAPTER", raising=False)
+    llm = make_chat_model(Settings())
+    assert isinstance(llm, TransformersChatModel) and llm.adapter_dir == str(saved)
+    answers = [llm.invoke([("system", e.messages[0]["content"]), ("human", e.messages[1]["content"])],
+                          max_tokens=3).content for e in EXAMPLES]
+    assert answers == [e.answer for e in EXAMPLES]
+    # the untuned model does not know them: the answers come from the adapter
+    base = TransformersChatModel(model_dir=str(tiny_t5))
+    untuned = [base.invoke([("system", e.messages[0]["content"]), ("human", e.messages[1]["content"])],
+                           max_tokens=3).content for e in EXAMPLES]
+    assert untuned != answers
+
+
+def test_an_interrupted_run_resumes_to_the_same_adapter(tiny_t5: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import get_peft_model_state_dict
+
+    config = TuneConfig(rank=4, alpha=8, epochs=4, lr=1e-3, batch_size=2, seed=1, save_every=3)  # 12 batches
+    _, straight = train_lora(EXAMPLES, tiny_t5, config, progress=False)
+    _, _ = train_lora(EXAMPLES, tiny_t5, config, checkpoint_dir=tmp_path, stop_at=5, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["done"] == 5
+    _, resumed = train_lora(EXAMPLES, tiny_t5, config, checkpoint_dir=tmp_path, resume=True, progress=False)
+    a, b = get_peft_model_state_dict(straight), get_peft_model_state_dict(resumed)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # a checkpoint from other data is refused, not silently mixed in
+    with pytest.raises(ValueError, match="another run"):
+        train_lora(EXAMPLES[:4], tiny_t5, config, checkpoint_dir=tmp_path, resume=True, progress=False)
+
+
+def test_a_missing_adapter_is_a_clear_error(tiny_t5: Path, tmp_path: Path, monkeypatch) -> None:
+    from agent.config import Settings
+    from agent.llm import LLMUnavailable, make_chat_model
+
+    monkeypatch.setenv("CHATREC_HOME", str(tmp_path))
+    monkeypatch.setenv("CHATREC_LLM_ADAPTER", str(tmp_path / "nowhere"))
+    with pytest.raises(LLMUnavailable, match="no LoRA adapter at"):
+        make_chat_model(Settings())
+    with pytest.raises(FileNotFoundError, match="neither a GGUF file nor a transformers model"):
+        load_base(tmp_path)
