@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     llm_adapter: Path | None = Field(None, description="local: a LoRA adapter on the model (a llama.cpp adapter GGUF "
                                                        "for a GGUF model, a peft folder for a transformers one); "
                                                        "default: the one `chatrec tune train` saved in the data home, "
-                                                       "if any")
+                                                       "if any; 'none': the base model alone")
     llm_base_url: str | None = Field(None, description="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")

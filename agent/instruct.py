@@ -76,7 +76,9 @@ def _row(m: sp.csr_matrix, u: int) -> np.ndarray:
 
 
 def _and(words: Sequence[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 # how a person names a genre: as a kind of film ("sci-fi films") and in the plural ("comedies")

@@ -262,6 +262,8 @@ def local_adapter(settings, model_source: Path) -> str | None:
     ``chatrec tune train`` saved for this model in the data home, else none."""
     from agent.tuning import adapter_path
 
+    if settings.llm_adapter and str(settings.llm_adapter) == "none":
+        return None  # the base model, even where a tuned adapter was saved
     if settings.llm_adapter:
         if not Path(settings.llm_adapter).exists():
             raise LLMUnavailable(f"no LoRA adapter at {settings.llm_adapter} (CHATREC_LLM_ADAPTER)")

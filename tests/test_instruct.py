@@ -152,7 +152,12 @@ def test_tune_train_exports_an_adapter_the_local_backend_then_uses(trained, chat
     assert (home / "tune" / "checkpoints").is_dir()
     llm = make_chat_model(Settings())
     assert isinstance(llm, LocalChatModel) and llm.lora_path == str(adapter)
+    from agent.runs import model_name
+
+    assert model_name(Settings()).endswith(f"+ LoRA {adapter.name}")  # saved runs say the model was tuned
     answer = llm.invoke([("system", "Answer yes or no."), ("human", "Is Fargo a film?")], max_tokens=4).content
     assert answer.strip()
+    monkeypatch.setenv("CHATREC_LLM_ADAPTER", "none")  # back to the base model without deleting anything
+    assert make_chat_model(Settings()).lora_path is None and adapter.is_file()
     missing = CliRunner().invoke(app, ["tune", "train", "--data", str(tmp_path / "none.jsonl")])
     assert missing.exit_code != 0 and "chatrec tune data" in missing.output
