@@ -561,7 +561,11 @@ def eval_dialogues(
         _fail(f"bad dialogue file\n{exc}")
     from agent.runs import run_meta, save_run
 
-    saved = save_run("dialogues", report, run_meta(settings, dataset=settings.dataset, seed=None,
+    folders = sorted({str(f.parent) for f in files})
+    shown = " ".join(map(str, files)) if len(files) <= 3 else f"<{len(files)} files in {', '.join(folders)}>"
+    command = f"chatrec eval-dialogues {shown}" + (f" --json {json_out}" if json_out else "") + (
+        f" --backend {backend}" if backend else "")
+    saved = save_run("dialogues", report, run_meta(settings, dataset=settings.dataset, seed=None, command=command,
                                                    files=[str(f) for f in files]), settings.home)
     typer.echo(f"saved {saved}" + (f"; report: {json_out}" if json_out is not None else ""))
     raise typer.Exit(code)
@@ -612,7 +616,7 @@ def eval_explain(
     except (LLMUnavailable, ee.XRecDataError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(ee.format_table(result))
-    path = save_run("explain", result, run_meta(settings, dataset="ml-100k + xrec-yelp", seed=seed, part=part,
+    path = save_run("explain", result, run_meta(settings, dataset={"faithfulness": "ml-100k", "xrec": "xrec-yelp", "tune": "xrec-yelp train.jsonl"}.get(part, "ml-100k + xrec-yelp"), seed=seed, part=part,
                                                 users=users, limit=limit, variant=variant, graph=graph),
                     settings.home)
     if json_out is not None:

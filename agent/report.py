@@ -74,6 +74,7 @@ def _save(fig, path: Path, run: dict) -> None:
     handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
     os.close(handle)
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
     os.replace(tmp, path)
 
 
@@ -286,6 +287,7 @@ def _write_text(path: Path, text: str) -> None:
     handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
     with os.fdopen(handle, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

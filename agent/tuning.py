@@ -7,7 +7,7 @@ Two kinds of base model:
   adapter format, so the agent serves base + adapter from llama.cpp with no conversion tools;
 - a transformers directory, causal or sequence-to-sequence (T5 / Flan-T5, InstructRec's own
   backbone): the same loop; the adapter is saved in peft's format and served through
-  transformers (agent/llm.py, ``Seq2SeqChatModel``).
+  transformers (agent/llm.py, ``TransformersChatModel``).
 
 One example is chat messages (the prompt) plus the assistant's answer; the loss covers the
 answer only. Training writes a checkpoint (adapter, optimizer, schedule, step) every
@@ -58,7 +58,7 @@ class TuneConfig:
     lead_weight: float = 1.0
     device: str = "cpu"
     save_every: int = 50  # steps between checkpoints (when a checkpoint folder is given)
-    max_steps: int | None = None  # stop early (a time-boxed run); None = every epoch
+    max_steps: int | None = None  # cap the plan at this many batches (a time box: the schedule ends there)
 
 
 def is_seq2seq(model) -> bool:
