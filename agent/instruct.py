@@ -110,7 +110,6 @@ class InstructionMaker:
         self.rng = random.Random(seed)
         self.reranker = Reranker(llm=None)
         self.explainer = Explainer(llm=None, tool=None, spotter=None)  # only its prompt is used here
-        self.genre_names = sorted({g for item in ev.items for g in item.genres})
         self.rated = (ev.train + ev.valid + ev.test).tocsr()  # everything a person rated, any split
         # ml-100k lists some films twice under two ids ("Chasing Amy (1997)"): a twin of a test item
         # is the test item, as far as a prompt can tell
@@ -125,7 +124,7 @@ class InstructionMaker:
         n = self.rng.randrange(len(options))
         return options[n], f"{name}[{n}]"
 
-    def preference(self, user: int, history: list[int]) -> tuple[str, dict]:
+    def preference(self, history: list[int]) -> tuple[str, dict]:
         """("implicit"|"explicit", fields): titles, or the sentence a person would say."""
         if self.rng.random() < 0.5:
             return "implicit", {"titles": [self.ev.items[i].title for i in history[:PROFILE_TITLES]]}
@@ -193,8 +192,8 @@ class InstructionMaker:
         out = []
         if "pointwise" in tasks:
             for label, item in (("yes", target), ("no", self.negative(user))):
-                pref = self.preference(user, history)
-                intent, query, qname = self.intention(target)  # the request comes from the wanted item
+                pref = self.preference(history)
+                intent, query, _ = self.intention(target)  # the request comes from the wanted item
                 question, name = self._pick(self.t["pointwise"]["questions"], "pointwise.questions")
                 messages = [{"role": "system", "content": self.t["pointwise"]["system"]},
                             {"role": "user", "content": self._context(pref, query) + "\n"
@@ -209,7 +208,7 @@ class InstructionMaker:
             others = [int(i) for i in candidates if int(i) not in in_list]
             hard = bool(others) and self.rng.random() < 0.5  # half from the graph's own list
             negative = self.rng.choice(others) if hard else self.negative(user)
-            pref = self.preference(user, history)
+            pref = self.preference(history)
             intent, query, _ = self.intention(target)
             first = self.rng.random() < 0.5
             a, b = (target, negative) if first else (negative, target)
@@ -224,7 +223,7 @@ class InstructionMaker:
         if "rerank" in tasks and in_list:
             from tools.candidates import Candidate
 
-            pref = self.preference(user, history)
+            pref = self.preference(history)
             intent, query, _ = self.intention(self.rng.choice(in_list))
             shown = [Candidate(self.ev.items[i], 0.0, "graph") for i in candidates]
             profile = pref[1]["titles"] if pref[0] == "implicit" else []
