@@ -686,6 +686,8 @@ def eval_rerank(
     profile: Annotated[str, typer.Option(help="history order in the re-rank prompt: 'rated' (highest rating, "
                                               "then most recent first) or 'agent' (the agent's order)")] = "rated",
     bootstrap: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 2000,
+    codes: Annotated[bool, typer.Option(help="give the LLM BinLLM's collaborative codes of the person and the "
+                                             "candidates (for an adapter from `tune train --codes`)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON object")] = False,
 ) -> None:
     """Offline re-rank gain, the Chat-Rec protocol: on ml-100k test users, the top-5 of LightGCN's
@@ -704,12 +706,19 @@ def eval_rerank(
     try:
         recommender = load_recommender("ml-100k", None, settings.home)
         llm = make_chat_model(settings)
+        collab = None
+        if codes:
+            from agent.collab_codes import load_codes
+
+            collab = load_codes(recommender, settings.home)
         result = evaluate_rerank(recommender, home=settings.home, llm=llm, users=users, seed=seed, profile=profile,
-                                 n_boot=bootstrap, llm_info={"backend": settings.llm_backend,
-                                                             "model": model_name(settings)})
+                                 n_boot=bootstrap, codes=collab,
+                                 llm_info={"backend": settings.llm_backend, "model": model_name(settings),
+                                           "codes": codes})
     except (LLMUnavailable, DataError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    path = save_run("rerank", result, run_meta(settings, dataset="ml-100k", seed=seed, users=users), settings.home)
+    path = save_run("rerank", result, run_meta(settings, dataset="ml-100k", seed=seed, users=users, codes=codes),
+                    settings.home)
     typer.echo(f"saved {path}", err=True)
     if as_json:
         _echo_json(result)
@@ -725,6 +734,9 @@ def tune_data(
     tasks: Annotated[Optional[list[str]], typer.Option("--task", help="only these (repeatable): pointwise, pairwise, "
                                                                       "rerank, explain, router")] = None,
     out: Annotated[Optional[Path], typer.Option(help="JSON lines file (default: <data home>/tune/instructions.jsonl)")] = None,
+    codes: Annotated[bool, typer.Option(help="also phrase each pointwise, pairwise and re-rank ask with BinLLM's "
+                                             "collaborative codes of the person and the items (field `coded`; "
+                                             "`tune train --codes on|two-step` uses it)")] = False,
 ) -> None:
     """Instruction data (InstructRec's facets: implicit / explicit preference, none / vague / specific
     intention; pointwise, pairwise and re-rank task forms, plus the router and explanations) from
@@ -742,7 +754,20 @@ def tune_data(
     path = out or settings.home / DATA_FILE
     try:
         recommender = load_recommender("ml-100k", None, settings.home)
-        made = make_instructions(load_eval_data(recommender, settings.home), users, seed, chosen)
+        ev = load_eval_data(recommender, settings.home)
+        collab = None
+        if codes:
+            import numpy as np
+
+            from agent.collab_codes import hamming_auc, load_codes
+
+            collab = load_codes(recommender, settings.home, seed)
+            valid = ev.valid.tocoo()
+            pick = np.random.default_rng(seed).choice(valid.nnz, min(2000, valid.nnz), replace=False)
+            typer.echo(f"BinLLM codes: a validation item's code is nearer the person's than a random item's "
+                       f"{hamming_auc(collab, recommender, np.c_[valid.row[pick], valid.col[pick]], seed):.3f} "
+                       f"of the time (0.5 = no signal)", err=True)
+        made = make_instructions(ev, users, seed, chosen, codes=collab)
     except (DataError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     write_instructions(path, made)
@@ -768,6 +793,10 @@ def tune_train(
     resume: Annotated[bool, typer.Option(help="pick up from the checkpoint of an interrupted run with the same "
                                               "data and settings")] = True,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: CHATREC_DEVICE)")] = None,
+    codes: Annotated[str, typer.Option(help="BinLLM codes in the prompts (data from `tune data --codes`): off; "
+                                            "on (the prompts with codes); two-step (first off, then on, on the "
+                                            "same adapter). With codes the adapter is saved as "
+                                            "<model>.codes.lora.gguf, which the agent does not load by default")] = "off",
     seed: int = 0,
 ) -> None:
     """LoRA-tune the local model on instruction data (InstructRec), with a progress bar and
@@ -800,23 +829,42 @@ def tune_train(
         _fail(str(exc))
     if not rows:
         _fail(f"{path} has no instructions for the tasks asked for")
+    if codes not in ("off", "on", "two-step"):
+        _fail(f"unknown --codes {codes!r}: off, on or two-step")
+    if codes != "off" and not any(r.coded for r in rows):
+        _fail(f"{path} has no prompts with codes: make it with `chatrec tune data --codes`")
+    plain = [SftExample(r.messages, r.answer) for r in rows]
+    with_codes = [SftExample(r.coded or r.messages, r.answer) for r in rows]  # router / explain rows stay plain
     config = TuneConfig(rank=rank, alpha=2.0 * rank, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                         threads=settings.threads, device=device or settings.device, save_every=save_every,
                         max_steps=max_steps)
-    run_dir = settings.home / TUNE_DIR / "checkpoints" / f"{Path(source).stem}-{path.stem}"
-    typer.echo(f"tuning {Path(source).name} on {len(rows)} instructions from {path}: {config}", err=True)
+    tag = "" if codes == "off" else f"-codes-{codes}"
+    run_dir = settings.home / TUNE_DIR / "checkpoints" / f"{Path(source).stem}-{path.stem}{tag}"
+    typer.echo(f"tuning {Path(source).name} on {len(rows)} instructions from {path} (codes: {codes}): {config}",
+               err=True)
     started = time.perf_counter()
+
+    def save(tuned, out: Path) -> None:
+        if Path(source).is_file():
+            export_gguf_adapter(tuned, out, alpha=config.alpha)
+        else:
+            save_peft_adapter(tuned, out)
+        typer.echo(f"adapter: {out} ({time.perf_counter() - started:.0f} s)", err=True)
+
     try:
-        _, tuned = train_lora([SftExample(r.messages, r.answer) for r in rows], Path(source), config,
-                              checkpoint_dir=run_dir, resume=resume)
+        if codes == "two-step":
+            # step 1 (no codes) is the agent's adapter; step 2 goes on from it with the codes
+            _, tuned = train_lora(plain, Path(source), config, checkpoint_dir=run_dir, resume=resume, then=with_codes,
+                                  after_first=lambda m: save(m, adapter_path(settings.home, Path(source))))
+        else:
+            _, tuned = train_lora(with_codes if codes == "on" else plain, Path(source), config,
+                                  checkpoint_dir=run_dir, resume=resume)
     except (ValueError, FileNotFoundError, OSError) as exc:
         _fail(str(exc))
-    out = adapter_path(settings.home, Path(source))
-    if Path(source).is_file():
-        export_gguf_adapter(tuned, out, alpha=config.alpha)
-    else:
-        save_peft_adapter(tuned, out)
-    typer.echo(f"adapter: {out} ({time.perf_counter() - started:.0f} s); the local backend uses it from now on")
+    out = adapter_path(settings.home, Path(source), "" if codes == "off" else "codes")
+    save(tuned, out)
+    typer.echo("the local backend uses it from now on" if codes == "off" else
+               f"to measure it: CHATREC_LLM_ADAPTER={out} chatrec eval-rerank --codes")
 
 
 @app.command()

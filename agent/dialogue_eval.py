@@ -551,8 +551,9 @@ def run_dialogue(agent: Agent, dialogue: Dialogue, on_turn: Callable[[int, dict]
         latency = time.perf_counter() - started
         checks = ([error] if error else []) + run_checks(spec.expect, outcome, earlier)
         # optional fields beyond the contract, for `chatrec report`: the expected intent (router
-        # confusion matrix) and the agent's seconds per step (latency histograms)
-        turn = {**outcome, "checks": [c.to_dict() for c in checks], "latency_s": round(latency, 3),
+        # confusion matrix) and the agent's seconds per step (latency histograms). Rounded like the
+        # agent's timings (4 places), so a step never reads longer than the turn that holds it.
+        turn = {**outcome, "checks": [c.to_dict() for c in checks], "latency_s": round(latency, 4),
                 "timings": timings}
         if "intent" in spec.expect:
             turn["expected_intent"] = spec.expect["intent"]

@@ -400,10 +400,12 @@ def _verdict(name: str, diff_ci: list[float], mean_diff: float, same_top5: float
 def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, llm=None, users: int = 200,
                     seed: int = 0, methods: Sequence[str] = METHODS, profile: str = "rated", n_boot: int = 2000,
                     catalog: Catalog | None = None, progress: bool = True,
-                    llm_info: dict | None = None) -> dict:
+                    llm_info: dict | None = None, codes=None) -> dict:
     """The Chat-Rec re-rank evaluation on ``users`` sampled test users; see the module docstring.
 
-    ``llm``: a chat model for the ``llm`` method (``agent.llm.make_chat_model``). Returns
+    ``llm``: a chat model for the ``llm`` method (``agent.llm.make_chat_model``); ``codes``
+    (agent.collab_codes.CollabCodes): put BinLLM's codes of the person and the candidates in its
+    prompt. Returns
     ``{"graph": {...}, "llm": {...}, "learned": {...}, "meta": {...}, "verdict": {...}}``."""
     started = time.perf_counter()
     unknown = [m for m in methods if m not in METHODS]
@@ -442,7 +444,9 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
             candidates = [Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)]
             titles = [ev.items[i].title for i in history_order(ev.parts, recommender, int(u), profile)[:PROFILE_TITLES]]
             t = time.perf_counter()
-            result = reranker.rerank(candidates, K, profile=titles, query="")
+            field = None if codes is None else (codes.note, codes.user(recommender.user_ids[u]),
+                                                [codes.item(recommender.item_ids[i]) for i in items])
+            result = reranker.rerank(candidates, K, profile=titles, query="", codes=field)
             llm_seconds += time.perf_counter() - t
             if not result.used_llm:
                 fallbacks[result.note.split(" (")[0]] += 1

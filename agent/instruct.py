@@ -55,6 +55,9 @@ class Instruction:
     template: str = ""  # which template phrased it ("pointwise.questions[2]", ...)
     user: str | None = None  # the dataset user it is made from (None for router rows)
     items: dict = field(default_factory=dict)  # role -> graph item ids: history, positive, negative, candidates
+    # the same ask with BinLLM's collaborative codes of the person and the items (`tune data --codes`);
+    # None for tasks without a collaborative field (router, explain) or data made without codes
+    coded: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,11 +104,12 @@ def genre_words(genre: str, plural: bool = False) -> str:
 class InstructionMaker:
     """Makes the instructions for one user at a time; ``rng`` picks facets, templates and negatives."""
 
-    def __init__(self, ev, seed: int = 0) -> None:
+    def __init__(self, ev, seed: int = 0, codes=None) -> None:
         from tools.explain import Explainer
         from tools.rerank import Reranker
 
         self.ev, self.rec = ev, ev.recommender
+        self.codes = codes  # agent.collab_codes.CollabCodes, or None for the plain prompts
         self.t = templates()
         self.rng = random.Random(seed)
         self.reranker = Reranker(llm=None)
@@ -177,6 +181,20 @@ class InstructionMaker:
         item = self.ev.items[i]
         return item.title + (f" ({item.year})" if item.year else "")
 
+    def _item_code(self, i: int) -> str:
+        return self.codes.item(self.rec.item_ids[i])
+
+    def _both(self, system: str, context: str, ask, uid: str) -> tuple[list[dict], list[dict] | None]:
+        """The plain messages, and with codes the same ask carrying BinLLM's collaborative field;
+        ``ask(code)`` phrases the question, ``code(i)`` giving the text after an item's name."""
+        plain = [{"role": "system", "content": system},
+                 {"role": "user", "content": context + "\n" + ask(lambda i: "")}]
+        if self.codes is None:
+            return plain, None
+        return plain, [{"role": "system", "content": system + "\n" + self.codes.note},
+                       {"role": "user", "content": f"Their code: {self.codes.user(uid)}\n" + context + "\n"
+                        + ask(lambda i: f" [code {self._item_code(i)}]")}]
+
     # -- tasks -------------------------------------------------------------------------
 
     def for_user(self, user: int, tasks: Sequence[str]) -> list[Instruction]:
@@ -195,12 +213,12 @@ class InstructionMaker:
                 pref = self.preference(history)
                 intent, query, _ = self.intention(target)  # the request comes from the wanted item
                 question, name = self._pick(self.t["pointwise"]["questions"], "pointwise.questions")
-                messages = [{"role": "system", "content": self.t["pointwise"]["system"]},
-                            {"role": "user", "content": self._context(pref, query) + "\n"
-                             + question.format(title=self._describe(item))}]
+                messages, coded = self._both(self.t["pointwise"]["system"], self._context(pref, query),
+                                             lambda code, q=question, i=item: q.format(title=self._describe(i) + code(i)),
+                                             uid)
                 out.append(Instruction("pointwise", messages, label, {"preference": pref[0], "intention": intent},
                                        name, uid, {"history": gid(history[:PROFILE_TITLES]),
-                                                   ("positive" if label == "yes" else "negative"): gid([item])}))
+                                                   ("positive" if label == "yes" else "negative"): gid([item])}, coded))
         candidates, _ = graph_candidates(self.rec, user, also_exclude=np.array(sorted(in_test), dtype=np.int64),
                                          k=CANDIDATES)
         in_list = [int(i) for i in candidates if i in set(positives.tolist())]
@@ -213,13 +231,13 @@ class InstructionMaker:
             first = self.rng.random() < 0.5
             a, b = (target, negative) if first else (negative, target)
             question, name = self._pick(self.t["pairwise"]["questions"], "pairwise.questions")
-            messages = [{"role": "system", "content": self.t["pairwise"]["system"]},
-                        {"role": "user", "content": self._context(pref, query) + "\n"
-                         + question.format(a=self._describe(a), b=self._describe(b))}]
+            messages, coded = self._both(self.t["pairwise"]["system"], self._context(pref, query),
+                                         lambda code: question.format(a=self._describe(a) + code(a),
+                                                                      b=self._describe(b) + code(b)), uid)
             out.append(Instruction("pairwise", messages, "A" if first else "B",
                                    {"preference": pref[0], "intention": intent, "negative": "graph" if hard else "random"},
                                    name, uid, {"history": gid(history[:PROFILE_TITLES]), "positive": gid([target]),
-                                               "negative": gid([negative])}))
+                                               "negative": gid([negative])}, coded))
         if "rerank" in tasks and in_list:
             from tools.candidates import Candidate
 
@@ -229,6 +247,9 @@ class InstructionMaker:
             profile = pref[1]["titles"] if pref[0] == "implicit" else []
             dialogue = "" if pref[0] == "implicit" else f"Person: {pref[1]['said']}"
             messages = self.reranker.prompt(shown, COUNT, profile=profile, dialogue=dialogue, query=query)
+            coded = None if self.codes is None else self.reranker.prompt(
+                shown, COUNT, profile=profile, dialogue=dialogue, query=query,
+                codes=(self.codes.note, self.codes.user(uid), [self._item_code(int(i)) for i in candidates]))
             # the person's validation items first (in graph order), then the graph order
             ranks = [n for n, i in enumerate(candidates) if int(i) in in_list]
             ranks += [n for n in range(len(candidates)) if n not in ranks]
@@ -236,7 +257,7 @@ class InstructionMaker:
             out.append(Instruction("rerank", messages, answer, {"preference": pref[0], "intention": intent},
                                    pref[1].get("template", "implicit"), uid,
                                    {"history": gid(history[:PROFILE_TITLES]), "positive": gid(in_list),
-                                    "candidates": gid(candidates)}))
+                                    "candidates": gid(candidates)}, coded))
         if "explain" in tasks:
             example = self.explanation(user, uid, target, history)
             if example is not None:
@@ -273,16 +294,18 @@ def router_instructions() -> list[Instruction]:
 
 
 def make_instructions(ev, users: int, seed: int = 0, tasks: Sequence[str] = TASKS,
-                      progress: bool = True) -> list[Instruction]:
+                      progress: bool = True, codes=None) -> list[Instruction]:
     """Instructions from ``users`` training users (a fixed-seed sample of those with validation
-    items) for the chosen tasks, plus every router row when ``router`` is among them."""
+    items) for the chosen tasks, plus every router row when ``router`` is among them.
+    ``codes`` (agent.collab_codes.CollabCodes): also phrase each pointwise, pairwise and re-rank
+    ask with BinLLM's codes (``Instruction.coded``); the plain rows are the same either way."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {', '.join(unknown)}: choose from {', '.join(TASKS)}")
     eligible = np.flatnonzero(np.diff(ev.valid.indptr) > 0)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(eligible, min(users, len(eligible)), replace=False))
-    maker = InstructionMaker(ev, seed)
+    maker = InstructionMaker(ev, seed, codes)
     out: list[Instruction] = []
     for user in tqdm(chosen, desc="instructions", unit="user", disable=not progress):
         out += maker.for_user(int(user), tasks)

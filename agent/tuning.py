@@ -22,7 +22,7 @@ import math
 import os
 import random
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,13 +157,15 @@ CHECKPOINT = "checkpoint.pt"
 TUNE_DIR = "tune"
 
 
-def adapter_path(home: Path, source: Path) -> Path:
+def adapter_path(home: Path, source: Path, variant: str = "") -> Path:
     """Where ``chatrec tune train`` saves the adapter of a base model and the local backend looks
-    for it: a llama.cpp adapter GGUF for a GGUF model, a peft folder for a transformers one."""
-    source = Path(source)
+    for it: a llama.cpp adapter GGUF for a GGUF model, a peft folder for a transformers one.
+    ``variant`` ("codes": tuned on prompts with BinLLM codes) names an adapter the backend does
+    not take by default: the agent's prompts carry no codes."""
+    source, tag = Path(source), f".{variant}" if variant else ""
     if source.is_file():
-        return Path(home) / TUNE_DIR / f"{source.stem}.lora.gguf"
-    return Path(home) / TUNE_DIR / f"{source.name}-lora"
+        return Path(home) / TUNE_DIR / f"{source.stem}{tag}.lora.gguf"
+    return Path(home) / TUNE_DIR / f"{source.name}{tag}-lora"
 
 
 def save_peft_adapter(model, path: Path) -> Path:
@@ -186,8 +188,12 @@ def save_peft_adapter(model, path: Path) -> Path:
 
 def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig = TuneConfig(), *,
                checkpoint_dir: Path | None = None, resume: bool = False, stop_at: int | None = None,
-               progress: bool = True):
+               progress: bool = True, then: Sequence[SftExample] = (), after_first: Callable | None = None):
     """Fine-tune LoRA adapters on the examples; returns (tokenizer, the peft model: base + adapters).
+
+    ``then``: a second stage on the same adapters after the first (BinLLM's two-step tuning:
+    first the plain prompts, then the ones with codes); ``config.max_steps`` caps each stage, and
+    ``after_first(model)`` is called when the first stage's last batch is done.
 
     ``source``: the GGUF file or a transformers directory (:func:`load_base`). With
     ``checkpoint_dir``, a checkpoint is written every ``config.save_every`` steps and at the end;
@@ -206,8 +212,13 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
                                             target_modules=target_modules(base),
                                             task_type="SEQ_2_SEQ_LM" if seq2seq else "CAUSAL_LM"))
     model.to(config.device)
+    examples = list(examples) + list(then)
     encoded = [encode_seq2seq(tokenizer, e) if seq2seq else encode(tokenizer, e) for e in examples]
-    plan = _batch_plan([len(e[0]) for e in encoded], config)
+    first = len(examples) - len(then)
+    plan = _batch_plan([len(e[0]) for e in encoded[:first]], config)
+    first_steps = len(plan)
+    if then:
+        plan += [[first + i for i in batch] for batch in _batch_plan([len(e[0]) for e in encoded[first:]], config)]
     steps = len(plan)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.0, 1 - s / steps))
@@ -256,6 +267,10 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
             bar.set_postfix(epoch=(done - 1) // per_epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
             if saved is not None and (done % config.save_every == 0 or done in (steps, stop_at)):
                 checkpoint()
+            if then and done == first_steps and after_first is not None:
+                model.eval()
+                after_first(model)
+                model.train()
     log.info("tuned %d steps: mean loss of the last 20 %.4f", done, float(np.mean(losses[-20:])) if losses else 0.0)
     model.eval()
     return tokenizer, model

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.tuning import SftExample, TuneConfig, adapter_path, is_seq2seq, load_base, save_peft_adapter, train_lora
+from agent.tuning import (
+    SftExample,
+    TuneConfig,
+    adapter_path,
+    flatten,
+    is_seq2seq,
+    load_base,
+    save_peft_adapter,
+    train_lora,
+)
 
 # short asks: a randomly initialised 2-layer T5 learns title -> answer from a handful of
 # examples only when the title is most of the input
@@ -93,3 +102,28 @@ def test_a_missing_adapter_is_a_clear_error(tiny_t5: Path, tmp_path: Path, monke
         make_chat_model(Settings())
     with pytest.raises(FileNotFoundError, match="neither a GGUF file nor a transformers model"):
         load_base(tmp_path)
+
+
+def test_two_step_tuning_goes_on_from_the_first_stage(tiny_t5: Path, tmp_path: Path) -> None:
+    """BinLLM's two-step tuning: the plan is the first stage's batches, then the second's, on one
+    adapter; ``after_first`` sees the model between them (the CLI saves it there)."""
+    import torch
+
+    flipped = [SftExample(e.messages, "no" if e.answer == "yes" else "yes") for e in EXAMPLES]
+    config = TuneConfig(rank=8, alpha=16, epochs=60, lr=1e-2, batch_size=6, seed=0)
+    seen = []
+
+    def answers(tokenizer, model) -> list[str]:
+        out = []
+        for e in EXAMPLES:
+            ids = tokenizer(flatten(e.messages), return_tensors="pt")  # the served prompt (TransformersChatModel)
+            with torch.no_grad():
+                out.append(tokenizer.decode(model.generate(**ids, max_new_tokens=3)[0], skip_special_tokens=True).strip())
+        return out
+
+    tokenizer, _ = load_base(tiny_t5)
+    _, tuned = train_lora(EXAMPLES, tiny_t5, config, checkpoint_dir=tmp_path, progress=False, then=flipped,
+                          after_first=lambda m: seen.append(answers(tokenizer, m)))
+    assert seen == [[e.answer for e in EXAMPLES]]  # called once, after the first stage had learned it
+    assert answers(tokenizer, tuned) == [e.answer for e in flipped]  # the second stage went on from there
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["steps"] == 2 * 60

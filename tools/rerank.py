@@ -20,6 +20,11 @@ from tools.chat import LLMUnavailable, as_messages
 log = logging.getLogger(__name__)
 
 
+# BinLLM's collaborative field (agent/collab_codes.py): the system note, the person's code and
+# one code per candidate
+Codes = tuple[str, str, Sequence[str]]
+
+
 @dataclass
 class RerankResult:
     order: list[int]  # indices into the candidate list, best first, ``count`` long (or all there are)
@@ -66,21 +71,35 @@ class Reranker:
         self.user = read_prompt("rerank_user.txt")
 
     def prompt(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
-               disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie") -> list[dict]:
-        """The chat messages of a re-rank request (also what instruction tuning trains on)."""
-        return [{"role": "system", "content": self.system.format(domain=domain, count=count)},
-                {"role": "user", "content": self.user.format(
-                    profile="; ".join(profile[:6]) or "nothing yet", disliked="; ".join(disliked[:4]) or "nothing",
-                    dialogue=dialogue or "(start)", query=query[:300],
-                    candidates="\n".join(f"{n}. {describe(c)}" for n, c in enumerate(candidates, 1)))}]
+               disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie",
+               codes: Codes | None = None) -> list[dict]:
+        """The chat messages of a re-rank request (also what instruction tuning trains on).
+
+        ``codes``: BinLLM's collaborative field — (the note for the system prompt, the person's
+        code, one code per candidate); the plain prompt without it."""
+        system = self.system.format(domain=domain, count=count)
+        lines = [f"{n}. {describe(c)}" for n, c in enumerate(candidates, 1)]
+        header = ""
+        if codes is not None:
+            note, user_code, item_codes = codes
+            if len(item_codes) != len(candidates):
+                raise ValueError(f"{len(item_codes)} candidate codes for {len(candidates)} candidates")
+            system += "\n" + note
+            lines = [f"{line} [code {code}]" for line, code in zip(lines, item_codes)]
+            header = f"Their code: {user_code}\n"
+        user = header + self.user.format(profile="; ".join(profile[:6]) or "nothing yet",
+                                         disliked="; ".join(disliked[:4]) or "nothing", dialogue=dialogue or "(start)",
+                                         query=query[:300], candidates="\n".join(lines))
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def rerank(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
-               disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie") -> RerankResult:
+               disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie",
+               codes: Codes | None = None) -> RerankResult:
         scored = list(range(min(count, len(candidates))))
         if len(candidates) <= 1:
             return RerankResult(scored, False, "one candidate or none: nothing to order")
         messages = as_messages(self.prompt(candidates, count, profile=profile, disliked=disliked, dialogue=dialogue,
-                                           query=query, domain=domain))
+                                           query=query, domain=domain, codes=codes))
         try:
             answer = self.llm.invoke(messages, json_schema=order_schema(len(candidates), count), max_tokens=8 * count + 16)
         except LLMUnavailable as exc:
