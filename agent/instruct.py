@@ -333,6 +333,7 @@ def write_instructions(path: Path, instructions: Sequence[Instruction]) -> Path:
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             for ins in instructions:
                 f.write(json.dumps(ins.to_dict(), ensure_ascii=False) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; training data is for reading
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -54,6 +54,32 @@ def _response_format(json_schema: dict | None) -> dict | None:
     return None if json_schema is None else {"type": "json_object", "schema": json_schema}
 
 
+def open_llama(**kwargs):
+    """``llama_cpp.Llama(**kwargs)`` with llama.cpp's extra CPU buffer types off.
+
+    On Intel CPUs with AMX (Sapphire Rapids and later), llama.cpp moves the weights into an AMX
+    buffer and, on the virtual machines we and many users run on, crashes the process on the first
+    token (SIGSEGV in ggml_backend_amx_mul_mat; ggml-org/llama.cpp#20824). The plain CPU path is
+    what every other machine runs anyway. ``Llama`` has no argument for it, so its default model
+    parameters are swapped for the duration of the load.
+    """
+    import llama_cpp.llama_cpp as bindings
+    from llama_cpp import Llama
+
+    defaults = bindings.llama_model_default_params
+
+    def without_extra_buffers():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    bindings.llama_model_default_params = without_extra_buffers
+    try:
+        return Llama(**kwargs)
+    finally:
+        bindings.llama_model_default_params = defaults
+
+
 class LocalChatModel(BaseChatModel):
     """llama.cpp in this process: no server, no network."""
 
@@ -74,7 +100,7 @@ class LocalChatModel(BaseChatModel):
     def _model(self):
         if self._llama is None:
             try:
-                from llama_cpp import Llama
+                import llama_cpp  # noqa: F401 - present, or a clear error
             except ImportError as exc:
                 raise LLMUnavailable(f"llama-cpp-python is not installed ({exc}); run the README's install") from exc
             path = Path(self.model_path) if self.model_path else default_model_path()
@@ -84,8 +110,9 @@ class LocalChatModel(BaseChatModel):
             try:
                 # the same thread count for reading the prompt: left alone, llama.cpp uses one
                 # thread per core there, and a busy core stalls the rest (8.1 s vs 2.1 s a line)
-                self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                    n_threads_batch=self.n_threads, seed=self.seed, lora_path=self.lora_path, verbose=False)
+                self._llama = open_llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                         n_threads_batch=self.n_threads, seed=self.seed, lora_path=self.lora_path,
+                                         verbose=False)
             except (ValueError, RuntimeError) as exc:  # llama.cpp's "failed to load model / adapter"
                 raise LLMUnavailable(f"{path} is not a model llama.cpp can load ({exc})") from exc
             log.info("loaded %s%s in %.2fs", path.name, f" + {Path(self.lora_path).name}" if self.lora_path else "",

@@ -59,6 +59,9 @@ class TuneConfig:
     device: str = "cpu"
     save_every: int = 50  # steps between checkpoints (when a checkpoint folder is given)
     max_steps: int | None = None  # cap the plan at this many batches (a time box: the schedule ends there)
+    # a batch larger than this (rows x longest row, in tokens) runs in slices with the same gradient:
+    # 8 re-rank prompts with codes (about 900 tokens each) in one pass took 24 GB on the CPU
+    max_batch_tokens: int | None = 2048
 
 
 def is_seq2seq(model) -> bool:
@@ -250,18 +253,11 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
     per_epoch = max(1, math.ceil(len(encoded) / config.batch_size))
     with tqdm(total=steps, initial=done, desc="tuning", unit="batch", disable=not progress) as bar:
         for batch in plan[done:stop_at]:
-            ids, mask, labels = (_seq2seq_batch if seq2seq else _causal_batch)(encoded, batch, pad)
-            ids, mask, labels = ids.to(config.device), mask.to(config.device), labels.to(config.device)
-            if seq2seq:
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            else:
-                loss = _weighted_loss(model(input_ids=ids, attention_mask=mask).logits, labels,
-                                      [encoded[i][1] for i in batch], config)
-            loss.backward()
+            loss = backward_batch(model, encoded, batch, pad, config, seq2seq)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
-            losses.append(round(loss.item(), 5))
+            losses.append(round(loss, 5))
             done += 1
             bar.update(1)
             bar.set_postfix(epoch=(done - 1) // per_epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
@@ -276,20 +272,64 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
     return tokenizer, model
 
 
-def _weighted_loss(logits, labels, starts: list[int], config: TuneConfig):
-    """Next-token cross-entropy over the answer tokens; the first ``lead_tokens`` of each answer
-    weigh ``lead_weight``."""
-    import torch
-    import torch.nn.functional as F
+def backward_batch(model, encoded, batch: list[int], pad: int, config: TuneConfig, seq2seq: bool) -> float:
+    """Forward and backward one batch; returns its loss (one weighted mean over all its answer tokens).
 
-    logits, targets = logits[:, :-1], labels[:, 1:]
-    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
-                             reduction="none").view(targets.shape)
+    Long prompts (a re-rank with codes) go through in slices of at most ``config.max_batch_tokens``
+    whose gradients add up to the whole batch's."""
+    parts = []
+    for rows in _micro_batches(batch, encoded, config.max_batch_tokens, seq2seq):
+        ids, mask, labels = (_seq2seq_batch if seq2seq else _causal_batch)(encoded, rows, pad)
+        weights = _answer_weights(labels, [encoded[i][1] for i in rows], config, seq2seq)
+        parts.append((ids.to(config.device), mask.to(config.device), labels.to(config.device), weights.to(config.device)))
+    total = max(1.0, float(sum(w.sum() for *_, w in parts)))
+    loss = 0.0
+    for ids, mask, labels, weights in parts:
+        if seq2seq:  # T5 shifts the labels into decoder inputs itself; its logits line up with them
+            logits, targets = model(input_ids=ids, attention_mask=mask, labels=labels).logits, labels
+        else:  # the logit at t predicts token t+1
+            logits, targets = model(input_ids=ids, attention_mask=mask).logits[:, :-1], labels[:, 1:]
+        part = _weighted_sum(logits, targets, weights) / total
+        part.backward()
+        loss += part.item()
+    return loss
+
+
+def _micro_batches(batch: list[int], encoded, max_tokens: int | None, seq2seq: bool) -> list[list[int]]:
+    """The batch's rows in slices whose padded size (rows x longest row) stays within max_tokens."""
+    if not max_tokens:
+        return [batch]
+    out, width = [[]], 0
+    for i in batch:
+        size = len(encoded[i][0]) + (len(encoded[i][1]) if seq2seq else 0)  # T5: encoder + decoder tokens
+        if out[-1] and (len(out[-1]) + 1) * max(width, size) > max_tokens:
+            out.append([])
+            width = 0
+        out[-1].append(i)
+        width = max(width, size)
+    return out
+
+
+def _answer_weights(labels, starts: list[int], config: TuneConfig, seq2seq: bool):
+    """Per target token: 1 on answer tokens, 0 elsewhere; the first ``lead_tokens`` of each causal
+    answer weigh ``lead_weight``. Aligned with the targets the loss compares against."""
+    if seq2seq:
+        return (labels != -100).float()
+    targets = labels[:, 1:]
     weights = (targets != -100).float()
     if config.lead_tokens and config.lead_weight != 1.0:
         for row, start in enumerate(starts):  # target t predicts token t+1: the answer starts at start-1
             weights[row, start - 1:start - 1 + config.lead_tokens] *= config.lead_weight
-    return (losses * weights).sum() / torch.clamp(weights.sum(), min=1.0)
+    return weights
+
+
+def _weighted_sum(logits, targets, weights):
+    """Cross-entropy of each target token times its weight, summed."""
+    import torch.nn.functional as F
+
+    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100,
+                             reduction="none").view(targets.shape)
+    return (losses * weights).sum()
 
 
 def _permute_rows(weight: np.ndarray, n_head: int) -> np.ndarray:

@@ -127,3 +127,13 @@ def test_two_step_tuning_goes_on_from_the_first_stage(tiny_t5: Path, tmp_path: P
     assert seen == [[e.answer for e in EXAMPLES]]  # called once, after the first stage had learned it
     assert answers(tokenizer, tuned) == [e.answer for e in flipped]  # the second stage went on from there
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["steps"] == 2 * 60
+
+
+def test_slices_of_a_t5_batch_have_the_gradient_of_the_whole_batch(tiny_t5: Path) -> None:
+    from agent.tuning import encode_seq2seq
+    from tests.test_tuning import same_gradient_in_slices
+
+    tokenizer, model = load_base(tiny_t5)
+    encoded = [encode_seq2seq(tokenizer, e) for e in EXAMPLES]
+    whole, sliced = same_gradient_in_slices(tokenizer, model, encoded, TuneConfig(), seq2seq=True)
+    assert abs(whole - sliced) < 1e-5

@@ -31,8 +31,9 @@ def test_the_exported_adapter_changes_llama_cpp_like_it_changes_torch(base, modu
     import copy
 
     import torch
-    from llama_cpp import Llama
     from peft import LoraConfig, get_peft_model
+
+    from agent.llm import open_llama
 
     tokenizer, model = base
     tuned = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=modules))
@@ -50,7 +51,7 @@ def test_the_exported_adapter_changes_llama_cpp_like_it_changes_torch(base, modu
     adapter = export_gguf_adapter(tuned, tmp_path / "adapter.gguf", alpha=8)
 
     def llama_logits(lora: str | None) -> np.ndarray:
-        llm = Llama(model_path=str(default_model_path()), lora_path=lora, logits_all=True, n_ctx=128, verbose=False)
+        llm = open_llama(model_path=str(default_model_path()), lora_path=lora, logits_all=True, n_ctx=128, verbose=False)
         llm.eval(ids)
         return np.array(llm.scores[:len(ids)])
 
@@ -64,3 +65,50 @@ def test_a_model_without_adapters_is_not_exported(base, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no LoRA"):
         export_gguf_adapter(base[1], tmp_path / "none.gguf", alpha=1)
     assert not list(tmp_path.iterdir())
+
+
+def same_gradient_in_slices(tokenizer, model, encoded, config, seq2seq: bool) -> tuple[float, float]:
+    """Loss and gradients of one batch taken whole and taken row by row: (loss whole, loss sliced),
+    after asserting the gradients agree."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from agent.tuning import TuneConfig, backward_batch, target_modules
+
+    torch.manual_seed(0)
+    tuned = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=target_modules(model),
+                                             task_type="SEQ_2_SEQ_LM" if seq2seq else "CAUSAL_LM"))
+    for name, weight in tuned.named_parameters():
+        if "lora_B" in name:  # non-zero B, so A gets gradients too
+            weight.data.normal_(0, 0.1)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batch = list(range(len(encoded)))
+    grads, losses = [], []
+    for budget in (None, 1):  # whole, then every row alone
+        tuned.zero_grad()
+        losses.append(backward_batch(tuned, encoded, batch, pad, TuneConfig(**{**config.__dict__, "max_batch_tokens": budget}),
+                                     seq2seq))
+        grads.append({n: p.grad.clone() for n, p in tuned.named_parameters() if p.requires_grad})
+    whole, sliced = grads
+    assert whole.keys() == sliced.keys() and any(g.abs().sum() > 0 for g in whole.values())
+    for name in whole:  # equal up to float summation order (seen: 1.3e-5 at most)
+        gap = (whole[name] - sliced[name]).norm() / whole[name].norm().clamp(min=1e-12)
+        assert gap < 1e-3, (name, float(gap))
+    return losses[0], losses[1]
+
+
+def test_a_batch_in_slices_has_the_gradient_of_the_whole_batch(base) -> None:
+    """max_batch_tokens (the memory guard for long re-rank prompts) splits a batch into slices whose
+    gradients add up to the whole batch's — with the router's weighted lead tokens too."""
+    import copy
+
+    from agent.tuning import TuneConfig
+
+    tokenizer, model = base
+    examples = [SftExample([{"role": "user", "content": ask}], answer) for ask, answer in
+                [("Is Fargo a comedy?", "no"), ("Pick one: A Heat, B Babe. Answer A or B, please.", "B"),
+                 ("Would a fan of westerns like Unforgiven (1992)?", "yes, very likely")]]
+    encoded = [encode(tokenizer, e) for e in examples]
+    whole, sliced = same_gradient_in_slices(tokenizer, copy.deepcopy(model), encoded,
+                                            TuneConfig(lead_tokens=1, lead_weight=3.0), seq2seq=False)
+    assert abs(whole - sliced) < 1e-5
