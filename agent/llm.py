@@ -59,9 +59,9 @@ def open_llama(**kwargs):
 
     On Intel CPUs with AMX (Sapphire Rapids and later), llama.cpp moves the weights into an AMX
     buffer and, on the virtual machines we and many users run on, crashes the process on the first
-    token (SIGSEGV in ggml_backend_amx_mul_mat; ggml-org/llama.cpp#20824). The plain CPU path is
-    what every other machine runs anyway. ``Llama`` has no argument for it, so its default model
-    parameters are swapped for the duration of the load.
+    token (SIGSEGV in ggml_backend_amx_mul_mat; ggml-org/llama.cpp#20824). With them off it
+    computes on its plain CPU path (no AMX, no weight repacking), as on machines without AMX.
+    ``Llama`` has no argument for it, so its default model parameters are swapped for the load.
     """
     import llama_cpp.llama_cpp as bindings
     from llama_cpp import Llama
