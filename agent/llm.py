@@ -20,6 +20,7 @@ import importlib.resources
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +55,17 @@ def _response_format(json_schema: dict | None) -> dict | None:
     return None if json_schema is None else {"type": "json_object", "schema": json_schema}
 
 
-def open_llama(**kwargs):
-    """``llama_cpp.Llama(**kwargs)`` with llama.cpp's extra CPU buffer types off.
+@contextmanager
+def plain_cpu_buffers():
+    """While inside, every llama.cpp model loads with its extra CPU buffer types off.
 
     On Intel CPUs with AMX (Sapphire Rapids and later), llama.cpp moves the weights into an AMX
     buffer and, on the virtual machines we and many users run on, crashes the process on the first
     token (SIGSEGV in ggml_backend_amx_mul_mat; ggml-org/llama.cpp#20824). With them off it
     computes on its plain CPU path (no AMX, no weight repacking), as on machines without AMX.
-    ``Llama`` has no argument for it, so its default model parameters are swapped for the load.
+    ``Llama`` has no argument for it, so its default model parameters are swapped meanwhile.
     """
     import llama_cpp.llama_cpp as bindings
-    from llama_cpp import Llama
 
     defaults = bindings.llama_model_default_params
 
@@ -75,9 +76,17 @@ def open_llama(**kwargs):
 
     bindings.llama_model_default_params = without_extra_buffers
     try:
-        return Llama(**kwargs)
+        yield
     finally:
         bindings.llama_model_default_params = defaults
+
+
+def open_llama(**kwargs):
+    """``llama_cpp.Llama(**kwargs)`` on the plain CPU path (:func:`plain_cpu_buffers`)."""
+    from llama_cpp import Llama
+
+    with plain_cpu_buffers():
+        return Llama(**kwargs)
 
 
 class LocalChatModel(BaseChatModel):

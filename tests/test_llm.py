@@ -1,5 +1,6 @@
 """LLM backends with the real shipped model: llama.cpp in-process, and the OpenAI-compatible
-client against a real `python -m llama_cpp.server` on 127.0.0.1 serving the same file."""
+client against a real `python -m agent.llama_server` (llama_cpp.server on llama.cpp's plain CPU
+path) on 127.0.0.1 serving the same file."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+    proc = subprocess.Popen([sys.executable, "-m", "agent.llama_server", "--model", str(default_model_path()),
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     try:
