@@ -761,7 +761,7 @@ def tune_data(
 
             from agent.collab_codes import hamming_auc, load_codes
 
-            collab = load_codes(recommender, settings.home, seed)
+            collab = load_codes(recommender, settings.home)
             valid = ev.valid.tocoo()
             pick = np.random.default_rng(seed).choice(valid.nnz, min(2000, valid.nnz), replace=False)
             typer.echo(f"BinLLM codes: a validation item's code is nearer the person's than a random item's "

@@ -38,6 +38,10 @@ class CollabCodes:
     def item(self, item_id: str) -> str:
         return self.items[str(item_id)]
 
+    def field(self, user_id: str, item_ids) -> tuple[str, str, list[str]]:
+        """The re-rank prompt's ``codes`` (tools.rerank.Codes) for one person and their candidates."""
+        return self.note, self.user(user_id), [self.item(i) for i in item_ids]
+
 
 def _fingerprint(recommender) -> dict:
     return {"users": int(recommender.n_users), "items": int(recommender.n_items),
@@ -51,8 +55,8 @@ def fit_coder(recommender, n_bits: int = N_BITS, seed: int = 0, epochs: int = EP
                                                      pairs.row, pairs.col, epochs=epochs)
 
 
-def load_codes(recommender, home: Path, seed: int = 0) -> CollabCodes:
-    """The model's codes, fitted and saved on first use (a few seconds on ml-100k)."""
+def load_codes(recommender, home: Path) -> CollabCodes:
+    """The model's codes, fitted (seed 0) and saved on first use (a few seconds on ml-100k)."""
     import torch
 
     path = Path(home) / CODES_FILE
@@ -66,7 +70,7 @@ def load_codes(recommender, home: Path, seed: int = 0) -> CollabCodes:
         except Exception as exc:  # noqa: BLE001 - a damaged file is refitted, never trusted
             log.warning("could not read %s (%s); fitting the codes again", path, exc)
     if state is None:
-        coder = fit_coder(recommender, seed=seed)
+        coder = fit_coder(recommender)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save({"coder": coder.state_dict(), "model": _fingerprint(recommender)}, tmp)

@@ -444,8 +444,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
             candidates = [Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)]
             titles = [ev.items[i].title for i in history_order(ev.parts, recommender, int(u), profile)[:PROFILE_TITLES]]
             t = time.perf_counter()
-            field = None if codes is None else (codes.note, codes.user(recommender.user_ids[u]),
-                                                [codes.item(recommender.item_ids[i]) for i in items])
+            field = None if codes is None else codes.field(recommender.user_ids[u], recommender.item_ids[items])
             result = reranker.rerank(candidates, K, profile=titles, query="", codes=field)
             llm_seconds += time.perf_counter() - t
             if not result.used_llm:

@@ -29,7 +29,7 @@ import logging
 import random
 import tomllib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -181,19 +181,18 @@ class InstructionMaker:
         item = self.ev.items[i]
         return item.title + (f" ({item.year})" if item.year else "")
 
-    def _item_code(self, i: int) -> str:
-        return self.codes.item(self.rec.item_ids[i])
-
     def _both(self, system: str, context: str, ask, uid: str) -> tuple[list[dict], list[dict] | None]:
         """The plain messages, and with codes the same ask carrying BinLLM's collaborative field;
         ``ask(code)`` phrases the question, ``code(i)`` giving the text after an item's name."""
+        from tools.rerank import code_header, code_tag
+
         plain = [{"role": "system", "content": system},
                  {"role": "user", "content": context + "\n" + ask(lambda i: "")}]
         if self.codes is None:
             return plain, None
         return plain, [{"role": "system", "content": system + "\n" + self.codes.note},
-                       {"role": "user", "content": f"Their code: {self.codes.user(uid)}\n" + context + "\n"
-                        + ask(lambda i: f" [code {self._item_code(i)}]")}]
+                       {"role": "user", "content": code_header(self.codes.user(uid)) + context + "\n"
+                        + ask(lambda i: code_tag(self.codes.item(self.rec.item_ids[i])))}]
 
     # -- tasks -------------------------------------------------------------------------
 
@@ -249,7 +248,7 @@ class InstructionMaker:
             messages = self.reranker.prompt(shown, COUNT, profile=profile, dialogue=dialogue, query=query)
             coded = None if self.codes is None else self.reranker.prompt(
                 shown, COUNT, profile=profile, dialogue=dialogue, query=query,
-                codes=(self.codes.note, self.codes.user(uid), [self._item_code(int(i)) for i in candidates]))
+                codes=self.codes.field(uid, self.rec.item_ids[candidates]))
             # the person's validation items first (in graph order), then the graph order
             ranks = [n for n, i in enumerate(candidates) if int(i) in in_list]
             ranks += [n for n in range(len(candidates)) if n not in ranks]
@@ -294,15 +293,20 @@ def router_instructions() -> list[Instruction]:
 
 
 def make_instructions(ev, users: int, seed: int = 0, tasks: Sequence[str] = TASKS,
-                      progress: bool = True, codes=None) -> list[Instruction]:
+                      progress: bool = True, codes=None, exclude_users: Collection[str] = ()) -> list[Instruction]:
     """Instructions from ``users`` training users (a fixed-seed sample of those with validation
     items) for the chosen tasks, plus every router row when ``router`` is among them.
     ``codes`` (agent.collab_codes.CollabCodes): also phrase each pointwise, pairwise and re-rank
-    ask with BinLLM's codes (``Instruction.coded``); the plain rows are the same either way."""
+    ask with BinLLM's codes (``Instruction.coded``); the plain rows are the same either way.
+    ``exclude_users``: dataset user ids never sampled (people a model was tuned on, to hold out)."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {', '.join(unknown)}: choose from {', '.join(TASKS)}")
     eligible = np.flatnonzero(np.diff(ev.valid.indptr) > 0)
+    if exclude_users:
+        left_out = set(exclude_users)
+        eligible = np.array([u for u in eligible if str(ev.recommender.user_ids[u]) not in left_out],
+                            dtype=eligible.dtype)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(eligible, min(users, len(eligible)), replace=False))
     maker = InstructionMaker(ev, seed, codes)

@@ -22,19 +22,11 @@ import numpy as np
 from agent.collab_codes import load_codes
 from agent.config import Settings
 from agent.eval_rerank import load_eval_data
-from agent.instruct import DATA_FILE, InstructionMaker
+from agent.instruct import DATA_FILE, make_instructions
 from agent.llm import LocalChatModel
 from bench.common import emit
 from recsys.workflow import load_recommender
 from tools.chat import as_messages
-
-
-def held_out(ev, codes, exclude: set[str], users: int, seed: int) -> list:
-    rec = ev.recommender
-    eligible = [u for u in np.flatnonzero(np.diff(ev.valid.indptr) > 0) if str(rec.user_ids[u]) not in exclude]
-    chosen = np.sort(np.random.default_rng(seed).choice(eligible, min(users, len(eligible)), replace=False))
-    maker = InstructionMaker(ev, seed, codes)
-    return [row for u in chosen for row in maker.for_user(int(u), ("pointwise",))]
 
 
 def answer_of(text: str) -> str | None:
@@ -59,7 +51,8 @@ def main() -> None:
     codes = load_codes(rec, settings.home)
     exclude_path = args.exclude or settings.home / DATA_FILE
     exclude = {json.loads(line)["user"] for line in exclude_path.read_text(encoding="utf-8").splitlines() if line.strip()}
-    rows = held_out(ev, codes, exclude, args.users, args.seed)
+    rows = make_instructions(ev, args.users, args.seed, ("pointwise",), progress=False, codes=codes,
+                             exclude_users=exclude - {None})
     print(f"{len(rows)} held-out asks from {len({r.user for r in rows})} people not among the "
           f"{len(exclude - {None})} in {exclude_path}")
 

@@ -161,3 +161,11 @@ def test_tune_train_exports_an_adapter_the_local_backend_then_uses(trained, chat
     assert make_chat_model(Settings()).lora_path is None and adapter.is_file()
     missing = CliRunner().invoke(app, ["tune", "train", "--data", str(tmp_path / "none.jsonl")])
     assert missing.exit_code != 0 and "chatrec tune data" in missing.output
+
+
+def test_excluded_users_are_never_sampled(ev, made) -> None:
+    """For held-out measurements: people a model was tuned on can be left out of the sample."""
+    tuned_on = {i.user for i in made if i.user}
+    held_out = instruct.make_instructions(ev, users=60, seed=3, progress=False, tasks=("pointwise",),
+                                          exclude_users=tuned_on)
+    assert held_out and not {i.user for i in held_out} & tuned_on

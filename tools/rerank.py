@@ -25,6 +25,17 @@ log = logging.getLogger(__name__)
 Codes = tuple[str, str, Sequence[str]]
 
 
+def code_header(user_code: str) -> str:
+    """The line that opens an ask carrying BinLLM's codes (re-rank here; pointwise and pairwise
+    in the instruction data)."""
+    return f"Their code: {user_code}\n"
+
+
+def code_tag(item_code: str) -> str:
+    """What follows an item's name in an ask carrying BinLLM's codes."""
+    return f" [code {item_code}]"
+
+
 @dataclass
 class RerankResult:
     order: list[int]  # indices into the candidate list, best first, ``count`` long (or all there are)
@@ -85,8 +96,8 @@ class Reranker:
             if len(item_codes) != len(candidates):
                 raise ValueError(f"{len(item_codes)} candidate codes for {len(candidates)} candidates")
             system += "\n" + note
-            lines = [f"{line} [code {code}]" for line, code in zip(lines, item_codes)]
-            header = f"Their code: {user_code}\n"
+            lines = [line + code_tag(code) for line, code in zip(lines, item_codes)]
+            header = code_header(user_code)
         user = header + self.user.format(profile="; ".join(profile[:6]) or "nothing yet",
                                          disliked="; ".join(disliked[:4]) or "nothing", dialogue=dialogue or "(start)",
                                          query=query[:300], candidates="\n".join(lines))
@@ -113,4 +124,5 @@ class Reranker:
         return RerankResult(filled[:count], True)
 
 
-__all__ = ["RerankResult", "Reranker", "describe", "order_schema", "validate_order"]
+__all__ = ["Codes", "RerankResult", "Reranker", "code_header", "code_tag", "describe", "order_schema",
+           "validate_order"]
