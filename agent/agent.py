@@ -27,7 +27,7 @@ from tools.candidates import Candidate, CandidateTool, Constraint
 from tools.catalog import Catalog, CatalogItem
 from tools.chat import as_messages, first_sentences
 from tools.explain import Explainer
-from tools.rerank import Reranker, RerankResult
+from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, match_key
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,19 @@ def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
 
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
-                 sessions: SessionStore, rerank: bool = False) -> None:
-        """``rerank``: the LLM re-orders the top candidates (Chat-Rec); off, the scored order (graph /
-        store) goes out as it is — the default, see the ``rerank`` setting."""
+                 sessions: SessionStore, rerank: str = "graph") -> None:
+        """``rerank`` (see the setting): ``graph``, the scored order (graph / store) goes out as it
+        is — the default; ``llm``, the LLM re-orders the top candidates (Chat-Rec); ``pointwise``,
+        they are sorted by the LLM's P("yes") to "would they enjoy it?" (InstructRec); ``fused``,
+        by the mean of that rank and the scored rank."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
+        rerankers = {"graph": None, "llm": Reranker(llm), "pointwise": PointwiseReranker(llm),
+                     "fused": PointwiseReranker(llm, fuse=True)}
+        if rerank not in rerankers:
+            raise ValueError(f"rerank must be one of {', '.join(rerankers)}, not {rerank!r}")
         self.rerank = rerank
         self.catalog: Catalog = tool.catalog
-        self.reranker = Reranker(llm)
+        self.reranker = rerankers[rerank]
         self.explainer = Explainer(llm, tool, resolver.spotter)
         self.replies = read_replies()
         self.chitchat_system = read_prompt("chitchat.txt")
@@ -105,7 +111,7 @@ class Agent:
         llm = make_chat_model(settings)
         return cls(router=make_router(settings, llm), llm=llm, tool=CandidateTool(recommender, catalog, store),
                    resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE),
-                   rerank=settings.rerank == "llm")
+                   rerank=settings.rerank)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -301,7 +307,7 @@ class Agent:
             return (yield from self._say(state, "recommend", self.replies["nothing_matches"].format(
                 constraint=_describe(constraint))))
         t = time.perf_counter()
-        if self.rerank:
+        if self.reranker is not None:
             result = self.reranker.rerank(
                 candidates, count, profile=[i.title for i in liked] or [i.title for i in self._history(state)[:10]],
                 disliked=[i.title for i in disliked], dialogue=self._recent_text(state), query=text,

@@ -688,13 +688,17 @@ def eval_rerank(
     bootstrap: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 2000,
     codes: Annotated[bool, typer.Option(help="give the LLM BinLLM's collaborative codes of the person and the "
                                              "candidates (for an adapter from `tune train --codes`)")] = False,
+    methods: Annotated[Optional[list[str]], typer.Option(
+        "--method", help="re-rankers to measure besides the graph order (repeatable): llm (the whole order asked "
+                         "for), pointwise (sorted by the LLM's P(yes) per candidate, InstructRec), fused (that rank "
+                         "averaged with the graph rank), learned; default: llm and learned")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON object")] = False,
 ) -> None:
     """Offline re-rank gain, the Chat-Rec protocol: on ml-100k test users, the top-5 of LightGCN's
     top-20 by the graph order, the LLM re-ranker and a learned re-ranker (fitted on the validation
     split); P@5, R@5, NDCG@5 with 95% bootstrap intervals and paired differences from the graph
     order. Saved as a 'rerank' run in the data home (agent/eval_rerank.py)."""
-    from agent.eval_rerank import PROFILES, evaluate_rerank, format_table
+    from agent.eval_rerank import DEFAULT_METHODS, METHODS, PROFILES, evaluate_rerank, format_table
     from agent.llm import LLMUnavailable, make_chat_model
     from agent.runs import model_name, run_meta, save_run
     from recsys.data import DataError
@@ -702,6 +706,9 @@ def eval_rerank(
 
     if profile not in PROFILES:
         _fail(f"--profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    if unknown := [m for m in methods or () if m not in METHODS]:
+        _fail(f"unknown --method {', '.join(unknown)}: choose from {', '.join(m for m in METHODS if m != 'graph')}")
+    chosen = ["graph", *dict.fromkeys(m for m in methods if m != "graph")] if methods else list(DEFAULT_METHODS)
     settings = _settings(backend)
     try:
         recommender = load_recommender("ml-100k", None, settings.home)
@@ -712,12 +719,13 @@ def eval_rerank(
 
             collab = load_codes(recommender, settings.home)
         result = evaluate_rerank(recommender, home=settings.home, llm=llm, users=users, seed=seed, profile=profile,
-                                 n_boot=bootstrap, codes=collab,
+                                 n_boot=bootstrap, codes=collab, methods=chosen,
                                  llm_info={"backend": settings.llm_backend, "model": model_name(settings),
                                            "codes": codes})
     except (LLMUnavailable, DataError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    path = save_run("rerank", result, run_meta(settings, dataset="ml-100k", seed=seed, users=users, codes=codes),
+    path = save_run("rerank", result, run_meta(settings, dataset="ml-100k", seed=seed, users=users, codes=codes,
+                                                methods=chosen),
                     settings.home)
     typer.echo(f"saved {path}", err=True)
     if as_json:

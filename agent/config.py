@@ -52,10 +52,12 @@ class Settings(BaseSettings):
                             "with similar labelled examples (any model); auto: tuned when the default local model is used")
     router_adapter: Path | None = Field(None, description="the tuned router's llama.cpp LoRA adapter (default: the "
                                                           "shipped agent/data/router_lora.gguf; `chatrec tune-router` makes one)")
-    rerank: Literal["llm", "graph"] = Field(
+    rerank: Literal["graph", "llm", "pointwise", "fused"] = Field(
         "graph", description="how the agent orders the top candidates: graph (the recommender's scored order; "
-                             "the default: with SmolLM2-135M the LLM re-rank returned the graph order for 200 of 200 "
-                             "users, bench/RESULTS.md) or llm (Chat-Rec re-rank by the LLM, for stronger models)")
+                             "the default: no LLM re-ranker beat it with SmolLM2-135M, bench/RESULTS.md), llm "
+                             "(Chat-Rec: the LLM writes the order, for stronger models), pointwise (InstructRec: "
+                             "sorted by the LLM's P(yes) to 'would they enjoy it?', one ask per candidate) or fused "
+                             "(the mean of that rank and the scored rank)")
     chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
                                                      "on-disk item store")
     # the Slack bot (`chatrec slack`); tokens and the signing secret are never logged or shown

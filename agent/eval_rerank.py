@@ -1,11 +1,14 @@
 """Offline re-rank gain, the Chat-Rec protocol (``chatrec eval-rerank``).
 
 For sampled ml-100k test users: LightGCN's top-20 unseen items are the candidates, and a top-5
-is taken from them three ways —
+is taken from them in several ways —
 
 - ``graph``: the graph's own order (what the agent shows with ``rerank = "graph"``);
 - ``llm``: the configured LLM re-ranks them (``tools.rerank.Reranker``, exactly the agent's call;
   an unusable answer falls back to the graph order and is counted as a fallback);
+- ``pointwise``: InstructRec's way — the LLM is asked of each candidate "would they enjoy it? yes
+  or no" and the candidates are sorted by P("yes") (``tools.rerank.PointwiseReranker``);
+  ``fused``: by the mean of that rank and the graph rank (the same asks, scored once);
 - ``learned``: a logistic regression over cheap features (graph score, its z-score in the list,
   rank, item popularity, genre overlap with the user's history, year distance) fitted on the
   VALIDATION split — candidates excluding the training items, label = a validation item.
@@ -52,7 +55,7 @@ from recsys.split import Split
 from recsys.workflow import model_split
 from tools.candidates import Candidate
 from tools.catalog import Catalog, CatalogItem, catalog_path, display_title, read_catalog
-from tools.rerank import Reranker
+from tools.rerank import PointwiseReranker, Reranker, fused_order
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,9 @@ K = 5  # the list the person sees
 CANDIDATES = 20  # what the graph hands the re-ranker (the agent's CANDIDATES)
 PROFILE_TITLES = 10  # history titles passed to the re-ranker, as the agent does (the prompt shows 6)
 METRICS = ("precision@5", "recall@5", "ndcg@5")
-METHODS = ("graph", "llm", "learned")
+METHODS = ("graph", "llm", "pointwise", "fused", "learned")
+DEFAULT_METHODS = ("graph", "llm", "learned")
+POINTWISE = ("pointwise", "fused")  # both from one set of yes / no asks
 FEATURES = ("score", "score_z", "log_rank", "log_popularity", "genre_overlap", "year_distance")
 PROFILES = ("rated", "agent")
 
@@ -384,9 +389,24 @@ def sample_users(test: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
 
 
+def pair_auc(scores: Sequence[Sequence[float]], relevant: Sequence[Sequence[bool]]) -> float | None:
+    """How often a relevant candidate outscores an irrelevant one of the same list (ties count a
+    half), pooled over every such pair of every list; None when no list has both kinds."""
+    won = pairs = 0.0
+    for s, r in zip(scores, relevant):
+        s, r = np.asarray(s, dtype=np.float64), np.asarray(r, dtype=bool)
+        hit, miss = s[r], s[~r]
+        if len(hit) and len(miss):
+            diff = hit[:, None] - miss[None, :]
+            won += (diff > 0).sum() + 0.5 * (diff == 0).sum()
+            pairs += diff.size
+    return None if pairs == 0 else float(won / pairs)
+
+
 def _verdict(name: str, diff_ci: list[float], mean_diff: float, same_top5: float) -> str:
     low, high = diff_ci
-    label = {"llm": "The LLM re-rank", "learned": "The learned re-ranker"}.get(name, name)
+    label = {"llm": "The LLM re-rank", "learned": "The learned re-ranker", "pointwise": "Ranking by the LLM's P(yes)",
+             "fused": "P(yes) rank fused with the graph rank"}.get(name, name)
     interval = f"NDCG@5 difference {mean_diff:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]"
     if same_top5 == 1.0:
         return f"{label} does not beat the graph order: it gave the graph's top-5 for every user ({interval})."
@@ -398,21 +418,21 @@ def _verdict(name: str, diff_ci: list[float], mean_diff: float, same_top5: float
 
 
 def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, llm=None, users: int = 200,
-                    seed: int = 0, methods: Sequence[str] = METHODS, profile: str = "rated", n_boot: int = 2000,
-                    catalog: Catalog | None = None, progress: bool = True,
+                    seed: int = 0, methods: Sequence[str] = DEFAULT_METHODS, profile: str = "rated",
+                    n_boot: int = 2000, catalog: Catalog | None = None, progress: bool = True,
                     llm_info: dict | None = None, codes=None) -> dict:
     """The Chat-Rec re-rank evaluation on ``users`` sampled test users; see the module docstring.
 
-    ``llm``: a chat model for the ``llm`` method (``agent.llm.make_chat_model``); ``codes``
-    (agent.collab_codes.CollabCodes): put BinLLM's codes of the person and the candidates in its
-    prompt. Returns
+    ``llm``: a chat model for the ``llm``, ``pointwise`` and ``fused`` methods
+    (``agent.llm.make_chat_model``); ``codes`` (agent.collab_codes.CollabCodes): put BinLLM's codes
+    of the person and the candidates in its prompts. Returns one entry per method, e.g.
     ``{"graph": {...}, "llm": {...}, "learned": {...}, "meta": {...}, "verdict": {...}}``."""
     started = time.perf_counter()
     unknown = [m for m in methods if m not in METHODS]
     if unknown or "graph" not in methods:
         raise ValueError(f"methods must include 'graph' and come from {METHODS}, got {list(methods)}")
-    if "llm" in methods and llm is None:
-        raise ValueError("the llm method needs a chat model")
+    if llm is None and (needs := [m for m in methods if m == "llm" or m in POINTWISE]):
+        raise ValueError(f"the {', '.join(needs)} method(s) need a chat model")
     ev = load_eval_data(recommender, home, catalog)
     sample = sample_users(ev.test, users, seed)
     truth = [frozenset(_row(ev.test, u).tolist()) for u in sample]
@@ -430,21 +450,35 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
                                                                    test_keys).sum())
 
     reranker = Reranker(llm) if "llm" in methods else None
+    pointwise = PointwiseReranker(llm) if any(m in POINTWISE for m in methods) else None
     ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
     fallbacks: Counter = Counter()
     answered_graph_order = 0
-    llm_seconds = 0.0
+    llm_seconds = pointwise_seconds = 0.0
+    p_yes_lists, graph_scores, test_hits = [], [], []  # per user, over the 20 candidates, for pair_auc
     for u in tqdm(sample, desc="rerank users", unit="user", file=sys.stderr, disable=not progress):
         items, scores = graph_candidates(recommender, int(u), _row(ev.valid, u))
         ranked["graph"].append(items[:K].tolist())
         if learned is not None:
             X = candidate_features(ev, items, scores, _row(ev.train, u))
             ranked["learned"].append(items[learned.order(X, K)].tolist())
-        if reranker is not None:
-            candidates = [Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)]
-            titles = [ev.items[i].title for i in history_order(ev.parts, recommender, int(u), profile)[:PROFILE_TITLES]]
+        candidates = [Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)]
+        titles = [ev.items[i].title for i in history_order(ev.parts, recommender, int(u), profile)[:PROFILE_TITLES]]
+        field = None if codes is None else codes.field(recommender.user_ids[u], recommender.item_ids[items])
+        if pointwise is not None:
             t = time.perf_counter()
-            field = None if codes is None else codes.field(recommender.user_ids[u], recommender.item_ids[items])
+            result = pointwise.rerank(candidates, len(candidates), profile=titles, codes=field)
+            pointwise_seconds += time.perf_counter() - t
+            if not result.used_llm:
+                raise DataError(f"pointwise ranking needs answer probabilities: {result.note}")
+            p_yes_lists.append(result.p_yes)
+            graph_scores.append(scores)
+            test_hits.append(np.isin(items, _row(ev.test, u)))  # read only to score the lists
+            for m, order in (("pointwise", result.order), ("fused", fused_order(result.p_yes))):
+                if m in methods:
+                    ranked[m].append(items[order[:K]].tolist())
+        if reranker is not None:
+            t = time.perf_counter()
             result = reranker.rerank(candidates, K, profile=titles, query="", codes=field)
             llm_seconds += time.perf_counter() - t
             if not result.used_llm:
@@ -472,6 +506,14 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
                            "fallback_reasons": dict(fallbacks),
                            "answered_graph_order": round(answered_graph_order / len(sample), 4),
                            "seconds_per_user": round(llm_seconds / len(sample), 3), **(llm_info or {})})
+    if pointwise is not None:
+        auc = {"p_yes_auc": pair_auc(p_yes_lists, test_hits), "graph_score_auc": pair_auc(graph_scores, test_hits)}
+        info = {**{k: None if v is None else round(v, 4) for k, v in auc.items()},
+                "mean_p_yes": round(float(np.mean([np.mean(p) for p in p_yes_lists])), 4),
+                "seconds_per_user": round(pointwise_seconds / len(sample), 3), **(llm_info or {})}
+        for m in POINTWISE:
+            if m in methods:
+                out[m].update(info)
     if learned is not None:
         out["learned"].update({"features": list(FEATURES), "coefficients": learned.coefficients(),
                                "fit": {"split": "valid", **learned.fit_info}})
@@ -505,10 +547,17 @@ def format_table(result: dict) -> str:
         lines.append(f"llm: fallbacks {llm['fallbacks']:.1%} ({llm['fallback_count']}), answered the graph order "
                      f"{llm['answered_graph_order']:.1%}, same top-5 as graph {llm['same_top5_as_graph']:.1%}, "
                      f"{llm['seconds_per_user']:.2f} s per user")
+    for m in POINTWISE:
+        if m in result:
+            row = result[m]
+            lines.append(f"pointwise asks: a test item's P(yes) above another candidate's in {row['p_yes_auc']} of "
+                         f"pairs (graph score: {row['graph_score_auc']}), mean P(yes) {row['mean_p_yes']}, "
+                         f"{row['seconds_per_user']:.2f} s per user")
+            break
     lines += list(result.get("verdict", {}).values())
     return "\n".join(lines)
 
 
-__all__ = ["EvalData", "FitData", "LearnedReranker", "bootstrap_ci", "candidate_features", "evaluate_rerank",
+__all__ = ["DEFAULT_METHODS", "EvalData", "FitData", "LearnedReranker", "METHODS", "bootstrap_ci", "candidate_features", "evaluate_rerank",
            "format_table", "graph_candidates", "history_order", "learned_fit_data", "load_eval_data",
-           "paired_diff_ci", "sample_users", "topk_metrics"]
+           "pair_auc", "paired_diff_ci", "sample_users", "topk_metrics"]

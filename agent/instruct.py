@@ -184,15 +184,13 @@ class InstructionMaker:
     def _both(self, system: str, context: str, ask, uid: str) -> tuple[list[dict], list[dict] | None]:
         """The plain messages, and with codes the same ask carrying BinLLM's collaborative field;
         ``ask(code)`` phrases the question, ``code(i)`` giving the text after an item's name."""
-        from tools.rerank import code_header, code_tag
+        from tools.rerank import ask_messages, code_header, code_tag
 
-        plain = [{"role": "system", "content": system},
-                 {"role": "user", "content": context + "\n" + ask(lambda i: "")}]
+        plain = ask_messages(system, context, ask(lambda i: ""))
         if self.codes is None:
             return plain, None
-        return plain, [{"role": "system", "content": system + "\n" + self.codes.note},
-                       {"role": "user", "content": code_header(self.codes.user(uid)) + context + "\n"
-                        + ask(lambda i: code_tag(self.codes.item(self.rec.item_ids[i])))}]
+        return plain, ask_messages(system + "\n" + self.codes.note, code_header(self.codes.user(uid)) + context,
+                                   ask(lambda i: code_tag(self.codes.item(self.rec.item_ids[i]))))
 
     # -- tasks -------------------------------------------------------------------------
 
@@ -206,23 +204,28 @@ class InstructionMaker:
             return []
         uid, gid = str(self.rec.user_ids[user]), self._ids
         target = int(self.rng.choice(positives))
-        out = []
-        if "pointwise" in tasks:
-            for label, item in (("yes", target), ("no", self.negative(user))):
-                pref = self.preference(history)
-                intent, query, _ = self.intention(target)  # the request comes from the wanted item
-                question, name = self._pick(self.t["pointwise"]["questions"], "pointwise.questions")
-                messages, coded = self._both(self.t["pointwise"]["system"], self._context(pref, query),
-                                             lambda code, q=question, i=item: q.format(title=self._describe(i) + code(i)),
-                                             uid)
-                out.append(Instruction("pointwise", messages, label, {"preference": pref[0], "intention": intent},
-                                       name, uid, {"history": gid(history[:PROFILE_TITLES]),
-                                                   ("positive" if label == "yes" else "negative"): gid([item])}, coded))
         candidates, _ = graph_candidates(self.rec, user, also_exclude=np.array(sorted(in_test), dtype=np.int64),
                                          k=CANDIDATES)
         in_list = [int(i) for i in candidates if i in set(positives.tolist())]
+        others = [int(i) for i in candidates if int(i) not in in_list]  # the graph's own picks they never rated
+        out = []
+        if "pointwise" in tasks:
+            # half the "no"s from the graph's own list: ranking its top-20 by "yes" is what they train for
+            hard = bool(others) and self.rng.random() < 0.5
+            for label, item in (("yes", target), ("no", self.rng.choice(others) if hard else self.negative(user))):
+                pref = self.preference(history)
+                intent, query, _ = self.intention(target)  # the request comes from the wanted item
+                question, name = self._pick(self.t["pointwise"]["questions"], "pointwise.questions")
+                messages, coded = self._both(self.t["pointwise"]["system"].format(domain="movie"), self._context(pref, query),
+                                             lambda code, q=question, i=item: q.format(title=self._describe(i) + code(i)),
+                                             uid)
+                facets = {"preference": pref[0], "intention": intent}
+                if label == "no":
+                    facets["negative"] = "graph" if hard else "random"
+                out.append(Instruction("pointwise", messages, label, facets, name, uid,
+                                       {"history": gid(history[:PROFILE_TITLES]),
+                                        ("positive" if label == "yes" else "negative"): gid([item])}, coded))
         if "pairwise" in tasks:
-            others = [int(i) for i in candidates if int(i) not in in_list]
             hard = bool(others) and self.rng.random() < 0.5  # half from the graph's own list
             negative = self.rng.choice(others) if hard else self.negative(user)
             pref = self.preference(history)

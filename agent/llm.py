@@ -10,8 +10,10 @@
 
 Constrained output: pass ``json_schema=`` (a JSON Schema dict) to ``invoke`` and the answer
 is JSON that fits it (llama.cpp grammar locally; ``response_format`` on endpoints that
-support it). A dead endpoint, a wrong key or a timeout raises ``LLMUnavailable`` with a
-message a person can act on; retries with backoff happen first.
+support it). ``answer_probabilities(messages, ("yes", "no"))`` says how likely each short
+answer is as the reply's first token, without generating (pointwise ranking, InstructRec). A
+dead endpoint, a wrong key or a timeout raises ``LLMUnavailable`` with a message a person can
+act on; retries with backoff happen first.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
@@ -47,8 +49,41 @@ def default_model_path() -> Path:
                              f"or set CHATREC_LLM_MODEL to a GGUF file") from exc
 
 
-def _as_dicts(messages: list[BaseMessage]) -> list[dict]:
-    return [{"role": _ROLES.get(m.type, "user"), "content": m.content} for m in messages]
+def _as_dicts(messages) -> list[dict]:
+    """Chat messages as role / content dicts; anything LangChain takes as messages goes in."""
+    return [{"role": _ROLES.get(m.type, "user"), "content": m.content} for m in convert_to_messages(messages)]
+
+
+def answer_variants(answer: str) -> list[str]:
+    """The spellings that count as one short answer when it opens a reply ("yes", "Yes", "YES")."""
+    return list(dict.fromkeys([answer, answer.capitalize(), answer.upper()]))
+
+
+def answer_token_ids(encode, answers: Sequence[str], unknown: int | None = None) -> list[list[int]]:
+    """For each answer, the first token of each of its spellings (``encode``: text -> token ids;
+    a spelling the vocabulary lacks, encoded as ``unknown``, is left out). Two answers that open
+    with the same token could not be told apart: that is an error."""
+    out = []
+    for answer in answers:
+        firsts = [encode(variant)[:1] for variant in answer_variants(answer)] if answer.strip() else []
+        ids = sorted({first[0] for first in firsts if first and first[0] != unknown})
+        if not ids:
+            raise ValueError(f"the answer {answer!r} is not in the model's vocabulary")
+        out.append(ids)
+    seen = [t for ids in out for t in ids]
+    if len(seen) != len(set(seen)):
+        raise ValueError(f"the answers {list(answers)} share a first token: their probabilities cannot be told apart")
+    return out
+
+
+def probabilities_from_logits(logits, token_ids: list[list[int]], answers: Sequence[str]) -> dict[str, float]:
+    """Each answer's probability mass (summed over its spellings), renormalised over the answers."""
+    import numpy as np
+
+    logits = np.asarray(logits, dtype=np.float64)
+    mass = np.array([np.logaddexp.reduce(logits[ids]) for ids in token_ids])
+    mass = np.exp(mass - mass.max())
+    return {answer: float(m) for answer, m in zip(answers, mass / mass.sum())}
 
 
 def _response_format(json_schema: dict | None) -> dict | None:
@@ -140,6 +175,35 @@ class LocalChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))],
                           llm_output={"usage": out.get("usage", {})})
 
+    def answer_probabilities(self, messages: list[BaseMessage], answers: Sequence[str]) -> dict[str, float]:
+        """P(each answer opens the reply), renormalised over ``answers``; one forward pass.
+
+        The prompt is the model's own chat template, as ``create_chat_completion`` renders it. The
+        context keeps the longest prefix shared with the previous call, so asks that differ only
+        in their last line (one per candidate) evaluate only that line."""
+        import numpy as np
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self._model()
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LLMUnavailable(f"{Path(llm.model_path).name} has no chat template in its metadata; "
+                                 "answer probabilities need one")
+        special = {"eos_token": llm._model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else "",
+                   "bos_token": llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""}
+        rendered = Jinja2ChatFormatter(template=template, **special)(messages=_as_dicts(messages))
+        tokens = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        if len(tokens) >= llm.n_ctx():
+            raise LLMUnavailable(f"the ask is {len(tokens)} tokens, more than the context of {llm.n_ctx()}")
+        cached = min(llm.n_tokens, len(tokens) - 1)  # at least the last token is evaluated afresh
+        same = np.asarray(llm.input_ids[:cached]) == np.asarray(tokens[:cached])
+        keep = int(cached if same.all() else np.argmin(same))
+        llm.n_tokens = keep
+        llm.eval(tokens[keep:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+        ids = answer_token_ids(lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=False), answers)
+        return probabilities_from_logits(logits, ids, answers)
+
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         for part in self._model().create_chat_completion(**self._call_args(messages, stop, kwargs), stream=True):
@@ -195,6 +259,8 @@ class OpenAIChatModel(BaseChatModel):
             args["extra_body"] = self.extra_body
         if kwargs.get("json_schema") is not None:
             args["response_format"] = self._response_format(kwargs["json_schema"])
+        if kwargs.get("top_logprobs"):
+            args["logprobs"], args["top_logprobs"] = True, kwargs["top_logprobs"]
         try:
             try:
                 return self._openai().chat.completions.create(**args)
@@ -231,6 +297,27 @@ class OpenAIChatModel(BaseChatModel):
                 if run_manager:
                     run_manager.on_llm_new_token(piece)
                 yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+    def answer_probabilities(self, messages: list[BaseMessage], answers: Sequence[str]) -> dict[str, float]:
+        """P(each answer opens the reply), renormalised over ``answers``, from the endpoint's
+        ``top_logprobs`` of the first token (an endpoint that gives none raises LLMUnavailable)."""
+        import math
+
+        out = self._request(messages, None, {"max_tokens": 1, "top_logprobs": 20}, stream=False)
+        content = getattr(out.choices[0].logprobs, "content", None) if out.choices[0].logprobs else None
+        if not content:
+            raise LLMUnavailable(f"the endpoint {self.base_url} gives no token log-probabilities; "
+                                 "use the 'llm' re-rank with it")
+        mass = dict.fromkeys(answers, 0.0)
+        for top in content[0].top_logprobs:
+            word = top.token.strip()
+            for answer in answers:
+                if word in answer_variants(answer):
+                    mass[answer] += math.exp(top.logprob)
+        total = sum(mass.values())
+        if total == 0:
+            raise LLMUnavailable(f"none of {list(answers)} is among the endpoint's 20 likeliest first tokens")
+        return {answer: m / total for answer, m in mass.items()}
 
 
 class TransformersChatModel(BaseChatModel):
@@ -269,20 +356,43 @@ class TransformersChatModel(BaseChatModel):
                      time.perf_counter() - started)
         return self._loaded
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        import torch
-
+    def _inputs(self, messages: list[BaseMessage]) -> dict:
+        """The prompt's tensors: the chat template where the tokenizer has one (causal models),
+        else the flattened chat (T5, as ``chatrec tune train`` trains it)."""
         from agent.tuning import flatten
 
-        tokenizer, model, seq2seq = self._model()
+        tokenizer, _, seq2seq = self._model()
         chat = _as_dicts(messages)
         if seq2seq or not getattr(tokenizer, "chat_template", None):
             inputs = tokenizer(flatten(chat), return_tensors="pt", truncation=True, max_length=1024)
         else:
             text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
             inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def answer_probabilities(self, messages: list[BaseMessage], answers: Sequence[str]) -> dict[str, float]:
+        """P(each answer opens the reply), renormalised over ``answers``; one forward pass (for T5,
+        the decoder's first step)."""
+        import torch
+
+        tokenizer, model, seq2seq = self._model()
+        inputs = self._inputs(messages)
+        with torch.no_grad():
+            if seq2seq:
+                start = torch.tensor([[model.config.decoder_start_token_id]], device=self.device)
+                logits = model(**inputs, decoder_input_ids=start).logits[0, -1]
+            else:
+                logits = model(**inputs).logits[0, -1]
+        ids = answer_token_ids(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], answers,
+                               unknown=tokenizer.unk_token_id)
+        return probabilities_from_logits(logits.float().cpu().numpy(), ids, answers)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        import torch
+
+        tokenizer, model, seq2seq = self._model()
+        inputs = self._inputs(messages)
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=kwargs.get("max_tokens", self.max_tokens), do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)

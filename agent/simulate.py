@@ -295,8 +295,8 @@ def agent_systems(agent, names: Sequence[str] = SYSTEMS) -> dict[str, Respond]:
 
     sessions = SessionStore(Path(tempfile.mkdtemp(prefix="chatrec-sim-")) / "sessions.sqlite3")
     parts = dict(router=agent.router, llm=agent.llm, tool=agent.tool, resolver=agent.resolver, sessions=sessions)
-    makers = {"agent": lambda: agent_system(Agent(**parts, rerank=True)),
-              "agent_no_rerank": lambda: agent_system(Agent(**parts, rerank=False)),
+    makers = {"agent": lambda: agent_system(Agent(**parts, rerank="llm")),
+              "agent_no_rerank": lambda: agent_system(Agent(**parts, rerank="graph")),
               "graph_only": lambda: graph_system(agent.tool, agent.resolver.spotter)}
     unknown = [n for n in names if n not in makers]
     if unknown:

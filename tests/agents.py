@@ -36,6 +36,6 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
             "router": make_router(Settings(), llm), "catalog": catalog}
 
 
-def build_agent(parts: dict, session_dir: Path, router=None, llm=None, rerank: bool = True) -> Agent:
+def build_agent(parts: dict, session_dir: Path, router=None, llm=None, rerank: str = "llm") -> Agent:
     return Agent(router=router or parts["router"], llm=llm or parts["llm"], tool=parts["tool"],
                  resolver=parts["resolver"], sessions=SessionStore(session_dir / "sessions.sqlite3"), rerank=rerank)

@@ -300,13 +300,32 @@ def test_with_rerank_off_the_scored_order_goes_out_without_an_llm_call(parts, tm
     from tools.candidates import Constraint
 
     router = ScriptedRouter().push("recommend", liked=["Toy Story"])
-    agent = build_agent(parts, tmp_path, router=router, rerank=False)
+    agent = build_agent(parts, tmp_path, router=router, rerank="graph")
     reply = agent.respond("g", "I loved Toy Story")
     toy_story = parts["resolver"].resolve("Toy Story").item
     scored = parts["tool"].candidates(user_id=None, liked=[toy_story], disliked=[], exclude=set(),
                                       constraint=Constraint(), query="I loved Toy Story", k=20)
     assert [i.item_id for i in reply.items] == [c.item.item_id for c in scored[:5]]
     assert reply.timings["rerank"] < 0.05 and not any("rerank" in n for n in reply.notes)
+
+
+def test_pointwise_rerank_orders_the_scored_candidates_by_the_models_yes(parts, tmp_path: Path) -> None:
+    from tools.candidates import Constraint
+    from tools.rerank import PointwiseReranker
+
+    router = ScriptedRouter().push("recommend", liked=["Toy Story"])
+    agent = build_agent(parts, tmp_path, router=router, rerank="pointwise")
+    reply = agent.respond("p", "I loved Toy Story")
+    toy_story = parts["resolver"].resolve("Toy Story").item
+    scored = parts["tool"].candidates(user_id=None, liked=[toy_story], disliked=[], exclude=set(),
+                                      constraint=Constraint(), query="I loved Toy Story", k=20)
+    # the same asks of the same real model, made here: the five with the highest P("yes")
+    expected = PointwiseReranker(parts["llm"]).rerank(scored, 5, profile=["Toy Story"], query="I loved Toy Story")
+    assert expected.used_llm and len(expected.p_yes) == len(scored)
+    assert [i.item_id for i in reply.items] == [scored[k].item.item_id for k in expected.order]
+    assert not any("rerank" in n for n in reply.notes)
+    with pytest.raises(ValueError, match="rerank must be one of"):
+        build_agent(parts, tmp_path, router=router, rerank="listwise")
 
 
 def test_chitchat_that_names_a_title_or_asks_why_is_taken_as_a_request(parts, tmp_path: Path) -> None:

@@ -230,6 +230,60 @@ def test_llm_fallbacks_are_counted_and_fall_back_to_the_graph_order(trained, cha
     assert "They like: " in prompt and "nothing yet" not in prompt  # the user's history titles are passed
 
 
+def test_pair_auc_counts_pairs_within_each_list() -> None:
+    assert er.pair_auc([[3, 2, 1]], [[True, False, False]]) == 1.0
+    assert er.pair_auc([[1, 2, 3]], [[True, False, False]]) == 0.0
+    assert er.pair_auc([[1, 1], [5, 0, 9]], [[True, False], [True, False, False]]) == pytest.approx((0.5 + 1) / 3)
+    assert er.pair_auc([[1, 2]], [[False, False]]) is None  # no list with both kinds
+
+
+class _TitleOdds:
+    """P("yes") from a hash of the candidate's title: a fixed, arbitrary score per film."""
+
+    def __init__(self) -> None:
+        self.asks = 0
+
+    def answer_probabilities(self, messages, answers):
+        import zlib
+
+        self.asks += 1
+        title = messages[-1].content.rsplit("enjoy ", 1)[1]
+        p = (zlib.crc32(title.encode()) % 997 + 1) / 999
+        return {"yes": p, "no": 1 - p}
+
+
+def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, chatrec_home: Path) -> None:
+    from tools.rerank import fused_order
+
+    odds = _TitleOdds()
+    result = er.evaluate_rerank(trained, home=chatrec_home, llm=odds, users=8, seed=5, n_boot=200, progress=False,
+                                methods=("graph", "pointwise", "fused"))
+    assert odds.asks == 8 * er.CANDIDATES and "llm" not in result and "learned" not in result
+    users = [trained.user_index(i) for i in result["meta"]["user_ids"]]
+    expected = {"pointwise": [], "fused": []}
+    hits, yes = [], []
+    for u in users:  # the same lists, made here from the candidates and the odds
+        items, _ = er.graph_candidates(trained, u, er._row(ev.valid, u))
+        p = [odds.answer_probabilities([type("M", (), {"content": f"enjoy {ev.items[i].title}"
+                                                       + (f" ({ev.items[i].year})" if ev.items[i].year else "")
+                                                       + "? Answer yes or no."})()], ("yes", "no"))["yes"]
+             for i in items]
+        expected["pointwise"].append(items[np.argsort(-np.array(p), kind="stable")[:5]].tolist())
+        expected["fused"].append(items[fused_order(p)[:5]].tolist())
+        hits.append(np.isin(items, er._row(ev.test, u)))
+        yes.append(p)
+    truth = [set(er._row(ev.test, u).tolist()) for u in users]
+    for method in ("pointwise", "fused"):
+        metrics = er.topk_metrics(expected[method], truth)
+        for name in er.METRICS:
+            assert result[method][name] == pytest.approx(float(metrics[name].mean()), abs=1e-4)
+        assert result[method]["p_yes_auc"] == pytest.approx(er.pair_auc(yes, hits), abs=1e-4)
+        assert 0 <= result[method]["graph_score_auc"] <= 1 and method in result["verdict"]
+    assert "pointwise asks:" in er.format_table(result)
+    with pytest.raises(ValueError, match="need a chat model"):
+        er.evaluate_rerank(trained, home=chatrec_home, users=2, methods=("graph", "fused"), progress=False)
+
+
 def test_history_orders(ev, trained) -> None:
     u = 0
     rated = er.history_order(ev.parts, trained, u, "rated")
@@ -264,3 +318,14 @@ def test_command_with_the_real_local_model(trained, chatrec_home: Path) -> None:
 
     bad = runner.invoke(app, ["eval-rerank", "--profile", "random"])
     assert bad.exit_code == 2 and "--profile" in bad.output
+    bad = runner.invoke(app, ["eval-rerank", "--method", "listwise"])
+    assert bad.exit_code == 2 and "unknown --method listwise" in bad.output
+
+    # InstructRec's pointwise ranking with the real model: probabilities from llama.cpp
+    out = runner.invoke(app, ["eval-rerank", "--users", "2", "--bootstrap", "200", "--method", "pointwise",
+                              "--method", "fused", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result) == {"graph", "pointwise", "fused", "meta", "verdict"}
+    assert 0 < result["pointwise"]["mean_p_yes"] < 1 and result["pointwise"]["seconds_per_user"] > 0
+    assert latest_run("rerank", chatrec_home)["meta"]["methods"] == ["graph", "pointwise", "fused"]

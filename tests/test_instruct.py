@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -169,3 +170,23 @@ def test_excluded_users_are_never_sampled(ev, made) -> None:
     held_out = instruct.make_instructions(ev, users=60, seed=3, progress=False, tasks=("pointwise",),
                                           exclude_users=tuned_on)
     assert held_out and not {i.user for i in held_out} & tuned_on
+
+
+def test_half_the_pointwise_nos_are_the_graphs_own_picks(ev, made) -> None:
+    """Ranking the graph's top-20 by "yes" is what the pointwise asks train for, so half their
+    negatives come from that list; the others are random films. Neither was rated by the person."""
+    from agent.eval_rerank import graph_candidates
+
+    rec = ev.recommender
+    maker = instruct.InstructionMaker(ev)
+    rated = (ev.train + ev.valid + ev.test).tocsr()
+    nos = [i for i in made if i.task == "pointwise" and i.answer == "no"]
+    kinds = Counter(i.facets["negative"] for i in nos)
+    assert set(kinds) == {"graph", "random"} and min(kinds.values()) >= len(nos) // 4
+    for ins in nos:
+        u, [item] = rec.user_index(ins.user), ins.items["negative"]
+        assert rated[u, rec.item_index(item)] == 0
+        if ins.facets["negative"] == "graph":
+            in_test = np.array(sorted(maker._with_twins(ev.test[u].indices)), dtype=np.int64)
+            top, _ = graph_candidates(rec, u, also_exclude=in_test)
+            assert rec.item_index(item) in top

@@ -5,6 +5,7 @@ path) on 127.0.0.1 serving the same file."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent.config import Settings
-from agent.llm import LLMUnavailable, LocalChatModel, OpenAIChatModel, default_model_path, make_chat_model
+from agent.llm import (LLMUnavailable, LocalChatModel, OpenAIChatModel, answer_token_ids, default_model_path,
+                       make_chat_model, probabilities_from_logits)
 from servers import free_port, wait_for_port
 
 SCHEMA = {"type": "object", "properties": {"intent": {"type": "string", "enum": ["recommend", "explain", "chitchat"]}},
@@ -55,7 +57,8 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path) -> None:
 def server() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "agent.llama_server", "--model", str(default_model_path()),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
+                             "--logits_all", "true"],  # token log-probabilities for answer_probabilities
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     try:
         wait_for_port(port, proc, "llama_cpp.server")
@@ -76,6 +79,12 @@ def test_openai_backend_against_a_real_llama_cpp_server(server: str) -> None:
     local = LocalChatModel(max_tokens=24)
     question = [HumanMessage("List the numbers 1, 1, 1, 1, 1 again.")]
     assert plain.invoke(question).content == local.invoke(question).content
+    # P(yes) from the endpoint's top log-probabilities: what the same model in-process says
+    ask = [SystemMessage("You decide whether one movie fits one person. Answer with one word: yes or no."),
+           HumanMessage("They watched and liked: Toy Story (1995). Would this person enjoy Babe (1995)? Answer yes or no.")]
+    remote = plain.answer_probabilities(ask, ("yes", "no"))
+    assert remote["yes"] + remote["no"] == pytest.approx(1.0)
+    assert remote["yes"] == pytest.approx(local.answer_probabilities(ask, ("yes", "no"))["yes"], abs=0.02)
 
 
 def test_a_dead_endpoint_is_a_clear_error_quickly() -> None:
@@ -99,3 +108,45 @@ def test_settings_choose_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "sk-secret" not in repr(model)
     monkeypatch.setenv("CHATREC_LLM_EXTRA_BODY", '{"repeat_penalty": 1.0}')
     assert make_chat_model(Settings()).extra_body == {"repeat_penalty": 1.0}
+
+
+POINTWISE = [SystemMessage("You decide whether one movie fits one person. Answer with one word: yes or no."),
+             HumanMessage("They watched and liked: Star Wars (1977); Return of the Jedi (1983).\n"
+                          "Would this person enjoy {title}? Answer yes or no.")]
+
+
+def _ask(title: str) -> list:
+    return [POINTWISE[0], HumanMessage(POINTWISE[1].content.format(title=title))]
+
+
+def test_answer_probabilities_need_distinct_first_tokens() -> None:
+    ids = answer_token_ids(lambda text: [hash(text.lower()) % 1000], ("yes", "no"))
+    assert len(ids) == 2 and ids[0] != ids[1]
+    with pytest.raises(ValueError, match="share a first token"):
+        answer_token_ids(lambda text: [7], ("yes", "no"))
+    # spellings a word-level vocabulary lacks (encoded as its unknown token) do not count
+    vocab = {"yes": 3, "no": 4}
+    assert answer_token_ids(lambda text: [vocab.get(text, 2)], ("yes", "no"), unknown=2) == [[3], [4]]
+    with pytest.raises(ValueError, match="not in the model's vocabulary"):
+        answer_token_ids(lambda text: [vocab.get(text, 2)], ("yes", "maybe"), unknown=2)
+    logits = [0.0] * 4
+    logits[0], logits[1], logits[2] = 2.0, 2.0, 1.0  # "yes" spelled two ways, "no" once
+    p = probabilities_from_logits(logits, [[0, 1], [2]], ("yes", "no"))
+    assert p["yes"] + p["no"] == pytest.approx(1.0)
+    assert p["yes"] == pytest.approx(2 * math.exp(2) / (2 * math.exp(2) + math.exp(1)))
+
+
+def test_local_answer_probabilities_reuse_the_shared_prefix_exactly(local: LocalChatModel) -> None:
+    titles = ["The Empire Strikes Back (1980)", "Titanic (1997)", "Scream (1996)"]
+    cached = [local.answer_probabilities(_ask(t), ("yes", "no")) for t in titles]
+    for p in cached:
+        assert set(p) == {"yes", "no"} and 0 < p["yes"] < 1 and p["yes"] + p["no"] == pytest.approx(1.0)
+    assert len({round(p["yes"], 6) for p in cached}) == 3  # the title changes the answer's odds
+    fresh = LocalChatModel(max_tokens=48, n_threads=1)
+    for t, p in zip(titles, cached):  # a fresh context for every ask: the same numbers
+        fresh._model().n_tokens = 0
+        assert fresh.answer_probabilities(_ask(t), ("yes", "no"))["yes"] == pytest.approx(p["yes"], abs=1e-4)
+    # generating afterwards starts from the same context as a model that never scored anything
+    assert local.invoke(LABEL, max_tokens=8).content == fresh.invoke(LABEL, max_tokens=8).content
+    with pytest.raises(ValueError, match="share a first token"):
+        local.answer_probabilities(_ask(titles[0]), ("yes", "yesterday"))

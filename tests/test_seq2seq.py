@@ -69,6 +69,11 @@ def test_a_t5_folder_loads_as_seq2seq_and_lora_learns_the_answers(tiny_t5: Path,
     answers = [llm.invoke([("system", e.messages[0]["content"]), ("human", e.messages[1]["content"])],
                           max_tokens=3).content for e in EXAMPLES]
     assert answers == [e.answer for e in EXAMPLES]
+    # pointwise ranking reads the same answers as probabilities (the decoder's first step)
+    for e in EXAMPLES:
+        p = llm.answer_probabilities([("system", e.messages[0]["content"]), ("human", e.messages[1]["content"])],
+                                     ("yes", "no"))
+        assert p["yes"] + p["no"] == pytest.approx(1.0) and (p["yes"] > 0.5) == (e.answer == "yes")
     # the untuned model does not know them: the answers come from the adapter
     base = TransformersChatModel(model_dir=str(tiny_t5))
     untuned = [base.invoke([("system", e.messages[0]["content"]), ("human", e.messages[1]["content"])],

@@ -1,17 +1,24 @@
-"""LLM re-ranking (Chat-Rec): the model orders the candidates; we keep only a usable order.
+"""LLM re-ranking: the model orders the candidates; we keep only a usable order.
 
-The answer is constrained to ``{"order": [candidate numbers]}``. It is used only when every
-number names a candidate and none repeats; a short list is filled up from the scored order.
-Anything else — or an LLM that does not answer — falls back to the scored order, and the
-result says why, so a reply never depends on the model behaving.
+Two ways to ask. ``Reranker`` (Chat-Rec, listwise): the answer is constrained to
+``{"order": [candidate numbers]}`` and used only when every number names a candidate and none
+repeats; a short list is filled up from the scored order. ``PointwiseReranker`` (InstructRec):
+one yes / no ask per candidate ("would they enjoy X?") and the candidates sorted by the
+probability of "yes" — read from the model's next-token distribution, nothing generated — or by
+the mean of that rank and the scored rank (``fuse``). Either way, anything unusable — or an LLM
+that does not answer — falls back to the scored order, and the result says why, so a reply never
+depends on the model behaving.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from prompts import read_prompt
 from tools.candidates import Candidate
@@ -41,6 +48,7 @@ class RerankResult:
     order: list[int]  # indices into the candidate list, best first, ``count`` long (or all there are)
     used_llm: bool
     note: str = ""  # why the scored order was used, when it was
+    p_yes: list[float] = field(default_factory=list)  # pointwise: P("yes") per candidate, in candidate order
 
 
 def describe(candidate: Candidate) -> str:
@@ -124,5 +132,80 @@ class Reranker:
         return RerankResult(filled[:count], True)
 
 
-__all__ = ["Codes", "RerankResult", "Reranker", "code_header", "code_tag", "describe", "order_schema",
-           "validate_order"]
+def fused_order(p_yes: Sequence[float]) -> list[int]:
+    """Candidates (given in scored order) by the mean of their scored rank and their "yes" rank;
+    ties keep the scored order. A parameter-free way to add the LLM's judgement to the scores'."""
+    p = np.asarray(p_yes, dtype=np.float64)
+    by_yes = np.empty(len(p))
+    by_yes[np.argsort(-p, kind="stable")] = np.arange(len(p))
+    return [int(i) for i in np.argsort(np.arange(len(p)) + by_yes, kind="stable")]
+
+
+def pointwise_templates() -> dict:
+    """The pointwise ask's texts: the same file ``chatrec tune data`` phrases its yes / no asks from."""
+    templates = tomllib.loads(read_prompt("instruct_templates.toml"))
+    return {"system": templates["pointwise"]["system"], "question": templates["pointwise"]["questions"][0],
+            "liked": templates["implicit_preference"][0]}
+
+
+def ask_messages(system: str, context: str, question: str) -> list[dict]:
+    """A pointwise or pairwise ask: what is known about the person, then the question."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": context + "\n" + question}]
+
+
+class PointwiseReranker:
+    """InstructRec's pointwise ranking: "would this person enjoy X? yes or no" for each candidate,
+    sorted by P("yes") (``fuse``: by the mean of that rank and the scored rank).
+
+    The asks share everything but their last line, so a llama.cpp model evaluates the person's
+    part once and each candidate's question on top of it. The LLM must offer
+    ``answer_probabilities`` (every backend in agent/llm.py does; an endpoint without log-probs
+    raises LLMUnavailable and the scored order is used)."""
+
+    def __init__(self, llm, fuse: bool = False) -> None:
+        self.llm, self.fuse = llm, fuse
+        self.t = pointwise_templates()
+
+    def prompt(self, candidate: Candidate, *, profile: Sequence[str] = (), query: str = "", domain: str = "movie",
+               codes: tuple[str, str, str] | None = None) -> list[dict]:
+        """The ask for one candidate. ``codes``: (the note, the person's code, the candidate's code)."""
+        item = candidate.item
+        title = item.title + (f" ({item.year})" if item.year else "")
+        lines = [self.t["liked"].format(titles="; ".join(profile[:6]))] if profile else []
+        if query:
+            lines.append(f"They asked for: {query[:300]}")
+        system = self.t["system"].format(domain=domain)
+        if codes is not None:
+            note, user_code, item_code = codes
+            system += "\n" + note
+            lines.insert(0, code_header(user_code).rstrip("\n"))
+            title += code_tag(item_code)
+        return ask_messages(system, "\n".join(lines) or "Nothing is known about them yet.",
+                            self.t["question"].format(title=title))
+
+    def rerank(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
+               disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie",
+               codes: Codes | None = None) -> RerankResult:
+        """``disliked`` and ``dialogue`` are not part of the pointwise ask (the tuning data has
+        neither); they are accepted so either re-ranker can be called the same way."""
+        scored = list(range(min(count, len(candidates))))
+        if len(candidates) <= 1:
+            return RerankResult(scored, False, "one candidate or none: nothing to order")
+        if codes is not None and len(codes[2]) != len(candidates):
+            raise ValueError(f"{len(codes[2])} candidate codes for {len(candidates)} candidates")
+        p_yes = []
+        try:
+            for n, candidate in enumerate(candidates):
+                field_ = None if codes is None else (codes[0], codes[1], codes[2][n])
+                messages = as_messages(self.prompt(candidate, profile=profile, query=query, domain=domain,
+                                                   codes=field_))
+                p_yes.append(self.llm.answer_probabilities(messages, ("yes", "no"))["yes"])
+        except LLMUnavailable as exc:
+            log.warning("pointwise rerank: %s; using the scored order", exc)
+            return RerankResult(scored, False, f"the LLM did not answer ({exc})")
+        order = fused_order(p_yes) if self.fuse else [int(i) for i in np.argsort(-np.asarray(p_yes), kind="stable")]
+        return RerankResult(order[:count], True, p_yes=p_yes)
+
+
+__all__ = ["Codes", "PointwiseReranker", "RerankResult", "Reranker", "ask_messages", "code_header", "code_tag",
+           "describe", "fused_order", "order_schema", "pointwise_templates", "validate_order"]
