@@ -80,13 +80,12 @@ class Agent:
         they are sorted by the LLM's P("yes") to "would they enjoy it?" (InstructRec); ``fused``,
         by the mean of that rank and the scored rank."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
-        rerankers = {"graph": None, "llm": Reranker(llm), "pointwise": PointwiseReranker(llm),
-                     "fused": PointwiseReranker(llm, fuse=True)}
+        rerankers = {"graph": lambda: None, "llm": lambda: Reranker(llm),
+                     "pointwise": lambda: PointwiseReranker(llm), "fused": lambda: PointwiseReranker(llm, fuse=True)}
         if rerank not in rerankers:
             raise ValueError(f"rerank must be one of {', '.join(rerankers)}, not {rerank!r}")
-        self.rerank = rerank
         self.catalog: Catalog = tool.catalog
-        self.reranker = rerankers[rerank]
+        self.reranker = rerankers[rerank]()
         self.explainer = Explainer(llm, tool, resolver.spotter)
         self.replies = read_replies()
         self.chitchat_system = read_prompt("chitchat.txt")

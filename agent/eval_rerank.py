@@ -558,6 +558,6 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_METHODS", "EvalData", "FitData", "LearnedReranker", "METHODS", "bootstrap_ci", "candidate_features", "evaluate_rerank",
-           "format_table", "graph_candidates", "history_order", "learned_fit_data", "load_eval_data",
-           "pair_auc", "paired_diff_ci", "sample_users", "topk_metrics"]
+__all__ = ["DEFAULT_METHODS", "EvalData", "FitData", "LearnedReranker", "METHODS", "bootstrap_ci",
+           "candidate_features", "evaluate_rerank", "format_table", "graph_candidates", "history_order",
+           "learned_fit_data", "load_eval_data", "pair_auc", "paired_diff_ci", "sample_users", "topk_metrics"]

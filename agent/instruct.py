@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import tomllib
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from prompts import read_prompt
+from prompts import read_instruct_templates
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +62,8 @@ class Instruction:
         return asdict(self)
 
 
-def templates() -> dict:
-    return tomllib.loads(read_prompt("instruct_templates.toml"))
-
-
 def count_templates(t: dict | None = None) -> int:
-    t = t or templates()
+    t = t or read_instruct_templates()
     return (len(t["explicit_preference"]) + len(t["implicit_preference"]) + len(t["specific_intention"])
             + sum(len(v) for v in t["vague_intention"].values()) + len(t["pointwise"]["questions"])
             + len(t["pairwise"]["questions"]) + len(t["explain"]["with_genres"]) + len(t["explain"]["without_genres"]))
@@ -110,7 +105,7 @@ class InstructionMaker:
 
         self.ev, self.rec = ev, ev.recommender
         self.codes = codes  # agent.collab_codes.CollabCodes, or None for the plain prompts
-        self.t = templates()
+        self.t = read_instruct_templates()
         self.rng = random.Random(seed)
         self.reranker = Reranker(llm=None)
         self.explainer = Explainer(llm=None, tool=None, spotter=None)  # only its prompt is used here
@@ -178,8 +173,7 @@ class InstructionMaker:
         return [str(self.rec.item_ids[i]) for i in items]
 
     def _describe(self, i: int) -> str:
-        item = self.ev.items[i]
-        return item.title + (f" ({item.year})" if item.year else "")
+        return self.ev.items[i].title_year
 
     def _both(self, system: str, context: str, ask, uid: str) -> tuple[list[dict], list[dict] | None]:
         """The plain messages, and with codes the same ask carrying BinLLM's collaborative field;
@@ -216,7 +210,8 @@ class InstructionMaker:
                 pref = self.preference(history)
                 intent, query, _ = self.intention(target)  # the request comes from the wanted item
                 question, name = self._pick(self.t["pointwise"]["questions"], "pointwise.questions")
-                messages, coded = self._both(self.t["pointwise"]["system"].format(domain="movie"), self._context(pref, query),
+                system = self.t["pointwise"]["system"].format(domain="movie")
+                messages, coded = self._both(system, self._context(pref, query),
                                              lambda code, q=question, i=item: q.format(title=self._describe(i) + code(i)),
                                              uid)
                 facets = {"preference": pref[0], "intention": intent}

@@ -136,6 +136,7 @@ class LocalChatModel(BaseChatModel):
     seed: int = 0
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _llama: Any = PrivateAttr(default=None)
+    _formatter: Any = PrivateAttr(default=None)  # the chat template, compiled on the first answer_probabilities
 
     @property
     def _llm_type(self) -> str:
@@ -182,16 +183,9 @@ class LocalChatModel(BaseChatModel):
         context keeps the longest prefix shared with the previous call, so asks that differ only
         in their last line (one per candidate) evaluate only that line."""
         import numpy as np
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         llm = self._model()
-        template = llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise LLMUnavailable(f"{Path(llm.model_path).name} has no chat template in its metadata; "
-                                 "answer probabilities need one")
-        special = {"eos_token": llm._model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else "",
-                   "bos_token": llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""}
-        rendered = Jinja2ChatFormatter(template=template, **special)(messages=_as_dicts(messages))
+        rendered = self._chat_formatter(llm)(messages=_as_dicts(messages))
         tokens = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         if len(tokens) >= llm.n_ctx():
             raise LLMUnavailable(f"the ask is {len(tokens)} tokens, more than the context of {llm.n_ctx()}")
@@ -203,6 +197,19 @@ class LocalChatModel(BaseChatModel):
         logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
         ids = answer_token_ids(lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=False), answers)
         return probabilities_from_logits(logits, ids, answers)
+
+    def _chat_formatter(self, llm):
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            template = llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise LLMUnavailable(f"{Path(llm.model_path).name} has no chat template in its metadata; "
+                                     "answer probabilities need one")
+            special = {"eos_token": llm._model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else "",
+                       "bos_token": llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""}
+            self._formatter = Jinja2ChatFormatter(template=template, **special)
+        return self._formatter
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:

@@ -8,6 +8,14 @@ def read_prompt(name: str) -> str:
     return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
 
 
+def read_instruct_templates() -> dict:
+    """The instruction templates (prompts/instruct_templates.toml): `chatrec tune data` phrases
+    its asks from them and the pointwise re-ranker asks with the same words."""
+    import tomllib
+
+    return tomllib.loads(read_prompt("instruct_templates.toml"))
+
+
 def read_replies() -> dict[str, str]:
     """The fixed replies (prompts/replies.toml) the agent gives without asking the LLM."""
     import tomllib

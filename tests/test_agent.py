@@ -296,29 +296,31 @@ def test_a_why_button_explains_its_item_without_asking_the_router(parts, tmp_pat
         agent.why_request("w", "no-such-item")
 
 
-def test_with_rerank_off_the_scored_order_goes_out_without_an_llm_call(parts, tmp_path: Path) -> None:
+def _scored_for_one_liked_title(parts, title: str, said: str) -> list:
+    """The tool's candidates for a first turn that names one liked title: what a re-ranker orders."""
     from tools.candidates import Constraint
 
+    liked = parts["resolver"].resolve(title).item
+    return parts["tool"].candidates(user_id=None, liked=[liked], disliked=[], exclude=set(),
+                                    constraint=Constraint(), query=said, k=20)
+
+
+def test_with_rerank_off_the_scored_order_goes_out_without_an_llm_call(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("recommend", liked=["Toy Story"])
     agent = build_agent(parts, tmp_path, router=router, rerank="graph")
     reply = agent.respond("g", "I loved Toy Story")
-    toy_story = parts["resolver"].resolve("Toy Story").item
-    scored = parts["tool"].candidates(user_id=None, liked=[toy_story], disliked=[], exclude=set(),
-                                      constraint=Constraint(), query="I loved Toy Story", k=20)
+    scored = _scored_for_one_liked_title(parts, "Toy Story", "I loved Toy Story")
     assert [i.item_id for i in reply.items] == [c.item.item_id for c in scored[:5]]
     assert reply.timings["rerank"] < 0.05 and not any("rerank" in n for n in reply.notes)
 
 
 def test_pointwise_rerank_orders_the_scored_candidates_by_the_models_yes(parts, tmp_path: Path) -> None:
-    from tools.candidates import Constraint
     from tools.rerank import PointwiseReranker
 
     router = ScriptedRouter().push("recommend", liked=["Toy Story"])
     agent = build_agent(parts, tmp_path, router=router, rerank="pointwise")
     reply = agent.respond("p", "I loved Toy Story")
-    toy_story = parts["resolver"].resolve("Toy Story").item
-    scored = parts["tool"].candidates(user_id=None, liked=[toy_story], disliked=[], exclude=set(),
-                                      constraint=Constraint(), query="I loved Toy Story", k=20)
+    scored = _scored_for_one_liked_title(parts, "Toy Story", "I loved Toy Story")
     # the same asks of the same real model, made here: the five with the highest P("yes")
     expected = PointwiseReranker(parts["llm"]).rerank(scored, 5, profile=["Toy Story"], query="I loved Toy Story")
     assert expected.used_llm and len(expected.p_yes) == len(scored)

@@ -235,10 +235,10 @@ def test_the_pointwise_reranker_sorts_by_p_yes_and_falls_back_when_the_llm_is_do
 
 def test_the_pointwise_ask_is_the_one_tune_data_trains_on() -> None:
     """Same system line and question as `chatrec tune data`'s pointwise rows (its first templates)."""
-    from agent.instruct import templates
+    from prompts import read_instruct_templates
     from tools.rerank import PointwiseReranker
 
-    t = templates()
+    t = read_instruct_templates()
     [cand] = _cands(FARGO)
     system, user = PointwiseReranker(llm=None).prompt(cand, profile=["Heat", "Babe"], query="crime")
     assert system["content"] == t["pointwise"]["system"].format(domain="movie")

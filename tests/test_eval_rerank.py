@@ -264,10 +264,8 @@ def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, ch
     hits, yes = [], []
     for u in users:  # the same lists, made here from the candidates and the odds
         items, _ = er.graph_candidates(trained, u, er._row(ev.valid, u))
-        p = [odds.answer_probabilities([type("M", (), {"content": f"enjoy {ev.items[i].title}"
-                                                       + (f" ({ev.items[i].year})" if ev.items[i].year else "")
-                                                       + "? Answer yes or no."})()], ("yes", "no"))["yes"]
-             for i in items]
+        asks = [[type("M", (), {"content": f"enjoy {ev.items[i].title_year}? Answer yes or no."})()] for i in items]
+        p = [odds.answer_probabilities(ask, ("yes", "no"))["yes"] for ask in asks]
         expected["pointwise"].append(items[np.argsort(-np.array(p), kind="stable")[:5]].tolist())
         expected["fused"].append(items[fused_order(p)[:5]].tolist())
         hits.append(np.isin(items, er._row(ev.test, u)))

@@ -95,6 +95,11 @@ class CatalogItem:
         if self.year is not None and not isinstance(self.year, int):
             object.__setattr__(self, "year", int(self.year))
 
+    @property
+    def title_year(self) -> str:
+        """``"Fargo (1996)"``, or the title alone when the year is unknown."""
+        return self.title + (f" ({self.year})" if self.year else "")
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 

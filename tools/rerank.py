@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from prompts import read_prompt
+from prompts import read_instruct_templates, read_prompt
 from tools.candidates import Candidate
 from tools.chat import LLMUnavailable, as_messages
 
@@ -54,7 +53,7 @@ class RerankResult:
 def describe(candidate: Candidate) -> str:
     """One short line per candidate: prompt evaluation is most of a re-rank's time on a small CPU."""
     item = candidate.item
-    line = item.title + (f" ({item.year})" if item.year else "")
+    line = item.title_year
     if item.author:
         line += f" by {item.author}"
     elif item.genres:
@@ -143,7 +142,7 @@ def fused_order(p_yes: Sequence[float]) -> list[int]:
 
 def pointwise_templates() -> dict:
     """The pointwise ask's texts: the same file ``chatrec tune data`` phrases its yes / no asks from."""
-    templates = tomllib.loads(read_prompt("instruct_templates.toml"))
+    templates = read_instruct_templates()
     return {"system": templates["pointwise"]["system"], "question": templates["pointwise"]["questions"][0],
             "liked": templates["implicit_preference"][0]}
 
@@ -169,8 +168,7 @@ class PointwiseReranker:
     def prompt(self, candidate: Candidate, *, profile: Sequence[str] = (), query: str = "", domain: str = "movie",
                codes: tuple[str, str, str] | None = None) -> list[dict]:
         """The ask for one candidate. ``codes``: (the note, the person's code, the candidate's code)."""
-        item = candidate.item
-        title = item.title + (f" ({item.year})" if item.year else "")
+        title = candidate.item.title_year
         lines = [self.t["liked"].format(titles="; ".join(profile[:6]))] if profile else []
         if query:
             lines.append(f"They asked for: {query[:300]}")
