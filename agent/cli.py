@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -402,7 +403,8 @@ def simulate(
         _fail(str(exc))
     sim = LLMSimulator(agent.llm, seed) if simulator == "llm" else TemplateSimulator(seed)
     people = sample_users(agent.tool, settings.home, users, seed)
-    result = Simulation(people, sim, agent_systems(agent, names)).run(progress=True)
+    with tempfile.TemporaryDirectory(prefix="chatrec-sim-") as session_dir:
+        result = Simulation(people, sim, agent_systems(agent, Path(session_dir), names)).run(progress=True)
     meta = run_meta(settings, dataset=agent.tool.recommender.dataset, seed=seed, users=len(people),
                     simulator=simulator, systems=names)
     saved = save_run("simulate", result, meta, settings.home)

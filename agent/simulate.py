@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,13 +286,13 @@ class Simulation:
         return {"summary": summary, "dialogues": self.dialogues}
 
 
-def agent_systems(agent, names: Sequence[str] = SYSTEMS) -> dict[str, Respond]:
-    """The systems to compare, sharing the agent's parts; their sessions go to a temporary file,
-    not the person's session store."""
+def agent_systems(agent, session_dir: Path, names: Sequence[str] = SYSTEMS) -> dict[str, Respond]:
+    """The systems to compare, sharing the agent's parts; their sessions go to ``session_dir``
+    (the caller's temporary folder), not the person's session store."""
     from agent.agent import Agent
     from agent.state import SessionStore
 
-    sessions = SessionStore(Path(tempfile.mkdtemp(prefix="chatrec-sim-")) / "sessions.sqlite3")
+    sessions = SessionStore(Path(session_dir) / "sessions.sqlite3")
     parts = dict(router=agent.router, llm=agent.llm, tool=agent.tool, resolver=agent.resolver, sessions=sessions)
     makers = {"agent": lambda: agent_system(Agent(**parts, rerank="llm")),
               "agent_no_rerank": lambda: agent_system(Agent(**parts, rerank="graph")),

@@ -93,6 +93,17 @@ def test_title_spotting_needs_a_capital_and_skips_sentence_openers() -> None:
     assert spot("We met Jack Fargo") == []  # after a capitalised word that opens no sentence
     assert spot("Loved it. Then Fargo") == ["Fargo"]  # "Then" is capitalised because it opens one
     assert spot("So I watched Heat") == ["Heat"]  # "I" is not a name
+    assert spot('You said "it was great." Heat came next') == []  # a sentence opens after the quote
+    assert spot("You liked:\n- Fargo\nHeat is next") == ["Fargo"]  # "Heat" opens a line
+    assert spot("A list:\n- The Godfather") == ["The Godfather"]  # longer titles still count there
+
+
+def test_a_lone_number_after_in_or_since_is_a_date_not_a_title() -> None:
+    film = CatalogItem("ml-100k:2012", "movie", "2012", 2009, ("Action",))
+    spotter = TitleSpotter([film, HEAT])
+    assert [item.title for _, item in spotter.spot("Made in 2012, like Heat")] == ["Heat"]
+    assert [item.title for _, item in spotter.spot("Loved it. Since 2012 I watch it yearly")] == []
+    assert [item.title for _, item in spotter.spot("We watched 2012 twice")] == ["2012"]
 
 
 @pytest.fixture(scope="module")

@@ -118,3 +118,25 @@ def test_the_llm_simulator_speaks_with_the_real_local_model(agent_parts, people)
     for person in people[:3]:
         words = sim.utterance(person, 2, [{"title": "Fargo"}])
         assert words.strip() and normalize_title(person.target.title) not in normalize_title(words)
+
+
+def test_the_agent_systems_keep_their_sessions_out_of_the_persons_store(agent_parts, people, tmp_path) -> None:
+    import sqlite3
+
+    from agent.simulate import agent_systems
+    from tests.agents import build_agent
+
+    agent = build_agent(agent_parts, tmp_path / "own")
+    sim_dir = tmp_path / "sim"
+    sim_dir.mkdir()
+    systems = agent_systems(agent, sim_dir, ["agent_no_rerank"])
+    dialogues = Simulation(people[:2], TemplateSimulator(seed=1), systems).run()["dialogues"]
+
+    def stored(folder):
+        with sqlite3.connect(folder / "sessions.sqlite3") as db:
+            return db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+
+    assert len(dialogues) == 2 and stored(sim_dir) == 2
+    assert stored(tmp_path / "own") == 0
+    with pytest.raises(ValueError, match="unknown system"):
+        agent_systems(agent, sim_dir, ["oracle"])

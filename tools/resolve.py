@@ -148,6 +148,10 @@ def _cues(mention: str) -> list[_Cues]:
 
 
 _WORD = re.compile(r"[\w'’]+")
+# what ends a sentence before a word: a stop (perhaps inside a closing quote or bracket: 'said." They'),
+# or a line break (a list item, a new paragraph)
+_SENTENCE_END = re.compile(r"(?:[.!?:][\"'”’)\]]*|\n)\s*$")
+_BEFORE_A_DATE = {"in", "since", "from", "until", "till", "before", "after", "around", "circa", "of", "by", "to"}
 
 
 class TitleSpotter:
@@ -155,7 +159,9 @@ class TitleSpotter:
     six words that start with a capital and whose key is an item's whole title. A lone word must
     have four letters or more, not open a sentence and not follow another capitalised word, so
     ordinary words that happen to be titles ("heat", "What") and words inside other names
-    ("Flibbertigibbet Moon") do not count. The most rated item wins a shared title."""
+    ("Flibbertigibbet Moon") do not count; a sentence also opens after a closing quote or a line
+    break, and a lone number after "in" / "since" / … is a date ("in 2012"), not the film. The most
+    rated item wins a shared title."""
 
     def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
         self.max_words = max_words
@@ -176,14 +182,16 @@ class TitleSpotter:
             if not (first[0].isupper() or first[0].isdigit()):
                 i += 1
                 continue
-            opens_sentence = i == 0 or re.search(r"[.!?:]\s*$", text[: words[i].start()]) is not None
+            opens_sentence = i == 0 or _SENTENCE_END.search(text[: words[i].start()]) is not None
             # a lone word right after a capitalised one belongs to another name ("Flibbertigibbet Moon")
             inside_name = (i > 0 and words[i - 1].group()[0].isupper() and words[i - 1].group() != "I"
                            and re.fullmatch(r"\s+", text[words[i - 1].end():words[i].start()]) is not None
-                           and not (i == 1 or re.search(r"[.!?:]\s*$", text[: words[i - 1].start()])))
+                           and not (i == 1 or _SENTENCE_END.search(text[: words[i - 1].start()])))
+            # "in 2012", "since 1999": a date, not the film
+            a_date = first.isdigit() and i > 0 and words[i - 1].group().lower() in _BEFORE_A_DATE
             for n in range(min(self.max_words, len(words) - i), 0, -1):
                 key = match_key(text[words[i].start():words[i + n - 1].end()])
-                if key in self.by_key and (n > 1 or (not opens_sentence and not inside_name and len(key) >= 4)):
+                if key in self.by_key and (n > 1 or (not (opens_sentence or inside_name or a_date) and len(key) >= 4)):
                     found.append((key, self.by_key[key]))
                     i += n - 1
                     break
