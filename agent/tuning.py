@@ -250,7 +250,6 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
         os.replace(tmp, saved)
 
     model.train()
-    per_epoch = max(1, math.ceil(len(encoded) / config.batch_size))
     with tqdm(total=steps, initial=done, desc="tuning", unit="batch", disable=not progress) as bar:
         for batch in plan[done:stop_at]:
             loss = backward_batch(model, encoded, batch, pad, config, seq2seq)
@@ -260,7 +259,8 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
             losses.append(round(loss, 5))
             done += 1
             bar.update(1)
-            bar.set_postfix(epoch=(done - 1) // per_epoch + 1, loss=f"{np.mean(losses[-20:]):.3f}")
+            bar.set_postfix(**progress_position(done, first_steps, first, len(then), config.batch_size),
+                            loss=f"{np.mean(losses[-20:]):.3f}")
             if saved is not None and (done % config.save_every == 0 or done in (steps, stop_at)):
                 checkpoint()
             if then and done == first_steps and after_first is not None:
@@ -270,6 +270,20 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
     log.info("tuned %d steps: mean loss of the last 20 %.4f", done, float(np.mean(losses[-20:])) if losses else 0.0)
     model.eval()
     return tokenizer, model
+
+
+def progress_position(step: int, first_steps: int, first_examples: int, then_examples: int,
+                      batch_size: int) -> dict:
+    """Where batch ``step`` (1-based) of a plan stands: its epoch and, in a two-step run, its stage,
+    each stage counting its own epochs (its own examples make them up)."""
+    def epoch(n: int, examples: int) -> int:
+        return (n - 1) // max(1, math.ceil(examples / batch_size)) + 1
+
+    if not then_examples:
+        return {"epoch": epoch(step, first_examples)}
+    if step <= first_steps:
+        return {"stage": 1, "epoch": epoch(step, first_examples)}
+    return {"stage": 2, "epoch": epoch(step - first_steps, then_examples)}
 
 
 def backward_batch(model, encoded, batch: list[int], pad: int, config: TuneConfig, seq2seq: bool) -> float:
@@ -383,4 +397,4 @@ def export_gguf_adapter(model, path: Path, alpha: float) -> Path:
 
 
 __all__ = ["SftExample", "TuneConfig", "encode", "encode_seq2seq", "export_gguf_adapter", "flatten", "is_seq2seq",
-           "adapter_path", "load_base", "save_peft_adapter", "target_modules", "train_lora"]
+           "adapter_path", "load_base", "progress_position", "save_peft_adapter", "target_modules", "train_lora"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agent.llm import default_model_path
-from agent.tuning import SftExample, encode, export_gguf_adapter, load_base
+from agent.tuning import SftExample, encode, export_gguf_adapter, load_base, progress_position
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,12 @@ def test_a_batch_in_slices_has_the_gradient_of_the_whole_batch(base) -> None:
     whole, sliced = same_gradient_in_slices(tokenizer, copy.deepcopy(model), encoded,
                                             TuneConfig(lead_tokens=1, lead_weight=3.0), seq2seq=False)
     assert abs(whole - sliced) < 1e-5
+
+
+def test_the_progress_bar_counts_each_stage_of_a_two_step_run_in_its_own_epochs() -> None:
+    # 20 plain asks then 12 coded ones, batches of 8, 2 epochs: 3 + 3 batches, then 2 + 2
+    assert progress_position(3, 6, 20, 0, 8) == {"epoch": 1}
+    assert progress_position(4, 6, 20, 0, 8) == {"epoch": 2}
+    assert progress_position(6, 6, 20, 12, 8) == {"stage": 1, "epoch": 2}
+    assert progress_position(7, 6, 20, 12, 8) == {"stage": 2, "epoch": 1}
+    assert progress_position(9, 6, 20, 12, 8) == {"stage": 2, "epoch": 2}
