@@ -94,6 +94,7 @@ class Agent:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, progress: bool = True) -> Agent:
         """Everything from the data home; what is missing is built on first use (with progress)."""
+        from recsys.datasets import load as load_dataset
         from recsys.workflow import load_recommender, model_dir, train_dataset
         from tools.cold_start import GRAPH_DATASET, with_cold_items
         from tools.items import open_items
@@ -108,7 +109,9 @@ class Agent:
         recommender = with_cold_items(recommender, catalog, store)
         store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         llm = make_chat_model(settings)
-        return cls(router=make_router(settings, llm), llm=llm, tool=CandidateTool(recommender, catalog, store),
+        best_first = load_dataset(GRAPH_DATASET, settings.home, progress=progress).items_best_first()
+        tool = CandidateTool(recommender, catalog, store, best_first=best_first)
+        return cls(router=make_router(settings, llm), llm=llm, tool=tool,
                    resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE),
                    rerank=settings.rerank)
 

@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
-from recsys.data import DataError, InteractionData
+from recsys.data import DataError, InteractionData, best_first
 from recsys.metrics import metrics_from_hits
 from recsys.recommender import GraphRecommender
 from recsys.split import Split
@@ -223,17 +223,17 @@ def graph_candidates(recommender: GraphRecommender, user: int, also_exclude: np.
 def history_order(parts: Split, recommender: GraphRecommender, user: int, profile: str = "rated") -> list[int]:
     """A user's training items for the re-rank prompt, best first.
 
-    ``rated``: highest rating first, the most recent first among equal ratings. ``agent``: the
-    order the agent passes today (``CandidateTool.history``: the model's training-matrix order)."""
+    ``rated``: highest rating first, the most recent first among equal ratings
+    (``recsys.data.best_first``; ``CandidateTool.history`` serves the agent the same order).
+    ``agent``: the model's training-matrix order, which the agent passed before it served ``rated``."""
     if profile == "agent":
         return [int(i) for i in _row(recommender.train_, user)]
     if profile != "rated":
         raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
     train = parts.train
     mine = np.flatnonzero(train.users == user)
-    ratings = train.ratings[mine] if train.ratings is not None else np.zeros(len(mine))
-    stamps = train.timestamps[mine] if train.timestamps is not None else np.zeros(len(mine))
-    order = np.lexsort((-stamps, -ratings))  # last key is primary
+    order = best_first(None if train.ratings is None else train.ratings[mine],
+                       None if train.timestamps is None else train.timestamps[mine], len(mine))
     return [int(i) for i in train.items[mine][order]]
 
 

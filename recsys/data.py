@@ -79,7 +79,30 @@ class InteractionData:
             timestamps=pick(self.timestamps), items_meta=self.items_meta, users_meta=self.users_meta,
         )
 
+    def items_best_first(self) -> dict[str, list[str]]:
+        """Each user's items (external ids), best first (:func:`best_first`)."""
+        order = np.argsort(self.users, kind="stable")  # by user, rows' own order within each
+        users, items = self.users[order], self.items[order]
+        ratings = None if self.ratings is None else self.ratings[order]
+        stamps = None if self.timestamps is None else self.timestamps[order]
+        starts = np.searchsorted(users, np.arange(self.n_users + 1))
+        out = {}
+        for u in range(self.n_users):
+            a, b = starts[u], starts[u + 1]
+            mine = best_first(None if ratings is None else ratings[a:b], None if stamps is None else stamps[a:b], b - a)
+            out[str(self.user_ids[u])] = [str(self.item_ids[i]) for i in items[a:b][mine]]
+        return out
+
     def summary(self) -> dict:
         density = self.n_interactions / max(1, self.n_users * self.n_items)
         return {"name": self.name, "users": self.n_users, "items": self.n_items,
                 "interactions": self.n_interactions, "density": round(density, 6)}
+
+
+def best_first(ratings: np.ndarray | None, timestamps: np.ndarray | None, n: int) -> np.ndarray:
+    """The order of a person's ``n`` interactions to show them by: highest rating first, the most
+    recent first among equal ratings, the rows' own order after that. The LLM's re-rank asks were
+    measured and tuned with it (``agent.eval_rerank.history_order``), and the agent serves it."""
+    ratings = np.zeros(n) if ratings is None else ratings
+    timestamps = np.zeros(n) if timestamps is None else timestamps
+    return np.lexsort((-timestamps, -ratings))  # the last key is the first; lexsort is stable

@@ -15,6 +15,7 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
     from agent.agent import make_router
     from agent.config import Settings
     from agent.llm import LocalChatModel
+    from recsys.datasets import load
     from recsys.train import TrainConfig
     from recsys.workflow import train_dataset
     from tools.candidates import CandidateTool
@@ -32,7 +33,8 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
                                    home=chatrec_home, progress=False)
     recommender = with_cold_items(recommender, catalog, store)
     llm = LocalChatModel()
-    return {"tool": CandidateTool(recommender, catalog, store), "resolver": TitleResolver(catalog, store), "llm": llm,
+    best_first = load("ml-100k", chatrec_home, progress=False).items_best_first()
+    return {"tool": CandidateTool(recommender, catalog, store, best_first=best_first), "resolver": TitleResolver(catalog, store), "llm": llm,
             "router": make_router(Settings(), llm), "catalog": catalog}
 
 

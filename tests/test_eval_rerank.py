@@ -294,6 +294,22 @@ def test_history_orders(ev, trained) -> None:
         er.history_order(ev.parts, trained, u, "random")
 
 
+def test_the_agents_tool_serves_the_history_in_the_measured_order(ev, trained, chatrec_home: Path) -> None:
+    """What the agent puts in its re-rank prompts is what eval-rerank and tune data used."""
+    from recsys.datasets import load
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog
+
+    best_first = load("ml-100k", chatrec_home, progress=False).items_best_first()
+    tool = CandidateTool(trained, Catalog(ev.items), store=None, best_first=best_first)
+    for u in (0, 10, 500):
+        served = [item.graph_item_id for item in tool.history(str(trained.user_ids[u]))]
+        assert served == [str(trained.item_ids[i]) for i in er.history_order(ev.parts, trained, u, "rated")]
+    unordered = CandidateTool(trained, Catalog(ev.items), store=None)  # without the dataset: the matrix order
+    assert [i.graph_item_id for i in unordered.history(str(trained.user_ids[0]))] == [
+        str(trained.item_ids[i]) for i in er.history_order(ev.parts, trained, 0, "agent")]
+
+
 def test_command_with_the_real_local_model(trained, chatrec_home: Path) -> None:
     from agent.cli import app
     from agent.runs import latest_run

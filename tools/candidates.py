@@ -92,9 +92,12 @@ class CandidateTool:
     """``candidates(...)`` → up to ``k`` scored, filtered catalog items."""
 
     def __init__(self, recommender: GraphRecommender, catalog: Catalog, store: ItemStore,
-                 cold_places: int = 3) -> None:
+                 cold_places: int = 3, best_first: dict[str, list[str]] | None = None) -> None:
         self.recommender, self.catalog, self.store = recommender, catalog, store
         self.cold_places = cold_places
+        # each dataset user's rated items best first (InteractionData.items_best_first): the order
+        # the LLM's re-rank asks were tuned with; without it, the training matrix's order
+        self.best_first = best_first or {}
         # graph id → catalog item: warm items by their dataset id ("50"), bridged ones by catalog id
         self._catalog_of_graph: dict[str, CatalogItem] = {}
         for gid, bridged in zip(recommender.item_ids, recommender.bridged_):
@@ -113,7 +116,12 @@ class CandidateTool:
         return self._catalog_of_graph.get(graph_id)
 
     def history(self, user_id: str) -> list[CatalogItem]:
-        return [i for i in map(self.catalog_item, self.recommender.history(user_id)) if i is not None]
+        """The items the graph was trained on for this dataset user, best first when known."""
+        trained = self.recommender.history(user_id)
+        if user_id in self.best_first:
+            kept = set(trained)  # the dataset's order, without the held-out validation / test items
+            trained = [i for i in self.best_first[user_id] if i in kept]
+        return [i for i in map(self.catalog_item, trained) if i is not None]
 
     def candidates(self, *, user_id: str | None, liked: Sequence[CatalogItem], disliked: Sequence[CatalogItem],
                    exclude: Iterable[str], constraint: Constraint, query: str = "", k: int = 20) -> list[Candidate]:
