@@ -686,8 +686,8 @@ def eval_rerank(
     seed: Annotated[int, typer.Option(help="seed for the user sample and the bootstrap")] = 0,
     backend: Annotated[Optional[str], typer.Option(help="local (default) or openai: the LLM that re-ranks")] = None,
     profile: Annotated[str, typer.Option(help="history order in the re-rank prompt: 'rated' (highest rating, "
-                                              "then most recent first; what the agent serves) or 'agent' (the training-matrix order the "
-                                              "agent served before)")] = "rated",
+                                              "then most recent first; what the agent serves) or 'agent' (the "
+                                              "training-matrix order the agent served before)")] = "rated",
     bootstrap: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 2000,
     codes: Annotated[bool, typer.Option(help="give the LLM BinLLM's collaborative codes of the person and the "
                                              "candidates (for an adapter from `tune train --codes`)")] = False,
