@@ -15,7 +15,9 @@ is taken from them in several ways —
 
 Precision@5, Recall@5 and NDCG@5 (RecBole's definitions, ``recsys.metrics``) against each user's
 test items, with 95% bootstrap intervals over users, and for each method other than ``graph``
-the paired bootstrap interval of its per-user difference from the graph order.
+the paired bootstrap interval of its per-user difference from the graph order. With a pointwise
+method, ``meta.pointwise_lists`` keeps every user's candidates, P(yes) and graph scores, so another
+way of combining the two can be measured without asking the LLM again.
 
 The split is the one the saved model was trained on (re-made from the split config stored in
 the model, checked against the model's training matrix). Candidates come from the saved
@@ -456,6 +458,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
     answered_graph_order = 0
     llm_seconds = pointwise_seconds = 0.0
     p_yes_lists, graph_scores, test_hits = [], [], []  # per user, over the 20 candidates, for pair_auc
+    candidate_ids = []  # per user, the 20 candidates' dataset ids (kept with P(yes) for later analysis)
     for u in tqdm(sample, desc="rerank users", unit="user", file=sys.stderr, disable=not progress):
         items, scores = graph_candidates(recommender, int(u), _row(ev.valid, u))
         ranked["graph"].append(items[:K].tolist())
@@ -473,6 +476,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
                 raise DataError(f"pointwise ranking needs answer probabilities: {result.note}")
             p_yes_lists.append(result.p_yes)
             graph_scores.append(scores)
+            candidate_ids.append([str(recommender.item_ids[i]) for i in items])
             test_hits.append(np.isin(items, _row(ev.test, u)))  # read only to score the lists
             for m, order in (("pointwise", result.order), ("fused", fused_order(result.p_yes))):
                 if m in methods:
@@ -526,6 +530,12 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
                    "candidate_source": "GraphRecommender.recommend, training and validation items left out",
                    "wall_seconds": round(time.perf_counter() - started, 1),
                    "user_ids": [str(recommender.user_ids[u]) for u in sample]}
+    if pointwise is not None:
+        # the raw lists, in user_ids' order and each in the graph's order, so another way of combining
+        # P(yes) with the graph can be measured later without asking the LLM again
+        out["meta"]["pointwise_lists"] = {
+            "candidates": candidate_ids, "p_yes": [[round(float(p), 4) for p in ps] for ps in p_yes_lists],
+            "graph_score": [[round(float(x), 4) for x in xs] for xs in graph_scores]}
     return out
 
 

@@ -171,6 +171,7 @@ def test_end_to_end_graph_and_learned(trained, ev, chatrec_home: Path) -> None:
     result = er.evaluate_rerank(trained, home=chatrec_home, users=25, seed=3, methods=("graph", "learned"),
                                 n_boot=500, progress=False)
     assert set(result) >= {"graph", "learned", "meta", "verdict"} and "llm" not in result
+    assert "pointwise_lists" not in result["meta"]  # no asks, no lists
     for method in ("graph", "learned"):
         row = result[method]
         for name in er.METRICS:
@@ -278,6 +279,11 @@ def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, ch
         assert result[method]["p_yes_auc"] == pytest.approx(er.pair_auc(yes, hits), abs=1e-4)
         assert 0 <= result[method]["graph_score_auc"] <= 1 and method in result["verdict"]
     assert "pointwise asks:" in er.format_table(result)
+    kept = result["meta"]["pointwise_lists"]  # the raw lists, for measuring other fusions later
+    assert kept["p_yes"] == [[round(x, 4) for x in ps] for ps in yes]
+    assert kept["candidates"][0] == [str(trained.item_ids[i]) for i in
+                                     er.graph_candidates(trained, users[0], er._row(ev.valid, users[0]))[0]]
+    assert len(kept["graph_score"]) == len(users) and all(len(g) == er.CANDIDATES for g in kept["graph_score"])
     with pytest.raises(ValueError, match="need a chat model"):
         er.evaluate_rerank(trained, home=chatrec_home, users=2, methods=("graph", "fused"), progress=False)
 
