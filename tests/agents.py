@@ -34,8 +34,9 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
     recommender = with_cold_items(recommender, catalog, store)
     llm = LocalChatModel()
     best_first = load("ml-100k", chatrec_home, progress=False).items_best_first()
-    return {"tool": CandidateTool(recommender, catalog, store, best_first=best_first), "resolver": TitleResolver(catalog, store), "llm": llm,
-            "router": make_router(Settings(), llm), "catalog": catalog}
+    return {"tool": CandidateTool(recommender, catalog, store, best_first=best_first),
+            "resolver": TitleResolver(catalog, store), "llm": llm, "router": make_router(Settings(), llm),
+            "catalog": catalog}
 
 
 def build_agent(parts: dict, session_dir: Path, router=None, llm=None, rerank: str = "llm") -> Agent:
