@@ -121,3 +121,81 @@ def test_the_progress_bar_counts_each_stage_of_a_two_step_run_in_its_own_epochs(
     assert progress_position(6, 6, 20, 12, 8) == {"stage": 1, "epoch": 2}
     assert progress_position(7, 6, 20, 12, 8) == {"stage": 2, "epoch": 1}
     assert progress_position(9, 6, 20, 12, 8) == {"stage": 2, "epoch": 2}
+
+
+@pytest.mark.parametrize("family, architecture, interleaved", [("qwen2", "qwen2", False), ("llama", "llama", True)])
+def test_the_adapter_is_written_for_its_models_architecture(family, architecture, interleaved, tmp_path: Path) -> None:
+    """llama.cpp refuses an adapter of another architecture, and interleaves the Q / K rows of a
+    llama only (convert_hf_to_gguf permutes llama's, not qwen2's): a tiny model of each family,
+    made from its config, exported and read back."""
+    import gguf
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    from agent.tuning import _permute_rows
+
+    config_type, model_type = (Qwen2Config, Qwen2ForCausalLM) if family == "qwen2" else (LlamaConfig, LlamaForCausalLM)
+    torch.manual_seed(0)
+    model = model_type(config_type(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2))
+    tuned = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "k_proj", "down_proj"]))
+    for name, weight in tuned.named_parameters():
+        if "lora_B" in name:
+            weight.data.normal_(0, 0.5)
+    reader = gguf.GGUFReader(str(export_gguf_adapter(tuned, tmp_path / "adapter.gguf", alpha=4)))
+    assert reader.get_field("general.architecture").contents() == architecture
+    written = {t.name: np.array(t.data, dtype=np.float32).reshape(t.data.shape) for t in reader.tensors}
+    layer = tuned.base_model.model.model.layers[1]
+    for module, name, heads in ((layer.self_attn.q_proj, "attn_q", 4), (layer.self_attn.k_proj, "attn_k", 2),
+                                (layer.mlp.down_proj, "ffn_down", None)):
+        b = module.lora_B["default"].weight.detach().numpy()
+        expected = _permute_rows(b, heads) if interleaved and heads else b
+        np.testing.assert_allclose(written[f"blk.1.{name}.weight.lora_b"], expected, atol=2e-3)
+        np.testing.assert_allclose(written[f"blk.1.{name}.weight.lora_a"],
+                                   module.lora_A["default"].weight.detach().numpy(), atol=2e-3)
+
+
+def test_a_gguf_of_another_architecture_is_refused_before_tuning(tmp_path: Path) -> None:
+    import gguf
+
+    from agent.tuning import check_exportable
+
+    path = tmp_path / "gpt2.gguf"
+    writer = gguf.GGUFWriter(str(path), "gpt2")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    with pytest.raises(ValueError, match="'gpt2' model"):
+        check_exportable(path)
+    check_exportable(default_model_path())  # the shipped llama passes
+
+
+def test_bf16_autocast_keeps_the_loss_and_the_gradients_direction(base) -> None:
+    """--precision bf16 (2.4x faster on an AMX CPU for a 1.5B model) must still learn the same thing."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from agent.tuning import TuneConfig, backward_batch, target_modules
+
+    tokenizer, model = base
+    torch.manual_seed(0)
+    tuned = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=target_modules(model)))
+    for name, weight in tuned.named_parameters():
+        if "lora_B" in name:
+            weight.data.normal_(0, 0.1)
+    examples = [SftExample([{"role": "user", "content": ask}], answer) for ask, answer in
+                [("Would a fan of westerns like Unforgiven (1992)?", "yes"), ("Is Babe (1995) a horror film?", "no")]]
+    encoded = [encode(tokenizer, e) for e in examples]
+    runs = []
+    for precision in ("fp32", "bf16"):
+        tuned.zero_grad()
+        loss = backward_batch(tuned, encoded, [0, 1], 0, TuneConfig(precision=precision), seq2seq=False)
+        grad = torch.cat([p.grad.flatten() for p in tuned.parameters() if p.requires_grad])
+        assert grad.dtype == torch.float32 and grad.abs().sum() > 0
+        runs.append((loss, grad))
+    (loss32, grad32), (loss16, grad16) = runs
+    assert abs(loss16 - loss32) < 0.05 * loss32
+    assert torch.nn.functional.cosine_similarity(grad32, grad16, dim=0) > 0.9
