@@ -172,7 +172,7 @@ def test_a_gguf_of_another_architecture_is_refused_before_tuning(tmp_path: Path)
 
 
 def test_bf16_autocast_keeps_the_loss_and_the_gradients_direction(base) -> None:
-    """--precision bf16 (2.4x faster on an AMX CPU for a 1.5B model) must still learn the same thing."""
+    """--precision bf16 (2.4x faster for a 1.5B model on a CPU with AVX-512 BF16) must still learn the same thing."""
     import copy
 
     import torch
