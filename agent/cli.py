@@ -748,6 +748,11 @@ def tune_data(
     codes: Annotated[bool, typer.Option(help="also phrase each pointwise, pairwise and re-rank ask with BinLLM's "
                                              "collaborative codes of the person and the items (field `coded`; "
                                              "`tune train --codes on|two-step` uses it)")] = False,
+    pointwise: Annotated[str, typer.Option(help="how pointwise asks are made: facets (InstructRec's preference / "
+                                                "intention mix; half the no's are the graph's own picks, half "
+                                                "never-rated films) or graph-list (the re-ranker's own situation: "
+                                                "titles they rated, no request, yes = a validation film the graph "
+                                                "ranked in its top-20, no = another of its picks)")] = "facets",
 ) -> None:
     """Instruction data (InstructRec's facets: implicit / explicit preference, none / vague / specific
     intention; pointwise, pairwise and re-rank task forms, plus the router and explanations) from
@@ -778,7 +783,7 @@ def tune_data(
             typer.echo(f"BinLLM codes: a validation item's code is nearer the person's than a random item's "
                        f"{hamming_auc(collab, recommender, np.c_[valid.row[pick], valid.col[pick]], seed):.3f} "
                        f"of the time (0.5 = no signal)", err=True)
-        made = make_instructions(ev, users, seed, chosen, codes=collab)
+        made = make_instructions(ev, users, seed, chosen, codes=collab, pointwise=pointwise)
     except (DataError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     write_instructions(path, made)
@@ -814,8 +819,9 @@ def tune_train(
     seed: int = 0,
 ) -> None:
     """LoRA-tune the local model on instruction data (InstructRec), with a progress bar and
-    checkpoints (Ctrl-C and run it again to resume). For the shipped GGUF model the adapter is
-    exported for llama.cpp as <data home>/tune/<model>.lora.gguf; for a transformers folder it is
+    checkpoints (Ctrl-C and run it again to resume). For a GGUF model (the shipped SmolLM2, or any
+    llama / qwen2 GGUF) the adapter is exported for llama.cpp as <data home>/tune/<model>.lora.gguf;
+    for a transformers folder it is
     saved as a peft folder <data home>/tune/<folder>-lora. The local backend uses it from then on
     (CHATREC_LLM_ADAPTER names another; delete the file to go back to the base model)."""
     from agent.instruct import DATA_FILE, TASKS, read_instructions

@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 TASKS = ("pointwise", "pairwise", "rerank", "explain", "router")
 CANDIDATES, COUNT, PROFILE_TITLES = 20, 5, 10  # as the agent and eval-rerank use them
+# how pointwise asks are made: "facets" (InstructRec's preference / intention mix, half the "no"s
+# from the graph's list, half never-rated items anywhere) or "graph-list" (the pointwise re-ranker's
+# own situation: titles they rated, no request, a "yes" the graph ranked in its top-20, a "no" that
+# is another of its picks)
+POINTWISE_MODES = ("facets", "graph-list")
 DATA_FILE = "tune/instructions.jsonl"
 
 
@@ -99,12 +104,15 @@ def genre_words(genre: str, plural: bool = False) -> str:
 class InstructionMaker:
     """Makes the instructions for one user at a time; ``rng`` picks facets, templates and negatives."""
 
-    def __init__(self, ev, seed: int = 0, codes=None) -> None:
+    def __init__(self, ev, seed: int = 0, codes=None, pointwise: str = "facets") -> None:
         from tools.explain import Explainer
         from tools.rerank import Reranker
 
         self.ev, self.rec = ev, ev.recommender
         self.codes = codes  # agent.collab_codes.CollabCodes, or None for the plain prompts
+        if pointwise not in POINTWISE_MODES:
+            raise ValueError(f"unknown pointwise mode {pointwise!r}: {', '.join(POINTWISE_MODES)}")
+        self.pointwise = pointwise
         self.t = read_instruct_templates()
         self.rng = random.Random(seed)
         self.reranker = Reranker(llm=None)
@@ -203,23 +211,18 @@ class InstructionMaker:
         in_list = [int(i) for i in candidates if i in set(positives.tolist())]
         others = [int(i) for i in candidates if int(i) not in in_list]  # the graph's own picks they never rated
         out = []
-        if "pointwise" in tasks:
+        if "pointwise" in tasks and self.pointwise == "graph-list":
+            if in_list and others:
+                pref = ("implicit", {"titles": [self.ev.items[i].title for i in history[:PROFILE_TITLES]]})
+                for label, item in (("yes", self.rng.choice(in_list)), ("no", self.rng.choice(others))):
+                    out.append(self._pointwise(label, item, pref, "none", "", uid, history, "graph"))
+        elif "pointwise" in tasks:
             # half the "no"s from the graph's own list: ranking its top-20 by "yes" is what they train for
             hard = bool(others) and self.rng.random() < 0.5
             for label, item in (("yes", target), ("no", self.rng.choice(others) if hard else self.negative(user))):
-                pref = self.preference(history)
+                pref = self.preference(history)  # (drawn before the intention: seeds give the data they gave)
                 intent, query, _ = self.intention(target)  # the request comes from the wanted item
-                question, name = self._pick(self.t["pointwise"]["questions"], "pointwise.questions")
-                system = self.t["pointwise"]["system"].format(domain="movie")
-                messages, coded = self._both(system, self._context(pref, query),
-                                             lambda code, q=question, i=item: q.format(title=self._describe(i) + code(i)),
-                                             uid)
-                facets = {"preference": pref[0], "intention": intent}
-                if label == "no":
-                    facets["negative"] = "graph" if hard else "random"
-                out.append(Instruction("pointwise", messages, label, facets, name, uid,
-                                       {"history": gid(history[:PROFILE_TITLES]),
-                                        ("positive" if label == "yes" else "negative"): gid([item])}, coded))
+                out.append(self._pointwise(label, item, pref, intent, query, uid, history, "graph" if hard else "random"))
         if "pairwise" in tasks:
             hard = bool(others) and self.rng.random() < 0.5  # half from the graph's own list
             negative = self.rng.choice(others) if hard else self.negative(user)
@@ -261,6 +264,20 @@ class InstructionMaker:
                 out.append(example)
         return out
 
+    def _pointwise(self, label: str, item: int, pref: tuple[str, dict], intent: str, query: str, uid: str,
+                   history: list[int], negative: str) -> Instruction:
+        """One yes / no ask about ``item``; ``negative`` says where a "no" came from (graph / random)."""
+        question, name = self._pick(self.t["pointwise"]["questions"], "pointwise.questions")
+        system = self.t["pointwise"]["system"].format(domain="movie")
+        messages, coded = self._both(system, self._context(pref, query),
+                                     lambda code: question.format(title=self._describe(item) + code(item)), uid)
+        facets = {"preference": pref[0], "intention": intent}
+        if label == "no":
+            facets["negative"] = negative
+        return Instruction("pointwise", messages, label, facets, name, uid,
+                           {"history": self._ids(history[:PROFILE_TITLES]),
+                            ("positive" if label == "yes" else "negative"): self._ids([item])}, coded)
+
     def explanation(self, user: int, uid: str, target: int, history: list[int]) -> Instruction | None:
         from tools.candidates import genre_key
         from tools.explain import Evidence
@@ -291,12 +308,14 @@ def router_instructions() -> list[Instruction]:
 
 
 def make_instructions(ev, users: int, seed: int = 0, tasks: Sequence[str] = TASKS,
-                      progress: bool = True, codes=None, exclude_users: Collection[str] = ()) -> list[Instruction]:
+                      progress: bool = True, codes=None, exclude_users: Collection[str] = (),
+                      pointwise: str = "facets") -> list[Instruction]:
     """Instructions from ``users`` training users (a fixed-seed sample of those with validation
     items) for the chosen tasks, plus every router row when ``router`` is among them.
     ``codes`` (agent.collab_codes.CollabCodes): also phrase each pointwise, pairwise and re-rank
     ask with BinLLM's codes (``Instruction.coded``); the plain rows are the same either way.
-    ``exclude_users``: dataset user ids never sampled (people a model was tuned on, to hold out)."""
+    ``exclude_users``: dataset user ids never sampled (people a model was tuned on, to hold out).
+    ``pointwise``: how the pointwise asks are made (:data:`POINTWISE_MODES`)."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {', '.join(unknown)}: choose from {', '.join(TASKS)}")
@@ -307,7 +326,7 @@ def make_instructions(ev, users: int, seed: int = 0, tasks: Sequence[str] = TASK
                             dtype=eligible.dtype)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(eligible, min(users, len(eligible)), replace=False))
-    maker = InstructionMaker(ev, seed, codes)
+    maker = InstructionMaker(ev, seed, codes, pointwise)
     out: list[Instruction] = []
     for user in tqdm(chosen, desc="instructions", unit="user", disable=not progress):
         out += maker.for_user(int(user), tasks)
@@ -356,6 +375,6 @@ def read_instructions(path: Path) -> list[Instruction]:
     return out
 
 
-__all__ = ["DATA_FILE", "Instruction", "InstructionMaker", "TASKS", "count_templates", "genre_words",
+__all__ = ["DATA_FILE", "Instruction", "InstructionMaker", "POINTWISE_MODES", "TASKS", "count_templates", "genre_words",
            "make_instructions", "read_instructions", "router_instructions", "summarize", "templates",
            "write_instructions"]

@@ -190,3 +190,29 @@ def test_half_the_pointwise_nos_are_the_graphs_own_picks(ev, made) -> None:
             in_test = np.array(sorted(maker._with_twins(ev.test[u].indices)), dtype=np.int64)
             top, _ = graph_candidates(rec, u, also_exclude=in_test)
             assert rec.item_index(item) in top
+
+
+def test_graph_list_pointwise_asks_are_the_rerankers_own_situation(ev) -> None:
+    """--pointwise graph-list: the "yes" is a validation film the graph ranked in its top-20 and the
+    "no" another of its picks the person never rated; titles they rated, no request, as the
+    pointwise re-ranker asks at serving time. No test interaction appears (same check as above)."""
+    from agent.eval_rerank import graph_candidates
+
+    rec = ev.recommender
+    maker = instruct.InstructionMaker(ev)
+    made = instruct.make_instructions(ev, users=60, seed=3, progress=False, tasks=("pointwise",),
+                                      pointwise="graph-list")
+    rated = (ev.train + ev.valid + ev.test).tocsr()
+    assert len(made) > 40 and Counter(i.answer for i in made) == {"yes": len(made) // 2, "no": len(made) // 2}
+    for ins in made:
+        assert ins.facets["preference"] == "implicit" and ins.facets["intention"] == "none"
+        assert "asked for" not in ins.messages[-1]["content"]
+        u = rec.user_index(ins.user)
+        [item] = ins.items["positive" if ins.answer == "yes" else "negative"]
+        i = rec.item_index(item)
+        in_test = np.array(sorted(maker._with_twins(ev.test[u].indices)), dtype=np.int64)
+        top, _ = graph_candidates(rec, u, also_exclude=in_test)
+        assert i in top and ev.test[u, i] == 0
+        assert (ev.valid[u, i] != 0) if ins.answer == "yes" else (rated[u, i] == 0)
+    with pytest.raises(ValueError, match="pointwise mode"):
+        instruct.make_instructions(ev, users=5, tasks=("pointwise",), pointwise="hard")
