@@ -222,7 +222,8 @@ class InstructionMaker:
             for label, item in (("yes", target), ("no", self.rng.choice(others) if hard else self.negative(user))):
                 pref = self.preference(history)  # (drawn before the intention: seeds give the data they gave)
                 intent, query, _ = self.intention(target)  # the request comes from the wanted item
-                out.append(self._pointwise(label, item, pref, intent, query, uid, history, "graph" if hard else "random"))
+                out.append(self._pointwise(label, item, pref, intent, query, uid, history,
+                                           "graph" if hard else "random"))
         if "pairwise" in tasks:
             hard = bool(others) and self.rng.random() < 0.5  # half from the graph's own list
             negative = self.rng.choice(others) if hard else self.negative(user)
@@ -375,6 +376,6 @@ def read_instructions(path: Path) -> list[Instruction]:
     return out
 
 
-__all__ = ["DATA_FILE", "Instruction", "InstructionMaker", "POINTWISE_MODES", "TASKS", "count_templates", "genre_words",
-           "make_instructions", "read_instructions", "router_instructions", "summarize", "templates",
+__all__ = ["DATA_FILE", "Instruction", "InstructionMaker", "POINTWISE_MODES", "TASKS", "count_templates",
+           "genre_words", "make_instructions", "read_instructions", "router_instructions", "summarize", "templates",
            "write_instructions"]

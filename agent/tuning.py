@@ -430,4 +430,5 @@ def export_gguf_adapter(model, path: Path, alpha: float) -> Path:
 
 
 __all__ = ["SftExample", "TuneConfig", "encode", "encode_seq2seq", "export_gguf_adapter", "flatten", "is_seq2seq",
-           "adapter_path", "check_exportable", "load_base", "progress_position", "save_peft_adapter", "target_modules", "train_lora"]
+           "adapter_path", "check_exportable", "load_base", "progress_position", "save_peft_adapter", "target_modules",
+           "train_lora"]
