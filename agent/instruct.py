@@ -131,10 +131,14 @@ class InstructionMaker:
         n = self.rng.randrange(len(options))
         return options[n], f"{name}[{n}]"
 
+    def implicit(self, history: list[int]) -> tuple[str, dict]:
+        """The implicit preference: the titles they rated, best first (what the re-rankers show)."""
+        return "implicit", {"titles": [self.ev.items[i].title for i in history[:PROFILE_TITLES]]}
+
     def preference(self, history: list[int]) -> tuple[str, dict]:
         """("implicit"|"explicit", fields): titles, or the sentence a person would say."""
         if self.rng.random() < 0.5:
-            return "implicit", {"titles": [self.ev.items[i].title for i in history[:PROFILE_TITLES]]}
+            return self.implicit(history)
         counts = Counter(g for i in history for g in self.ev.items[i].genres if g != "unknown")
         top = [genre_words(g, plural=True) for g, _ in counts.most_common(2)] or ["all sorts of films"]
         text, name = self._pick(self.t["explicit_preference"], "explicit_preference")
@@ -213,7 +217,7 @@ class InstructionMaker:
         out = []
         if "pointwise" in tasks and self.pointwise == "graph-list":
             if in_list and others:
-                pref = ("implicit", {"titles": [self.ev.items[i].title for i in history[:PROFILE_TITLES]]})
+                pref = self.implicit(history)
                 for label, item in (("yes", self.rng.choice(in_list)), ("no", self.rng.choice(others))):
                     out.append(self._pointwise(label, item, pref, "none", "", uid, history, "graph"))
         elif "pointwise" in tasks:

@@ -2,9 +2,10 @@
 
 Two kinds of base model:
 
-- the shipped GGUF (SmolLM2-135M, a llama): transformers de-quantises it (``gguf_file=``), peft
-  adds low-rank adapters, and :func:`export_gguf_adapter` writes them in llama.cpp's LoRA
-  adapter format, so the agent serves base + adapter from llama.cpp with no conversion tools;
+- a GGUF file (the shipped SmolLM2-135M, or another llama / qwen2 GGUF): transformers
+  de-quantises it (``gguf_file=``), peft adds low-rank adapters, and :func:`export_gguf_adapter`
+  writes them in llama.cpp's LoRA adapter format for that architecture, so the agent serves base +
+  adapter from llama.cpp with no conversion tools;
 - a transformers directory, causal or sequence-to-sequence (T5 / Flan-T5, InstructRec's own
   backbone): the same loop; the adapter is saved in peft's format and served through
   transformers (agent/llm.py, ``TransformersChatModel``).
