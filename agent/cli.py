@@ -694,7 +694,10 @@ def eval_rerank(
     methods: Annotated[Optional[list[str]], typer.Option(
         "--method", help="re-rankers to measure besides the graph order (repeatable): llm (the whole order asked "
                          "for), pointwise (sorted by the LLM's P(yes) per candidate, InstructRec), fused (that rank "
-                         "averaged with the graph rank), learned; default: llm and learned")] = None,
+                         "averaged with the graph rank), blend (graph score and P(yes) weighted by a model "
+                         "fitted on validation lists), learned; default: llm and learned")] = None,
+    fit_users: Annotated[int, typer.Option(min=1, help="users whose validation lists are asked (20 asks each) to fit "
+                                                       "the blend's weights")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON object")] = False,
 ) -> None:
     """Offline re-rank gain, the Chat-Rec protocol: on ml-100k test users, the top-5 of LightGCN's
@@ -722,13 +725,13 @@ def eval_rerank(
 
             collab = load_codes(recommender, settings.home)
         result = evaluate_rerank(recommender, home=settings.home, llm=llm, users=users, seed=seed, profile=profile,
-                                 n_boot=bootstrap, codes=collab, methods=chosen,
+                                 n_boot=bootstrap, codes=collab, methods=chosen, fit_users=fit_users,
                                  llm_info={"backend": settings.llm_backend, "model": model_name(settings),
                                            "codes": codes})
     except (LLMUnavailable, DataError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     path = save_run("rerank", result, run_meta(settings, dataset="ml-100k", seed=seed, users=users, codes=codes,
-                                                methods=chosen),
+                                                methods=chosen, fit_users=fit_users),
                     settings.home)
     typer.echo(f"saved {path}", err=True)
     if as_json:

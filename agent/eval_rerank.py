@@ -9,6 +9,9 @@ is taken from them in several ways —
 - ``pointwise``: InstructRec's way — the LLM is asked of each candidate "would they enjoy it? yes
   or no" and the candidates are sorted by P("yes") (``tools.rerank.PointwiseReranker``);
   ``fused``: by the mean of that rank and the graph rank (the same asks, scored once);
+  ``blend``: by a weighted sum of the graph score's z-score in its list and the log-odds of
+  P("yes"), the two weights fitted on VALIDATION lists of other asks (``fit_users`` users, the
+  same listwise model as ``learned``): the fusion with its weight chosen by data, not fixed;
 - ``learned``: a logistic regression over cheap features (graph score, its z-score in the list,
   rank, item popularity, genre overlap with the user's history, year distance) fitted on the
   VALIDATION split — candidates excluding the training items, label = a validation item.
@@ -65,10 +68,12 @@ K = 5  # the list the person sees
 CANDIDATES = 20  # what the graph hands the re-ranker (the agent's CANDIDATES)
 PROFILE_TITLES = 10  # history titles passed to the re-ranker, as the agent does (the prompt shows 6)
 METRICS = ("precision@5", "recall@5", "ndcg@5")
-METHODS = ("graph", "llm", "pointwise", "fused", "learned")
+METHODS = ("graph", "llm", "pointwise", "fused", "blend", "learned")
 DEFAULT_METHODS = ("graph", "llm", "learned")
-POINTWISE = ("pointwise", "fused")  # both from one set of yes / no asks
+POINTWISE = ("pointwise", "fused", "blend")  # all from one set of yes / no asks on the test lists
 FEATURES = ("score", "score_z", "log_rank", "log_popularity", "genre_overlap", "year_distance")
+BLEND_FEATURES = ("score_z", "p_yes_logit")
+FIT_USERS = 100  # validation lists asked to fit the blend's two weights
 PROFILES = ("rated", "agent")
 
 
@@ -304,6 +309,7 @@ class LearnedReranker:
     coef_: np.ndarray | None = None
     intercept_: float = 0.0
     fit_info: dict = field(default_factory=dict)
+    names: tuple[str, ...] = FEATURES  # the feature columns, for reporting the weights
 
     def fit(self, data: FitData) -> LearnedReranker:
         X, y = np.asarray(data.X, dtype=np.float64), np.asarray(data.y, dtype=np.float64)
@@ -376,7 +382,55 @@ class LearnedReranker:
         return [int(i) for i in np.argsort(-self.decision(X), kind="stable")[:count]]
 
     def coefficients(self) -> dict[str, float]:
-        return {name: round(float(c), 4) for name, c in zip(FEATURES, self.coef_)}
+        return {name: round(float(c), 4) for name, c in zip(self.names, self.coef_)}
+
+
+# ----------------------------------------------------------------------------- blend: graph + P(yes)
+
+
+def blend_features(scores: Sequence[float], p_yes: Sequence[float]) -> np.ndarray:
+    """One row per candidate, columns :data:`BLEND_FEATURES`: the graph score's z-score in its list
+    and the log-odds of the LLM's P("yes") (clipped at 1e-4 so a sure answer stays finite)."""
+    s = np.asarray(scores, dtype=np.float64)
+    std = s.std()
+    score_z = (s - s.mean()) / std if std > 0 else np.zeros(len(s))
+    p = np.clip(np.asarray(p_yes, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.column_stack([score_z, np.log(p / (1 - p))])
+
+
+def sample_fit_users(valid: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
+    """``n`` users (sorted) among those with validation items, drawn apart from the test sample's
+    stream (they may overlap with the test users: their validation lists are other lists)."""
+    eligible = np.flatnonzero(np.diff(valid.indptr) > 0)
+    rng = np.random.default_rng([seed, 1])
+    return np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
+
+
+def blend_fit_data(ev: EvalData, pointwise: PointwiseReranker, valid: sp.csr_matrix, users: Sequence[int],
+                   profile: str = "rated", codes=None, progress: bool = False) -> FitData:
+    """Validation lists for the blend: each user's graph top-20 without the training items
+    (``recommend`` leaves them out), P("yes") asked of each candidate as at test time, label = a
+    validation item. Like :func:`learned_fit_data` the test split is not read."""
+    recommender = ev.recommender
+    X, y, us, its = [], [], [], []
+    for u in tqdm(users, desc="blend fit users", unit="user", file=sys.stderr, disable=not progress):
+        items, scores = graph_candidates(recommender, int(u), np.empty(0, dtype=np.int64))
+        result = pointwise.rerank([Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)],
+                                  len(items), profile=_profile_titles(ev, int(u), profile),
+                                  codes=None if codes is None else codes.field(recommender.user_ids[u],
+                                                                               recommender.item_ids[items]))
+        if not result.used_llm:
+            raise DataError(f"pointwise ranking needs answer probabilities: {result.note}")
+        X.append(blend_features(scores, result.p_yes))
+        y.append(np.isin(items, _row(valid, int(u))).astype(np.float64))
+        us.append(np.full(len(items), u))
+        its.append(items)
+    return FitData(np.vstack(X), np.concatenate(y), np.concatenate(us), np.concatenate(its))
+
+
+def _profile_titles(ev: EvalData, user: int, profile: str) -> list[str]:
+    """The history titles a re-rank prompt gets, as the agent passes them."""
+    return [ev.items[i].title for i in history_order(ev.parts, ev.recommender, user, profile)[:PROFILE_TITLES]]
 
 
 # ----------------------------------------------------------------------------- the evaluation
@@ -408,7 +462,8 @@ def pair_auc(scores: Sequence[Sequence[float]], relevant: Sequence[Sequence[bool
 def _verdict(name: str, diff_ci: list[float], mean_diff: float, same_top5: float) -> str:
     low, high = diff_ci
     label = {"llm": "The LLM re-rank", "learned": "The learned re-ranker", "pointwise": "Ranking by the LLM's P(yes)",
-             "fused": "P(yes) rank fused with the graph rank"}.get(name, name)
+             "fused": "P(yes) rank fused with the graph rank",
+             "blend": "The graph score blended with P(yes) (weights fitted on validation)"}.get(name, name)
     interval = f"NDCG@5 difference {mean_diff:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]"
     if same_top5 == 1.0:
         return f"{label} does not beat the graph order: it gave the graph's top-5 for every user ({interval})."
@@ -422,12 +477,13 @@ def _verdict(name: str, diff_ci: list[float], mean_diff: float, same_top5: float
 def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, llm=None, users: int = 200,
                     seed: int = 0, methods: Sequence[str] = DEFAULT_METHODS, profile: str = "rated",
                     n_boot: int = 2000, catalog: Catalog | None = None, progress: bool = True,
-                    llm_info: dict | None = None, codes=None) -> dict:
+                    llm_info: dict | None = None, codes=None, fit_users: int = FIT_USERS) -> dict:
     """The Chat-Rec re-rank evaluation on ``users`` sampled test users; see the module docstring.
 
-    ``llm``: a chat model for the ``llm``, ``pointwise`` and ``fused`` methods
+    ``llm``: a chat model for the ``llm``, ``pointwise``, ``fused`` and ``blend`` methods
     (``agent.llm.make_chat_model``); ``codes`` (agent.collab_codes.CollabCodes): put BinLLM's codes
-    of the person and the candidates in its prompts. Returns one entry per method, e.g.
+    of the person and the candidates in its prompts; ``fit_users``: how many users' validation
+    lists are asked to fit ``blend``. Returns one entry per method, e.g.
     ``{"graph": {...}, "llm": {...}, "learned": {...}, "meta": {...}, "verdict": {...}}``."""
     started = time.perf_counter()
     unknown = [m for m in methods if m not in METHODS]
@@ -453,6 +509,15 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
 
     reranker = Reranker(llm) if "llm" in methods else None
     pointwise = PointwiseReranker(llm) if any(m in POINTWISE for m in methods) else None
+    blend = None
+    if "blend" in methods:
+        t = time.perf_counter()
+        fit_users_drawn = sample_fit_users(ev.valid, fit_users, seed)
+        blend_data = blend_fit_data(ev, pointwise, ev.valid, fit_users_drawn, profile, codes, progress)  # no test
+        blend = LearnedReranker(names=BLEND_FEATURES).fit(blend_data)
+        blend.fit_info.update({"seconds": round(time.perf_counter() - t, 2),
+                               "p_yes_auc": pair_auc(*_lists(blend_data, 1)),
+                               "graph_score_auc": pair_auc(*_lists(blend_data, 0))})
     ranked: dict[str, list[list[int]]] = {m: [] for m in methods}
     fallbacks: Counter = Counter()
     answered_graph_order = 0
@@ -466,7 +531,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
             X = candidate_features(ev, items, scores, _row(ev.train, u))
             ranked["learned"].append(items[learned.order(X, K)].tolist())
         candidates = [Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)]
-        titles = [ev.items[i].title for i in history_order(ev.parts, recommender, int(u), profile)[:PROFILE_TITLES]]
+        titles = _profile_titles(ev, int(u), profile)
         field = None if codes is None else codes.field(recommender.user_ids[u], recommender.item_ids[items])
         if pointwise is not None:
             t = time.perf_counter()
@@ -481,6 +546,8 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
             for m, order in (("pointwise", result.order), ("fused", fused_order(result.p_yes))):
                 if m in methods:
                     ranked[m].append(items[order[:K]].tolist())
+            if blend is not None:
+                ranked["blend"].append(items[blend.order(blend_features(scores, result.p_yes), K)].tolist())
         if reranker is not None:
             t = time.perf_counter()
             result = reranker.rerank(candidates, K, profile=titles, query="", codes=field)
@@ -521,6 +588,10 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
     if learned is not None:
         out["learned"].update({"features": list(FEATURES), "coefficients": learned.coefficients(),
                                "fit": {"split": "valid", **learned.fit_info}})
+    if blend is not None:
+        out["blend"].update({"features": list(BLEND_FEATURES), "coefficients": blend.coefficients(),
+                             "fit": {"split": "valid", **{k: round(v, 4) if isinstance(v, float) else v
+                                                          for k, v in blend.fit_info.items()}}})
     out["verdict"] = {m: _verdict(m, out[m]["ndcg@5_diff_ci95"], out[m]["ndcg@5_diff"], out[m]["same_top5_as_graph"])
                       for m in methods if m != "graph"}
     out["meta"] = {"dataset": recommender.dataset, "users": int(len(sample)), "seed": seed, "k": K,
@@ -537,6 +608,12 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
             "candidates": candidate_ids, "p_yes": [[round(float(p), 4) for p in ps] for ps in p_yes_lists],
             "graph_score": [[round(float(x), 4) for x in xs] for xs in graph_scores]}
     return out
+
+
+def _lists(data: FitData, column: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-user lists of one feature column and the labels, for :func:`pair_auc`."""
+    starts = np.flatnonzero(np.r_[True, data.users[1:] != data.users[:-1]])
+    return np.split(data.X[:, column], starts[1:]), np.split(data.y.astype(bool), starts[1:])
 
 
 def format_table(result: dict) -> str:
@@ -564,10 +641,16 @@ def format_table(result: dict) -> str:
                          f"pairs (graph score: {row['graph_score_auc']}), mean P(yes) {row['mean_p_yes']}, "
                          f"{row['seconds_per_user']:.2f} s per user")
             break
+    if "blend" in result:
+        fit = result["blend"]["fit"]
+        lines.append(f"blend weights {result['blend']['coefficients']} fitted on {fit['users']} validation lists "
+                     f"({fit['lists_with_a_positive']} with a validation item; there P(yes)'s AUC {fit['p_yes_auc']}, "
+                     f"the graph score's {fit['graph_score_auc']})")
     lines += list(result.get("verdict", {}).values())
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_METHODS", "EvalData", "FitData", "LearnedReranker", "METHODS", "bootstrap_ci",
-           "candidate_features", "evaluate_rerank", "format_table", "graph_candidates", "history_order",
-           "learned_fit_data", "load_eval_data", "pair_auc", "paired_diff_ci", "sample_users", "topk_metrics"]
+__all__ = ["BLEND_FEATURES", "DEFAULT_METHODS", "EvalData", "FitData", "LearnedReranker", "METHODS",
+           "blend_features", "blend_fit_data", "bootstrap_ci", "candidate_features", "evaluate_rerank",
+           "format_table", "graph_candidates", "history_order", "learned_fit_data", "load_eval_data", "pair_auc",
+           "paired_diff_ci", "sample_fit_users", "sample_users", "topk_metrics"]

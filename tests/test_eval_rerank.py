@@ -288,6 +288,79 @@ def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, ch
         er.evaluate_rerank(trained, home=chatrec_home, users=2, methods=("graph", "fused"), progress=False)
 
 
+def test_blend_features_are_the_lists_z_score_and_the_log_odds() -> None:
+    X = er.blend_features([3.0, 1.0, 2.0], [0.5, 1.0, 0.0])
+    assert X[:, 0] == pytest.approx([1.2247, -1.2247, 0.0], abs=1e-4)
+    assert X[:, 1] == pytest.approx([0.0, math.log(9999), -math.log(9999)])  # a sure answer stays finite
+    assert np.array_equal(er.blend_features([2.0, 2.0], [0.3, 0.6])[:, 0], [0.0, 0.0])
+
+
+class _Oracle:
+    """P("yes") 0.9 for the person's own validation and test films, 0.1 otherwise: the person is
+    told apart by the history line of the ask. A strong, planted signal for the blend to find."""
+
+    def __init__(self, ev, users) -> None:
+        from tools.candidates import Candidate
+        from tools.rerank import PointwiseReranker
+
+        ask = PointwiseReranker(self)
+        self.relevant, self.asks = {}, 0
+        for u in users:
+            context = ask.prompt(Candidate(ev.items[0], 0.0, "graph"),
+                                 profile=er._profile_titles(ev, int(u), "rated"))[-1]["content"].rsplit("\n", 1)[0]
+            mine = np.r_[er._row(ev.valid, int(u)), er._row(ev.test, int(u))]
+            self.relevant[context] = {ev.items[i].title_year for i in mine}
+
+    def answer_probabilities(self, messages, answers):
+        self.asks += 1
+        context, question = messages[-1].content.rsplit("\n", 1)
+        return {"yes": 0.9, "no": 0.1} if any(t in question for t in self.relevant[context]) else {"yes": 0.1, "no": 0.9}
+
+
+def test_blend_is_fitted_on_validation_lists_and_finds_a_planted_signal(trained, ev, chatrec_home: Path) -> None:
+    users, fit_users = 8, 12
+    test_users = er.sample_users(ev.test, users, 5)
+    drawn = er.sample_fit_users(ev.valid, fit_users, 5)
+    oracle = _Oracle(ev, np.union1d(test_users, drawn))
+    result = er.evaluate_rerank(trained, home=chatrec_home, llm=oracle, users=users, seed=5, n_boot=200,
+                                progress=False, methods=("graph", "blend"), fit_users=fit_users)
+    assert oracle.asks == (fit_users + users) * er.CANDIDATES  # validation lists first, then the test lists
+    fit = result["blend"]["fit"]
+    assert fit["split"] == "valid" and fit["users"] == fit_users
+    # test films are label 0 in the validation lists, so the oracle is not perfect there, only better than the graph
+    assert fit["p_yes_auc"] > fit["graph_score_auc"]
+    assert set(result["blend"]["coefficients"]) == set(er.BLEND_FEATURES)
+    assert result["blend"]["coefficients"]["p_yes_logit"] > 0  # the planted signal is what it weighs
+    assert result["blend"]["ndcg@5"] > result["graph"]["ndcg@5"]
+    assert "blend weights" in er.format_table(result)
+
+
+def test_blend_fitting_reads_no_test_item(trained, ev) -> None:
+    from tools.rerank import PointwiseReranker
+
+    assert "test" not in inspect.signature(er.blend_fit_data).parameters
+    users = er.sample_fit_users(ev.valid, 6, 0)
+    blind = dataclasses.replace(ev, test=None)
+    data = er.blend_fit_data(blind, PointwiseReranker(_TitleOdds()), ev.valid, users)
+    again = er.blend_fit_data(ev, PointwiseReranker(_TitleOdds()), ev.valid, users)
+    assert np.array_equal(data.X, again.X) and np.array_equal(data.y, again.y)
+    for u in users:
+        rows = data.users == u
+        assert np.array_equal(data.y[rows] == 1, np.isin(data.items[rows], er._row(ev.valid, u)))
+        assert not np.isin(data.items[rows], er._row(ev.train, u)).any()
+    assert len(data.y) == 6 * er.CANDIDATES
+
+
+def test_blend_with_a_constant_p_yes_keeps_the_graph_order(trained, chatrec_home: Path) -> None:
+    class Flat:
+        def answer_probabilities(self, messages, answers):
+            return {"yes": 0.3, "no": 0.7}
+
+    result = er.evaluate_rerank(trained, home=chatrec_home, llm=Flat(), users=5, seed=1, n_boot=200,
+                                progress=False, methods=("graph", "blend"), fit_users=5)
+    assert result["blend"]["same_top5_as_graph"] == 1.0 and result["blend"]["ndcg@5_diff"] == 0.0
+
+
 def test_history_orders(ev, trained) -> None:
     u = 0
     rated = er.history_order(ev.parts, trained, u, "rated")
