@@ -199,3 +199,29 @@ def test_bf16_autocast_keeps_the_loss_and_the_gradients_direction(base) -> None:
     (loss32, grad32), (loss16, grad16) = runs
     assert abs(loss16 - loss32) < 0.05 * loss32
     assert torch.nn.functional.cosine_similarity(grad32, grad16, dim=0) > 0.9
+
+
+def _pointwise_row(title: str, answer: str) -> dict:
+    ask = f"They rated these highly: Heat (1995); Alien (1979).\nShould we recommend {title} to them? Answer yes or no."
+    return {"task": "pointwise", "answer": answer,
+            "messages": [{"role": "system", "content": "Answer yes or no."}, {"role": "user", "content": ask}]}
+
+
+def test_tuning_sanity_relabels_from_the_asked_film_and_balances():
+    from bench.tuning_sanity import auc, relabel
+
+    rows = [_pointwise_row(t, "no") for t in ("Jaws (1975)", "Psycho (1960)", "Fargo (1996)", "Heat (1995)",
+                                              "Scream (1996)", "Untitled")]
+    year = relabel(rows, "year")
+    # the history's 1979 must not decide: the asked film's year does; the title without a year is dropped
+    asked = {r["messages"][-1]["content"].split("recommend ")[1].split(" to them")[0]: r["answer"] for r in year}
+    assert {t for t, a in asked.items() if a == "yes"} == {"Jaws (1975)", "Psycho (1960)"}
+    no = {t for t, a in asked.items() if a == "no"}
+    assert len(no) == 2 and no <= {"Fargo (1996)", "Heat (1995)", "Scream (1996)"}  # balanced: 2 of the 3
+    hint = relabel(rows, "hint")
+    assert sum(r["answer"] == "yes" for r in hint) == sum(r["answer"] == "no" for r in hint) > 0
+    for r in hint:
+        assert f"(The right answer is {r['answer']}.)" in r["messages"][-1]["content"]
+    assert rows[0]["messages"][-1]["content"].count("right answer") == 0  # the input rows are not edited
+    assert auc(np.array([0.9, 0.8, 0.1]), np.array([True, False, False])) == 1.0
+    assert auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
