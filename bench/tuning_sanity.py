@@ -22,6 +22,7 @@ token averaged: chance is ln 2 / 2 = 0.347).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import random
@@ -43,7 +44,7 @@ def relabel(rows: list[dict], variant: str, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     out = []
     for row in rows:
-        row = json.loads(json.dumps(row))  # a deep copy: the ask may be edited
+        row = copy.deepcopy(row)  # the ask may be edited
         ask = row["messages"][-1]
         if variant == "year":
             years = YEAR.findall(ask["content"].rsplit("\n", 1)[-1])  # the asked film, not the history
@@ -68,26 +69,23 @@ def relabel(rows: list[dict], variant: str, seed: int = 0) -> list[dict]:
 
 
 def p_yes(tokenizer, model, rows: list[dict]) -> np.ndarray:
-    """P("yes") among {yes, no} at the answer's first token, for each ask."""
+    """P("yes") against "no" at the answer's first token, for each ask, read as the product reads it
+    (every spelling of each answer counted: ``agent.llm.probabilities_from_logits``)."""
     import torch
 
+    from agent.llm import answer_token_ids, probabilities_from_logits
     from agent.tuning import SftExample, encode
 
-    yes_id, no_id = (tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("yes", "no"))
+    answers = ("yes", "no")
+    ids = answer_token_ids(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], answers,
+                           unknown=tokenizer.unk_token_id)
     out = []
     with torch.no_grad():
         for row in rows:
-            ids, start = encode(tokenizer, SftExample(row["messages"], row["answer"]))
-            logits = model(input_ids=torch.tensor([ids[:start]])).logits[0, -1]
-            pair = torch.softmax(logits[[yes_id, no_id]].float(), dim=0)
-            out.append(float(pair[0]))
+            prompt, start = encode(tokenizer, SftExample(row["messages"], row["answer"]))
+            logits = model(input_ids=torch.tensor([prompt[:start]])).logits[0, -1]
+            out.append(probabilities_from_logits(logits.float().numpy(), ids, answers)["yes"])
     return np.array(out)
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels], scores[~labels]
-    diff = pos[:, None] - neg[None, :]
-    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
 
 
 def main() -> None:
@@ -102,6 +100,7 @@ def main() -> None:
 
     import torch
 
+    from agent.eval_rerank import pair_auc
     from agent.llm import default_model_path
     from agent.tuning import SftExample, TuneConfig, train_lora
 
@@ -126,7 +125,7 @@ def main() -> None:
         figures[variant] = {"asks": len(data), "held_out": len(held_out),
                             "loss_first_10": round(float(np.mean(losses[:10])), 3),
                             "loss_last_10": round(float(np.mean(losses[-10:])), 3),
-                            "held_out_auc": round(auc(scores, labels), 3),
+                            "held_out_auc": round(pair_auc([scores], [labels]), 3),
                             "held_out_accuracy": round(float(np.mean((scores > 0.5) == labels)), 3),
                             "seconds": round(time.perf_counter() - started, 1)}
         print(f"{variant}: {figures[variant]}", flush=True)

@@ -208,7 +208,8 @@ def _pointwise_row(title: str, answer: str) -> dict:
 
 
 def test_tuning_sanity_relabels_from_the_asked_film_and_balances():
-    from bench.tuning_sanity import auc, relabel
+    from agent.eval_rerank import pair_auc
+    from bench.tuning_sanity import relabel
 
     rows = [_pointwise_row(t, "no") for t in ("Jaws (1975)", "Psycho (1960)", "Fargo (1996)", "Heat (1995)",
                                               "Scream (1996)", "Untitled")]
@@ -223,5 +224,6 @@ def test_tuning_sanity_relabels_from_the_asked_film_and_balances():
     for r in hint:
         assert f"(The right answer is {r['answer']}.)" in r["messages"][-1]["content"]
     assert rows[0]["messages"][-1]["content"].count("right answer") == 0  # the input rows are not edited
-    assert auc(np.array([0.9, 0.8, 0.1]), np.array([True, False, False])) == 1.0
-    assert auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+    # the held-out AUC is the re-rank evaluation's own pair_auc, over one list
+    assert pair_auc([np.array([0.9, 0.8, 0.1])], [np.array([True, False, False])]) == 1.0
+    assert pair_auc([np.array([0.5, 0.5])], [np.array([True, False])]) == 0.5
