@@ -1,0 +1,210 @@
+"""Does the blend's weight on P(yes) settle when it is fitted on every user's validation list?
+
+    CHATREC_HOME=<home> CHATREC_LLM_MODEL=<model.gguf> CHATREC_LLM_ADAPTER=none \
+        python -m bench.blend_refit --run <home>/runs/rerank/<seed-0 run>.json --run <seed-1 run>.json
+
+`chatrec eval-rerank --method blend` fits its two weights (graph score z, logit P(yes)) on the
+validation lists of only 100 users, and two draws gave weights 27x apart (bench/RESULTS.md). This
+asks the configured LLM P("yes") for the graph top-20 of up to ``--fit-users`` users' validation
+lists (all users with a validation item by default; the test split is not read), refits the blend
+on 100 users (the draw eval-rerank makes for the run's seed, so its recorded weights must come
+back), on growing draws, and on all of them, and re-scores the saved runs' TEST lists with each
+fit: those runs kept every user's candidates, P(yes) and graph scores, so the test lists are not
+asked again. Scores are P@5 / R@5 / NDCG@5 and the paired bootstrap interval of the NDCG@5
+difference from the graph order, exactly as eval-rerank computes them.
+
+The asks (~20 per user, 6-7 s per user for a 1.5B model on 2 CPU cores) are kept in ``--cache``,
+rewritten whole every few users, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from agent.config import Settings
+from agent.eval_rerank import (BLEND_FEATURES, FitData, LearnedReranker, blend_features,
+                               blend_fit_data, load_eval_data, paired_diff_ci, sample_fit_users, topk_metrics)
+from agent.llm import make_chat_model
+from agent.runs import RUNS_DIR, model_name
+from bench.common import emit
+from recsys.train import write_json
+from recsys.workflow import load_recommender
+from tools.rerank import PointwiseReranker
+
+CACHE_VERSION = 1
+SAVE_EVERY = 20  # users between cache rewrites
+FIT_SIZES = (100, 200, 400)  # growing draws, besides the run's own and all users
+WEIGHT_BOOT = 200  # resamples of the fit users for the interval of the P(yes) weight
+
+
+def raw_weights(model: LearnedReranker) -> dict[str, float]:
+    """The fitted weights per unit of each feature (the fit standardises its columns first), and
+    their ratio: how many graph-score standard deviations one unit of P(yes)'s log-odds is worth."""
+    w = model.coef_ / model.scale_
+    return {"score_z": round(float(w[0]), 4), "p_yes_logit": round(float(w[1]), 4),
+            "p_yes_per_score_z": round(float(w[1] / w[0]), 4) if w[0] else None}
+
+
+def load_cache(path: Path, model: str, profile: str) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        found = (payload["version"], payload["model"], payload["profile"])
+        lists = payload["lists"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"error: the cache {path} is unreadable ({exc}); delete it to ask again")
+    if found != (CACHE_VERSION, model, profile):
+        raise SystemExit(f"error: the cache {path} holds asks of {found[1]!r} (profile {found[2]!r}, format "
+                         f"{found[0]}), not {model!r} ({profile!r}); pass another --cache")
+    return lists
+
+
+def fill_cache(path: Path, lists: dict[str, dict], ev, pointwise: PointwiseReranker, users: np.ndarray,
+               model: str, profile: str) -> None:
+    """P(yes) on each user's validation list, asked only where the cache lacks it."""
+    rec = ev.recommender
+    todo = [int(u) for u in users if str(rec.user_ids[u]) not in lists]
+    print(f"{len(users) - len(todo)} of {len(users)} fit users cached in {path}; asking {len(todo)}")
+    bar = tqdm(total=len(todo), desc="validation lists", unit="user")
+    for start in range(0, len(todo), SAVE_EVERY):
+        chunk = todo[start:start + SAVE_EVERY]
+        data = blend_fit_data(ev, pointwise, ev.valid, chunk, profile)
+        for u in chunk:
+            rows = data.users == u
+            lists[str(rec.user_ids[u])] = {"items": [str(rec.item_ids[i]) for i in data.items[rows]],
+                                            "x": np.round(data.X[rows], 6).tolist(),
+                                            "y": data.y[rows].astype(int).tolist()}
+        write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": lists})
+        bar.update(len(chunk))
+    bar.close()
+
+
+def fit_blend(lists: dict[str, dict], user_ids: list[str]) -> LearnedReranker:
+    rows = [lists[u] for u in user_ids]
+    data = FitData(X=np.vstack([r["x"] for r in rows]), y=np.concatenate([r["y"] for r in rows]).astype(np.float64),
+                   users=np.concatenate([np.full(len(r["y"]), n) for n, r in enumerate(rows)]),
+                   items=np.zeros(sum(len(r["y"]) for r in rows), dtype=np.int64))
+    return LearnedReranker(names=BLEND_FEATURES).fit(data)
+
+
+def weight_interval(lists: dict[str, dict], user_ids: list[str], seed: int = 0) -> list[float]:
+    """95% interval of p_yes_per_score_z, refitting on fit users resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(WEIGHT_BOOT):
+        drawn = rng.choice(len(user_ids), len(user_ids), replace=True)
+        rows = {str(n): lists[user_ids[i]] for n, i in enumerate(drawn)}
+        ratios.append(raw_weights(fit_blend(rows, list(rows)))["p_yes_per_score_z"])
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+class SavedRun:
+    """An eval-rerank run's test lists (candidates in graph order, P(yes), graph scores) and truth."""
+
+    def __init__(self, path: Path, ev):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        self.path, self.meta, self.result = path, payload["meta"], payload["result"]
+        lists = self.result["meta"].get("pointwise_lists")
+        if lists is None:
+            raise SystemExit(f"error: {path} has no pointwise_lists (run eval-rerank with --method pointwise)")
+        rec = ev.recommender
+        user_index = {str(u): n for n, u in enumerate(rec.user_ids)}
+        item_index = {str(i): n for n, i in enumerate(rec.item_ids)}
+        self.seed = int(self.result["meta"]["seed"])
+        self.candidates = [np.array([item_index[i] for i in c]) for c in lists["candidates"]]
+        self.features = [blend_features(s, p) for s, p in zip(lists["graph_score"], lists["p_yes"])]
+        users = [user_index[u] for u in self.result["meta"]["user_ids"]]
+        self.truth = [set(ev.test.indices[ev.test.indptr[u]:ev.test.indptr[u + 1]].tolist()) for u in users]
+        self.graph = topk_metrics([c[:5].tolist() for c in self.candidates], self.truth)
+        recorded = self.result["graph"]["ndcg@5"]
+        if round(float(self.graph["ndcg@5"].mean()), 4) != recorded:
+            raise SystemExit(f"error: {path}'s graph order scores {self.graph['ndcg@5'].mean():.4f} here, "
+                             f"{recorded} when it ran: another graph model or split")
+
+    def score(self, blend: LearnedReranker) -> dict:
+        ranked = [c[blend.order(x, 5)].tolist() for c, x in zip(self.candidates, self.features)]
+        per_user = topk_metrics(ranked, self.truth)
+        diff = per_user["ndcg@5"] - self.graph["ndcg@5"]
+        return {"precision@5": round(float(per_user["precision@5"].mean()), 4),
+                "recall@5": round(float(per_user["recall@5"].mean()), 4),
+                "ndcg@5": round(float(per_user["ndcg@5"].mean()), 4),
+                "ndcg@5_diff": round(float(diff.mean()), 4),
+                "ndcg@5_diff_ci95": [round(x, 4) for x in paired_diff_ci(per_user["ndcg@5"], self.graph["ndcg@5"],
+                                                                          2000, self.seed)],
+                "same_top5_as_graph": round(float(np.mean([r == c[:5].tolist()
+                                                           for r, c in zip(ranked, self.candidates)])), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, action="append", required=True,
+                        help="a saved eval-rerank run with --method pointwise (repeatable)")
+    parser.add_argument("--fit-users", type=int, default=943, help="users whose validation lists are asked "
+                        "(all with a validation item when this is at least their number)")
+    parser.add_argument("--cache", type=Path, help="where the asks are kept (default: <home>/runs/blend-fit/"
+                        "<model>-<profile>.json)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    settings = Settings()
+    ev = load_eval_data(load_recommender("ml-100k", None, settings.home), settings.home)
+    model = model_name(settings)
+    runs = [SavedRun(p, ev) for p in args.run]
+    profile = runs[0].result["meta"]["profile"]
+    for run in runs:
+        if (run.meta["model"], run.result["meta"]["profile"], run.meta.get("codes")) != (model, profile, False):
+            raise SystemExit(f"error: {run.path} asked {run.meta['model']!r} (profile "
+                             f"{run.result['meta']['profile']!r}, codes {run.meta.get('codes')}); this asks "
+                             f"{model!r} (profile {profile!r}, no codes): set CHATREC_LLM_MODEL / _ADAPTER to match")
+    cache = args.cache or settings.home / RUNS_DIR / "blend-fit" / f"{re.sub(r'[^A-Za-z0-9.]+', '-', model)}-{profile}.json"
+    lists = load_cache(cache, model, profile)
+    rec = ev.recommender
+    all_users = sample_fit_users(ev.valid, args.fit_users, 0)
+
+    def dataset_ids(users: np.ndarray) -> list[str]:
+        return [str(rec.user_ids[u]) for u in users]
+
+    fits: dict[str, list[str]] = {}
+    for run in runs:
+        n = int(run.meta.get("fit_users") or 100)
+        if n <= args.fit_users:
+            fits[f"as in the seed-{run.seed} run ({n} users)"] = dataset_ids(sample_fit_users(ev.valid, n, run.seed))
+    for n in FIT_SIZES:
+        if n < len(all_users):
+            fits[f"{n} users (seed-0 draw)"] = dataset_ids(sample_fit_users(ev.valid, n, 0))
+    everyone = dataset_ids(all_users)
+    fits[f"all {len(everyone)} users"] = everyone
+    index = {str(u): n for n, u in enumerate(rec.user_ids)}
+    needed = np.array(sorted({index[u] for users in fits.values() for u in users}))
+    fill_cache(cache, lists, ev, PointwiseReranker(make_chat_model(settings)), needed, model, profile)
+
+    figures: dict = {"model": model, "profile": profile, "fit_users": len(everyone), "cache": str(cache), "fits": {}}
+    for name, users in fits.items():
+        blend = fit_blend(lists, users)
+        entry = {"coefficients": blend.coefficients(), "raw_weights": raw_weights(blend),
+                 "lists_with_a_positive": blend.fit_info["lists_with_a_positive"],
+                 "runs": {f"seed {run.seed}": run.score(blend) for run in runs}}
+        if users is everyone:
+            entry["p_yes_per_score_z_ci95"] = weight_interval(lists, users)
+        figures["fits"][name] = entry
+        print(f"\nfit on {name}: weights {entry['coefficients']} (per unit: {entry['raw_weights']}), "
+              f"{entry['lists_with_a_positive']} lists with a validation item")
+        for label, s in entry["runs"].items():
+            print(f"  {label}: P@5 {s['precision@5']:.3f} R@5 {s['recall@5']:.4f} NDCG@5 {s['ndcg@5']:.4f}, "
+                  f"vs graph {s['ndcg@5_diff']:+.4f} {s['ndcg@5_diff_ci95']}, same top-5 {s['same_top5_as_graph']:.0%}")
+    for run in runs:
+        print(f"graph order, seed {run.seed}: NDCG@5 {run.graph['ndcg@5'].mean():.4f} ({run.path.name})")
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
