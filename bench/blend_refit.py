@@ -11,7 +11,9 @@ on 100 users (the draw eval-rerank makes for the run's seed, so its recorded wei
 back), on growing draws, and on all of them, and re-scores the saved runs' TEST lists with each
 fit: those runs kept every user's candidates, P(yes) and graph scores, so the test lists are not
 asked again. Scores are P@5 / R@5 / NDCG@5 and the paired bootstrap interval of the NDCG@5
-difference from the graph order, exactly as eval-rerank computes them.
+difference from the graph order, exactly as eval-rerank computes them. With ``--all-test-users``
+every user with a test item is scored too: an ask depends only on the person's history and the
+candidate, so the validation-list asks cover most of each test list and only the rest is asked.
 
 The asks (~20 per user, 6-7 s per user for a 1.5B model on 2 CPU cores) are kept in ``--cache``,
 rewritten whole every few users, so an interrupted run resumes where it stopped.
@@ -29,13 +31,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agent.config import Settings
-from agent.eval_rerank import (BLEND_FEATURES, FitData, LearnedReranker, blend_features,
-                               blend_fit_data, load_eval_data, paired_diff_ci, sample_fit_users, topk_metrics)
+from agent.eval_rerank import (BLEND_FEATURES, FitData, LearnedReranker, _profile_titles, blend_features,
+                               blend_fit_data, graph_candidates, load_eval_data, paired_diff_ci,
+                               sample_fit_users, topk_metrics)
 from agent.llm import make_chat_model
 from agent.runs import RUNS_DIR, model_name
 from bench.common import emit
 from recsys.train import write_json
 from recsys.workflow import load_recommender
+from tools.candidates import Candidate
+from tools.chat import as_messages
 from tools.rerank import PointwiseReranker
 
 CACHE_VERSION = 1
@@ -107,34 +112,44 @@ def weight_interval(lists: dict[str, dict], user_ids: list[str], seed: int = 0) 
     return [round(float(low), 4), round(float(high), 4)]
 
 
-class SavedRun:
-    """An eval-rerank run's test lists (candidates in graph order, P(yes), graph scores) and truth."""
+class TestLists:
+    """Test users' candidate lists (graph top-20 without training and validation items, graph
+    order), their P(yes) and graph scores, and their test items: what a blend is scored on."""
 
-    def __init__(self, path: Path, ev):
+    def __init__(self, name: str, ev, users: list[int], candidates: list[np.ndarray], scores: list, p_yes: list,
+                 seed: int):
+        self.name, self.seed, self.candidates = name, seed, candidates
+        self.features = [blend_features(s, p) for s, p in zip(scores, p_yes)]
+        self.truth = [set(ev.test.indices[ev.test.indptr[u]:ev.test.indptr[u + 1]].tolist()) for u in users]
+        self.graph = topk_metrics([c[:5].tolist() for c in candidates], self.truth)
+
+    @classmethod
+    def from_run(cls, path: Path, ev) -> TestLists:
+        """A saved eval-rerank run's lists, checked against the graph model here."""
         payload = json.loads(path.read_text(encoding="utf-8"))
-        self.path, self.meta, self.result = path, payload["meta"], payload["result"]
-        lists = self.result["meta"].get("pointwise_lists")
+        meta, result = payload["meta"], payload["result"]
+        lists = result["meta"].get("pointwise_lists")
         if lists is None:
             raise SystemExit(f"error: {path} has no pointwise_lists (run eval-rerank with --method pointwise)")
         rec = ev.recommender
         user_index = {str(u): n for n, u in enumerate(rec.user_ids)}
         item_index = {str(i): n for n, i in enumerate(rec.item_ids)}
-        self.seed = int(self.result["meta"]["seed"])
-        self.candidates = [np.array([item_index[i] for i in c]) for c in lists["candidates"]]
-        self.features = [blend_features(s, p) for s, p in zip(lists["graph_score"], lists["p_yes"])]
-        users = [user_index[u] for u in self.result["meta"]["user_ids"]]
-        self.truth = [set(ev.test.indices[ev.test.indptr[u]:ev.test.indptr[u + 1]].tolist()) for u in users]
-        self.graph = topk_metrics([c[:5].tolist() for c in self.candidates], self.truth)
-        recorded = self.result["graph"]["ndcg@5"]
-        if round(float(self.graph["ndcg@5"].mean()), 4) != recorded:
-            raise SystemExit(f"error: {path}'s graph order scores {self.graph['ndcg@5'].mean():.4f} here, "
-                             f"{recorded} when it ran: another graph model or split")
+        seed = int(result["meta"]["seed"])
+        run = cls(f"seed {seed}", ev, [user_index[u] for u in result["meta"]["user_ids"]],
+                  [np.array([item_index[i] for i in c]) for c in lists["candidates"]], lists["graph_score"],
+                  lists["p_yes"], seed)
+        run.path, run.meta, run.result = path, meta, result
+        if round(float(run.graph["ndcg@5"].mean()), 4) != result["graph"]["ndcg@5"]:
+            raise SystemExit(f"error: {path}'s graph order scores {run.graph['ndcg@5'].mean():.4f} here, "
+                             f"{result['graph']['ndcg@5']} when it ran: another graph model or split")
+        return run
 
     def score(self, blend: LearnedReranker) -> dict:
         ranked = [c[blend.order(x, 5)].tolist() for c, x in zip(self.candidates, self.features)]
         per_user = topk_metrics(ranked, self.truth)
         diff = per_user["ndcg@5"] - self.graph["ndcg@5"]
-        return {"precision@5": round(float(per_user["precision@5"].mean()), 4),
+        return {"users": len(ranked), "graph_ndcg@5": round(float(self.graph["ndcg@5"].mean()), 4),
+                "precision@5": round(float(per_user["precision@5"].mean()), 4),
                 "recall@5": round(float(per_user["recall@5"].mean()), 4),
                 "ndcg@5": round(float(per_user["ndcg@5"].mean()), 4),
                 "ndcg@5_diff": round(float(diff.mean()), 4),
@@ -142,6 +157,48 @@ class SavedRun:
                                                                           2000, self.seed)],
                 "same_top5_as_graph": round(float(np.mean([r == c[:5].tolist()
                                                            for r, c in zip(ranked, self.candidates)])), 4)}
+
+
+def known_p_yes(lists: dict[str, dict], runs: list[TestLists]) -> dict[str, dict[str, float]]:
+    """P(yes) already asked, per user and item. An ask depends on the person's history and the
+    candidate only, not on the rest of the list, so a validation-list ask serves a test list too."""
+    known: dict[str, dict[str, float]] = {}
+    for run in runs:  # rounded to 4 places when saved; the cache's 6 places win below
+        for u, cands, ps in zip(run.result["meta"]["user_ids"], run.result["meta"]["pointwise_lists"]["candidates"],
+                                run.result["meta"]["pointwise_lists"]["p_yes"]):
+            known.setdefault(u, {}).update(zip(cands, ps))
+    for u, row in lists.items():
+        known.setdefault(u, {}).update((i, float(1 / (1 + np.exp(-x[1])))) for i, x in zip(row["items"], row["x"]))
+    return known
+
+
+def all_test_lists(ev, pointwise: PointwiseReranker, known: dict[str, dict[str, float]], path: Path, model: str,
+                   profile: str, users: np.ndarray | None = None) -> TestLists:
+    """The lists of ``users`` (default: every user with a test item), asking only the candidates
+    no earlier ask covered (kept in ``path``)."""
+    rec = ev.recommender
+    asked = load_cache(path, model, profile)
+    if users is None:
+        users = np.flatnonzero(np.diff(ev.test.indptr) > 0)
+    candidates, scores, p_yes = [], [], []
+    for n, u in enumerate(tqdm(users, desc="test lists", unit="user")):
+        items, s = graph_candidates(rec, int(u), ev.valid.indices[ev.valid.indptr[u]:ev.valid.indptr[u + 1]])
+        uid, ids = str(rec.user_ids[u]), [str(rec.item_ids[i]) for i in items]
+        have = {**known.get(uid, {}), **asked.get(uid, {})}
+        if missing := [j for j, i in enumerate(ids) if i not in have]:
+            titles = _profile_titles(ev, int(u), profile)
+            for j in missing:
+                messages = as_messages(pointwise.prompt(Candidate(ev.items[items[j]], float(s[j]), "graph"),
+                                                        profile=titles))
+                asked.setdefault(uid, {})[ids[j]] = have[ids[j]] = pointwise.llm.answer_probabilities(
+                    messages, ("yes", "no"))["yes"]
+            if n % SAVE_EVERY == 0:
+                write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": asked})
+        candidates.append(items)
+        scores.append(s)
+        p_yes.append([have[i] for i in ids])
+    write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": asked})
+    return TestLists(f"{len(users)} test users", ev, users.tolist(), candidates, scores, p_yes, 0)
 
 
 def main() -> None:
@@ -152,13 +209,16 @@ def main() -> None:
                         "(all with a validation item when this is at least their number)")
     parser.add_argument("--cache", type=Path, help="where the asks are kept (default: <home>/runs/blend-fit/"
                         "<model>-<profile>.json)")
+    parser.add_argument("--all-test-users", action="store_true", help="also score every user with a test item "
+                        "(P(yes) reused from the asks above where the candidate was already asked; the rest asked "
+                        "and kept beside the cache, <cache>.test.json)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     settings = Settings()
     ev = load_eval_data(load_recommender("ml-100k", None, settings.home), settings.home)
     model = model_name(settings)
-    runs = [SavedRun(p, ev) for p in args.run]
+    runs = [TestLists.from_run(p, ev) for p in args.run]
     profile = runs[0].result["meta"]["profile"]
     for run in runs:
         if (run.meta["model"], run.result["meta"]["profile"], run.meta.get("codes")) != (model, profile, False):
@@ -185,14 +245,19 @@ def main() -> None:
     fits[f"all {len(everyone)} users"] = everyone
     index = {str(u): n for n, u in enumerate(rec.user_ids)}
     needed = np.array(sorted({index[u] for users in fits.values() for u in users}))
-    fill_cache(cache, lists, ev, PointwiseReranker(make_chat_model(settings)), needed, model, profile)
+    pointwise = PointwiseReranker(make_chat_model(settings))
+    fill_cache(cache, lists, ev, pointwise, needed, model, profile)
+    scored = list(runs)
+    if args.all_test_users:
+        scored.append(all_test_lists(ev, pointwise, known_p_yes(lists, runs), cache.with_suffix(".test.json"),
+                                     model, profile))
 
     figures: dict = {"model": model, "profile": profile, "fit_users": len(everyone), "cache": str(cache), "fits": {}}
     for name, users in fits.items():
         blend = fit_blend(lists, users)
         entry = {"coefficients": blend.coefficients(), "raw_weights": raw_weights(blend),
                  "lists_with_a_positive": blend.fit_info["lists_with_a_positive"],
-                 "runs": {f"seed {run.seed}": run.score(blend) for run in runs}}
+                 "runs": {run.name: run.score(blend) for run in scored}}
         if users is everyone:
             entry["p_yes_per_score_z_ci95"] = weight_interval(lists, users)
         figures["fits"][name] = entry
@@ -201,8 +266,8 @@ def main() -> None:
         for label, s in entry["runs"].items():
             print(f"  {label}: P@5 {s['precision@5']:.3f} R@5 {s['recall@5']:.4f} NDCG@5 {s['ndcg@5']:.4f}, "
                   f"vs graph {s['ndcg@5_diff']:+.4f} {s['ndcg@5_diff_ci95']}, same top-5 {s['same_top5_as_graph']:.0%}")
-    for run in runs:
-        print(f"graph order, seed {run.seed}: NDCG@5 {run.graph['ndcg@5'].mean():.4f} ({run.path.name})")
+    for run in scored:
+        print(f"graph order, {run.name}: NDCG@5 {run.graph['ndcg@5'].mean():.4f}")
     emit(figures)
 
 

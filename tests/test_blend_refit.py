@@ -49,3 +49,42 @@ def test_the_cache_refuses_another_models_asks_and_a_broken_file(tmp_path: Path)
     path.write_text('{"version": 1, "model": "qwen', encoding="utf-8")  # cut off mid-write by hand
     with pytest.raises(SystemExit, match="unreadable.*delete it"):
         load_cache(path, "qwen.gguf", "rated")
+
+
+def test_test_lists_score_a_blend_against_the_graph_order() -> None:
+    """Two users whose one test item the graph ranks 6th; P(yes) points at it. A blend that trusts
+    P(yes) lifts it into the top-5 (NDCG@5 up, top-5 changed), one that ignores it keeps the graph's."""
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    from agent.eval_rerank import BLEND_FEATURES, LearnedReranker
+    from bench.blend_refit import TestLists
+
+    test = sp.csr_matrix((np.ones(2), ([0, 1], [5, 15])), shape=(2, 40))
+    candidates = [np.arange(20), np.arange(10, 30)]
+    scores = [list(np.linspace(2.0, 1.0, 20))] * 2
+    p_yes = [[0.2] * 5 + [0.9] + [0.2] * 14] * 2
+    lists = TestLists("two users", SimpleNamespace(test=test), [0, 1], candidates, scores, p_yes, seed=0)
+    assert lists.graph["ndcg@5"].tolist() == [0.0, 0.0]
+
+    def blend(p_yes_weight: float) -> LearnedReranker:
+        model = LearnedReranker(names=BLEND_FEATURES)
+        model.mean_, model.scale_, model.coef_ = np.zeros(2), np.ones(2), np.array([1.0, p_yes_weight])
+        return model
+
+    trusting, ignoring = lists.score(blend(2.0)), lists.score(blend(0.0))
+    assert trusting["ndcg@5"] == 1.0 and trusting["ndcg@5_diff"] == 1.0 and trusting["same_top5_as_graph"] == 0.0
+    assert ignoring["ndcg@5"] == 0.0 and ignoring["same_top5_as_graph"] == 1.0
+
+
+def test_known_p_yes_prefers_the_cache_over_a_runs_rounded_values() -> None:
+    from types import SimpleNamespace
+
+    from bench.blend_refit import known_p_yes
+
+    run = SimpleNamespace(result={"meta": {"user_ids": ["7"], "pointwise_lists": {
+        "candidates": [["a", "b"]], "p_yes": [[0.3, 0.4]]}}})
+    cache = {"7": {"items": ["b", "c"], "x": [[0.0, 0.0], [1.0, np.log(0.25 / 0.75)]], "y": [0, 1]}}
+    known = known_p_yes(cache, [run])["7"]
+    assert known["a"] == 0.3 and known["b"] == pytest.approx(0.5) and known["c"] == pytest.approx(0.25)
