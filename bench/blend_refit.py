@@ -58,6 +58,8 @@ def raw_weights(model: LearnedReranker) -> dict[str, float]:
 
 
 def load_cache(path: Path, model: str, profile: str) -> dict[str, dict]:
+    """The asks kept in ``path`` per dataset user id (validation lists: items, features, labels;
+    the test-list file: item -> P(yes)); refused when another model or profile asked them."""
     if not path.exists():
         return {}
     try:
@@ -93,6 +95,7 @@ def fill_cache(path: Path, lists: dict[str, dict], ev, pointwise: PointwiseReran
 
 
 def fit_blend(lists: dict[str, dict], user_ids: list[str]) -> LearnedReranker:
+    """eval-rerank's blend model, fitted on these users' cached validation lists."""
     rows = [lists[u] for u in user_ids]
     data = FitData(X=np.vstack([r["x"] for r in rows]), y=np.concatenate([r["y"] for r in rows]).astype(np.float64),
                    users=np.concatenate([np.full(len(r["y"]), n) for n, r in enumerate(rows)]),
@@ -112,7 +115,7 @@ def weight_interval(lists: dict[str, dict], user_ids: list[str], seed: int = 0) 
     return [round(float(low), 4), round(float(high), 4)]
 
 
-class TestLists:
+class EvalLists:
     """Test users' candidate lists (graph top-20 without training and validation items, graph
     order), their P(yes) and graph scores, and their test items: what a blend is scored on."""
 
@@ -124,7 +127,7 @@ class TestLists:
         self.graph = topk_metrics([c[:5].tolist() for c in candidates], self.truth)
 
     @classmethod
-    def from_run(cls, path: Path, ev) -> TestLists:
+    def from_run(cls, path: Path, ev) -> EvalLists:
         """A saved eval-rerank run's lists, checked against the graph model here."""
         payload = json.loads(path.read_text(encoding="utf-8"))
         meta, result = payload["meta"], payload["result"]
@@ -159,7 +162,7 @@ class TestLists:
                                                            for r, c in zip(ranked, self.candidates)])), 4)}
 
 
-def known_p_yes(lists: dict[str, dict], runs: list[TestLists]) -> dict[str, dict[str, float]]:
+def known_p_yes(lists: dict[str, dict], runs: list[EvalLists]) -> dict[str, dict[str, float]]:
     """P(yes) already asked, per user and item. An ask depends on the person's history and the
     candidate only, not on the rest of the list, so a validation-list ask serves a test list too."""
     known: dict[str, dict[str, float]] = {}
@@ -173,7 +176,7 @@ def known_p_yes(lists: dict[str, dict], runs: list[TestLists]) -> dict[str, dict
 
 
 def all_test_lists(ev, pointwise: PointwiseReranker, known: dict[str, dict[str, float]], path: Path, model: str,
-                   profile: str, users: np.ndarray | None = None) -> TestLists:
+                   profile: str, users: np.ndarray | None = None) -> EvalLists:
     """The lists of ``users`` (default: every user with a test item), asking only the candidates
     no earlier ask covered (kept in ``path``)."""
     rec = ev.recommender
@@ -198,7 +201,7 @@ def all_test_lists(ev, pointwise: PointwiseReranker, known: dict[str, dict[str, 
         scores.append(s)
         p_yes.append([have[i] for i in ids])
     write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": asked})
-    return TestLists(f"{len(users)} test users", ev, users.tolist(), candidates, scores, p_yes, 0)
+    return EvalLists(f"{len(users)} test users", ev, users.tolist(), candidates, scores, p_yes, 0)
 
 
 def main() -> None:
@@ -218,7 +221,7 @@ def main() -> None:
     settings = Settings()
     ev = load_eval_data(load_recommender("ml-100k", None, settings.home), settings.home)
     model = model_name(settings)
-    runs = [TestLists.from_run(p, ev) for p in args.run]
+    runs = [EvalLists.from_run(p, ev) for p in args.run]
     profile = runs[0].result["meta"]["profile"]
     for run in runs:
         if (run.meta["model"], run.result["meta"]["profile"], run.meta.get("codes")) != (model, profile, False):

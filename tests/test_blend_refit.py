@@ -59,13 +59,13 @@ def test_test_lists_score_a_blend_against_the_graph_order() -> None:
     import scipy.sparse as sp
 
     from agent.eval_rerank import BLEND_FEATURES, LearnedReranker
-    from bench.blend_refit import TestLists
+    from bench.blend_refit import EvalLists
 
     test = sp.csr_matrix((np.ones(2), ([0, 1], [5, 15])), shape=(2, 40))
     candidates = [np.arange(20), np.arange(10, 30)]
     scores = [list(np.linspace(2.0, 1.0, 20))] * 2
     p_yes = [[0.2] * 5 + [0.9] + [0.2] * 14] * 2
-    lists = TestLists("two users", SimpleNamespace(test=test), [0, 1], candidates, scores, p_yes, seed=0)
+    lists = EvalLists("two users", SimpleNamespace(test=test), [0, 1], candidates, scores, p_yes, seed=0)
     assert lists.graph["ndcg@5"].tolist() == [0.0, 0.0]
 
     def blend(p_yes_weight: float) -> LearnedReranker:
