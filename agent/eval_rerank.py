@@ -212,7 +212,8 @@ def load_eval_data(recommender: GraphRecommender, home: Path | None = None, cata
     return EvalData(recommender, parts, train, valid, test, items, genres, years, popularity, source)
 
 
-def _row(m: sp.csr_matrix, u: int) -> np.ndarray:
+def user_items(m: sp.csr_matrix, u: int) -> np.ndarray:
+    """Item indices of user ``u``'s row in a user x item matrix."""
     return m.indices[m.indptr[u]:m.indptr[u + 1]]
 
 
@@ -234,7 +235,7 @@ def history_order(parts: Split, recommender: GraphRecommender, user: int, profil
     (``recsys.data.best_first``; ``CandidateTool.history`` serves the agent the same order).
     ``agent``: the model's training-matrix order, which the agent passed before it served ``rated``."""
     if profile == "agent":
-        return [int(i) for i in _row(recommender.train_, user)]
+        return [int(i) for i in user_items(recommender.train_, user)]
     if profile != "rated":
         raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
     train = parts.train
@@ -285,8 +286,8 @@ def learned_fit_data(ev: EvalData, train: sp.csr_matrix, valid: sp.csr_matrix, k
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
     for u in users:
         items, scores = graph_candidates(ev.recommender, int(u), np.empty(0, dtype=np.int64), k)
-        X.append(candidate_features(ev, items, scores, _row(train, u)))
-        y.append(np.isin(items, _row(valid, u)).astype(np.float64))
+        X.append(candidate_features(ev, items, scores, user_items(train, u)))
+        y.append(np.isin(items, user_items(valid, u)).astype(np.float64))
         us.append(np.full(len(items), u))
         its.append(items)
     return FitData(np.vstack(X), np.concatenate(y), np.concatenate(us), np.concatenate(its))
@@ -416,24 +417,43 @@ def blend_fit_data(ev: EvalData, pointwise: PointwiseReranker, valid: sp.csr_mat
     for u in tqdm(users, desc="blend fit users", unit="user", file=sys.stderr, disable=not progress):
         items, scores = graph_candidates(recommender, int(u), np.empty(0, dtype=np.int64))
         result = pointwise.rerank([Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)],
-                                  len(items), profile=_profile_titles(ev, int(u), profile),
+                                  len(items), profile=profile_titles(ev, int(u), profile),
                                   codes=None if codes is None else codes.field(recommender.user_ids[u],
                                                                                recommender.item_ids[items]))
         if not result.used_llm:
             raise DataError(f"pointwise ranking needs answer probabilities: {result.note}")
         X.append(blend_features(scores, result.p_yes))
-        y.append(np.isin(items, _row(valid, int(u))).astype(np.float64))
+        y.append(np.isin(items, user_items(valid, int(u))).astype(np.float64))
         us.append(np.full(len(items), u))
         its.append(items)
     return FitData(np.vstack(X), np.concatenate(y), np.concatenate(us), np.concatenate(its))
 
 
-def _profile_titles(ev: EvalData, user: int, profile: str) -> list[str]:
+def profile_titles(ev: EvalData, user: int, profile: str) -> list[str]:
     """The history titles a re-rank prompt gets, as the agent passes them."""
     return [ev.items[i].title for i in history_order(ev.parts, ev.recommender, user, profile)[:PROFILE_TITLES]]
 
 
 # ----------------------------------------------------------------------------- the evaluation
+
+
+def method_row(ranked: Sequence[Sequence[int]], graph: Sequence[Sequence[int]] | None,
+               truth: Sequence[set[int] | frozenset[int]], n_boot: int, seed: int) -> dict:
+    """One re-ranker's line of the result: P@5 / R@5 / NDCG@5 with bootstrap intervals and, given
+    the graph's top-5 lists of the same users, the paired differences from them and how often the
+    top-5 is the graph's own."""
+    per_user = topk_metrics(ranked, truth)
+    row = {name: round(float(per_user[name].mean()), 4) for name in METRICS}
+    for name in METRICS:
+        row[f"{name}_ci95"] = [round(x, 4) for x in bootstrap_ci(per_user[name], n_boot, seed)]
+    if graph is not None:
+        baseline = topk_metrics(graph, truth)
+        for name in METRICS:
+            row[f"{name}_diff"] = round(float((per_user[name] - baseline[name]).mean()), 4)
+            row[f"{name}_diff_ci95"] = [round(x, 4) for x in paired_diff_ci(per_user[name], baseline[name],
+                                                                               n_boot, seed)]
+        row["same_top5_as_graph"] = round(float(np.mean([list(a) == list(b) for a, b in zip(ranked, graph)])), 4)
+    return row
 
 
 def sample_users(test: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
@@ -493,7 +513,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
         raise ValueError(f"the {', '.join(needs)} method(s) need a chat model")
     ev = load_eval_data(recommender, home, catalog)
     sample = sample_users(ev.test, users, seed)
-    truth = [frozenset(_row(ev.test, u).tolist()) for u in sample]
+    truth = [frozenset(user_items(ev.test, u).tolist()) for u in sample]
 
     learned = None
     if "learned" in methods:
@@ -525,13 +545,13 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
     p_yes_lists, graph_scores, test_hits = [], [], []  # per user, over the 20 candidates, for pair_auc
     candidate_ids = []  # per user, the 20 candidates' dataset ids (kept with P(yes) for later analysis)
     for u in tqdm(sample, desc="rerank users", unit="user", file=sys.stderr, disable=not progress):
-        items, scores = graph_candidates(recommender, int(u), _row(ev.valid, u))
+        items, scores = graph_candidates(recommender, int(u), user_items(ev.valid, u))
         ranked["graph"].append(items[:K].tolist())
         if learned is not None:
-            X = candidate_features(ev, items, scores, _row(ev.train, u))
+            X = candidate_features(ev, items, scores, user_items(ev.train, u))
             ranked["learned"].append(items[learned.order(X, K)].tolist())
         candidates = [Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)]
-        titles = _profile_titles(ev, int(u), profile)
+        titles = profile_titles(ev, int(u), profile)
         field = None if codes is None else codes.field(recommender.user_ids[u], recommender.item_ids[items])
         if pointwise is not None:
             t = time.perf_counter()
@@ -542,7 +562,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
             p_yes_lists.append(result.p_yes)
             graph_scores.append(scores)
             candidate_ids.append([str(recommender.item_ids[i]) for i in items])
-            test_hits.append(np.isin(items, _row(ev.test, u)))  # read only to score the lists
+            test_hits.append(np.isin(items, user_items(ev.test, u)))  # read only to score the lists
             for m, order in (("pointwise", result.order), ("fused", fused_order(result.p_yes))):
                 if m in methods:
                     ranked[m].append(items[order[:K]].tolist())
@@ -557,20 +577,8 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
             answered_graph_order += result.used_llm and result.order == list(range(K))
             ranked["llm"].append(items[result.order].tolist())
 
-    per_user = {m: topk_metrics(ranked[m], truth) for m in methods}
-    out: dict = {}
-    for m in methods:
-        row = {name: round(float(per_user[m][name].mean()), 4) for name in METRICS}
-        for name in METRICS:
-            row[f"{name}_ci95"] = [round(x, 4) for x in bootstrap_ci(per_user[m][name], n_boot, seed)]
-        if m != "graph":
-            for name in METRICS:
-                diff = per_user[m][name] - per_user["graph"][name]
-                row[f"{name}_diff"] = round(float(diff.mean()), 4)
-                row[f"{name}_diff_ci95"] = [round(x, 4) for x in paired_diff_ci(per_user[m][name],
-                                                                                   per_user["graph"][name], n_boot, seed)]
-            row["same_top5_as_graph"] = round(float(np.mean([a == b for a, b in zip(ranked[m], ranked["graph"])])), 4)
-        out[m] = row
+    out: dict = {m: method_row(ranked[m], None if m == "graph" else ranked["graph"], truth, n_boot, seed)
+                 for m in methods}
     if "llm" in methods:
         n_fallback = sum(fallbacks.values())
         out["llm"].update({"fallbacks": round(n_fallback / len(sample), 4), "fallback_count": n_fallback,
@@ -652,5 +660,6 @@ def format_table(result: dict) -> str:
 
 __all__ = ["BLEND_FEATURES", "DEFAULT_METHODS", "EvalData", "FitData", "LearnedReranker", "METHODS",
            "blend_features", "blend_fit_data", "bootstrap_ci", "candidate_features", "evaluate_rerank",
-           "format_table", "graph_candidates", "history_order", "learned_fit_data", "load_eval_data", "pair_auc",
-           "paired_diff_ci", "sample_fit_users", "sample_users", "topk_metrics"]
+           "format_table", "graph_candidates", "history_order", "learned_fit_data", "load_eval_data", "method_row",
+           "pair_auc", "paired_diff_ci", "profile_titles", "sample_fit_users", "sample_users", "topk_metrics",
+           "user_items"]

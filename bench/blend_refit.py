@@ -31,16 +31,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agent.config import Settings
-from agent.eval_rerank import (BLEND_FEATURES, FitData, LearnedReranker, _profile_titles, blend_features,
-                               blend_fit_data, graph_candidates, load_eval_data, paired_diff_ci,
-                               sample_fit_users, topk_metrics)
+from agent.eval_rerank import (BLEND_FEATURES, FitData, LearnedReranker, blend_features, blend_fit_data,
+                               graph_candidates, load_eval_data, method_row, profile_titles, sample_fit_users,
+                               topk_metrics, user_items)
 from agent.llm import make_chat_model
 from agent.runs import RUNS_DIR, model_name
 from bench.common import emit
 from recsys.train import write_json
 from recsys.workflow import load_recommender
 from tools.candidates import Candidate
-from tools.chat import as_messages
 from tools.rerank import PointwiseReranker
 
 CACHE_VERSION = 1
@@ -74,6 +73,10 @@ def load_cache(path: Path, model: str, profile: str) -> dict[str, dict]:
     return lists
 
 
+def write_cache(path: Path, lists: dict[str, dict], model: str, profile: str) -> None:
+    write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": lists})
+
+
 def fill_cache(path: Path, lists: dict[str, dict], ev, pointwise: PointwiseReranker, users: np.ndarray,
                model: str, profile: str) -> None:
     """P(yes) on each user's validation list, asked only where the cache lacks it."""
@@ -89,7 +92,7 @@ def fill_cache(path: Path, lists: dict[str, dict], ev, pointwise: PointwiseReran
             lists[str(rec.user_ids[u])] = {"items": [str(rec.item_ids[i]) for i in data.items[rows]],
                                             "x": np.round(data.X[rows], 6).tolist(),
                                             "y": data.y[rows].astype(int).tolist()}
-        write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": lists})
+        write_cache(path, lists, model, profile)
         bar.update(len(chunk))
     bar.close()
 
@@ -123,7 +126,7 @@ class EvalLists:
                  seed: int):
         self.name, self.seed, self.candidates = name, seed, candidates
         self.features = [blend_features(s, p) for s, p in zip(scores, p_yes)]
-        self.truth = [set(ev.test.indices[ev.test.indptr[u]:ev.test.indptr[u + 1]].tolist()) for u in users]
+        self.truth = [set(user_items(ev.test, u).tolist()) for u in users]
         self.graph = topk_metrics([c[:5].tolist() for c in candidates], self.truth)
 
     @classmethod
@@ -148,18 +151,10 @@ class EvalLists:
         return run
 
     def score(self, blend: LearnedReranker) -> dict:
+        """The blend's line, computed as eval-rerank computes its own (``method_row``)."""
         ranked = [c[blend.order(x, 5)].tolist() for c, x in zip(self.candidates, self.features)]
-        per_user = topk_metrics(ranked, self.truth)
-        diff = per_user["ndcg@5"] - self.graph["ndcg@5"]
-        return {"users": len(ranked), "graph_ndcg@5": round(float(self.graph["ndcg@5"].mean()), 4),
-                "precision@5": round(float(per_user["precision@5"].mean()), 4),
-                "recall@5": round(float(per_user["recall@5"].mean()), 4),
-                "ndcg@5": round(float(per_user["ndcg@5"].mean()), 4),
-                "ndcg@5_diff": round(float(diff.mean()), 4),
-                "ndcg@5_diff_ci95": [round(x, 4) for x in paired_diff_ci(per_user["ndcg@5"], self.graph["ndcg@5"],
-                                                                          2000, self.seed)],
-                "same_top5_as_graph": round(float(np.mean([r == c[:5].tolist()
-                                                           for r, c in zip(ranked, self.candidates)])), 4)}
+        row = method_row(ranked, [c[:5].tolist() for c in self.candidates], self.truth, 2000, self.seed)
+        return {"users": len(ranked), "graph_ndcg@5": round(float(self.graph["ndcg@5"].mean()), 4), **row}
 
 
 def known_p_yes(lists: dict[str, dict], runs: list[EvalLists]) -> dict[str, dict[str, float]]:
@@ -184,23 +179,21 @@ def all_test_lists(ev, pointwise: PointwiseReranker, known: dict[str, dict[str, 
     if users is None:
         users = np.flatnonzero(np.diff(ev.test.indptr) > 0)
     candidates, scores, p_yes = [], [], []
-    for n, u in enumerate(tqdm(users, desc="test lists", unit="user")):
-        items, s = graph_candidates(rec, int(u), ev.valid.indices[ev.valid.indptr[u]:ev.valid.indptr[u + 1]])
+    for n, u in enumerate(tqdm(users, desc="test lists", unit="user"), start=1):
+        items, s = graph_candidates(rec, int(u), user_items(ev.valid, u))
         uid, ids = str(rec.user_ids[u]), [str(rec.item_ids[i]) for i in items]
         have = {**known.get(uid, {}), **asked.get(uid, {})}
         if missing := [j for j, i in enumerate(ids) if i not in have]:
-            titles = _profile_titles(ev, int(u), profile)
+            titles = profile_titles(ev, int(u), profile)
             for j in missing:
-                messages = as_messages(pointwise.prompt(Candidate(ev.items[items[j]], float(s[j]), "graph"),
-                                                        profile=titles))
-                asked.setdefault(uid, {})[ids[j]] = have[ids[j]] = pointwise.llm.answer_probabilities(
-                    messages, ("yes", "no"))["yes"]
-            if n % SAVE_EVERY == 0:
-                write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": asked})
+                candidate = Candidate(ev.items[items[j]], float(s[j]), "graph")
+                asked.setdefault(uid, {})[ids[j]] = have[ids[j]] = pointwise.p_yes(candidate, profile=titles)
+        if n % SAVE_EVERY == 0:
+            write_cache(path, asked, model, profile)
         candidates.append(items)
         scores.append(s)
         p_yes.append([have[i] for i in ids])
-    write_json(path, {"version": CACHE_VERSION, "model": model, "profile": profile, "lists": asked})
+    write_cache(path, asked, model, profile)
     return EvalLists(f"{len(users)} test users", ev, users.tolist(), candidates, scores, p_yes, 0)
 
 

@@ -151,8 +151,8 @@ def test_candidates_are_the_agents_warm_candidates(ev, trained) -> None:
     catalog = Catalog(ev.items)
     tool = CandidateTool(trained, catalog, store=None)  # 20 warm movies always found: the store is never asked
     for u in (0, 10, 500):
-        items, scores = er.graph_candidates(trained, u, er._row(ev.valid, u))
-        exclude = {ev.items[i].item_id for i in er._row(ev.valid, u)}
+        items, scores = er.graph_candidates(trained, u, er.user_items(ev.valid, u))
+        exclude = {ev.items[i].item_id for i in er.user_items(ev.valid, u)}
         agent = tool.candidates(user_id=str(trained.user_ids[u]), liked=[], disliked=[], exclude=exclude,
                                 constraint=Constraint(), k=20)
         assert [c.item.graph_item_id for c in agent] == [str(trained.item_ids[i]) for i in items]
@@ -187,7 +187,7 @@ def test_end_to_end_graph_and_learned(trained, ev, chatrec_home: Path) -> None:
     users = np.array([trained.user_index(i) for i in ids])
     assert all(ev.test[u].nnz > 0 for u in users)
     top5 = _independent_graph_top5(trained, ev, users)
-    expected = er.topk_metrics(top5, [set(er._row(ev.test, u).tolist()) for u in users])
+    expected = er.topk_metrics(top5, [set(er.user_items(ev.test, u).tolist()) for u in users])
     for name in er.METRICS:
         assert result["graph"][name] == pytest.approx(float(expected[name].mean()), abs=1e-4)
 
@@ -264,14 +264,14 @@ def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, ch
     expected = {"pointwise": [], "fused": []}
     hits, yes = [], []
     for u in users:  # the same lists, made here from the candidates and the odds
-        items, _ = er.graph_candidates(trained, u, er._row(ev.valid, u))
+        items, _ = er.graph_candidates(trained, u, er.user_items(ev.valid, u))
         asks = [[type("M", (), {"content": f"enjoy {ev.items[i].title_year}? Answer yes or no."})()] for i in items]
         p = [odds.answer_probabilities(ask, ("yes", "no"))["yes"] for ask in asks]
         expected["pointwise"].append(items[np.argsort(-np.array(p), kind="stable")[:5]].tolist())
         expected["fused"].append(items[fused_order(p)[:5]].tolist())
-        hits.append(np.isin(items, er._row(ev.test, u)))
+        hits.append(np.isin(items, er.user_items(ev.test, u)))
         yes.append(p)
-    truth = [set(er._row(ev.test, u).tolist()) for u in users]
+    truth = [set(er.user_items(ev.test, u).tolist()) for u in users]
     for method in ("pointwise", "fused"):
         metrics = er.topk_metrics(expected[method], truth)
         for name in er.METRICS:
@@ -282,7 +282,7 @@ def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, ch
     kept = result["meta"]["pointwise_lists"]  # the raw lists, for measuring other fusions later
     assert kept["p_yes"] == [[round(x, 4) for x in ps] for ps in yes]
     assert kept["candidates"][0] == [str(trained.item_ids[i]) for i in
-                                     er.graph_candidates(trained, users[0], er._row(ev.valid, users[0]))[0]]
+                                     er.graph_candidates(trained, users[0], er.user_items(ev.valid, users[0]))[0]]
     assert len(kept["graph_score"]) == len(users) and all(len(g) == er.CANDIDATES for g in kept["graph_score"])
     with pytest.raises(ValueError, match="need a chat model"):
         er.evaluate_rerank(trained, home=chatrec_home, users=2, methods=("graph", "fused"), progress=False)
@@ -307,8 +307,8 @@ class _Oracle:
         self.relevant, self.asks = {}, 0
         for u in users:
             context = ask.prompt(Candidate(ev.items[0], 0.0, "graph"),
-                                 profile=er._profile_titles(ev, int(u), "rated"))[-1]["content"].rsplit("\n", 1)[0]
-            mine = np.r_[er._row(ev.valid, int(u)), er._row(ev.test, int(u))]
+                                 profile=er.profile_titles(ev, int(u), "rated"))[-1]["content"].rsplit("\n", 1)[0]
+            mine = np.r_[er.user_items(ev.valid, int(u)), er.user_items(ev.test, int(u))]
             self.relevant[context] = {ev.items[i].title_year for i in mine}
 
     def answer_probabilities(self, messages, answers):
@@ -346,8 +346,8 @@ def test_blend_fitting_reads_no_test_item(trained, ev) -> None:
     assert np.array_equal(data.X, again.X) and np.array_equal(data.y, again.y)
     for u in users:
         rows = data.users == u
-        assert np.array_equal(data.y[rows] == 1, np.isin(data.items[rows], er._row(ev.valid, u)))
-        assert not np.isin(data.items[rows], er._row(ev.train, u)).any()
+        assert np.array_equal(data.y[rows] == 1, np.isin(data.items[rows], er.user_items(ev.valid, u)))
+        assert not np.isin(data.items[rows], er.user_items(ev.train, u)).any()
     assert len(data.y) == 6 * er.CANDIDATES
 
 
@@ -365,7 +365,7 @@ def test_history_orders(ev, trained) -> None:
     u = 0
     rated = er.history_order(ev.parts, trained, u, "rated")
     agent = er.history_order(ev.parts, trained, u, "agent")
-    assert sorted(rated) == sorted(agent) == sorted(er._row(ev.train, u).tolist())
+    assert sorted(rated) == sorted(agent) == sorted(er.user_items(ev.train, u).tolist())
     train = ev.parts.train
     rating = {int(i): float(r) for i, r in zip(train.items[train.users == u], train.ratings[train.users == u])}
     assert [rating[i] for i in rated] == sorted(rating.values(), reverse=True)

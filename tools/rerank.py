@@ -110,6 +110,12 @@ class Reranker:
                                          query=query[:300], candidates="\n".join(lines))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
+    def p_yes(self, candidate: Candidate, *, profile: Sequence[str] = (), query: str = "", domain: str = "movie",
+              codes: tuple[str, str, str] | None = None) -> float:
+        """P("yes") for one ask (raises LLMUnavailable when the LLM cannot say)."""
+        messages = as_messages(self.prompt(candidate, profile=profile, query=query, domain=domain, codes=codes))
+        return self.llm.answer_probabilities(messages, ("yes", "no"))["yes"]
+
     def rerank(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
                disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie",
                codes: Codes | None = None) -> RerankResult:
@@ -181,6 +187,12 @@ class PointwiseReranker:
         return ask_messages(system, "\n".join(lines) or "Nothing is known about them yet.",
                             self.t["question"].format(title=title))
 
+    def p_yes(self, candidate: Candidate, *, profile: Sequence[str] = (), query: str = "", domain: str = "movie",
+              codes: tuple[str, str, str] | None = None) -> float:
+        """P("yes") for one ask (raises LLMUnavailable when the LLM cannot say)."""
+        messages = as_messages(self.prompt(candidate, profile=profile, query=query, domain=domain, codes=codes))
+        return self.llm.answer_probabilities(messages, ("yes", "no"))["yes"]
+
     def rerank(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
                disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie",
                codes: Codes | None = None) -> RerankResult:
@@ -195,9 +207,7 @@ class PointwiseReranker:
         try:
             for n, candidate in enumerate(candidates):
                 field_ = None if codes is None else (codes[0], codes[1], codes[2][n])
-                messages = as_messages(self.prompt(candidate, profile=profile, query=query, domain=domain,
-                                                   codes=field_))
-                p_yes.append(self.llm.answer_probabilities(messages, ("yes", "no"))["yes"])
+                p_yes.append(self.p_yes(candidate, profile=profile, query=query, domain=domain, codes=field_))
         except LLMUnavailable as exc:
             log.warning("pointwise rerank: %s; using the scored order", exc)
             return RerankResult(scored, False, f"the LLM did not answer ({exc})")
