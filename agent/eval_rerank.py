@@ -611,10 +611,11 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
                    "user_ids": [str(recommender.user_ids[u]) for u in sample]}
     if pointwise is not None:
         # the raw lists, in user_ids' order and each in the graph's order, so another way of combining
-        # P(yes) with the graph can be measured later without asking the LLM again
+        # P(yes) with the graph can be measured later without asking the LLM again; 6 places, since
+        # 4 moved near-ties when such lists were re-scored (bench.blend_refit)
         out["meta"]["pointwise_lists"] = {
-            "candidates": candidate_ids, "p_yes": [[round(float(p), 4) for p in ps] for ps in p_yes_lists],
-            "graph_score": [[round(float(x), 4) for x in xs] for xs in graph_scores]}
+            "candidates": candidate_ids, "p_yes": [[round(float(p), 6) for p in ps] for ps in p_yes_lists],
+            "graph_score": [[round(float(x), 6) for x in xs] for xs in graph_scores]}
     return out
 
 

@@ -14,6 +14,11 @@ asked again. Scores are P@5 / R@5 / NDCG@5 and the paired bootstrap interval of 
 difference from the graph order, exactly as eval-rerank computes them. With ``--all-test-users``
 every user with a test item is scored too: an ask depends only on the person's history and the
 candidate, so the validation-list asks cover most of each test list and only the rest is asked.
+``--learned-features`` also fits, on all the fit users, a blend that has eval-rerank's learned
+re-ranker's features (graph score and rank, popularity, genre overlap, year distance) besides
+P(yes), and that re-ranker alone as its control; both are compared with the graph order and with
+each other (paired 95% and 99% intervals). No extra asks: the features come from the graph and
+the catalogue.
 
 The asks (~20 per user, 6-7 s per user for a 1.5B model on 2 CPU cores) are kept in ``--cache``,
 rewritten whole every few users, so an interrupted run resumes where it stopped.
@@ -31,9 +36,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agent.config import Settings
-from agent.eval_rerank import (BLEND_FEATURES, FitData, LearnedReranker, blend_features, blend_fit_data,
-                               graph_candidates, load_eval_data, method_row, profile_titles, sample_fit_users,
-                               topk_metrics, user_items)
+from agent.eval_rerank import (BLEND_FEATURES, FEATURES, FitData, LearnedReranker, blend_features, blend_fit_data,
+                               candidate_features, graph_candidates, learned_fit_data, load_eval_data, method_row,
+                               paired_diff_ci, profile_titles, sample_fit_users, topk_metrics, user_items)
 from agent.llm import make_chat_model
 from agent.runs import RUNS_DIR, model_name
 from bench.common import emit
@@ -46,6 +51,7 @@ CACHE_VERSION = 1
 SAVE_EVERY = 20  # users between cache rewrites
 FIT_SIZES = (100, 200, 400)  # growing draws, besides the run's own and all users
 WEIGHT_BOOT = 200  # resamples of the fit users for the interval of the P(yes) weight
+LEARNED_BLEND_FEATURES = (*FEATURES, "p_yes_logit")  # --learned-features: the learned re-ranker's columns + P(yes)
 
 
 def raw_weights(model: LearnedReranker) -> dict[str, float]:
@@ -106,6 +112,32 @@ def fit_blend(lists: dict[str, dict], user_ids: list[str]) -> LearnedReranker:
     return LearnedReranker(names=BLEND_FEATURES).fit(data)
 
 
+def with_learned(ev, user: int, items: np.ndarray, scores, blend_x: np.ndarray) -> np.ndarray:
+    """A list's rows for the blend that also has the learned re-ranker's features: those
+    (eval-rerank's ``learned``, from the person's training items) and the log-odds of P(yes)."""
+    return np.column_stack([candidate_features(ev, items, np.asarray(scores, dtype=np.float64),
+                                               user_items(ev.train, user)), np.asarray(blend_x)[:, 1]])
+
+
+def fit_blend_with_learned(ev, lists: dict[str, dict], user_ids: list[str]) -> LearnedReranker:
+    """The blend with the learned re-ranker's features, fitted on these users' cached validation
+    lists (the graph's lists are rebuilt here and must be the cached ones)."""
+    rec = ev.recommender
+    index = {str(u): n for n, u in enumerate(rec.user_ids)}
+    X, y, users = [], [], []
+    for uid in user_ids:
+        u, row = index[uid], lists[uid]
+        items, scores = graph_candidates(rec, u, np.empty(0, dtype=np.int64))
+        if [str(rec.item_ids[i]) for i in items] != row["items"]:
+            raise SystemExit(f"error: user {uid}'s validation list differs from the cached one: another graph "
+                             "model; pass another --cache")
+        X.append(with_learned(ev, u, items, scores, np.asarray(row["x"])))
+        y.append(np.asarray(row["y"], dtype=np.float64))
+        users.append(np.full(len(items), u))
+    data = FitData(np.vstack(X), np.concatenate(y), np.concatenate(users), np.zeros(sum(map(len, y)), dtype=np.int64))
+    return LearnedReranker(names=LEARNED_BLEND_FEATURES).fit(data)
+
+
 def weight_interval(lists: dict[str, dict], user_ids: list[str], seed: int = 0) -> list[float]:
     """95% interval of p_yes_per_score_z, refitting on fit users resampled with replacement."""
     rng = np.random.default_rng(seed)
@@ -125,6 +157,7 @@ class EvalLists:
     def __init__(self, name: str, ev, users: list[int], candidates: list[np.ndarray], scores: list, p_yes: list,
                  seed: int):
         self.name, self.seed, self.candidates = name, seed, candidates
+        self.ev, self.users, self.scores = ev, users, scores
         self.features = [blend_features(s, p) for s, p in zip(scores, p_yes)]
         self.truth = [set(user_items(ev.test, u).tolist()) for u in users]
         self.graph = topk_metrics([c[:5].tolist() for c in candidates], self.truth)
@@ -150,11 +183,36 @@ class EvalLists:
                              f"{result['graph']['ndcg@5']} when it ran: another graph model or split")
         return run
 
+    def features_for(self, model: LearnedReranker) -> list[np.ndarray]:
+        """Each list's rows in the columns ``model`` was fitted on."""
+        names = tuple(model.names)
+        if names == BLEND_FEATURES:
+            return self.features
+        rows = [with_learned(self.ev, u, c, s, x)
+                for u, c, s, x in zip(self.users, self.candidates, self.scores, self.features)]
+        if names == LEARNED_BLEND_FEATURES:
+            return rows
+        if names == FEATURES:  # the learned re-ranker alone
+            return [r[:, :-1] for r in rows]
+        raise ValueError(f"no rows for the columns {names}")
+
+    def ranked(self, model: LearnedReranker) -> list[list[int]]:
+        return [c[model.order(x, 5)].tolist() for c, x in zip(self.candidates, self.features_for(model))]
+
     def score(self, blend: LearnedReranker) -> dict:
         """The blend's line, computed as eval-rerank computes its own (``method_row``)."""
-        ranked = [c[blend.order(x, 5)].tolist() for c, x in zip(self.candidates, self.features)]
-        row = method_row(ranked, [c[:5].tolist() for c in self.candidates], self.truth, 2000, self.seed)
-        return {"users": len(ranked), "graph_ndcg@5": round(float(self.graph["ndcg@5"].mean()), 4), **row}
+        row = method_row(self.ranked(blend), [c[:5].tolist() for c in self.candidates], self.truth, 2000, self.seed)
+        return {"users": len(self.candidates), "graph_ndcg@5": round(float(self.graph["ndcg@5"].mean()), 4), **row}
+
+
+    def versus(self, model: LearnedReranker, baseline: LearnedReranker | None = None) -> dict:
+        """Mean NDCG@5 difference of ``model`` from ``baseline`` (another re-ranker; None: the graph
+        order) on the same users, with paired bootstrap 95% and 99% intervals."""
+        ndcg = topk_metrics(self.ranked(model), self.truth)["ndcg@5"]
+        base = self.graph["ndcg@5"] if baseline is None else topk_metrics(self.ranked(baseline), self.truth)["ndcg@5"]
+        return {"ndcg@5_diff": round(float((ndcg - base).mean()), 4),
+                **{f"ci{level}": [round(x, 4) for x in paired_diff_ci(ndcg, base, 2000, self.seed, level / 100)]
+                   for level in (95, 99)}}
 
 
 def known_p_yes(lists: dict[str, dict], runs: list[EvalLists]) -> dict[str, dict[str, float]]:
@@ -197,6 +255,12 @@ def all_test_lists(ev, pointwise: PointwiseReranker, known: dict[str, dict[str, 
     return EvalLists(f"{len(users)} test users", ev, users.tolist(), candidates, scores, p_yes, 0)
 
 
+def print_runs(entry: dict) -> None:
+    for label, s in entry["runs"].items():
+        print(f"  {label}: P@5 {s['precision@5']:.3f} R@5 {s['recall@5']:.4f} NDCG@5 {s['ndcg@5']:.4f}, "
+              f"vs graph {s['ndcg@5_diff']:+.4f} {s['ndcg@5_diff_ci95']}, same top-5 {s['same_top5_as_graph']:.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, action="append", required=True,
@@ -208,6 +272,9 @@ def main() -> None:
     parser.add_argument("--all-test-users", action="store_true", help="also score every user with a test item "
                         "(P(yes) reused from the asks above where the candidate was already asked; the rest asked "
                         "and kept beside the cache, <cache>.test.json)")
+    parser.add_argument("--learned-features", action="store_true", help="also fit, on all the fit users, the "
+                        "blend with the learned re-ranker's features (popularity, genre overlap, year distance, "
+                        "graph rank) besides P(yes), and that re-ranker alone (no LLM) as its control")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -259,9 +326,23 @@ def main() -> None:
         figures["fits"][name] = entry
         print(f"\nfit on {name}: weights {entry['coefficients']} (per unit: {entry['raw_weights']}), "
               f"{entry['lists_with_a_positive']} lists with a validation item")
-        for label, s in entry["runs"].items():
-            print(f"  {label}: P@5 {s['precision@5']:.3f} R@5 {s['recall@5']:.4f} NDCG@5 {s['ndcg@5']:.4f}, "
-                  f"vs graph {s['ndcg@5_diff']:+.4f} {s['ndcg@5_diff_ci95']}, same top-5 {s['same_top5_as_graph']:.0%}")
+        print_runs(entry)
+    if args.learned_features:
+        learned = LearnedReranker().fit(learned_fit_data(ev, ev.train, ev.valid))  # eval-rerank's `learned`
+        for name, reranker in ((f"learned re-ranker alone, all {learned.fit_info['users']} validation lists",
+                                learned), (f"all {len(everyone)} users, with the learned re-ranker's features",
+                                           fit_blend_with_learned(ev, lists, everyone))):
+            entry = {"coefficients": reranker.coefficients(), "lists_with_a_positive": reranker.fit_info.get(
+                "lists_with_a_positive"), "runs": {run.name: run.score(reranker) for run in scored},
+                     "vs graph order": {run.name: run.versus(reranker) for run in scored}}
+            if reranker is not learned:
+                entry["vs learned re-ranker alone"] = {run.name: run.versus(reranker, learned) for run in scored}
+            figures["fits"][name] = entry
+            print(f"\nfit {name}: weights {entry['coefficients']}")
+            print_runs(entry)
+            for versus in ("vs graph order", "vs learned re-ranker alone"):
+                for label, d in entry.get(versus, {}).items():
+                    print(f"  {versus}, {label}: NDCG@5 {d['ndcg@5_diff']:+.4f}, 95% {d['ci95']}, 99% {d['ci99']}")
     for run in scored:
         print(f"graph order, {run.name}: NDCG@5 {run.graph['ndcg@5'].mean():.4f}")
     emit(figures)

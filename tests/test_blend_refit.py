@@ -88,3 +88,43 @@ def test_known_p_yes_prefers_the_cache_over_a_runs_rounded_values() -> None:
     cache = {"7": {"items": ["b", "c"], "x": [[0.0, 0.0], [1.0, np.log(0.25 / 0.75)]], "y": [0, 1]}}
     known = known_p_yes(cache, [run])["7"]
     assert known["a"] == 0.3 and known["b"] == pytest.approx(0.5) and known["c"] == pytest.approx(0.25)
+
+
+def test_the_blend_with_learned_features_reads_the_learned_columns_and_compares_re_rankers() -> None:
+    """Rows for the learned-feature blend are eval-rerank's learned features plus P(yes)'s log-odds;
+    ``versus`` gives the paired NDCG@5 difference from the graph order or from another re-ranker."""
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    from agent.eval_rerank import BLEND_FEATURES, FEATURES, LearnedReranker
+    from bench.blend_refit import LEARNED_BLEND_FEATURES, EvalLists
+
+    n_items = 30
+    test = sp.csr_matrix((np.ones(2), ([0, 1], [5, 15])), shape=(2, n_items))
+    train = sp.csr_matrix((np.ones(2), ([0, 1], [25, 26])), shape=(2, n_items))
+    popularity = np.arange(n_items, dtype=np.float64)
+    ev = SimpleNamespace(test=test, train=train, popularity=popularity, genres=np.ones((n_items, 2), dtype=bool),
+                         years=np.full(n_items, 1990.0))
+    candidates = [np.arange(20), np.arange(10, 30)]
+    scores = [list(np.linspace(2.0, 1.0, 20))] * 2
+    p_yes = [[0.2] * 5 + [0.9] + [0.2] * 14] * 2
+    lists = EvalLists("two users", ev, [0, 1], candidates, scores, p_yes, seed=0)
+
+    def model(names: tuple[str, ...], coef: list[float]) -> LearnedReranker:
+        m = LearnedReranker(names=names)
+        m.mean_, m.scale_, m.coef_ = np.zeros(len(coef)), np.ones(len(coef)), np.array(coef)
+        return m
+
+    rows = lists.features_for(model(LEARNED_BLEND_FEATURES, [0.0] * 7))
+    assert rows[0].shape == (20, 7)
+    assert rows[0][:, 0].tolist() == scores[0]  # the raw graph score first, P(yes)'s log-odds last
+    assert rows[0][5, -1] == pytest.approx(np.log(0.9 / 0.1)) and rows[0][0, -1] == pytest.approx(np.log(0.2 / 0.8))
+    assert rows[1][:, 3].tolist() == pytest.approx(np.log1p(popularity[10:30]).tolist())  # log popularity
+    assert lists.features_for(model(FEATURES, [0.0] * 6))[0].shape == (20, 6)
+
+    trusting = model(LEARNED_BLEND_FEATURES, [1.0, 0, 0, 0, 0, 0, 2.0])  # P(yes) lifts the 6th into the top-5
+    graph_like = model(BLEND_FEATURES, [1.0, 0.0])
+    assert lists.versus(trusting)["ndcg@5_diff"] == 1.0
+    assert lists.versus(trusting, graph_like)["ndcg@5_diff"] == 1.0
+    assert lists.versus(graph_like)["ndcg@5_diff"] == 0.0 and lists.versus(graph_like)["ci99"] == [0.0, 0.0]
