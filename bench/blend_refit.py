@@ -36,9 +36,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agent.config import Settings
-from agent.eval_rerank import (BLEND_FEATURES, FEATURES, FitData, LearnedReranker, blend_features, blend_fit_data,
-                               candidate_features, graph_candidates, learned_fit_data, load_eval_data, method_row,
-                               paired_diff_ci, profile_titles, sample_fit_users, topk_metrics, user_items)
+from agent.eval_rerank import (BLEND_FEATURES, FEATURES, PROFILES, FitData, LearnedReranker, blend_features,
+                               blend_fit_data, candidate_features, graph_candidates, learned_fit_data, load_eval_data,
+                               method_row, paired_diff_ci, profile_titles, sample_fit_users, topk_metrics,
+                               user_items)
 from agent.llm import make_chat_model
 from agent.runs import RUNS_DIR, model_name
 from bench.common import emit
@@ -263,8 +264,11 @@ def print_runs(entry: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, action="append", required=True,
-                        help="a saved eval-rerank run with --method pointwise (repeatable)")
+    parser.add_argument("--run", type=Path, action="append", default=[],
+                        help="a saved eval-rerank run with --method pointwise (repeatable): its fit is "
+                        "reproduced and its test lists re-scored; none: give --all-test-users")
+    parser.add_argument("--profile", choices=PROFILES, default="rated",
+                        help="the history titles the asks show, when no --run says it")
     parser.add_argument("--fit-users", type=int, default=943, help="users whose validation lists are asked "
                         "(all with a validation item when this is at least their number)")
     parser.add_argument("--cache", type=Path, help="where the asks are kept (default: <home>/runs/blend-fit/"
@@ -276,19 +280,22 @@ def main() -> None:
                         "blend with the learned re-ranker's features (popularity, genre overlap, year distance, "
                         "graph rank) besides P(yes), and that re-ranker alone (no LLM) as its control")
     args = parser.parse_args()
+    if not args.run and not args.all_test_users:
+        parser.error("nothing to score: give a --run, --all-test-users or both")
     logging.basicConfig(level=logging.WARNING)
 
     settings = Settings()
     ev = load_eval_data(load_recommender("ml-100k", None, settings.home), settings.home)
     model = model_name(settings)
     runs = [EvalLists.from_run(p, ev) for p in args.run]
-    profile = runs[0].result["meta"]["profile"]
+    profile = runs[0].result["meta"]["profile"] if runs else args.profile
     for run in runs:
         if (run.meta["model"], run.result["meta"]["profile"], run.meta.get("codes")) != (model, profile, False):
             raise SystemExit(f"error: {run.path} asked {run.meta['model']!r} (profile "
                              f"{run.result['meta']['profile']!r}, codes {run.meta.get('codes')}); this asks "
                              f"{model!r} (profile {profile!r}, no codes): set CHATREC_LLM_MODEL / _ADAPTER to match")
-    cache = args.cache or settings.home / RUNS_DIR / "blend-fit" / f"{re.sub(r'[^A-Za-z0-9.]+', '-', model)}-{profile}.json"
+    safe_model = re.sub(r"[^A-Za-z0-9.]+", "-", model)
+    cache = args.cache or settings.home / RUNS_DIR / "blend-fit" / f"{safe_model}-{profile}.json"
     lists = load_cache(cache, model, profile)
     rec = ev.recommender
     all_users = sample_fit_users(ev.valid, args.fit_users, 0)
