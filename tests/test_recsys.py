@@ -172,6 +172,7 @@ def test_checkpoint_round_trip_is_atomic_and_corruption_is_reported(tmp_path):
     rec = _toy_recommender()
     path = rec.save(tmp_path / "m" / "lightgcn.pt")
     assert [p.name for p in path.parent.iterdir()] == ["lightgcn.pt"]  # no temp files left
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, not mkstemp's private 0600
     loaded = GraphRecommender.load(path)
     assert loaded.recommend("u3", k=4) == rec.recommend("u3", k=4)
     assert loaded.split == rec.split and loaded.dataset == "toy"
