@@ -205,7 +205,6 @@ class EvalLists:
         row = method_row(self.ranked(blend), [c[:5].tolist() for c in self.candidates], self.truth, 2000, self.seed)
         return {"users": len(self.candidates), "graph_ndcg@5": round(float(self.graph["ndcg@5"].mean()), 4), **row}
 
-
     def versus(self, model: LearnedReranker, baseline: LearnedReranker | None = None) -> dict:
         """Mean NDCG@5 difference of ``model`` from ``baseline`` (another re-ranker; None: the graph
         order) on the same users, with paired bootstrap 95% and 99% intervals."""
