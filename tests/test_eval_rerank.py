@@ -280,7 +280,7 @@ def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, ch
         assert 0 <= result[method]["graph_score_auc"] <= 1 and method in result["verdict"]
     assert "pointwise asks:" in er.format_table(result)
     kept = result["meta"]["pointwise_lists"]  # the raw lists, for measuring other fusions later
-    assert kept["p_yes"] == [[round(x, 4) for x in ps] for ps in yes]
+    assert kept["p_yes"] == [[round(x, 6) for x in ps] for ps in yes]
     assert kept["candidates"][0] == [str(trained.item_ids[i]) for i in
                                      er.graph_candidates(trained, users[0], er.user_items(ev.valid, users[0]))[0]]
     assert len(kept["graph_score"]) == len(users) and all(len(g) == er.CANDIDATES for g in kept["graph_score"])
