@@ -120,23 +120,23 @@ def with_learned(ev, user: int, items: np.ndarray, scores, blend_x: np.ndarray) 
                                                user_items(ev.train, user)), np.asarray(blend_x)[:, 1]])
 
 
-def fit_blend_with_learned(ev, lists: dict[str, dict], user_ids: list[str]) -> LearnedReranker:
-    """The blend with the learned re-ranker's features, fitted on these users' cached validation
-    lists (the graph's lists are rebuilt here and must be the cached ones)."""
-    rec = ev.recommender
-    index = {str(u): n for n, u in enumerate(rec.user_ids)}
+def fit_blend_with_learned(learned_data: FitData, lists: dict[str, dict], user_ids: list[str],
+                           recommender) -> LearnedReranker:
+    """The blend with the learned re-ranker's features: ``learned_fit_data``'s rows of these users
+    (the same validation lists, which must be the cached ones) with the cached P(yes) log-odds added."""
+    index = {str(u): n for n, u in enumerate(recommender.user_ids)}
     X, y, users = [], [], []
     for uid in user_ids:
-        u, row = index[uid], lists[uid]
-        items, scores = graph_candidates(rec, u, np.empty(0, dtype=np.int64))
-        if [str(rec.item_ids[i]) for i in items] != row["items"]:
+        row = lists[uid]
+        mine = learned_data.users == index[uid]
+        if [str(recommender.item_ids[i]) for i in learned_data.items[mine]] != row["items"]:
             raise SystemExit(f"error: user {uid}'s validation list differs from the cached one: another graph "
                              "model; pass another --cache")
-        X.append(with_learned(ev, u, items, scores, np.asarray(row["x"])))
-        y.append(np.asarray(row["y"], dtype=np.float64))
-        users.append(np.full(len(items), u))
-    data = FitData(np.vstack(X), np.concatenate(y), np.concatenate(users), np.zeros(sum(map(len, y)), dtype=np.int64))
-    return LearnedReranker(names=LEARNED_BLEND_FEATURES).fit(data)
+        X.append(np.column_stack([learned_data.X[mine], np.asarray(row["x"])[:, 1]]))
+        y.append(learned_data.y[mine])
+        users.append(learned_data.users[mine])
+    return LearnedReranker(names=LEARNED_BLEND_FEATURES).fit(
+        FitData(np.vstack(X), np.concatenate(y), np.concatenate(users), np.zeros(sum(map(len, y)), dtype=np.int64)))
 
 
 def weight_interval(lists: dict[str, dict], user_ids: list[str], seed: int = 0) -> list[float]:
@@ -334,10 +334,11 @@ def main() -> None:
               f"{entry['lists_with_a_positive']} lists with a validation item")
         print_runs(entry)
     if args.learned_features:
-        learned = LearnedReranker().fit(learned_fit_data(ev, ev.train, ev.valid))  # eval-rerank's `learned`
+        learned_data = learned_fit_data(ev, ev.train, ev.valid)  # eval-rerank's `learned`, fitted as it fits it
+        learned = LearnedReranker().fit(learned_data)
         for name, reranker in ((f"learned re-ranker alone, all {learned.fit_info['users']} validation lists",
                                 learned), (f"all {len(everyone)} users, with the learned re-ranker's features",
-                                           fit_blend_with_learned(ev, lists, everyone))):
+                                           fit_blend_with_learned(learned_data, lists, everyone, rec))):
             entry = {"coefficients": reranker.coefficients(), "lists_with_a_positive": reranker.fit_info.get(
                 "lists_with_a_positive"), "runs": {run.name: run.score(reranker) for run in scored},
                      "vs graph order": {run.name: run.versus(reranker) for run in scored}}

@@ -110,12 +110,6 @@ class Reranker:
                                          query=query[:300], candidates="\n".join(lines))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def p_yes(self, candidate: Candidate, *, profile: Sequence[str] = (), query: str = "", domain: str = "movie",
-              codes: tuple[str, str, str] | None = None) -> float:
-        """P("yes") for one ask (raises LLMUnavailable when the LLM cannot say)."""
-        messages = as_messages(self.prompt(candidate, profile=profile, query=query, domain=domain, codes=codes))
-        return self.llm.answer_probabilities(messages, ("yes", "no"))["yes"]
-
     def rerank(self, candidates: Sequence[Candidate], count: int, *, profile: Sequence[str] = (),
                disliked: Sequence[str] = (), dialogue: str = "", query: str = "", domain: str = "movie",
                codes: Codes | None = None) -> RerankResult:
