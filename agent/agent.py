@@ -25,7 +25,7 @@ from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint
 from tools.catalog import Catalog, CatalogItem
-from tools.chat import as_messages, first_sentences
+from tools.chat import as_messages, stream_sentences
 from tools.explain import Explainer
 from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, match_key
@@ -367,10 +367,7 @@ class Agent:
             return (yield from self._say(state, "chitchat", self.replies["help"]))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
-        pieces = []
-        for chunk in self.llm.stream(as_messages(messages), max_tokens=60):
-            pieces.append(chunk.content)
-        words = first_sentences("".join(pieces), 2)
+        words = stream_sentences(self.llm, as_messages(messages), 2, max_tokens=60)
         notes = []
         if not words or _leaks(words, self.chitchat_system):
             notes.append("chit-chat fallback: " + ("empty reply" if not words else "the reply repeated the instructions"))

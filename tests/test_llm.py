@@ -19,6 +19,7 @@ from agent.config import Settings
 from agent.llm import (LLMUnavailable, LocalChatModel, OpenAIChatModel, answer_token_ids, default_model_path,
                        make_chat_model, probabilities_from_logits)
 from servers import free_port, wait_for_port
+from tools.chat import first_sentences, stream_sentences
 
 SCHEMA = {"type": "object", "properties": {"intent": {"type": "string", "enum": ["recommend", "explain", "chitchat"]}},
           "required": ["intent"]}
@@ -36,6 +37,28 @@ def test_local_model_answers_and_streams(local: LocalChatModel) -> None:
     assert isinstance(answer.content, str) and answer.content.strip()
     chunks = [c.content for c in local.stream([HumanMessage("Count to three.")])]
     assert len(chunks) > 1 and "".join(chunks).strip()
+
+
+def test_a_reply_cut_to_whole_sentences_stops_generating_once_they_are_whole(local: LocalChatModel) -> None:
+    # the real model, greedy: the full reply's first two sentences, from a stream cut short
+    ask = [SystemMessage("You are a friendly assistant. Answer at length."),
+           HumanMessage("Tell me about your favourite films, in several sentences.")]
+    full_chunks = [c.content for c in local.stream(ask, max_tokens=60)]
+    full = "".join(full_chunks)
+    assert first_sentences(full, 3) != first_sentences(full, 2), full  # it runs on: stopping has something to save
+
+    class Counted:  # the same model; counts the chunks it is asked to produce
+        chunks = 0
+
+        def stream(self, messages, **kwargs):
+            for chunk in local.stream(messages, **kwargs):
+                Counted.chunks += 1
+                yield chunk
+
+    assert stream_sentences(Counted(), ask, 2, max_tokens=60) == first_sentences(full, 2)
+    assert Counted.chunks < len(full_chunks)
+    # the model answers as before afterwards: the cut generation left nothing behind
+    assert "".join(c.content for c in local.stream(ask, max_tokens=60)) == full
 
 
 def test_local_json_schema_output_fits_the_schema(local: LocalChatModel) -> None:

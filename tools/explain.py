@@ -21,7 +21,7 @@ import numpy as np
 from prompts import read_prompt
 from tools.candidates import CandidateTool, genre_key
 from tools.catalog import CatalogItem
-from tools.chat import LLMUnavailable, as_messages, first_sentences
+from tools.chat import LLMUnavailable, as_messages, stream_sentences
 from tools.resolve import TitleSpotter, match_key
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class Explainer:
         text was not used ("" when it was)) — the raw text is what evaluations measure the guard on."""
         messages = as_messages(self.prompt(ev, query))
         try:
-            text = first_sentences(self.llm.invoke(messages, max_tokens=90).content)
+            text = stream_sentences(self.llm, messages, 3, max_tokens=90)
         except LLMUnavailable as exc:
             return self.plain(ev), "", f"the LLM did not answer ({exc})"
         problem = self.guard(text, ev)
