@@ -113,11 +113,17 @@ def fit_blend(lists: dict[str, dict], user_ids: list[str]) -> LearnedReranker:
     return LearnedReranker(names=BLEND_FEATURES).fit(data)
 
 
+def with_p_yes(learned_x: np.ndarray, blend_x) -> np.ndarray:
+    """The learned re-ranker's columns of a list with the log-odds of P(yes) (from its blend rows,
+    columns :data:`BLEND_FEATURES`) added: the columns :data:`LEARNED_BLEND_FEATURES`."""
+    return np.column_stack([learned_x, np.asarray(blend_x)[:, BLEND_FEATURES.index("p_yes_logit")]])
+
+
 def with_learned(ev, user: int, items: np.ndarray, scores, blend_x: np.ndarray) -> np.ndarray:
     """A list's rows for the blend that also has the learned re-ranker's features: those
     (eval-rerank's ``learned``, from the person's training items) and the log-odds of P(yes)."""
-    return np.column_stack([candidate_features(ev, items, np.asarray(scores, dtype=np.float64),
-                                               user_items(ev.train, user)), np.asarray(blend_x)[:, 1]])
+    return with_p_yes(candidate_features(ev, items, np.asarray(scores, dtype=np.float64),
+                                         user_items(ev.train, user)), blend_x)
 
 
 def fit_blend_with_learned(learned_data: FitData, lists: dict[str, dict], user_ids: list[str],
@@ -132,7 +138,7 @@ def fit_blend_with_learned(learned_data: FitData, lists: dict[str, dict], user_i
         if [str(recommender.item_ids[i]) for i in learned_data.items[mine]] != row["items"]:
             raise SystemExit(f"error: user {uid}'s validation list differs from the cached one: another graph "
                              "model; pass another --cache")
-        X.append(np.column_stack([learned_data.X[mine], np.asarray(row["x"])[:, 1]]))
+        X.append(with_p_yes(learned_data.X[mine], row["x"]))
         y.append(learned_data.y[mine])
         users.append(learned_data.users[mine])
     return LearnedReranker(names=LEARNED_BLEND_FEATURES).fit(
