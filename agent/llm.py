@@ -345,8 +345,6 @@ class TransformersChatModel(BaseChatModel):
 
     def _model(self):
         if self._loaded is None:
-            from agent.tuning import is_seq2seq, load_base
-
             started = time.perf_counter()
             try:
                 tokenizer, model = load_base(Path(self.model_dir))
@@ -366,8 +364,6 @@ class TransformersChatModel(BaseChatModel):
     def _inputs(self, messages: list[BaseMessage]) -> dict:
         """The prompt's tensors: the chat template where the tokenizer has one (causal models),
         else the flattened chat (T5, as ``chatrec tune train`` trains it)."""
-        from agent.tuning import flatten
-
         tokenizer, _, seq2seq = self._model()
         chat = _as_dicts(messages)
         if seq2seq or not getattr(tokenizer, "chat_template", None):
@@ -410,11 +406,51 @@ class TransformersChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
 
+# Base models as both serving and `chatrec tune train` load them (tuning imports these from here).
+TUNE_DIR = "tune"
+
+
+def is_seq2seq(model) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def load_base(source: Path):
+    """Tokenizer and fp32 model: de-quantised from a GGUF file, or read from a transformers
+    directory (causal or sequence-to-sequence, by its config)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    source = Path(source)
+    if source.is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
+        model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
+        return tokenizer, model
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} is neither a GGUF file nor a transformers model directory (no config.json)")
+    config = AutoConfig.from_pretrained(str(source))
+    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    return AutoTokenizer.from_pretrained(str(source)), auto.from_pretrained(str(source), dtype=torch.float32)
+
+
+def flatten(messages: Sequence[dict]) -> str:
+    """Chat messages as one input text, for models without a chat template (T5)."""
+    return "\n\n".join(m["content"] for m in messages)
+
+
+def adapter_path(home: Path, source: Path, variant: str = "") -> Path:
+    """Where ``chatrec tune train`` saves the adapter of a base model and the local backend looks
+    for it: a llama.cpp adapter GGUF for a GGUF model, a peft folder for a transformers one.
+    ``variant`` ("codes": tuned on prompts with BinLLM codes) names an adapter the backend does
+    not take by default: the agent's prompts carry no codes."""
+    source, tag = Path(source), f".{variant}" if variant else ""
+    if source.is_file():
+        return Path(home) / TUNE_DIR / f"{source.stem}{tag}.lora.gguf"
+    return Path(home) / TUNE_DIR / f"{source.name}{tag}-lora"
+
+
 def local_adapter(settings, model_source: Path) -> str | None:
     """The adapter the local backend puts on the model: the configured one, else the one
     ``chatrec tune train`` saved for this model in the data home, else none."""
-    from agent.tuning import adapter_path
-
     if settings.llm_adapter and str(settings.llm_adapter) == "none":
         return None  # the base model, even where a tuned adapter was saved
     if settings.llm_adapter:

@@ -151,14 +151,4 @@ def parse_answer(content: str) -> Route:
     return Route(intent, slots)
 
 
-def sft_examples(rows: Sequence[dict]):
-    """Labelled rows → tuning examples with exactly the prompt the tuned router is served."""
-    from agent.tuning import SftExample
-
-    router = Router(llm=None, mode="tuned")
-    return [SftExample(router.chat(r["utterance"], r["context"]), compact_answer(r["intent"], r["slots"]))
-            for r in rows]
-
-
-__all__ = ["INTENTS", "Route", "Router", "SCHEMA", "compact_answer", "load_examples", "parse_answer", "render_context",
-           "sft_examples"]
+__all__ = ["INTENTS", "Route", "Router", "SCHEMA", "compact_answer", "load_examples", "parse_answer", "render_context"]

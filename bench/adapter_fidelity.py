@@ -39,9 +39,9 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
     from agent.config import Settings
-    from agent.instruct import DATA_FILE
+    from agent.tuning.instruct import DATA_FILE
     from agent.llm import open_llama
-    from agent.tuning import CHECKPOINT, load_base, target_modules
+    from agent.tuning.lora import CHECKPOINT, load_base, target_modules
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

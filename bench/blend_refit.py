@@ -36,12 +36,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agent.config import Settings
-from agent.eval_rerank import (BLEND_FEATURES, FEATURES, PROFILES, FitData, LearnedReranker, blend_features,
+from agent.evals.rerank import (BLEND_FEATURES, FEATURES, PROFILES, FitData, LearnedReranker, blend_features,
                                blend_fit_data, candidate_features, graph_candidates, learned_fit_data, load_eval_data,
                                method_row, paired_diff_ci, profile_titles, sample_fit_users, topk_metrics,
                                user_items)
 from agent.llm import make_chat_model
-from agent.runs import RUNS_DIR, model_name
+from agent.evals.runs import RUNS_DIR, model_name
 from bench.common import emit
 from recsys.train import write_json
 from recsys.workflow import load_recommender

@@ -1,6 +1,6 @@
 """How to find candidates for a person known only by the titles they name (a chat user).
 
-Simulated users (agent/simulate.py, template simulator, ml-100k test users, fixed seed) talk to
+Simulated users (agent/evals/simulate.py, template simulator, ml-100k test users, fixed seed) talk to
 the graph recommender alone, in four variants: the LightGCN fold-in (dot product with one
 propagation step), cosine to the liked items' mean direction, and each re-scored with the
 liked items' genres (tools/candidates.py). Prints a table and ends with one JSON line.
@@ -22,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from agent.config import Settings
-    from agent.simulate import LIST_SIZE, Simulation, TemplateSimulator, sample_users
+    from agent.evals.simulate import LIST_SIZE, Simulation, TemplateSimulator, sample_users
     from recsys.workflow import load_recommender
     from tools.candidates import RESCORE_POOL, CandidateTool
     from tools.items import open_items

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from agent.runs import machine
+from agent.evals.runs import machine
 
 
 def emit(figures: dict) -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.collab_codes import load_codes
+from agent.tuning.codes import load_codes
 from agent.config import Settings
-from agent.eval_rerank import load_eval_data
-from agent.instruct import DATA_FILE, make_instructions
+from agent.evals.rerank import load_eval_data
+from agent.tuning.instruct import DATA_FILE, make_instructions
 from agent.llm import LocalChatModel
 from bench.common import emit
 from recsys.workflow import load_recommender

@@ -74,7 +74,7 @@ def p_yes(tokenizer, model, rows: list[dict]) -> np.ndarray:
     import torch
 
     from agent.llm import answer_token_ids, probabilities_from_logits
-    from agent.tuning import SftExample, encode
+    from agent.tuning.lora import SftExample, encode
 
     answers = ("yes", "no")
     ids = answer_token_ids(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], answers,
@@ -100,9 +100,9 @@ def main() -> None:
 
     import torch
 
-    from agent.eval_rerank import pair_auc
+    from agent.evals.rerank import pair_auc
     from agent.llm import default_model_path
-    from agent.tuning import SftExample, TuneConfig, train_lora
+    from agent.tuning.lora import SftExample, TuneConfig, train_lora
 
     torch.set_num_threads(args.threads)
     rows = [r for r in map(json.loads, args.data.read_text(encoding="utf-8").splitlines())

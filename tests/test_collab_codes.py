@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agent import collab_codes, instruct
+from agent.tuning import codes as collab_codes, instruct
 from agent.cli import app
-from agent.eval_rerank import load_eval_data
+from agent.evals.rerank import load_eval_data
 from tools.candidates import Candidate
 from tools.rerank import Reranker
 
@@ -112,7 +112,7 @@ def test_the_rerank_prompt_takes_codes_and_refuses_a_short_list(ev) -> None:
 
 
 def test_eval_rerank_passes_the_codes_to_the_llm(trained, chatrec_home: Path, codes) -> None:
-    from agent.eval_rerank import evaluate_rerank
+    from agent.evals.rerank import evaluate_rerank
 
     class Scripted:
         def __init__(self) -> None:
@@ -135,7 +135,7 @@ def test_the_commands_make_coded_data_and_tune_in_two_steps(trained, chatrec_hom
     adapter is the agent's, the second (with codes) is saved apart and not loaded by default."""
     from agent.config import Settings
     from agent.llm import default_model_path, make_chat_model
-    from agent.tuning import adapter_path
+    from agent.tuning.lora import adapter_path
 
     plain, coded = tmp_path / "plain.jsonl", tmp_path / "coded.jsonl"
     made = CliRunner().invoke(app, ["tune", "data", "--users", "6", "--task", "pointwise", "--out", str(plain)])

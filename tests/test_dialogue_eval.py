@@ -1,4 +1,4 @@
-"""Scripted dialogue evaluation (agent/dialogue_eval.py, `chatrec eval-dialogues`).
+"""Scripted dialogue evaluation (agent/evals/dialogues.py, `chatrec eval-dialogues`).
 
 The normalisers and every check run on hand-made replies (no agent); the validator runs on bad
 files through the real CLI; the shipped dialogues must all validate; and one end-to-end run
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent import dialogue_eval as de
+from agent.evals import dialogues as de
 from agent.cli import app
 
 DIALOGUES = Path(__file__).parent.parent / "evaluation" / "dialogues"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.eval_explain import (
+from agent.evals.explain import (
     BLEU_EPSILON,
     Variant,
     XRecDataError,
@@ -181,7 +181,7 @@ def tiny_xrec(tmp_path_factory) -> Path:
 
 def test_a_small_real_xrec_run(tiny_xrec: Path) -> None:
     from agent.config import Settings
-    from agent.eval_explain import format_table, run
+    from agent.evals.explain import format_table, run
 
     home = tiny_xrec / "home"  # the trained graph is kept here, not in the real data home
     result = run(Settings(llm_backend="local", home=home), part="xrec", xrec_path=tiny_xrec, graph_epochs=2,
@@ -211,7 +211,7 @@ def test_a_small_real_xrec_run(tiny_xrec: Path) -> None:
 
 
 def test_a_sample_of_lines_is_fixed_by_the_seed(tiny_xrec: Path) -> None:
-    from agent.eval_explain import read_jsonl, sample_lines
+    from agent.evals.explain import read_jsonl, sample_lines
 
     rows = read_jsonl(tiny_xrec / "eval.jsonl")
     assert sample_lines(rows, 2, 7) == sample_lines(rows, 2, 7)

@@ -1,4 +1,4 @@
-"""Offline re-rank gain (agent/eval_rerank.py, `chatrec eval-rerank`).
+"""Offline re-rank gain (agent/evals/rerank.py, `chatrec eval-rerank`).
 
 Metrics against hand-computed lists; the paired bootstrap on constructed cases; the learned
 re-ranker's fitting data checked against the real split (train and validation only); an
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agent import eval_rerank as er
+from agent.evals import rerank as er
 
 runner = CliRunner()
 
@@ -391,7 +391,7 @@ def test_the_agents_tool_serves_the_history_in_the_measured_order(ev, trained, c
 
 def test_command_with_the_real_local_model(trained, chatrec_home: Path) -> None:
     from agent.cli import app
-    from agent.runs import latest_run
+    from agent.evals.runs import latest_run
 
     out = runner.invoke(app, ["eval-rerank", "--users", "3", "--seed", "0", "--bootstrap", "200", "--json"],
                         catch_exceptions=False)

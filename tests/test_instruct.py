@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agent import instruct
+from agent.tuning import instruct
 from agent.cli import app
-from agent.eval_rerank import load_eval_data
+from agent.evals.rerank import load_eval_data
 from tools.explain import Evidence, unfaithful
 from tools.rerank import validate_order
 from tools.resolve import TitleSpotter
@@ -138,7 +138,7 @@ def test_tune_train_exports_an_adapter_the_local_backend_then_uses(trained, chat
     home → the local backend loads base + adapter and answers."""
     from agent.config import Settings
     from agent.llm import LocalChatModel, default_model_path, make_chat_model
-    from agent.tuning import adapter_path
+    from agent.tuning.lora import adapter_path
 
     home = tmp_path / "home"
     monkeypatch.setenv("CHATREC_HOME", str(home))
@@ -153,7 +153,7 @@ def test_tune_train_exports_an_adapter_the_local_backend_then_uses(trained, chat
     assert (home / "tune" / "checkpoints").is_dir()
     llm = make_chat_model(Settings())
     assert isinstance(llm, LocalChatModel) and llm.lora_path == str(adapter)
-    from agent.runs import model_name
+    from agent.evals.runs import model_name
 
     assert model_name(Settings()).endswith(f"+ LoRA {adapter.name}")  # saved runs say the model was tuned
     answer = llm.invoke([("system", "Answer yes or no."), ("human", "Is Fargo a film?")], max_tokens=4).content
@@ -175,7 +175,7 @@ def test_excluded_users_are_never_sampled(ev, made) -> None:
 def test_half_the_pointwise_nos_are_the_graphs_own_picks(ev, made) -> None:
     """Ranking the graph's top-20 by "yes" is what the pointwise asks train for, so half their
     negatives come from that list; the others are random films. Neither was rated by the person."""
-    from agent.eval_rerank import graph_candidates
+    from agent.evals.rerank import graph_candidates
 
     rec = ev.recommender
     maker = instruct.InstructionMaker(ev)
@@ -196,7 +196,7 @@ def test_graph_list_pointwise_asks_are_the_rerankers_own_situation(ev) -> None:
     """--pointwise graph-list: the "yes" is a validation film the graph ranked in its top-20 and the
     "no" another of its picks the person never rated; titles they rated, no request, as the
     pointwise re-ranker asks at serving time. No test interaction appears (same check as above)."""
-    from agent.eval_rerank import graph_candidates
+    from agent.evals.rerank import graph_candidates
 
     rec = ev.recommender
     maker = instruct.InstructionMaker(ev)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from agent.cli import app
-from agent.report import build_report
-from agent.runs import latest_run, save_run
-from agent.simulate import score
+from agent.evals.report import build_report
+from agent.evals.runs import latest_run, save_run
+from agent.evals.simulate import score
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tuning import (
+from agent.tuning.lora import (
     SftExample,
     TuneConfig,
     adapter_path,
@@ -135,7 +135,7 @@ def test_two_step_tuning_goes_on_from_the_first_stage(tiny_t5: Path, tmp_path: P
 
 
 def test_slices_of_a_t5_batch_have_the_gradient_of_the_whole_batch(tiny_t5: Path) -> None:
-    from agent.tuning import encode_seq2seq
+    from agent.tuning.lora import encode_seq2seq
     from tests.test_tuning import same_gradient_in_slices
 
     tokenizer, model = load_base(tiny_t5)

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.dialogue_eval import normalize_title
-from agent.simulate import (MAX_TURNS, LLMSimulator, Simulation, TemplateSimulator, graph_system, sample_users, score,
+from agent.evals.dialogues import normalize_title
+from agent.evals.simulate import (MAX_TURNS, LLMSimulator, Simulation, TemplateSimulator, graph_system, sample_users, score,
                             spoken_title, wilson_interval)
 
 
@@ -123,7 +123,7 @@ def test_the_llm_simulator_speaks_with_the_real_local_model(agent_parts, people)
 def test_the_agent_systems_keep_their_sessions_out_of_the_persons_store(agent_parts, people, tmp_path) -> None:
     import sqlite3
 
-    from agent.simulate import agent_systems
+    from agent.evals.simulate import agent_systems
     from tests.agents import build_agent
 
     agent = build_agent(agent_parts, tmp_path / "own")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agent.llm import default_model_path
-from agent.tuning import SftExample, encode, export_gguf_adapter, load_base, progress_position
+from agent.tuning.lora import SftExample, encode, export_gguf_adapter, load_base, progress_position
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def same_gradient_in_slices(tokenizer, model, encoded, config, seq2seq: bool) ->
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from agent.tuning import TuneConfig, backward_batch, target_modules
+    from agent.tuning.lora import TuneConfig, backward_batch, target_modules
 
     torch.manual_seed(0)
     tuned = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=target_modules(model),
@@ -102,7 +102,7 @@ def test_a_batch_in_slices_has_the_gradient_of_the_whole_batch(base) -> None:
     gradients add up to the whole batch's — with the router's weighted lead tokens too."""
     import copy
 
-    from agent.tuning import TuneConfig
+    from agent.tuning.lora import TuneConfig
 
     tokenizer, model = base
     examples = [SftExample([{"role": "user", "content": ask}], answer) for ask, answer in
@@ -133,7 +133,7 @@ def test_the_adapter_is_written_for_its_models_architecture(family, architecture
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    from agent.tuning import _permute_rows
+    from agent.tuning.lora import _permute_rows
 
     config_type, model_type = (Qwen2Config, Qwen2ForCausalLM) if family == "qwen2" else (LlamaConfig, LlamaForCausalLM)
     torch.manual_seed(0)
@@ -159,7 +159,7 @@ def test_the_adapter_is_written_for_its_models_architecture(family, architecture
 def test_a_gguf_of_another_architecture_is_refused_before_tuning(tmp_path: Path) -> None:
     import gguf
 
-    from agent.tuning import check_exportable
+    from agent.tuning.lora import check_exportable
 
     path = tmp_path / "gpt2.gguf"
     writer = gguf.GGUFWriter(str(path), "gpt2")
@@ -178,7 +178,7 @@ def test_bf16_autocast_keeps_the_loss_and_the_gradients_direction(base) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from agent.tuning import TuneConfig, backward_batch, target_modules
+    from agent.tuning.lora import TuneConfig, backward_batch, target_modules
 
     tokenizer, model = base
     torch.manual_seed(0)
@@ -208,7 +208,7 @@ def _pointwise_row(title: str, answer: str) -> dict:
 
 
 def test_tuning_sanity_relabels_from_the_asked_film_and_balances():
-    from agent.eval_rerank import pair_auc
+    from agent.evals.rerank import pair_auc
     from bench.tuning_sanity import relabel
 
     rows = [_pointwise_row(t, "no") for t in ("Jaws (1975)", "Psycho (1960)", "Fargo (1996)", "Heat (1995)",

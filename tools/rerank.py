@@ -26,7 +26,7 @@ from tools.chat import LLMUnavailable, as_messages
 log = logging.getLogger(__name__)
 
 
-# BinLLM's collaborative field (agent/collab_codes.py): the system note, the person's code and
+# BinLLM's collaborative field (agent/tuning/codes.py): the system note, the person's code and
 # one code per candidate
 Codes = tuple[str, str, Sequence[str]]
 

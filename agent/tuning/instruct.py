@@ -1,6 +1,6 @@
 """Instruction data for tuning the local model on our jobs (InstructRec): ``chatrec tune data``.
 
-Made from the graph model's own ml-100k split (:func:`agent.eval_rerank.load_eval_data`) and
+Made from the graph model's own ml-100k split (:func:`agent.evals.rerank.load_eval_data`) and
 the catalog's item facts, after InstructRec's three facets:
 
 - preference: *implicit* (titles they rated, best first) or *explicit* (what a person would
@@ -109,7 +109,7 @@ class InstructionMaker:
         from tools.rerank import Reranker
 
         self.ev, self.rec = ev, ev.recommender
-        self.codes = codes  # agent.collab_codes.CollabCodes, or None for the plain prompts
+        self.codes = codes  # agent.tuning.codes.CollabCodes, or None for the plain prompts
         if pointwise not in POINTWISE_MODES:
             raise ValueError(f"unknown pointwise mode {pointwise!r}: {', '.join(POINTWISE_MODES)}")
         self.pointwise = pointwise
@@ -201,7 +201,7 @@ class InstructionMaker:
     # -- tasks -------------------------------------------------------------------------
 
     def for_user(self, user: int, tasks: Sequence[str]) -> list[Instruction]:
-        from agent.eval_rerank import graph_candidates, history_order
+        from agent.evals.rerank import graph_candidates, history_order
 
         in_test = self._with_twins(_row(self.ev.test, user))
         positives = np.array([i for i in _row(self.ev.valid, user) if i not in in_test], dtype=np.int64)
@@ -304,8 +304,18 @@ class InstructionMaker:
                            {"history": [e["item_id"] for e in nearest], "positive": [str(self.rec.item_ids[target])]})
 
 
+def sft_examples(rows: Sequence[dict]):
+    """Labelled router rows → tuning examples with exactly the prompt the tuned router is served."""
+    from agent.router import Router, compact_answer
+    from agent.tuning.lora import SftExample
+
+    router = Router(llm=None, mode="tuned")
+    return [SftExample(router.chat(r["utterance"], r["context"]), compact_answer(r["intent"], r["slots"]))
+            for r in rows]
+
+
 def router_instructions() -> list[Instruction]:
-    from agent.router import load_examples, sft_examples
+    from agent.router import load_examples
 
     rows = load_examples()
     return [Instruction("router", e.messages, e.answer, {"intent": r["intent"]}, "router_train.jsonl")
@@ -317,7 +327,7 @@ def make_instructions(ev, users: int, seed: int = 0, tasks: Sequence[str] = TASK
                       pointwise: str = "facets") -> list[Instruction]:
     """Instructions from ``users`` training users (a fixed-seed sample of those with validation
     items) for the chosen tasks, plus every router row when ``router`` is among them.
-    ``codes`` (agent.collab_codes.CollabCodes): also phrase each pointwise, pairwise and re-rank
+    ``codes`` (agent.tuning.codes.CollabCodes): also phrase each pointwise, pairwise and re-rank
     ask with BinLLM's codes (``Instruction.coded``); the plain rows are the same either way.
     ``exclude_users``: dataset user ids never sampled (people a model was tuned on, to hold out).
     ``pointwise``: how the pointwise asks are made (:data:`POINTWISE_MODES`)."""

@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_USERS, DEFAULT_SEED, TOP_K = 50, 0, 5
 # ../shared/benchmarks/xrec-yelp next to the repository
-DEFAULT_XREC_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "xrec-yelp"
+DEFAULT_XREC_DIR = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "xrec-yelp"
 # chosen on train.jsonl with `--part tune` (bench/RESULTS.md, "Explanation quality")
 DEFAULT_VARIANT = "lead_title"
 SIMILAR_USERS = 50
@@ -590,7 +590,7 @@ def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = 
         progress: bool = True,
         build_agent: Callable | None = None, echo: Callable[[str], None] = print) -> dict:
     """Everything ``chatrec eval-explain`` does but printing: returns the result dict."""
-    from agent.runs import model_name
+    from agent.evals.runs import model_name
 
     result: dict = {}
     if part in ("faithfulness", "all"):

@@ -1,6 +1,6 @@
 """``chatrec report``: the latest measurement runs as one page people can read.
 
-Reads the newest saved run of each kind from ``<home>/runs/`` (:mod:`agent.runs`) and writes
+Reads the newest saved run of each kind from ``<home>/runs/`` (:mod:`agent.evals.runs`) and writes
 ``report.md`` and ``report.html`` (the same sections) with PNG figures beside them:
 
 - simulated users (``chatrec simulate``): hit rate by turn per system, and the summary table;
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.runs import latest_run
+from agent.evals.runs import latest_run
 
 STEPS = ("router", "candidates", "rerank", "reply", "total")
 INTENTS = ("recommend", "explain", "chitchat")

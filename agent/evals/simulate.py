@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.dialogue_eval import normalize_title
+from agent.evals.dialogues import normalize_title
 from tools.catalog import CatalogItem
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.llm import TUNE_DIR, adapter_path, flatten, is_seq2seq, load_base  # the loaders serving needs too
+
 log = logging.getLogger(__name__)
 
 # HF module name → llama.cpp tensor name inside block i (the same for llama and qwen2).
@@ -71,38 +73,11 @@ class TuneConfig:
     precision: str = "fp32"
 
 
-def is_seq2seq(model) -> bool:
-    return bool(getattr(model.config, "is_encoder_decoder", False))
-
-
-def load_base(source: Path):
-    """Tokenizer and fp32 model: de-quantised from a GGUF file, or read from a transformers
-    directory (causal or sequence-to-sequence, by its config)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-    source = Path(source)
-    if source.is_file():
-        tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
-        model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
-        return tokenizer, model
-    if not (source / "config.json").is_file():
-        raise FileNotFoundError(f"{source} is neither a GGUF file nor a transformers model directory (no config.json)")
-    config = AutoConfig.from_pretrained(str(source))
-    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    return AutoTokenizer.from_pretrained(str(source)), auto.from_pretrained(str(source), dtype=torch.float32)
-
-
 def target_modules(model) -> list[str]:
     """The linear layers LoRA adapts: llama's projections, or T5's attention and feed-forward."""
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     wanted = ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"] if is_seq2seq(model) else TARGET_MODULES
     return [m for m in wanted if m in names]
-
-
-def flatten(messages: Sequence[dict]) -> str:
-    """Chat messages as one input text, for models without a chat template (T5)."""
-    return "\n\n".join(m["content"] for m in messages)
 
 
 def encode_seq2seq(tokenizer, example: SftExample, max_input: int = 1024) -> tuple[list[int], list[int]]:
@@ -164,18 +139,6 @@ def _seq2seq_batch(encoded, batch, pad):
 
 
 CHECKPOINT = "checkpoint.pt"
-TUNE_DIR = "tune"
-
-
-def adapter_path(home: Path, source: Path, variant: str = "") -> Path:
-    """Where ``chatrec tune train`` saves the adapter of a base model and the local backend looks
-    for it: a llama.cpp adapter GGUF for a GGUF model, a peft folder for a transformers one.
-    ``variant`` ("codes": tuned on prompts with BinLLM codes) names an adapter the backend does
-    not take by default: the agent's prompts carry no codes."""
-    source, tag = Path(source), f".{variant}" if variant else ""
-    if source.is_file():
-        return Path(home) / TUNE_DIR / f"{source.stem}{tag}.lora.gguf"
-    return Path(home) / TUNE_DIR / f"{source.name}{tag}-lora"
 
 
 def save_peft_adapter(model, path: Path) -> Path:

@@ -501,7 +501,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
     """The Chat-Rec re-rank evaluation on ``users`` sampled test users; see the module docstring.
 
     ``llm``: a chat model for the ``llm``, ``pointwise``, ``fused`` and ``blend`` methods
-    (``agent.llm.make_chat_model``); ``codes`` (agent.collab_codes.CollabCodes): put BinLLM's codes
+    (``agent.llm.make_chat_model``); ``codes`` (agent.tuning.codes.CollabCodes): put BinLLM's codes
     of the person and the candidates in its prompts; ``fit_users``: how many users' validation
     lists are asked to fit ``blend``. Returns one entry per method, e.g.
     ``{"graph": {...}, "llm": {...}, "learned": {...}, "meta": {...}, "verdict": {...}}``."""

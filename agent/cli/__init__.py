@@ -387,8 +387,8 @@ def simulate(
     agent without re-rank, and the graph recommender alone, on the same users."""
     from agent.agent import Agent
     from agent.llm import LLMUnavailable
-    from agent.runs import run_meta, save_run
-    from agent.simulate import SYSTEMS, LLMSimulator, Simulation, TemplateSimulator, agent_systems, sample_users
+    from agent.evals.runs import run_meta, save_run
+    from agent.evals.simulate import SYSTEMS, LLMSimulator, Simulation, TemplateSimulator, agent_systems, sample_users
     from recsys.train import write_json
 
     if simulator not in ("template", "llm"):
@@ -535,10 +535,10 @@ def eval_dialogues(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the full report as JSON to this file")] = None,
     backend: Annotated[Optional[str], typer.Option(help="local (default) or openai")] = None,
 ) -> None:
-    """Run scripted dialogues against the agent and check every turn (format: agent/dialogue_eval.py,
+    """Run scripted dialogues against the agent and check every turn (format: agent/evals/dialogues.py,
     examples: evaluation/dialogues/). All files are validated first; exit 0 when every check
     passes, 1 when one fails, 2 on a bad file (the message names the file and line)."""
-    from agent.dialogue_eval import DialogueFileError, evaluate, load_dialogues
+    from agent.evals.dialogues import DialogueFileError, evaluate, load_dialogues
 
     try:
         load_dialogues(files)  # before the agent loads: a typo costs no minute of start-up
@@ -561,7 +561,7 @@ def eval_dialogues(
                                 progress=lambda line: typer.echo(line, err=True))
     except DialogueFileError as exc:
         _fail(f"bad dialogue file\n{exc}")
-    from agent.runs import run_meta, save_run
+    from agent.evals.runs import run_meta, save_run
 
     folders = sorted({str(f.parent) for f in files})
     shown = " ".join(map(str, files)) if len(files) <= 3 else f"<{len(files)} files in {', '.join(folders)}>"
@@ -597,9 +597,9 @@ def eval_explain(
     """Explanation quality: faithfulness of the agent's explanations on ml-100k (before and after
     the guard) and XRec-yelp explanations scored against the references next to XRec's own
     (MiniLM cosine, ROUGE-L, BLEU-4, unique ratio). Saved as a run of kind "explain"."""
-    from agent import eval_explain as ee
+    from agent.evals import explain as ee
     from agent.llm import LLMUnavailable
-    from agent.runs import run_meta, save_run
+    from agent.evals.runs import run_meta, save_run
 
     if part not in ("faithfulness", "xrec", "all", "tune"):
         _fail(f"unknown --part {part!r}: faithfulness, xrec, all or tune")
@@ -667,8 +667,9 @@ def tune_router(
     Writes the adapter the local router loads by default; the shipped one was made by exactly this
     command with its defaults (bench/RESULTS.md has the accuracy)."""
     from agent.llm import default_model_path
-    from agent.router import INTENT_TOKENS, load_examples, sft_examples
-    from agent.tuning import TuneConfig, export_gguf_adapter, train_lora
+    from agent.router import INTENT_TOKENS, load_examples
+    from agent.tuning.instruct import sft_examples
+    from agent.tuning.lora import TuneConfig, export_gguf_adapter, train_lora
 
     settings = _settings()
     rows = load_examples(examples) if examples else load_examples()
@@ -703,10 +704,10 @@ def eval_rerank(
     """Offline re-rank gain, the Chat-Rec protocol: on ml-100k test users, the top-5 of LightGCN's
     top-20 by the graph order, the LLM re-ranker and a learned re-ranker (fitted on the validation
     split); P@5, R@5, NDCG@5 with 95% bootstrap intervals and paired differences from the graph
-    order. Saved as a 'rerank' run in the data home (agent/eval_rerank.py)."""
-    from agent.eval_rerank import DEFAULT_METHODS, METHODS, PROFILES, evaluate_rerank, format_table
+    order. Saved as a 'rerank' run in the data home (agent/evals/rerank.py)."""
+    from agent.evals.rerank import DEFAULT_METHODS, METHODS, PROFILES, evaluate_rerank, format_table
     from agent.llm import LLMUnavailable, make_chat_model
-    from agent.runs import model_name, run_meta, save_run
+    from agent.evals.runs import model_name, run_meta, save_run
     from recsys.data import DataError
     from recsys.workflow import load_recommender
 
@@ -721,7 +722,7 @@ def eval_rerank(
         llm = make_chat_model(settings)
         collab = None
         if codes:
-            from agent.collab_codes import load_codes
+            from agent.tuning.codes import load_codes
 
             collab = load_codes(recommender, settings.home)
         result = evaluate_rerank(recommender, home=settings.home, llm=llm, users=users, seed=seed, profile=profile,
@@ -761,8 +762,8 @@ def tune_data(
     intention; pointwise, pairwise and re-rank task forms, plus the router and explanations) from
     the ml-100k graph model's training and validation split; the test split never appears.
     Re-rank, router and explanation examples use the agent's own prompts."""
-    from agent.eval_rerank import load_eval_data
-    from agent.instruct import DATA_FILE, TASKS, make_instructions, summarize, write_instructions
+    from agent.evals.rerank import load_eval_data
+    from agent.tuning.instruct import DATA_FILE, TASKS, make_instructions, summarize, write_instructions
     from recsys.data import DataError
     from recsys.workflow import load_recommender
 
@@ -778,7 +779,7 @@ def tune_data(
         if codes:
             import numpy as np
 
-            from agent.collab_codes import hamming_auc, load_codes
+            from agent.tuning.codes import hamming_auc, load_codes
 
             collab = load_codes(recommender, settings.home)
             valid = ev.valid.tocoo()
@@ -827,9 +828,9 @@ def tune_train(
     for a transformers folder it is
     saved as a peft folder <data home>/tune/<folder>-lora. The local backend uses it from then on
     (CHATREC_LLM_ADAPTER names another; delete the file to go back to the base model)."""
-    from agent.instruct import DATA_FILE, TASKS, read_instructions
+    from agent.tuning.instruct import DATA_FILE, TASKS, read_instructions
     from agent.llm import default_model_path
-    from agent.tuning import (
+    from agent.tuning.lora import (
         TUNE_DIR,
         SftExample,
         TuneConfig,
@@ -906,7 +907,7 @@ def report(
     eval-dialogues, eval-explain): hit curve by turn, re-rank table, router confusion matrix,
     latency per step, explanation metrics next to XRec's. Each section says the command, model,
     backend, dataset, seed, date and machine of its run; a missing run says which command makes it."""
-    from agent.report import build_report
+    from agent.evals.report import build_report
 
     settings = _settings()
     folder = out or settings.home / "report"

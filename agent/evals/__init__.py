@@ -1,0 +1,1 @@
+"""Measurement: scripted dialogues, simulated users, offline re-rank, explanations, saved runs and their report."""

@@ -1,0 +1,1 @@
+"""Tuning the local model (InstructRec): instruction data, LoRA training and export, BinLLM codes."""
