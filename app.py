@@ -22,12 +22,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="LLM backend (default: settings, i.e. local llama.cpp with the shipped model)")
     args = parser.parse_args(argv)
 
-    from agent.cli import _settings
+    from agent.cli.common import load_settings
     from agent.agent import Agent
     from agent.llm import LLMUnavailable
     from agent.web import serve
 
-    settings = _settings(args.backend)  # also sets up logging
+    settings = load_settings(args.backend)  # also sets up logging
     print(f"chatrec: preparing the agent (data home {settings.home}; the first run builds the store and model)",
           flush=True)
     try:

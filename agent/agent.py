@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rapidfuzz import fuzz
 
-from agent.config import Settings
+from agent.config import Settings, TurnSettings
 from agent.llm import LLMUnavailable, LocalChatModel, make_chat_model
-from agent.reading import ASKS_WHY, CAPABILITIES, WHY_TITLE, genres_in, open_years
+from agent.reading import ASKS_WHY, CAPABILITIES, WHY_TITLE, has_content, sanitize_slots
 from agent.router import Route, Router, empty_slots
 from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
@@ -33,9 +33,6 @@ from tools.resolve import TitleResolver, match_key
 log = logging.getLogger(__name__)
 
 ROUTER_ADAPTER = Path(__file__).parent / "data" / "router_lora.gguf"
-MAX_MESSAGE_CHARS = 2000
-DEFAULT_COUNT, MAX_COUNT, CANDIDATES = 5, 10, 20
-CONTEXT_TURNS = 4
 
 
 @dataclass
@@ -74,12 +71,14 @@ def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
 
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
-                 sessions: SessionStore, rerank: str = "graph") -> None:
+                 sessions: SessionStore, rerank: str = "graph", turn: TurnSettings | None = None) -> None:
         """``rerank`` (see the setting): ``graph``, the scored order (graph / store) goes out as it
         is — the default; ``llm``, the LLM re-orders the top candidates (Chat-Rec); ``pointwise``,
         they are sorted by the LLM's P("yes") to "would they enjoy it?" (InstructRec); ``fused``,
-        by the mean of that rank and the scored rank."""
+        by the mean of that rank and the scored rank. ``turn``: the numbers of a turn (message
+        length, counts, thresholds; :class:`agent.config.TurnSettings`, the defaults when None)."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
+        self.turn = turn or TurnSettings()
         rerankers = {"graph": lambda: None, "llm": lambda: Reranker(llm),
                      "pointwise": lambda: PointwiseReranker(llm), "fused": lambda: PointwiseReranker(llm, fuse=True)}
         if rerank not in rerankers:
@@ -113,7 +112,7 @@ class Agent:
         tool = CandidateTool(recommender, catalog, store, best_first=best_first)
         return cls(router=make_router(settings, llm), llm=llm, tool=tool,
                    resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE),
-                   rerank=settings.rerank)
+                   rerank=settings.rerank, turn=settings.turn)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -139,9 +138,9 @@ class Agent:
             yield reply
             return
         notes = []
-        if len(text) > MAX_MESSAGE_CHARS:
-            text = text[:MAX_MESSAGE_CHARS]
-            notes.append(self.replies["truncated"].format(limit=f"{MAX_MESSAGE_CHARS:,}"))
+        if len(text) > self.turn.max_message_chars:
+            text = text[:self.turn.max_message_chars]
+            notes.append(self.replies["truncated"].format(limit=f"{self.turn.max_message_chars:,}"))
         timings: dict[str, float] = {}
         try:
             t = time.perf_counter()
@@ -211,10 +210,11 @@ class Agent:
 
     def _context(self, state: DialogueState) -> list[dict]:
         return [{"role": t.role, "text": t.text, "items": [self._title(i) for i in t.items]}
-                for t in state.turns[-CONTEXT_TURNS:]]
+                for t in state.turns[-self.turn.context_turns:]]
 
-    def _recent_text(self, state: DialogueState, turns: int = 2, chars: int = 160) -> str:
+    def _recent_text(self, state: DialogueState) -> str:
         """The last turns' words, short (the re-rank prompt already lists the candidates)."""
+        turns, chars = self.turn.dialogue_turns, self.turn.dialogue_chars
         return "\n".join(f"{t.role}: {t.text[:chars]}" for t in state.turns[-turns:])
 
     def _resolve(self, mention: str | int, state: DialogueState) -> CatalogItem | None:
@@ -228,7 +228,7 @@ class Agent:
         last = [self.catalog.get(i) for i in state.last_recommendations]
         best = max(((fuzz.WRatio(match_key(mention), match_key(i.title)), i) for i in last if i), default=(0, None),
                     key=lambda pair: pair[0])
-        if best[0] >= 85:  # "that Fargo one" points into the list just shown
+        if best[0] >= self.turn.mention_match:  # "that Fargo one" points into the list just shown
             return best[1]
         return self.resolver.resolve(mention).item
 
@@ -236,7 +236,7 @@ class Agent:
         """The router sometimes joins titles ("Toy Story and Aladdin"): the titles inside it."""
         spotted = self.resolver.spotter.spot(mention)
         # the titles must make up most of the mention: "Flibbertigibbet Moon" is not "Moon"
-        if spotted and sum(len(key) for key, _ in spotted) >= 0.6 * len(match_key(mention)):
+        if spotted and sum(len(key) for key, _ in spotted) >= self.turn.title_share * len(match_key(mention)):
             return [item for _, item in spotted]
         parts = [p for p in re.split(r",|\band\b|&", mention) if p.strip()]
         found = [self._resolve(p, state) for p in parts] if len(parts) > 1 else []
@@ -247,7 +247,7 @@ class Agent:
         the ones not found. A title the message does not contain (nor the list it points into) is
         the model's invention and is dropped."""
         shown = [self._title(i) for i in state.last_recommendations]
-        slots = sanitize_slots(route.slots, text, shown)
+        slots = sanitize_slots(route.slots, text, shown, self.turn)
         route.slots = slots
         unknown, named = [], []
         # titles are resolved in any domain: "loved The Godfather, any books?" means the film
@@ -282,7 +282,7 @@ class Agent:
         for item in named:  # "something like Heat": the named titles are what to start from
             if item.item_id not in state.disliked:
                 state.like(item.item_id)
-        count = route.slots.get("count") or DEFAULT_COUNT
+        count = route.slots.get("count") or self.turn.default_count
         c = state.constraints
         constraint = Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without))
         liked = [i for i in map(self.catalog.get, state.liked) if i]
@@ -291,11 +291,12 @@ class Agent:
         if unknown and not liked and not state.user_id:  # say so and ask; nothing to start from
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self._unknown_titles(unknown) + self.replies["ask_which"]))
-        if not state.user_id and not liked and constraint == Constraint() and not _has_content(text, route):
+        if not state.user_id and not liked and constraint == Constraint() and not has_content(text, route.slots):
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self.replies["ask_taste"]))
         shown = {i for turn in state.turns for i in turn.items}
-        ask = dict(user_id=state.user_id, liked=liked, disliked=disliked, exclude=shown, query=text, k=CANDIDATES)
+        ask = dict(user_id=state.user_id, liked=liked, disliked=disliked, exclude=shown, query=text,
+                   k=self.turn.candidates)
         candidates = self.tool.candidates(constraint=constraint, **ask)
         relaxed = ""
         if not candidates and not constraint == Constraint():
@@ -311,7 +312,8 @@ class Agent:
         t = time.perf_counter()
         if self.reranker is not None:
             result = self.reranker.rerank(
-                candidates, count, profile=[i.title for i in liked] or [i.title for i in self._history(state)[:10]],
+                candidates, count,
+                profile=[i.title for i in liked] or [i.title for i in self._history(state)[:self.turn.profile_titles]],
                 disliked=[i.title for i in disliked], dialogue=self._recent_text(state), query=text,
                 domain=constraint.domain or "movie")
             if not result.used_llm:
@@ -367,7 +369,8 @@ class Agent:
             return (yield from self._say(state, "chitchat", self.replies["help"]))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
-        words = stream_sentences(self.llm, as_messages(messages), 2, max_tokens=60)
+        words = stream_sentences(self.llm, as_messages(messages), self.turn.chitchat_sentences,
+                                 max_tokens=self.turn.chitchat_max_tokens)
         notes = []
         if not words or _leaks(words, self.chitchat_system):
             notes.append("chit-chat fallback: " + ("empty reply" if not words else "the reply repeated the instructions"))
@@ -421,67 +424,6 @@ def _describe(c: Constraint) -> str:
     return ", ".join(parts) or "no limits"
 
 
-_GENERIC = set("""a an the me us i my some something anything any good great nice new more recommend recommendation
-recommendations suggest suggestion suggestions please pls what should could would can you give show find get watch
-read next to for movie movies film films book books tonight today now"""
-               .split())
-
-
-def _has_content(text: str, route: Route) -> bool:
-    """Whether the message says what the person wants (words beyond "recommend me a movie")."""
-    if any(route.slots.get(k) for k in ("genres", "year_from", "year_to", "titles")):
-        return True
-    words = [w for w in match_key(text).split() if w not in _GENERIC]
-    return len(words) >= 2
-
-
-def _mentioned(mention, text: str, shown: Sequence[str]) -> bool:
-    if isinstance(mention, int) or str(mention).lstrip("#").isdigit():
-        return True  # a position in the last list
-    key = match_key(str(mention))
-    if not key:
-        return False
-    return (fuzz.partial_ratio(key, match_key(text)) >= 85
-            or any(fuzz.ratio(key, match_key(title)) >= 85 for title in shown))
-
-
-def sanitize_slots(slots: dict, text: str, shown: Sequence[str]) -> dict:
-    """The router's slots with what cannot be right removed: titles neither in the message nor
-    in the list it points to, impossible years (a reversed range is put in order), silly counts."""
-    out = dict(slots)
-    for key in ("titles", "liked", "disliked"):
-        out[key] = [m for m in slots.get(key) or [] if _mentioned(m, text, shown)]
-    ref = slots.get("reference")
-    if isinstance(ref, str) and ref and not _mentioned(ref, text, shown):
-        out["reference"] = None
-    this_year = time.gmtime().tm_year
-    years = [slots.get("year_from"), slots.get("year_to")]
-    years = [y if isinstance(y, int) and 1870 <= y <= this_year + 1 else None for y in years]
-    if None not in years and years[0] > years[1]:
-        years.reverse()
-    out["year_from"], out["year_to"] = years
-    count = slots.get("count")
-    out["count"] = count if isinstance(count, int) and 1 <= count <= MAX_COUNT else asked_count(text)
-    # the words themselves: genres asked for or ruled out, open year ranges (agent/reading.py)
-    wanted, ruled_out = genres_in(text)
-    out["genres"] = [g for g in slots.get("genres") or [] if g not in ruled_out] or wanted
-    out["without"] = ruled_out
-    if years := open_years(text):
-        out["year_from"], out["year_to"] = years
-    return out
-
-
-_COUNT = re.compile(r"\b(\d{1,2})\s+(?:[\w-]+\s+){0,3}?[\w-]*[a-z]s\b")
-
-
-def asked_count(text: str) -> int | None:
-    """"three space movies", "2 westerns": the router misses counts often (RESULTS §8), the
-    words do not (``match_key`` has turned number words into digits)."""
-    match = _COUNT.search(match_key(text))
-    n = int(match.group(1)) if match else 0
-    return n if 1 <= n <= MAX_COUNT else None
-
-
 def _leaks(reply: str, instructions: str, window: int = 8) -> bool:
     """The reply repeats a run of ``window`` words from the instructions (a prompt-injection tell)."""
     said = " ".join(match_key(reply).split())
@@ -499,13 +441,14 @@ def make_router(settings: Settings, llm) -> Router:
         default_local = settings.llm_backend == "local" and not settings.llm_model
         mode = "tuned" if default_local and adapter.exists() else "few-shot"
     if mode == "tuned" and settings.llm_backend != "local":
-        return Router(llm, mode="tuned")  # the endpoint serves the tuned model (llama_cpp.server --lora_path)
+        # the endpoint serves the tuned model (llama_cpp.server --lora_path)
+        return Router(llm, mode="tuned", turn=settings.turn)
     if mode == "tuned":
         if not adapter.exists():
             raise LLMUnavailable(f"no router adapter at {adapter}: run `chatrec tune-router`")
         routing_llm = LocalChatModel(model_path=settings.llm_model, lora_path=str(adapter), n_threads=settings.threads)
-        return Router(routing_llm, mode="tuned")
-    return Router(llm, mode="few-shot")
+        return Router(routing_llm, mode="tuned", turn=settings.turn)
+    return Router(llm, mode="few-shot", turn=settings.turn)
 
 
 __all__ = ["Agent", "Reply", "ReplyItem", "make_router"]

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from recsys.data import data_home
@@ -24,8 +24,39 @@ def _config_file() -> Path | None:
     return local if local.exists() else None
 
 
+class TurnSettings(BaseModel):
+    """The numbers of one agent turn (agent/agent.py, agent/router.py, agent/reading.py), named and
+    typed. The defaults are the product's; set them in the TOML file's ``[turn]`` table or as
+    ``CHATREC_TURN__<NAME>`` (e.g. ``CHATREC_TURN__MAX_COUNT=8``). Saved runs record them
+    (agent/evals/runs.py)."""
+
+    max_message_chars: int = Field(2000, ge=1, description="a longer message is cut to this many characters "
+                                                           "(with a notice); the router reads no more")
+    default_count: int = Field(5, ge=1, description="items in a recommendation when the message asks for no number")
+    max_count: int = Field(10, ge=1, description="the most items a message may ask for (a larger count is not "
+                                                 "believed); the web page has this many card places")
+    candidates: int = Field(20, ge=1, description="candidates the recommender hands the re-ranker (eval-rerank and "
+                                                  "the instruction data use the same number)")
+    context_turns: int = Field(4, ge=1, description="earlier turns of the dialogue the router is given")
+    mention_match: int = Field(85, ge=0, le=100, description="rapidfuzz score (0-100) at which a title the router "
+                                                             "reports counts as written in the message or as one of "
+                                                             "the list just shown ('that Fargo one')")
+    title_share: float = Field(0.6, ge=0, le=1, description="share of a joined mention ('Toy Story and Aladdin') "
+                                                            "the catalog titles spotted in it must cover to be "
+                                                            "taken as those titles")
+    earliest_year: int = Field(1870, description="a year the router reports before this (or after next year) is "
+                                                 "dropped as impossible")
+    profile_titles: int = Field(10, ge=0, description="titles of a dataset user's history shown to the re-ranker "
+                                                      "when the dialogue names no liked item")
+    dialogue_turns: int = Field(2, ge=1, description="last turns of the dialogue shown to the re-ranker")
+    dialogue_chars: int = Field(160, ge=0, description="characters of each of those turns shown to the re-ranker")
+    router_max_tokens: int = Field(160, ge=1, description="tokens the router's JSON answer may take")
+    chitchat_sentences: int = Field(2, ge=1, description="sentences of a chit-chat reply kept")
+    chitchat_max_tokens: int = Field(60, ge=1, description="tokens a chit-chat reply may take")
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHATREC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CHATREC_", extra="ignore", env_nested_delimiter="__")
 
     home: Path = Field(default_factory=data_home, description="data home: datasets, models, indexes")
     dataset: str = Field("ml-100k", description="default dataset")
@@ -60,6 +91,8 @@ class Settings(BaseSettings):
                              "(the mean of that rank and the scored rank)")
     chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
                                                      "on-disk item store")
+    turn: TurnSettings = Field(default_factory=TurnSettings, description="the numbers of one agent turn "
+                                                                        "(message length, counts, thresholds)")
     # the Slack bot (`chatrec slack`); tokens and the signing secret are never logged or shown
     slack_mode: Literal["socket", "http"] = Field(
         "socket", description="socket: Socket Mode (app-level token, no public URL); http: Events API requests "

@@ -1,33 +1,24 @@
 """What a message's own words say, where the small router misses (scripted dialogues, RESULTS §8):
 genres asked for or ruled out ("animated films", "I hate horror"), open year ranges ("from 2000
-onwards"), "why would I like X?", and questions about what the agent can do. The agent uses
-these next to the router's slots, never instead of a slot the router filled plausibly."""
+onwards"), counts ("three space movies"), "why would I like X?", and questions about what the
+agent can do. The agent uses these next to the router's slots, never instead of a slot the
+router filled plausibly: :func:`sanitize_slots` checks the router's slots against the message
+(titles it does not contain are dropped, impossible years and counts too) and adds what the
+words say."""
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Sequence
 
-# router genre name → the words people use for it ("war" only as "war movies": not "Star Wars")
-GENRE_WORDS = {
-    "action": r"action",
-    "adventure": r"adventures?",
-    "animation": r"animated|animation|cartoons?|anime",
-    "children's": r"kids|children'?s?",
-    "comedy": r"comed(?:y|ies)|comedic|funny|rom-?coms?",
-    "crime": r"crime",
-    "documentary": r"documentar(?:y|ies)",
-    "drama": r"dramas?",
-    "fantasy": r"fantasy",
-    "film-noir": r"film[- ]noirs?|noirs?",
-    "horror": r"horror|scary",
-    "musical": r"musicals?",
-    "mystery": r"myster(?:y|ies)",
-    "romance": r"romance|romantic|rom-?coms?",
-    "sci-fi": r"sci-?fi|science[- ]fiction",
-    "thriller": r"thrillers?",
-    "war": r"war (?:movies?|films?|stories)",
-    "western": r"westerns?",
-}
+from rapidfuzz import fuzz
+
+from agent.config import TurnSettings
+from tools.resolve import match_key
+from tools.vocabulary import GENRE_WORDS  # router genre name → a regex of the words people use for it
+
+_TURN = TurnSettings()  # the defaults, when no settings are passed
 _GENRE = {genre: re.compile(rf"\b(?:{words})\b", re.I) for genre, words in GENRE_WORDS.items()}
 # "I hate horror", "no horror", "not a fan of scary movies", "nothing too scary", "anything but westerns"
 # (the words between may not cross punctuation: "no, I want comedies" wants comedies)
@@ -77,4 +68,72 @@ CAPABILITIES = re.compile(r"\b(?:what (?:can|do) you do|who are you|what are you
                           r"what can i (?:ask|say)|help me use)\b", re.I)
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "GENRE_WORDS", "WHY_TITLE", "genres_in", "open_years"]
+# -- the router's slots, checked against the message -----------------------------------------
+
+_GENERIC = set("""a an the me us i my some something anything any good great nice new more recommend recommendation
+recommendations suggest suggestion suggestions please pls what should could would can you give show find get watch
+read next to for movie movies film films book books tonight today now"""
+               .split())
+
+
+def has_content(text: str, slots: dict) -> bool:
+    """Whether the message says what the person wants (words beyond "recommend me a movie")."""
+    if any(slots.get(k) for k in ("genres", "year_from", "year_to", "titles")):
+        return True
+    words = [w for w in match_key(text).split() if w not in _GENERIC]
+    return len(words) >= 2
+
+
+def _mentioned(mention, text: str, shown: Sequence[str], threshold: int) -> bool:
+    if isinstance(mention, int) or str(mention).lstrip("#").isdigit():
+        return True  # a position in the last list
+    key = match_key(str(mention))
+    if not key:
+        return False
+    return (fuzz.partial_ratio(key, match_key(text)) >= threshold
+            or any(fuzz.ratio(key, match_key(title)) >= threshold for title in shown))
+
+
+def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSettings | None = None) -> dict:
+    """The router's slots with what cannot be right removed: titles neither in the message nor
+    in the list it points to, impossible years (a reversed range is put in order), silly counts.
+    ``turn``: the thresholds (:class:`agent.config.TurnSettings`; the defaults when None)."""
+    turn = turn or _TURN
+    out = dict(slots)
+    for key in ("titles", "liked", "disliked"):
+        out[key] = [m for m in slots.get(key) or [] if _mentioned(m, text, shown, turn.mention_match)]
+    ref = slots.get("reference")
+    if isinstance(ref, str) and ref and not _mentioned(ref, text, shown, turn.mention_match):
+        out["reference"] = None
+    this_year = time.gmtime().tm_year
+    years = [slots.get("year_from"), slots.get("year_to")]
+    years = [y if isinstance(y, int) and turn.earliest_year <= y <= this_year + 1 else None for y in years]
+    if None not in years and years[0] > years[1]:
+        years.reverse()
+    out["year_from"], out["year_to"] = years
+    count = slots.get("count")
+    out["count"] = (count if isinstance(count, int) and 1 <= count <= turn.max_count
+                    else asked_count(text, turn.max_count))
+    # the words themselves: genres asked for or ruled out, open year ranges
+    wanted, ruled_out = genres_in(text)
+    out["genres"] = [g for g in slots.get("genres") or [] if g not in ruled_out] or wanted
+    out["without"] = ruled_out
+    if years := open_years(text):
+        out["year_from"], out["year_to"] = years
+    return out
+
+
+_COUNT = re.compile(r"\b(\d{1,2})\s+(?:[\w-]+\s+){0,3}?[\w-]*[a-z]s\b")
+
+
+def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
+    """"three space movies", "2 westerns": the router misses counts often (RESULTS §8), the
+    words do not (``match_key`` has turned number words into digits). None when the words ask
+    for none, or for more than ``max_count``."""
+    match = _COUNT.search(match_key(text))
+    n = int(match.group(1)) if match else 0
+    return n if 1 <= n <= max_count else None
+
+
+__all__ = ["ASKS_WHY", "CAPABILITIES", "GENRE_WORDS", "WHY_TITLE", "asked_count", "genres_in", "has_content",
+           "open_years", "sanitize_slots"]

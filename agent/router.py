@@ -10,52 +10,77 @@ from __future__ import annotations
 
 import json
 import logging
+import types
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
+from agent.config import TurnSettings
 from tools.chat import as_messages
 from prompts import read_prompt
 from tools.embeddings import embed
+from tools.vocabulary import INTENTS, ROUTER_GENRES
 
 log = logging.getLogger(__name__)
 
-INTENTS = ("recommend", "explain", "chitchat")
-GENRES = ("action", "adventure", "animation", "children's", "comedy", "crime", "documentary", "drama", "fantasy",
-          "film-noir", "horror", "musical", "mystery", "romance", "sci-fi", "thriller", "war", "western")
-SLOT_KEYS = ("titles", "liked", "disliked", "genres", "year_from", "year_to", "domain", "count", "reference", "clear")
 CLEARABLE = ("year", "genres", "domain", "all")  # "any decade is fine" → clear ["year"]
 TRAIN_FILE = Path(__file__).parent / "data" / "router_train.jsonl"
 
-_INT_OR_NULL = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+GenreName = Literal[ROUTER_GENRES]  # tools/vocabulary.py's genres, in its order
+Clearable = Literal[CLEARABLE]
+
+
+@dataclass
+class Slots:
+    """What a turn asks for, beside its intent: the router's slots, typed. The field order is the
+    JSON schema's (:data:`SCHEMA`, which the tuned router adapter was trained on) and the order of
+    :func:`compact_answer`; unset is ``[]`` or ``None``."""
+
+    titles: list[str] = field(default_factory=list)  # titles named in the message
+    liked: list[str] = field(default_factory=list)
+    disliked: list[str] = field(default_factory=list)
+    genres: list[GenreName] = field(default_factory=list)
+    year_from: int | None = None
+    year_to: int | None = None
+    domain: Literal["movie", "book"] | None = None
+    count: int | None = None
+    reference: int | str | None = None  # a place in the last list (2) or a title
+    clear: list[Clearable] = field(default_factory=list)  # constraints dropped ("any decade is fine")
+
+
+_JSON_TYPES = {str: "string", int: "integer", type(None): "null"}
+
+
+def json_schema(tp) -> dict:
+    """The JSON schema of a slot's type: ``list[str]`` → an array of strings, ``int | None`` →
+    anyOf integer / null, a ``Literal`` → its values as an enum (keys in the router's order)."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is list:
+        return {"type": "array", "items": json_schema(args[0])}
+    if origin in (Union, types.UnionType):
+        return {"anyOf": [json_schema(a) for a in args]}
+    if origin is Literal:
+        return {"type": _JSON_TYPES[type(args[0])], "enum": list(args)}
+    return {"type": _JSON_TYPES[tp]}
+
+
+SLOT_KEYS = tuple(f.name for f in fields(Slots))
 SCHEMA = {
     "type": "object",
     "properties": {
         "intent": {"type": "string", "enum": list(INTENTS)},
-        "slots": {
-            "type": "object",
-            "properties": {
-                "titles": {"type": "array", "items": {"type": "string"}},
-                "liked": {"type": "array", "items": {"type": "string"}},
-                "disliked": {"type": "array", "items": {"type": "string"}},
-                "genres": {"type": "array", "items": {"type": "string", "enum": list(GENRES)}},
-                "year_from": _INT_OR_NULL, "year_to": _INT_OR_NULL,
-                "domain": {"anyOf": [{"type": "string", "enum": ["movie", "book"]}, {"type": "null"}]},
-                "count": _INT_OR_NULL,
-                "reference": {"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]},
-                "clear": {"type": "array", "items": {"type": "string", "enum": list(CLEARABLE)}},
-            },
-        },
+        "slots": {"type": "object",
+                  "properties": {key: json_schema(tp) for key, tp in get_type_hints(Slots).items()}},
     },
     "required": ["intent", "slots"],
 }
 
 
 def empty_slots() -> dict:
-    return {"titles": [], "liked": [], "disliked": [], "genres": [], "year_from": None, "year_to": None,
-            "domain": None, "count": None, "reference": None, "clear": []}
+    return asdict(Slots())
 
 
 @dataclass
@@ -100,10 +125,13 @@ class Router:
     instructions and the labelled examples nearest in meaning to the turn.
     """
 
-    def __init__(self, llm, mode: str = "few-shot", examples: list[dict] | None = None, shots: int = 4) -> None:
+    def __init__(self, llm, mode: str = "few-shot", examples: list[dict] | None = None, shots: int = 4,
+                 turn: TurnSettings | None = None) -> None:
+        """``turn``: how much of a message is read and how long the answer may be (the defaults when None)."""
         if mode not in ("tuned", "few-shot"):
             raise ValueError(f"router mode must be 'tuned' or 'few-shot', not {mode!r}")
         self.llm, self.mode, self.shots = llm, mode, shots
+        self.turn = turn or TurnSettings()
         self.instructions = read_prompt("router_tuned.txt" if mode == "tuned" else "router.txt")
         if mode == "few-shot":
             self.examples = examples if examples is not None else load_examples()
@@ -129,8 +157,8 @@ class Router:
     def route(self, utterance: str, context: Sequence[dict] = ()) -> Route:
         if not utterance or not utterance.strip():
             return Route("chitchat")
-        answer = self.llm.invoke(as_messages(self.chat(utterance[:2000], context)), json_schema=SCHEMA,
-                                 max_tokens=160)
+        answer = self.llm.invoke(as_messages(self.chat(utterance[:self.turn.max_message_chars], context)),
+                                 json_schema=SCHEMA, max_tokens=self.turn.router_max_tokens)
         return parse_answer(answer.content)
 
 
@@ -151,4 +179,5 @@ def parse_answer(content: str) -> Route:
     return Route(intent, slots)
 
 
-__all__ = ["INTENTS", "Route", "Router", "SCHEMA", "compact_answer", "load_examples", "parse_answer", "render_context"]
+__all__ = ["INTENTS", "SLOT_KEYS", "Route", "Router", "SCHEMA", "Slots", "compact_answer", "empty_slots",
+           "load_examples", "parse_answer", "render_context"]

@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 import gradio as gr  # noqa: E402
 
-from agent.agent import MAX_COUNT, Agent, Reply, ReplyItem  # noqa: E402
+from agent.agent import Agent, Reply, ReplyItem  # noqa: E402
 from agent.llm import LLMUnavailable  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
     def render_cards(shown: list):
         top = max((i["score"] for i in shown), default=0.0)
         updates = []
-        for k in range(MAX_COUNT):
+        for k in range(agent.turn.max_count):
             visible = k < len(shown)
             updates += [gr.update(visible=visible), card_html(shown[k], k + 1, top) if visible else ""]
         return updates
@@ -171,7 +171,7 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
             with gr.Column(scale=2):
                 gr.Markdown("### Recommendations")
                 slots, cards = [], []
-                for k in range(MAX_COUNT):
+                for k in range(agent.turn.max_count):
                     with gr.Group(visible=False, elem_classes=["rec-slot"]) as slot:
                         card = gr.HTML(elem_classes=["rec-html"])
                         with gr.Row(equal_height=True):

@@ -36,14 +36,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agent.config import Settings
-from agent.evals.rerank import (BLEND_FEATURES, FEATURES, PROFILES, FitData, LearnedReranker, blend_features,
-                               blend_fit_data, candidate_features, graph_candidates, learned_fit_data, load_eval_data,
-                               method_row, paired_diff_ci, profile_titles, sample_fit_users, topk_metrics,
-                               user_items)
+from agent.evals.learned import (BLEND_FEATURES, FEATURES, FitData, LearnedReranker, blend_features,
+                                 candidate_features, learned_fit_data)
+from agent.evals.rerank import (blend_fit_data, load_eval_data, method_row, profile_titles, sample_fit_users,
+                               topk_metrics)
+from agent.evals.stats import paired_diff_ci
 from agent.llm import make_chat_model
 from agent.evals.runs import RUNS_DIR, model_name
 from bench.common import emit
-from recsys.train import write_json
+from recsys.io import write_json
+from recsys.users import PROFILES, graph_candidates, user_items
 from recsys.workflow import load_recommender
 from tools.candidates import Candidate
 from tools.rerank import PointwiseReranker

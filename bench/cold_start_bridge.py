@@ -19,7 +19,7 @@ Protocol, for each hold-out seed:
 
 Methods:
   bridge         GraphRecommender.with_items(cold ids, bridge.predict(cold texts)), then
-                 recommend(user, filter=the cold items): user final embedding . bridged vector.
+                 recommend(user, allowed=the cold items): user final embedding . bridged vector.
                  Variants: ridge -> final vectors (the default), MLP -> final vectors,
                  ridge -> layer-0 vectors (an isolated node's final vector is layer 0 / (K+1)).
   bridge+text    z-scored bridge score + lambda * z-scored text score, per user.
@@ -56,10 +56,11 @@ from bench.common import emit, machine
 from recsys import datasets
 from recsys.bridge import BridgeConfig, TextGraphBridge
 from recsys.data import InteractionData
+from recsys.io import atomic_write_text, write_json
 from recsys.metrics import mean_metrics, metrics_from_hits
 from recsys.recommender import GraphRecommender
 from recsys.split import SplitConfig, compact, make_split
-from recsys.train import TrainConfig, train_lightgcn, write_json
+from recsys.train import TrainConfig, train_lightgcn
 from tools.embeddings import embed
 
 HERE = Path(__file__).resolve().parent
@@ -173,7 +174,7 @@ def run_seed(data: InteractionData, text: np.ndarray, genres: np.ndarray, seed: 
     assert not with_cold.train_[:, with_cold.bridged_].nnz  # cold items are never "seen"
     column = {iid: j for j, iid in enumerate(cold_ids)}
     top = np.array([[column[i] for i, _ in with_cold.recommend(with_cold.user_ids[u], k=max(KS),
-                                                                filter=with_cold.bridged_)]
+                                                                allowed=with_cold.bridged_)]
                     for u in users])
     methods["bridge:ridge"] = metrics_from_top(top, truth)
     bridge_scores["ridge"] = with_cold.user_factors_[users] @ with_cold.item_factors_[with_cold.bridged_].T
@@ -347,8 +348,7 @@ def main() -> None:
     text_md += (f"\nBridge vs text similarity, relative NDCG@20 per seed: "
                 f"{', '.join(f'{v:+.1%}' for v in relative)} (mean {relative.mean():+.1%}; target +20%).\n"
                 f"\n```json\n{json.dumps(figures)}\n```\n")
-    args.readme.parent.mkdir(parents=True, exist_ok=True)
-    args.readme.write_text(text_md)
+    atomic_write_text(args.readme, text_md)
     print(text_md)
     emit({k: v for k, v in figures.items() if k not in ("date", "machine")})
 

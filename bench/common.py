@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 from agent.evals.runs import machine
+from recsys.io import atomic_path
 
 
 def emit(figures: dict) -> None:
@@ -31,5 +33,7 @@ def line_plot(series: dict[str, tuple[list[float], list[float]]], path, xlabel: 
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:  # its name ends in .part: name the format the target's suffix says
+        fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or fig.canvas.get_default_filetype(),
+                    dpi=110)
     plt.close(fig)

@@ -24,9 +24,10 @@ import torch
 
 from bench.common import emit, line_plot
 from recsys import datasets
+from recsys.io import write_json
 from recsys.recommender import GraphRecommender
 from recsys.split import SplitConfig, make_split
-from recsys.train import TrainConfig, evaluate_test, train_lightgcn, write_json
+from recsys.train import TrainConfig, evaluate_test, train_lightgcn
 
 PUBLISHED = {"recall@10": 0.1861, "ndcg@10": 0.2538, "mrr@10": 0.4388, "hit@10": 0.7330, "precision@10": 0.1863}
 

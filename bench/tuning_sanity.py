@@ -100,7 +100,7 @@ def main() -> None:
 
     import torch
 
-    from agent.evals.rerank import pair_auc
+    from agent.evals.stats import pair_auc
     from agent.llm import default_model_path
     from agent.tuning.lora import SftExample, TuneConfig, train_lora
 

@@ -34,9 +34,10 @@ import torch
 
 from bench.common import emit, line_plot
 from recsys import datasets
+from recsys.io import write_json
 from recsys.metrics import evaluate_ranking
 from recsys.split import Split, SplitConfig, make_split
-from recsys.train import TrainConfig, TrainResult, evaluate_test, scorer, train_lightgcn, write_json
+from recsys.train import TrainConfig, TrainResult, evaluate_test, scorer, train_lightgcn
 
 HERE = Path(__file__).resolve().parent
 RECBOLE_PY = HERE / ".recbole-venv" / "bin" / "python"

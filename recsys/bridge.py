@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from recsys.train import atomic_write_bytes, read_checkpoint
+from recsys.io import atomic_path
+from recsys.train import read_checkpoint
 
 BRIDGE_VERSION = 1
 
@@ -229,7 +230,8 @@ class TextGraphBridge:
             "arrays": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()},
             "mlp": None if self._mlp is None else self._mlp.state_dict(),
         }
-        atomic_write_bytes(path, lambda tmp: torch.save(payload, tmp))
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
         return path
 
     @classmethod

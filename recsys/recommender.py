@@ -17,9 +17,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsys.io import atomic_path
 from recsys.lightgcn import LightGCN
 from recsys.split import SplitConfig
-from recsys.train import TrainConfig, atomic_write_bytes, read_checkpoint
+from recsys.train import TrainConfig, read_checkpoint
 
 CHECKPOINT_VERSION = 1
 
@@ -79,6 +80,7 @@ class GraphRecommender:
         norms = np.linalg.norm(self.item_factors_, axis=1)
         self._unit_items = self.item_factors_ / np.maximum(norms, 1e-12)[:, None]
         self._mean_user = self.user_factors_.mean(axis=0) if len(self.user_factors_) else None
+        self._unit_users: np.ndarray | None = None  # made by the first similar_users call
 
     # construction -------------------------------------------------------------------------
     @classmethod
@@ -182,11 +184,12 @@ class GraphRecommender:
         return [(self.item_ids[i], float(scores[i])) for i in top]
 
     def recommend(self, user_id: str, k: int = 20, exclude_seen: bool = True,
-                  filter: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
-        """Top-``k`` ``(item_id, score)`` for a dataset user; ``filter`` = allowed item ids or a mask."""
+                  allowed: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Top-``k`` ``(item_id, score)`` for a dataset user; ``allowed``: the only items that may be
+        returned, as item ids or a boolean mask over the items (None: all)."""
         u = self.user_index(user_id)
         seen = self.train_.indices[self.train_.indptr[u]:self.train_.indptr[u + 1]] if exclude_seen else ()
-        return self._rank(self.item_factors_ @ self.user_factors_[u], k, seen, filter)
+        return self._rank(self.item_factors_ @ self.user_factors_[u], k, seen, allowed)
 
     def _fold_in_weights(self, items: np.ndarray) -> np.ndarray:
         """LightGCN's edge weight 1/sqrt(|N_u| |N_i|) for a new user linked to ``items``.
@@ -221,17 +224,17 @@ class GraphRecommender:
         return vector.astype(np.float32)
 
     def recommend_from_items(self, liked: Sequence[str], disliked: Sequence[str] = (), k: int = 20,
-                             filter: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
+                             allowed: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
         """Top-``k`` for a chat user described only by items they like (and dislike).
 
-        Liked and disliked items themselves are never returned.
+        Liked and disliked items themselves are never returned; ``allowed`` as in ``recommend``.
         """
         vector = self.fold_in(liked, disliked)
         exclude = [self.item_index(i) for i in (*liked, *disliked)]
-        return self._rank(self.item_factors_ @ vector, k, exclude, filter)
+        return self._rank(self.item_factors_ @ vector, k, exclude, allowed)
 
     def recommend_similar(self, liked: Sequence[str], disliked: Sequence[str] = (), k: int = 20,
-                          filter: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
+                          allowed: Iterable[str] | np.ndarray | None = None) -> list[tuple[str, float]]:
         """Top-``k`` by cosine to the liked items' mean direction ("more like these"), minus the
         disliked ones'. Unlike the fold-in's dot product it does not favour the most popular
         items (long embeddings), which matters for a person known by two or three titles
@@ -239,16 +242,31 @@ class GraphRecommender:
         like = [self.item_index(i) for i in liked]
         dislike = [self.item_index(i) for i in disliked]
         if not like:
-            return self.recommend_from_items(liked, disliked, k, filter)
+            return self.recommend_from_items(liked, disliked, k, allowed)
         direction = self._unit_items[like].mean(axis=0)
         if dislike:
             direction = direction - self.dislike_weight * self._unit_items[dislike].mean(axis=0)
-        return self._rank(self._unit_items @ direction, k, like + dislike, filter)
+        return self._rank(self._unit_items @ direction, k, like + dislike, allowed)
 
     def similar_items(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """Items nearest by cosine of final embeddings (the item itself left out)."""
         i = self.item_index(item_id)
         return self._rank(self._unit_items @ self._unit_items[i], k, [i], None)
+
+    def similar_users(self, user: str | Sequence[str], k: int = 10) -> list[tuple[str, float]]:
+        """Dataset users nearest by cosine of final embeddings, ``(user_id, cosine)`` best first.
+
+        ``user`` is a dataset user id (left out of the answer) or a list of liked item ids: a chat
+        user, folded in as in ``recommend_from_items``.
+        """
+        if self._unit_users is None:
+            norms = np.linalg.norm(self.user_factors_, axis=1)
+            self._unit_users = self.user_factors_ / np.maximum(norms, 1e-12)[:, None]
+        vector = self._user_vector(user)
+        similarity = self._unit_users @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+        if isinstance(user, str):
+            similarity[self.user_index(user)] = -np.inf
+        return [(self.user_ids[u], float(similarity[u])) for u in _top_k(similarity, k)]
 
     def score(self, user: str | Sequence[str], item_id: str) -> float:
         return float(self._user_vector(user) @ self.item_factors_[self.item_index(item_id)])
@@ -308,7 +326,8 @@ class GraphRecommender:
             "train_indices": torch.from_numpy(train.indices.astype(np.int64)),
             "bridged": torch.from_numpy(self.bridged_.copy()),
         }
-        atomic_write_bytes(path, lambda tmp: torch.save(payload, tmp))
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
         return path
 
     @classmethod

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,23 +191,9 @@ def evaluate_test(model: LightGCN, split: Split) -> dict[str, float]:
     return evaluate_ranking(scorer(model), split.test_matrix(), exclude=seen)
 
 
-def atomic_write_bytes(path: Path, write: Callable[[str], None]) -> None:
-    """Write through ``write(tmp_path)`` then rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; models, metrics and runs are for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_checkpoint(path: Path, version: int, what: str, remedy: str,
                     error: type[Exception] = ValueError) -> dict:
-    """A ``torch.save``d dict written by ``atomic_write_bytes``, checked: missing →
+    """A ``torch.save``d dict written through :func:`recsys.io.atomic_path`, checked: missing →
     FileNotFoundError, unreadable or another format → ``error`` saying what to do."""
     if not path.exists():
         raise FileNotFoundError(f"no {what} at {path}: {remedy}")
@@ -222,9 +205,3 @@ def read_checkpoint(path: Path, version: int, what: str, remedy: str,
     if found != version:
         raise error(f"{what} {path} has format {found}, this version reads {version}: {remedy}")
     return payload
-
-
-def write_json(path: Path, payload) -> None:
-    """JSON written whole or not at all."""
-    atomic_write_bytes(Path(path), lambda tmp: Path(tmp).write_text(
-        json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))

@@ -11,10 +11,11 @@ import torch
 
 from recsys import datasets
 from recsys.data import DataError, data_home
+from recsys.io import write_json
 from recsys.metrics import evaluate_ranking
 from recsys.recommender import GraphRecommender
 from recsys.split import SplitConfig, make_split
-from recsys.train import TrainConfig, evaluate_test, train_lightgcn, write_json
+from recsys.train import TrainConfig, evaluate_test, train_lightgcn
 
 log = logging.getLogger(__name__)
 

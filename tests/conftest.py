@@ -1,4 +1,10 @@
-"""Shared fixtures: the real ml-100k, fetched once per test session."""
+"""Shared fixtures: the real ml-100k, fetched once per test session.
+
+Tests that load the LLM, build the item store or train the graph model carry the ``model``
+marker: those using a fixture named in ``MODEL_FIXTURES`` here, or in a test module's own
+``MODEL_FIXTURES`` (its fixtures that do one of those), get it at collection; a test that loads
+a model itself is marked by hand. The pure tests alone: ``python -m pytest -m "not model and not
+slow"`` (a ``-m`` on the command line replaces the ``-m "not slow"`` in addopts, so name both)."""
 
 from __future__ import annotations
 
@@ -8,6 +14,19 @@ from pathlib import Path
 import pytest
 
 from recsys.data import InteractionData
+
+# the shared fixtures that build the catalog and item store, train the graph model or load the LLM
+MODEL_FIXTURES = frozenset({"trained", "catalog_slice", "agent_parts"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``model`` every test that uses a model-building fixture, directly or through others."""
+    for item in items:
+        module = getattr(item, "module", None)
+        heavy = MODEL_FIXTURES | set(getattr(module, "MODEL_FIXTURES", ()))
+        if heavy & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,45 @@ def wait_for_port(port: int, proc: subprocess.Popen, what: str, seconds: float =
             time.sleep(0.2)
 
 
+class DroppingEndpoint:
+    """A server on 127.0.0.1 that takes each connection and drops it at once (a reset, no
+    answer), counting them: how many times a client tries a dead endpoint before it gives up.
+    ``with DroppingEndpoint() as dead:`` then ``dead.url`` and ``len(dead.attempts)``."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(16)
+        self._server.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.attempts: list[float] = []  # when each connection came (time.monotonic())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                continue
+            self.attempts.append(time.monotonic())
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+            conn.close()
+
+    def __enter__(self) -> DroppingEndpoint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._server.close()
+
+
 class SlackApiRecorder:
     """A stand-in for Slack's Web API on 127.0.0.1 for a real ``slack_sdk.WebClient``
     (``base_url=recorder.url``): it records every call — method, parameters (JSON or form body,

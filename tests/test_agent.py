@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.agent import Agent, Reply, make_router
+from agent.agent import Agent, Reply, _leaks, make_router
 from agent.config import Settings
 from agent.llm import OpenAIChatModel
 from agent.router import Route, empty_slots
@@ -202,10 +202,13 @@ def test_a_very_long_message_is_truncated_with_a_notice(parts, tmp_path: Path) -
     assert len(agent.sessions.get("long").turns[0].text) == 2000
 
 
-def test_non_english_text_gets_a_reply(parts, tmp_path: Path) -> None:
+def test_a_request_in_french_for_an_animated_film_gets_animated_films(parts, tmp_path: Path) -> None:
     agent = _agent(parts, tmp_path)
+    # "Hello! I'm looking for a good animated film for tonight."
     reply = agent.respond("fr", "Bonjour ! Je cherche un bon film d'animation pour ce soir.")
-    assert reply.text.strip() and reply.intent in ("recommend", "chitchat", "explain")
+    assert reply.text.strip() and reply.intent == "recommend" and reply.items
+    assert all(i.domain == "movie" and "Animation" in i.genres for i in reply.items)
+    assert all(i.title in reply.text for i in reply.items)
     assert len(agent.sessions.get("fr").turns) == 2
 
 
@@ -305,13 +308,33 @@ def _scored_for_one_liked_title(parts, title: str, said: str) -> list:
                                     constraint=Constraint(), query=said, k=20)
 
 
+class RecordingLLM:
+    """The real LLM, with a record of every method called on it."""
+
+    def __init__(self, llm) -> None:
+        self._llm, self.calls = llm, []
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._llm, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+        return call
+
+
 def test_with_rerank_off_the_scored_order_goes_out_without_an_llm_call(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("recommend", liked=["Toy Story"])
-    agent = build_agent(parts, tmp_path, router=router, rerank="graph")
+    llm = RecordingLLM(parts["llm"])
+    agent = build_agent(parts, tmp_path, router=router, llm=llm, rerank="graph")
     reply = agent.respond("g", "I loved Toy Story")
     scored = _scored_for_one_liked_title(parts, "Toy Story", "I loved Toy Story")
     assert [i.item_id for i in reply.items] == [c.item.item_id for c in scored[:5]]
-    assert reply.timings["rerank"] < 0.05 and not any("rerank" in n for n in reply.notes)
+    # the re-rank step was skipped: no re-ranker, and the turn never called the LLM
+    assert agent.reranker is None and llm.calls == []
+    assert not any("rerank" in n for n in reply.notes)
 
 
 def test_pointwise_rerank_orders_the_scored_candidates_by_the_models_yes(parts, tmp_path: Path) -> None:
@@ -369,3 +392,12 @@ def test_the_book_of_a_film_they_named_is_not_offered(parts, tmp_path: Path) -> 
     reply = _agent(parts, tmp_path, router=router).respond("b", f"I enjoyed {film.title}, recommend similar novels")
     assert reply.items and all(i.domain == "book" for i in reply.items)
     assert match_key(film.title) not in {match_key(i.title) for i in reply.items}
+
+
+# ----------------------------------------------------------------- the turn's helpers, no model
+
+
+def test_a_reply_that_repeats_the_instructions_is_caught() -> None:
+    instructions = "You are Chat-Rec, a friendly assistant that recommends movies and books to people."
+    assert _leaks("Sure: you are Chat-Rec, a friendly assistant that recommends movies and books!", instructions)
+    assert not _leaks("I recommend movies and books. What do you like?", instructions)

@@ -58,7 +58,7 @@ def test_test_lists_score_a_blend_against_the_graph_order() -> None:
 
     import scipy.sparse as sp
 
-    from agent.evals.rerank import BLEND_FEATURES, LearnedReranker
+    from agent.evals.learned import BLEND_FEATURES, LearnedReranker
     from bench.blend_refit import EvalLists
 
     test = sp.csr_matrix((np.ones(2), ([0, 1], [5, 15])), shape=(2, 40))
@@ -97,7 +97,7 @@ def test_the_blend_with_learned_features_reads_the_learned_columns_and_compares_
 
     import scipy.sparse as sp
 
-    from agent.evals.rerank import BLEND_FEATURES, FEATURES, LearnedReranker
+    from agent.evals.learned import BLEND_FEATURES, FEATURES, LearnedReranker
     from bench.blend_refit import LEARNED_BLEND_FEATURES, EvalLists
 
     n_items = 30

@@ -105,7 +105,7 @@ def test_cold_items_are_ranked_with_warm_ones_and_never_seen(tmp_path):
     full = cold.recommend("u0", k=14)
     assert full[0][0] == "c-love" and full[-1][0] == "c-hate"
     assert full[0][1] == pytest.approx(3 * float(user @ user), rel=1e-5)
-    assert [i for i, _ in cold.recommend("u0", k=2, filter=cold.bridged_)] == ["c-love", "c-hate"]
+    assert [i for i, _ in cold.recommend("u0", k=2, allowed=cold.bridged_)] == ["c-love", "c-hate"]
     assert "c-love" in {i for i, _ in cold.recommend_from_items(["i1", "i2"], k=14)}
     assert cold.fold_in(["c-love"]) == pytest.approx(vectors[0], rel=1e-5)  # degree 0 + the new edge
     assert cold.layer0_.shape == (20 + 14, 8)
@@ -132,7 +132,7 @@ def test_with_items_rejects_duplicate_known_and_malformed_items():
     with pytest.raises(ValueError, match="already in the model.*c1"):
         cold.with_items(["c1"], v[:1])
     with pytest.raises(UnknownIdError, match="unknown item id 'c3'"):
-        cold.recommend("u0", filter=["c3"])
+        cold.recommend("u0", allowed=["c3"])
 
 
 # --- real data: bridged cold items beat random ----------------------------------------------
@@ -147,6 +147,7 @@ def _features(data: InteractionData) -> np.ndarray:
     return out
 
 
+@pytest.mark.model  # trains LightGCN
 def test_bridge_ranks_held_out_ml100k_items_better_than_random(ml100k):
     data = ml100k
     cold = np.sort(np.random.default_rng(7).choice(data.n_items, size=data.n_items // 10, replace=False))
@@ -175,7 +176,7 @@ def test_bridge_ranks_held_out_ml100k_items_better_than_random(ml100k):
         hits = np.array([[i in truth[u] for i in r] for u, r in zip(users, ranked)])
         return mean_metrics(metrics_from_hits(hits, np.array([len(truth[u]) for u in users]), ks=(20,)))["ndcg@20"]
 
-    bridged = ndcg([[i for i, _ in with_cold.recommend(u, k=20, filter=with_cold.bridged_)] for u in users])
+    bridged = ndcg([[i for i, _ in with_cold.recommend(u, k=20, allowed=with_cold.bridged_)] for u in users])
     rng = np.random.default_rng(0)
     chance = np.mean([ndcg([list(rng.permutation(cold_ids)[:20]) for _ in users]) for _ in range(3)])
     print(f"held-out ml-100k items: bridge NDCG@20 {bridged:.4f}, random {chance:.4f}")

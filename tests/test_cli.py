@@ -38,6 +38,7 @@ def test_every_command_has_help(command):
     assert "Usage" in result.output and len(result.output.splitlines()) > 5
 
 
+@pytest.mark.model  # trains LightGCN
 def test_train_evaluate_recommend_on_ml100k(chatrec_home, ml100k):
     trained = run("train", "--epochs", "3", "--patience", "3")
     assert trained.exit_code == 0, trained.output
@@ -62,6 +63,7 @@ def test_train_evaluate_recommend_on_ml100k(chatrec_home, ml100k):
     assert unknown.exit_code == 2 and "unknown user id 'no-such-user'" in unknown.output
 
 
+@pytest.mark.model  # trains LightGCN
 def test_bring_your_own_data_by_name(chatrec_home, tmp_path):
     added = run("data", "add", "mine", "--interactions", str(FIXTURES / "interactions.csv"),
                 "--items", str(FIXTURES / "items.csv"))

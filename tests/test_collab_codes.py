@@ -63,7 +63,7 @@ def test_codes_are_fitted_on_training_pairs_only(trained, ev, tmp_path: Path, mo
 def test_codes_are_kept_and_a_damaged_or_foreign_file_is_fitted_again(trained, tmp_path: Path, monkeypatch) -> None:
     first = collab_codes.load_codes(trained, tmp_path)
     path = tmp_path / collab_codes.CODES_FILE
-    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    assert path.is_file() and not list(path.parent.glob(".*.part"))
 
     def refuse(*args, **kwargs):
         raise AssertionError("fitted again although the saved codes fit this model")

@@ -179,6 +179,7 @@ def tiny_xrec(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.model  # the LLM, LightGCN training, MiniLM
 def test_a_small_real_xrec_run(tiny_xrec: Path) -> None:
     from agent.config import Settings
     from agent.evals.explain import format_table, run

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agent.evals import rerank as er
+from agent.evals import learned as el, rerank as er, stats
+from recsys import users as ru
 
 runner = CliRunner()
 
@@ -63,29 +64,29 @@ def test_metrics_order_matters_and_short_lists_count_misses() -> None:
 
 def test_paired_bootstrap_of_identical_methods_is_zero() -> None:
     values = np.random.default_rng(3).random(150)
-    assert er.paired_diff_ci(values, values.copy(), seed=0) == [0.0, 0.0]
+    assert stats.paired_diff_ci(values, values.copy(), seed=0) == [0.0, 0.0]
 
 
 def test_paired_bootstrap_of_a_method_better_on_every_user_is_above_zero() -> None:
     rng = np.random.default_rng(4)
     graph = rng.random(150)
     better = graph + rng.uniform(0.001, 0.05, size=150)
-    low, high = er.paired_diff_ci(better, graph, seed=0)
+    low, high = stats.paired_diff_ci(better, graph, seed=0)
     assert 0 < low <= np.mean(better - graph) <= high
     # and the unpaired intervals overlap widely: only pairing shows the gain
-    assert er.bootstrap_ci(better, seed=0)[0] < er.bootstrap_ci(graph, seed=0)[1]
-    worse_low, worse_high = er.paired_diff_ci(graph, better, seed=0)
+    assert stats.bootstrap_ci(better, seed=0)[0] < stats.bootstrap_ci(graph, seed=0)[1]
+    worse_low, worse_high = stats.paired_diff_ci(graph, better, seed=0)
     assert worse_high < 0 and worse_low == pytest.approx(-high) and worse_high == pytest.approx(-low)
 
 
 def test_bootstrap_is_seeded_and_covers_the_mean() -> None:
     values = np.random.default_rng(5).normal(size=80)
-    assert er.bootstrap_ci(values, seed=7) == er.bootstrap_ci(values, seed=7)
-    assert er.bootstrap_ci(values, seed=7) != er.bootstrap_ci(values, seed=8)
-    low, high = er.bootstrap_ci(values, seed=7)
+    assert stats.bootstrap_ci(values, seed=7) == stats.bootstrap_ci(values, seed=7)
+    assert stats.bootstrap_ci(values, seed=7) != stats.bootstrap_ci(values, seed=8)
+    low, high = stats.bootstrap_ci(values, seed=7)
     assert low < values.mean() < high
     with pytest.raises(ValueError):
-        er.paired_diff_ci(values, values[:-1])
+        stats.paired_diff_ci(values, values[:-1])
 
 
 # ----------------------------------------------------------------------------- real data
@@ -106,11 +107,11 @@ def test_rebuilt_split_is_the_models_and_disjoint(ev, trained) -> None:
 
 
 def test_learned_fitting_sees_only_train_and_validation(ev) -> None:
-    assert "test" not in inspect.signature(er.learned_fit_data).parameters
+    assert "test" not in inspect.signature(el.learned_fit_data).parameters
     # built with the test split gone: identical, so nothing of the test split is read
     blind = dataclasses.replace(ev, test=None, parts=None)
-    data = er.learned_fit_data(blind, ev.train, ev.valid)
-    again = er.learned_fit_data(ev, ev.train, ev.valid)
+    data = el.learned_fit_data(blind, ev.train, ev.valid)
+    again = el.learned_fit_data(ev, ev.train, ev.valid)
     assert np.array_equal(data.X, again.X) and np.array_equal(data.y, again.y)
     n_items = ev.train.shape[1]
     keys = data.users * n_items + data.items
@@ -125,7 +126,7 @@ def test_learned_fitting_sees_only_train_and_validation(ev) -> None:
     assert not np.isin(keys[data.y == 1], test).any()  # no test item is ever a positive
     assert not np.isin(keys, train).any()  # training items are never candidates
     assert set(np.unique(data.users)) == set(np.flatnonzero(np.diff(ev.valid.indptr) > 0))
-    model = er.LearnedReranker().fit(data)
+    model = el.LearnedReranker().fit(data)
     assert model.fit_info["positives"] == int(data.y.sum()) and np.all(np.isfinite(model.coef_))
 
 
@@ -138,7 +139,7 @@ def test_learned_reranker_learns_a_planted_signal() -> None:
         rows = np.flatnonzero(users == u)
         y[rows[np.argmax(X[rows, 1])]] = 1
     for loss in ("listwise", "pointwise"):
-        model = er.LearnedReranker(loss=loss).fit(er.FitData(X, y, users, np.zeros(len(users), dtype=int)))
+        model = el.LearnedReranker(loss=loss).fit(el.FitData(X, y, users, np.zeros(len(users), dtype=int)))
         assert model.coef_[1] > 5 * abs(model.coef_[0])
         rows = np.flatnonzero(users == 7)
         assert model.order(X[rows], 1) == [int(np.argmax(X[rows, 1]))]
@@ -151,8 +152,8 @@ def test_candidates_are_the_agents_warm_candidates(ev, trained) -> None:
     catalog = Catalog(ev.items)
     tool = CandidateTool(trained, catalog, store=None)  # 20 warm movies always found: the store is never asked
     for u in (0, 10, 500):
-        items, scores = er.graph_candidates(trained, u, er.user_items(ev.valid, u))
-        exclude = {ev.items[i].item_id for i in er.user_items(ev.valid, u)}
+        items, scores = ru.graph_candidates(trained, u, ru.user_items(ev.valid, u))
+        exclude = {ev.items[i].item_id for i in ru.user_items(ev.valid, u)}
         agent = tool.candidates(user_id=str(trained.user_ids[u]), liked=[], disliked=[], exclude=exclude,
                                 constraint=Constraint(), k=20)
         assert [c.item.graph_item_id for c in agent] == [str(trained.item_ids[i]) for i in items]
@@ -187,7 +188,7 @@ def test_end_to_end_graph_and_learned(trained, ev, chatrec_home: Path) -> None:
     users = np.array([trained.user_index(i) for i in ids])
     assert all(ev.test[u].nnz > 0 for u in users)
     top5 = _independent_graph_top5(trained, ev, users)
-    expected = er.topk_metrics(top5, [set(er.user_items(ev.test, u).tolist()) for u in users])
+    expected = er.topk_metrics(top5, [set(ru.user_items(ev.test, u).tolist()) for u in users])
     for name in er.METRICS:
         assert result["graph"][name] == pytest.approx(float(expected[name].mean()), abs=1e-4)
 
@@ -232,10 +233,10 @@ def test_llm_fallbacks_are_counted_and_fall_back_to_the_graph_order(trained, cha
 
 
 def test_pair_auc_counts_pairs_within_each_list() -> None:
-    assert er.pair_auc([[3, 2, 1]], [[True, False, False]]) == 1.0
-    assert er.pair_auc([[1, 2, 3]], [[True, False, False]]) == 0.0
-    assert er.pair_auc([[1, 1], [5, 0, 9]], [[True, False], [True, False, False]]) == pytest.approx((0.5 + 1) / 3)
-    assert er.pair_auc([[1, 2]], [[False, False]]) is None  # no list with both kinds
+    assert stats.pair_auc([[3, 2, 1]], [[True, False, False]]) == 1.0
+    assert stats.pair_auc([[1, 2, 3]], [[True, False, False]]) == 0.0
+    assert stats.pair_auc([[1, 1], [5, 0, 9]], [[True, False], [True, False, False]]) == pytest.approx((0.5 + 1) / 3)
+    assert stats.pair_auc([[1, 2]], [[False, False]]) is None  # no list with both kinds
 
 
 class _TitleOdds:
@@ -264,35 +265,35 @@ def test_pointwise_and_fused_rank_the_graphs_candidates_by_p_yes(trained, ev, ch
     expected = {"pointwise": [], "fused": []}
     hits, yes = [], []
     for u in users:  # the same lists, made here from the candidates and the odds
-        items, _ = er.graph_candidates(trained, u, er.user_items(ev.valid, u))
+        items, _ = ru.graph_candidates(trained, u, ru.user_items(ev.valid, u))
         asks = [[type("M", (), {"content": f"enjoy {ev.items[i].title_year}? Answer yes or no."})()] for i in items]
         p = [odds.answer_probabilities(ask, ("yes", "no"))["yes"] for ask in asks]
         expected["pointwise"].append(items[np.argsort(-np.array(p), kind="stable")[:5]].tolist())
         expected["fused"].append(items[fused_order(p)[:5]].tolist())
-        hits.append(np.isin(items, er.user_items(ev.test, u)))
+        hits.append(np.isin(items, ru.user_items(ev.test, u)))
         yes.append(p)
-    truth = [set(er.user_items(ev.test, u).tolist()) for u in users]
+    truth = [set(ru.user_items(ev.test, u).tolist()) for u in users]
     for method in ("pointwise", "fused"):
         metrics = er.topk_metrics(expected[method], truth)
         for name in er.METRICS:
             assert result[method][name] == pytest.approx(float(metrics[name].mean()), abs=1e-4)
-        assert result[method]["p_yes_auc"] == pytest.approx(er.pair_auc(yes, hits), abs=1e-4)
+        assert result[method]["p_yes_auc"] == pytest.approx(stats.pair_auc(yes, hits), abs=1e-4)
         assert 0 <= result[method]["graph_score_auc"] <= 1 and method in result["verdict"]
     assert "pointwise asks:" in er.format_table(result)
     kept = result["meta"]["pointwise_lists"]  # the raw lists, for measuring other fusions later
     assert kept["p_yes"] == [[round(x, 6) for x in ps] for ps in yes]
     assert kept["candidates"][0] == [str(trained.item_ids[i]) for i in
-                                     er.graph_candidates(trained, users[0], er.user_items(ev.valid, users[0]))[0]]
+                                     ru.graph_candidates(trained, users[0], ru.user_items(ev.valid, users[0]))[0]]
     assert len(kept["graph_score"]) == len(users) and all(len(g) == er.CANDIDATES for g in kept["graph_score"])
     with pytest.raises(ValueError, match="need a chat model"):
         er.evaluate_rerank(trained, home=chatrec_home, users=2, methods=("graph", "fused"), progress=False)
 
 
 def test_blend_features_are_the_lists_z_score_and_the_log_odds() -> None:
-    X = er.blend_features([3.0, 1.0, 2.0], [0.5, 1.0, 0.0])
+    X = el.blend_features([3.0, 1.0, 2.0], [0.5, 1.0, 0.0])
     assert X[:, 0] == pytest.approx([1.2247, -1.2247, 0.0], abs=1e-4)
     assert X[:, 1] == pytest.approx([0.0, math.log(9999), -math.log(9999)])  # a sure answer stays finite
-    assert np.array_equal(er.blend_features([2.0, 2.0], [0.3, 0.6])[:, 0], [0.0, 0.0])
+    assert np.array_equal(el.blend_features([2.0, 2.0], [0.3, 0.6])[:, 0], [0.0, 0.0])
 
 
 class _Oracle:
@@ -308,7 +309,7 @@ class _Oracle:
         for u in users:
             context = ask.prompt(Candidate(ev.items[0], 0.0, "graph"),
                                  profile=er.profile_titles(ev, int(u), "rated"))[-1]["content"].rsplit("\n", 1)[0]
-            mine = np.r_[er.user_items(ev.valid, int(u)), er.user_items(ev.test, int(u))]
+            mine = np.r_[ru.user_items(ev.valid, int(u)), ru.user_items(ev.test, int(u))]
             self.relevant[context] = {ev.items[i].title_year for i in mine}
 
     def answer_probabilities(self, messages, answers):
@@ -319,7 +320,7 @@ class _Oracle:
 
 def test_blend_is_fitted_on_validation_lists_and_finds_a_planted_signal(trained, ev, chatrec_home: Path) -> None:
     users, fit_users = 8, 12
-    test_users = er.sample_users(ev.test, users, 5)
+    test_users = ru.sample_users(ev.test, users, 5)
     drawn = er.sample_fit_users(ev.valid, fit_users, 5)
     oracle = _Oracle(ev, np.union1d(test_users, drawn))
     result = er.evaluate_rerank(trained, home=chatrec_home, llm=oracle, users=users, seed=5, n_boot=200,
@@ -329,7 +330,7 @@ def test_blend_is_fitted_on_validation_lists_and_finds_a_planted_signal(trained,
     assert fit["split"] == "valid" and fit["users"] == fit_users
     # test films are label 0 in the validation lists, so the oracle is not perfect there, only better than the graph
     assert fit["p_yes_auc"] > fit["graph_score_auc"]
-    assert set(result["blend"]["coefficients"]) == set(er.BLEND_FEATURES)
+    assert set(result["blend"]["coefficients"]) == set(el.BLEND_FEATURES)
     assert result["blend"]["coefficients"]["p_yes_logit"] > 0  # the planted signal is what it weighs
     assert result["blend"]["ndcg@5"] > result["graph"]["ndcg@5"]
     assert "blend weights" in er.format_table(result)
@@ -346,8 +347,8 @@ def test_blend_fitting_reads_no_test_item(trained, ev) -> None:
     assert np.array_equal(data.X, again.X) and np.array_equal(data.y, again.y)
     for u in users:
         rows = data.users == u
-        assert np.array_equal(data.y[rows] == 1, np.isin(data.items[rows], er.user_items(ev.valid, u)))
-        assert not np.isin(data.items[rows], er.user_items(ev.train, u)).any()
+        assert np.array_equal(data.y[rows] == 1, np.isin(data.items[rows], ru.user_items(ev.valid, u)))
+        assert not np.isin(data.items[rows], ru.user_items(ev.train, u)).any()
     assert len(data.y) == 6 * er.CANDIDATES
 
 
@@ -363,14 +364,14 @@ def test_blend_with_a_constant_p_yes_keeps_the_graph_order(trained, chatrec_home
 
 def test_history_orders(ev, trained) -> None:
     u = 0
-    rated = er.history_order(ev.parts, trained, u, "rated")
-    agent = er.history_order(ev.parts, trained, u, "agent")
-    assert sorted(rated) == sorted(agent) == sorted(er.user_items(ev.train, u).tolist())
+    rated = ru.history_order(ev.parts, trained, u, "rated")
+    agent = ru.history_order(ev.parts, trained, u, "agent")
+    assert sorted(rated) == sorted(agent) == sorted(ru.user_items(ev.train, u).tolist())
     train = ev.parts.train
     rating = {int(i): float(r) for i, r in zip(train.items[train.users == u], train.ratings[train.users == u])}
     assert [rating[i] for i in rated] == sorted(rating.values(), reverse=True)
     with pytest.raises(ValueError):
-        er.history_order(ev.parts, trained, u, "random")
+        ru.history_order(ev.parts, trained, u, "random")
 
 
 def test_the_agents_tool_serves_the_history_in_the_measured_order(ev, trained, chatrec_home: Path) -> None:
@@ -383,10 +384,10 @@ def test_the_agents_tool_serves_the_history_in_the_measured_order(ev, trained, c
     tool = CandidateTool(trained, Catalog(ev.items), store=None, best_first=best_first)
     for u in (0, 10, 500):
         served = [item.graph_item_id for item in tool.history(str(trained.user_ids[u]))]
-        assert served == [str(trained.item_ids[i]) for i in er.history_order(ev.parts, trained, u, "rated")]
+        assert served == [str(trained.item_ids[i]) for i in ru.history_order(ev.parts, trained, u, "rated")]
     unordered = CandidateTool(trained, Catalog(ev.items), store=None)  # without the dataset: the matrix order
     assert [i.graph_item_id for i in unordered.history(str(trained.user_ids[0]))] == [
-        str(trained.item_ids[i]) for i in er.history_order(ev.parts, trained, 0, "agent")]
+        str(trained.item_ids[i]) for i in ru.history_order(ev.parts, trained, 0, "agent")]
 
 
 def test_command_with_the_real_local_model(trained, chatrec_home: Path) -> None:

@@ -175,7 +175,7 @@ def test_excluded_users_are_never_sampled(ev, made) -> None:
 def test_half_the_pointwise_nos_are_the_graphs_own_picks(ev, made) -> None:
     """Ranking the graph's top-20 by "yes" is what the pointwise asks train for, so half their
     negatives come from that list; the others are random films. Neither was rated by the person."""
-    from agent.evals.rerank import graph_candidates
+    from recsys.users import graph_candidates
 
     rec = ev.recommender
     maker = instruct.InstructionMaker(ev)
@@ -196,7 +196,7 @@ def test_graph_list_pointwise_asks_are_the_rerankers_own_situation(ev) -> None:
     """--pointwise graph-list: the "yes" is a validation film the graph ranked in its top-20 and the
     "no" another of its picks the person never rated; titles they rated, no request, as the
     pointwise re-ranker asks at serving time. No test interaction appears (same check as above)."""
-    from agent.evals.rerank import graph_candidates
+    from recsys.users import graph_candidates
 
     rec = ev.recommender
     maker = instruct.InstructionMaker(ev)

@@ -117,13 +117,13 @@ def test_fold_in_equals_one_lightgcn_propagation_step_for_a_new_user_node():
     assert rec.fold_in(liked) == pytest.approx(expected, abs=1e-5)
 
 
-def test_recommend_excludes_seen_honours_filter_and_rejects_unknown_ids():
+def test_recommend_excludes_seen_honours_allowed_and_rejects_unknown_ids():
     rec = _toy_recommender()
     seen = set(rec.history("u0"))
     top = rec.recommend("u0", k=5)
     assert len(top) == min(5, 12 - len(seen)) and not seen & {i for i, _ in top}
     assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
-    assert {i for i, _ in rec.recommend("u0", k=5, filter=["i2", "i3"])} <= {"i2", "i3"}
+    assert {i for i, _ in rec.recommend("u0", k=5, allowed=["i2", "i3"])} <= {"i2", "i3"}
     with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
         rec.recommend("nobody")
     with pytest.raises(UnknownIdError, match="unknown item id 'zz'"):
@@ -150,7 +150,7 @@ def test_recommend_similar_ranks_by_cosine_so_long_vectors_do_not_win():
     unit = rec.item_factors_ / np.linalg.norm(rec.item_factors_, axis=1, keepdims=True)
     expected = [f"i{j}" for j in np.argsort(-(unit @ unit[0])) if j != 0][:11]
     assert [i for i, _ in ranked] == expected and "i0" not in dict(ranked)
-    assert {i for i, _ in rec.recommend_similar(["i0"], k=5, filter=["i2", "i3"])} <= {"i2", "i3"}
+    assert {i for i, _ in rec.recommend_similar(["i0"], k=5, allowed=["i2", "i3"])} <= {"i2", "i3"}
     assert "i5" not in dict(rec.recommend_similar(["i0"], disliked=["i5"], k=11))
 
 
@@ -219,6 +219,7 @@ def test_rating_threshold_and_leave_last_out():
 
 
 # --- training on real data -------------------------------------------------------------------
+@pytest.mark.model  # trains LightGCN
 def test_short_training_on_ml100k_beats_most_popular_and_is_deterministic(ml100k):
     split = make_split(ml100k)
     config = TrainConfig(epochs=12, patience=12)

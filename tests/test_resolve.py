@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from tools.catalog import Catalog
-from tools.resolve import TitleResolver, match_key
+from tests.items import BABE, FARGO, GODFATHER, HEAT
+from tools.catalog import Catalog, CatalogItem
+from tools.resolve import TitleResolver, TitleSpotter, match_key
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +192,35 @@ def test_items_added_at_run_time_resolve(catalog: Catalog) -> None:
     resolver = TitleResolver(extended)
     assert resolver.resolve("kikis delivery service").item.item_id == "custom:kiki"
     assert resolver.resolve("Kiki's Delivery Service (1989)").item.item_id == "custom:kiki"
+
+
+# --------------------------------------------------------------------------- spotting titles in text
+
+
+def test_title_spotting_needs_a_capital_and_skips_sentence_openers() -> None:
+    love_story = CatalogItem("ml-100k:L", "movie", "Love Story", 1970)
+    spotter = TitleSpotter([FARGO, HEAT, GODFATHER, love_story, BABE])
+
+    def spot(text: str) -> list[str]:
+        return [item.title for _, item in spotter.spot(text)]
+
+    assert spot("It has the heat of a summer love story.") == []
+    assert spot("Like Fargo and The Godfather, it is tense.") == ["Fargo", "The Godfather"]
+    assert spot("Heat is great. You liked Heat.") == ["Heat"]
+    assert spot("I loved Godfather and Babe") == ["The Godfather", "Babe"]
+    assert spot("Babe, I loved it") == []  # a lone word opening the text
+    assert spot("Why would I like Flibbertigibbet Heat?") == []  # a word inside another name
+    assert spot("We met Jack Fargo") == []  # after a capitalised word that opens no sentence
+    assert spot("Loved it. Then Fargo") == ["Fargo"]  # "Then" is capitalised because it opens one
+    assert spot("So I watched Heat") == ["Heat"]  # "I" is not a name
+    assert spot('You said "it was great." Heat came next') == []  # a sentence opens after the quote
+    assert spot("You liked:\n- Fargo\nHeat is next") == ["Fargo"]  # "Heat" opens a line
+    assert spot("A list:\n- The Godfather") == ["The Godfather"]  # longer titles still count there
+
+
+def test_a_lone_number_after_in_or_since_is_a_date_not_a_title() -> None:
+    film = CatalogItem("ml-100k:2012", "movie", "2012", 2009, ("Action",))
+    spotter = TitleSpotter([film, HEAT])
+    assert [item.title for _, item in spotter.spot("Made in 2012, like Heat")] == ["Heat"]
+    assert [item.title for _, item in spotter.spot("Loved it. Since 2012 I watch it yearly")] == []
+    assert [item.title for _, item in spotter.spot("We watched 2012 twice")] == ["2012"]

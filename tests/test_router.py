@@ -8,6 +8,8 @@ import pytest
 from agent.llm import LocalChatModel
 from agent.router import INTENTS, SLOT_KEYS, Router, compact_answer, load_examples, parse_answer
 
+MODEL_FIXTURES = {"router", "tuned"}  # tests using them are marked model (conftest): they load the LLM
+
 
 @pytest.fixture(scope="module")
 def router() -> Router:
@@ -34,6 +36,7 @@ def test_a_route_fits_the_contract(router: Router) -> None:
     assert router.route("   ").intent == "chitchat"
 
 
+@pytest.mark.model  # the command loads the LLM
 def test_route_command_prints_the_contract(tmp_path) -> None:
     import json
 

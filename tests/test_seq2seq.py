@@ -19,6 +19,8 @@ from agent.tuning.lora import (
     train_lora,
 )
 
+MODEL_FIXTURES = {"tiny_t5"}  # tests using it are marked model (conftest): a T5 LLM, tuned and served
+
 # short asks: a randomly initialised 2-layer T5 learns title -> answer from a handful of
 # examples only when the title is most of the input
 TITLES = ["Fargo", "Heat", "Babe", "Dune", "Alien", "Casablanca"]

@@ -11,7 +11,8 @@ import pytest
 
 from agent.evals.dialogues import normalize_title
 from agent.evals.simulate import (MAX_TURNS, LLMSimulator, Simulation, TemplateSimulator, graph_system, sample_users, score,
-                            spoken_title, wilson_interval)
+                            spoken_title)
+from agent.evals.stats import wilson_interval
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import pytest
 from agent.llm import default_model_path
 from agent.tuning.lora import SftExample, encode, export_gguf_adapter, load_base, progress_position
 
+MODEL_FIXTURES = {"base"}  # tests using it are marked model (conftest): it loads the LLM in torch
+
 
 @pytest.fixture(scope="module")
 def base():
@@ -208,7 +210,7 @@ def _pointwise_row(title: str, answer: str) -> dict:
 
 
 def test_tuning_sanity_relabels_from_the_asked_film_and_balances():
-    from agent.evals.rerank import pair_auc
+    from agent.evals.stats import pair_auc
     from bench.tuning_sanity import relabel
 
     rows = [_pointwise_row(t, "no") for t in ("Jaws (1975)", "Psycho (1960)", "Fargo (1996)", "Heat (1995)",

@@ -162,14 +162,14 @@ class CandidateTool:
         warm = allowed & ~rec.bridged_
         if user_id and not liked and not disliked:  # the trained user vector
             def rank(mask, n):
-                return rec.recommend(user_id, n, filter=mask)
+                return rec.recommend(user_id, n, allowed=mask)
         else:  # a chat user ("more like these"), or a dataset user who added likes in chat (fold in)
             seeds = (rec.history(user_id) if user_id else []) + liked
             taste = self._genre_profile(liked)
             nearest = rec.recommend_from_items if user_id else rec.recommend_similar
 
             def rank(mask, n):
-                pool = nearest(seeds, disliked, max(n, RESCORE_POOL), filter=mask)
+                pool = nearest(seeds, disliked, max(n, RESCORE_POOL), allowed=mask)
                 return self._with_shared_genres(pool, taste)[:n]
         n_cold = min(self.cold_places, k // 4) if cold.any() else 0
         ranked = [(gid, s, "graph") for gid, s in rank(warm, k - n_cold)]

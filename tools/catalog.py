@@ -48,9 +48,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 import unicodedata
 from collections import Counter, defaultdict
@@ -61,6 +59,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
+
+from recsys.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -699,20 +699,12 @@ def save_catalog(catalog: Catalog, path: Path | str) -> Path:
     """JSON lines: a header (format, version, counts, stats, links), then one item a line.
     Written to a temp file in the same directory and renamed, so readers never see half."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": CATALOG_FORMAT, "version": CATALOG_VERSION, "n_items": len(catalog),
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stats": catalog.stats, "links": catalog.links}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(header, ensure_ascii=False) + "\n")
-            for item in catalog.items:
-                f.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        f.write(json.dumps(header, ensure_ascii=False) + "\n")
+        for item in catalog.items:
+            f.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
     return path
 
 

@@ -16,13 +16,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from prompts import read_prompt
 from tools.candidates import CandidateTool, genre_key
 from tools.catalog import CatalogItem
 from tools.chat import LLMUnavailable, as_messages, stream_sentences
 from tools.resolve import TitleSpotter, match_key
+from tools.vocabulary import GENRE_LEXICON
 
 log = logging.getLogger(__name__)
 
@@ -62,33 +61,9 @@ class Evidence:
                 "similar_users": list(self.similar_users) if self.similar_users else None, "source": self.source}
 
 
-# Genre words, by ml-100k genre. Nouns and their plurals, the standard compound spellings, and
-# adjectives that only ever name the genre ("animated", "romantic", "comedic"). Adjectives that
-# are ordinary praise of any film are *not* genre claims here: thrilling, dramatic, mysterious,
-# funny, scary, fantastic, adventurous; nor "family" (fun for the whole family). "musical" and
-# "war" count in any use (rare outside their genre in these texts). Matched case-insensitively
-# as whole words, also inside hyphenated compounds ("action-adventure" names both, "post-war"
-# names War; "live-action" is a format, not Action); "rom-com" names two genres.
-GENRE_LEXICON: dict[str, tuple[str, ...]] = {
-    "Action": ("action",),
-    "Adventure": ("adventure", "adventures"),
-    "Animation": ("animation", "animated", "cartoon", "cartoons", "anime"),
-    "Children's": ("children's", "childrens", "children", "kids", "kid's", "kids'"),
-    "Comedy": ("comedy", "comedies", "comedic", "rom-com", "romcom", "rom-coms"),
-    "Crime": ("crime", "crimes"),
-    "Documentary": ("documentary", "documentaries"),
-    "Drama": ("drama", "dramas"),
-    "Fantasy": ("fantasy", "fantasies"),
-    "Film-Noir": ("film noir", "film-noir", "noir"),
-    "Horror": ("horror", "horrors"),
-    "Musical": ("musical", "musicals"),
-    "Mystery": ("mystery", "mysteries", "whodunit", "whodunnit"),
-    "Romance": ("romance", "romances", "romantic", "rom-com", "romcom", "rom-coms", "love story"),
-    "Sci-Fi": ("sci-fi", "scifi", "sci fi", "science fiction", "science-fiction"),
-    "Thriller": ("thriller", "thrillers"),
-    "War": ("war", "wars"),
-    "Western": ("western", "westerns"),
-}
+# Genre words, by ml-100k genre (GENRE_LEXICON, from tools/vocabulary.py, where the rules are):
+# matched case-insensitively as whole words, also inside hyphenated compounds ("action-adventure"
+# names both, "post-war" names War; "live-action" is a format, not Action).
 _GENRE_PATTERNS = {genre: re.compile(r"(?<![\w'])(?<!live-)(?:" + "|".join(re.escape(w).replace(r"\ ", r"[\s-]+")
                                                                    for w in sorted(words, key=len, reverse=True))
                                      + r")(?![\w])", re.IGNORECASE)
@@ -168,12 +143,7 @@ class Explainer:
         rec = self.tool.recommender
         if rec.bridged_[rec.item_index(gid)]:
             return None  # a cold item: nobody has it yet
-        vector = rec.user_factors_[rec.user_index(person)] if isinstance(person, str) else rec.fold_in(person)
-        users = rec.user_factors_ / np.maximum(np.linalg.norm(rec.user_factors_, axis=1), 1e-12)[:, None]
-        similarity = users @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
-        if isinstance(person, str):
-            similarity[rec.user_index(person)] = -np.inf
-        nearest = np.argpartition(-similarity, SIMILAR_USERS)[:SIMILAR_USERS]
+        nearest = [rec.user_index(u) for u, _ in rec.similar_users(person, SIMILAR_USERS)]
         column = rec.train_[:, rec.item_index(gid)].toarray().ravel()
         return int((column[nearest] > 0).sum()), SIMILAR_USERS
 

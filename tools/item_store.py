@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 import numpy as np
 from tqdm.auto import tqdm
 
-from recsys.train import atomic_write_bytes
+from recsys.io import atomic_write_text
 from tools.catalog import CatalogItem, item_document
 from tools.embeddings import DIMENSION, MODEL_NAME, ChromaEmbeddingFunction, embed
 
@@ -185,7 +185,7 @@ class ItemStore:
         """Mark a write for other processes; this process's System holds what it just wrote."""
         if self.path is not None:
             token = f"{os.getpid()}-{time.time_ns()}"
-            atomic_write_bytes(self.path / GENERATION_FILE, lambda tmp: Path(tmp).write_text(token))
+            atomic_write_text(self.path / GENERATION_FILE, token)
             _SEEN[self._system] = token
 
     def _expected_metadata(self) -> dict:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from recsys.data import data_home
-from recsys.train import atomic_write_bytes
+from recsys.io import atomic_write_text
 from tools.catalog import Catalog, CatalogItem, items_from_csv, load_catalog
 from tools.item_store import ItemStore, store_path
 
@@ -34,7 +34,7 @@ def load_added(home: Path | None = None) -> list[CatalogItem]:
 
 def _save_added(items: list[CatalogItem], home: Path | None) -> None:
     text = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items)
-    atomic_write_bytes(added_path(home), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_text(added_path(home), text)
 
 
 def _catalog_with_added(home: Path | None, progress: bool) -> Catalog:

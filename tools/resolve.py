@@ -30,6 +30,7 @@ from tools.catalog import Catalog, CatalogItem, split_title, title_key
 ACCEPT = 0.85  # a best candidate under this is "not in the catalog"
 AMBIGUOUS_MARGIN = 0.04  # a runner-up (another item) this close makes the answer unsure
 FUZZY_CUTOFF = 86  # rapidfuzz ratio (0-100) for typo matches
+AUTHOR_MATCH = 85  # rapidfuzz ratio (0-100) at which the author a mention names ("... by King") is the item's
 
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -345,7 +346,7 @@ class TitleResolver:
             authors = self._author_of.get(n, [])
             wanted = _author_keys(cues.author)
             hit = max((fuzz.ratio(a, w) for a in authors for w in wanted), default=0.0)
-            score += 0.05 if hit >= 85 else -0.3
+            score += 0.05 if hit >= AUTHOR_MATCH else -0.3
         return score
 
     def _semantic(self, mention: str, k: int = 5) -> dict[int, float]:

@@ -49,10 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tools.vocabulary import INTENTS
+
 if TYPE_CHECKING:  # the agent is heavy to import; checks and validation do not need it
     from agent.agent import Agent, Reply
 
-INTENTS = ("recommend", "explain", "chitchat")
 DOMAINS = ("movie", "book")
 DEFAULT_GENRES_MIN_SHARE = 0.6
 DIALOGUE_KEYS = ("name", "description", "user", "turns")
@@ -668,7 +669,7 @@ def evaluate(agent: Agent | Callable[[], Agent], paths: Sequence[str | Path], js
     check_users(dialogues, recommender.has_user, f"the {getattr(recommender, 'dataset', 'graph')} data")
     report = run_dialogues(agent, dialogues, progress)
     if json_out is not None:
-        from recsys.train import write_json
+        from recsys.io import write_json
 
         write_json(Path(json_out), report)
     echo(format_table(report))

@@ -171,14 +171,12 @@ def score_texts(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
 
 def sample_test_users(recommender, n: int, seed: int, home: Path | None = None) -> list[str]:
     """``n`` users with test interactions in the model's own split, a fixed-seed sample (file order)."""
+    from recsys.users import sample_sorted
     from recsys.workflow import model_split
 
     _, parts = model_split(recommender, home)
     users = [str(u) for u in parts.test.user_ids[np.unique(parts.test.users)] if recommender.has_user(str(u))]
-    if n >= len(users):
-        return users
-    pick = np.sort(np.random.default_rng(seed).choice(len(users), n, replace=False))
-    return [users[i] for i in pick]
+    return [users[i] for i in sample_sorted(len(users), n, seed)]
 
 
 def faithfulness(agent, users: Sequence[str], k: int = TOP_K, progress: bool = True) -> dict:
@@ -268,19 +266,13 @@ class XRecGraph:
 
     recommender: object  # recsys.recommender.GraphRecommender
     facts: dict
-    _unit_users: np.ndarray | None = None
 
     def evidence(self, uid, iid) -> dict | None:
         rec = self.recommender
         if not (rec.has_user(str(uid)) and rec.has_item(str(iid))):
             return None
-        if self._unit_users is None:
-            users = rec.user_factors_
-            self._unit_users = users / np.maximum(np.linalg.norm(users, axis=1), 1e-12)[:, None]
         u, i = rec.user_index(str(uid)), rec.item_index(str(iid))
-        similarity = self._unit_users @ self._unit_users[u]
-        similarity[u] = -np.inf
-        nearest = np.argpartition(-similarity, SIMILAR_USERS)[:SIMILAR_USERS]
+        nearest = [rec.user_index(v) for v, _ in rec.similar_users(str(uid), SIMILAR_USERS)]
         column = rec.train_[:, i].toarray().ravel()
         scores = rec.item_factors_ @ rec.user_factors_[u]
         rank = int((scores > scores[i]).sum()) + 1

@@ -18,8 +18,6 @@ Files are written to temp names and renamed, so a report is never half-written.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from agent.evals.runs import latest_run
+from recsys.io import atomic_path, atomic_write_text
+from tools.vocabulary import INTENTS
 
 STEPS = ("router", "candidates", "rerank", "reply", "total")
-INTENTS = ("recommend", "explain", "chitchat")
 MAKE = {"simulate": "chatrec simulate --users 200 --seed 0",
         "rerank": "chatrec eval-rerank --users 200 --seed 0 --json",
         "dialogues": "chatrec eval-dialogues evaluation/dialogues/*.yaml",
@@ -71,11 +70,8 @@ def _save(fig, path: Path, run: dict) -> None:
     below = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()  # under the tick labels
     fig.text(0, below - 0.03, "\n".join(textwrap.fill(line, width) for line in stamp.splitlines()),
              fontsize=6.5, color="#555", va="top", ha="left", transform=fig.transFigure)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(handle)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # its name ends in .part: say it is a PNG
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 # ---------------------------------------------------------------------------------- sections
@@ -283,14 +279,6 @@ def to_html(sections: list[Section], heading: str) -> str:
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def _write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    with os.fdopen(handle, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def build_report(home: Path, out: Path) -> dict:
     """Write report.md, report.html and the figures into ``out``; returns what it used."""
     import matplotlib
@@ -307,8 +295,8 @@ def build_report(home: Path, out: Path) -> dict:
                 router_section(runs["dialogues"], out, plt), latency_section(runs["dialogues"], out, plt),
                 *explain_sections(runs["faithfulness"], runs["xrec"], out, plt)]
     heading = "chatrec measurements"
-    _write_text(out / "report.md", to_markdown(sections, heading))
-    _write_text(out / "report.html", to_html(sections, heading))
+    atomic_write_text(out / "report.md", to_markdown(sections, heading))
+    atomic_write_text(out / "report.html", to_html(sections, heading))
     return {"out": str(out), "runs": {k: (v["path"] if v else None) for k, v in runs.items()},
             "figures": [f for s in sections for f in s.figures]}
 

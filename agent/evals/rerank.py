@@ -14,13 +14,15 @@ is taken from them in several ways —
   same listwise model as ``learned``): the fusion with its weight chosen by data, not fixed;
 - ``learned``: a logistic regression over cheap features (graph score, its z-score in the list,
   rank, item popularity, genre overlap with the user's history, year distance) fitted on the
-  VALIDATION split — candidates excluding the training items, label = a validation item.
+  VALIDATION split — candidates excluding the training items, label = a validation item
+  (the model, its features and the blend's: ``agent.evals.learned``).
 
 Precision@5, Recall@5 and NDCG@5 (RecBole's definitions, ``recsys.metrics``) against each user's
 test items, with 95% bootstrap intervals over users, and for each method other than ``graph``
-the paired bootstrap interval of its per-user difference from the graph order. With a pointwise
-method, ``meta.pointwise_lists`` keeps every user's candidates, P(yes) and graph scores, so another
-way of combining the two can be measured without asking the LLM again.
+the paired bootstrap interval of its per-user difference from the graph order
+(``agent.evals.stats``). With a pointwise method, ``meta.pointwise_lists`` keeps every user's
+candidates, P(yes) and graph scores, so another way of combining the two can be measured without
+asking the LLM again.
 
 The split is the one the saved model was trained on (re-made from the split config stored in
 the model, checked against the model's training matrix). Candidates come from the saved
@@ -44,19 +46,23 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
-from recsys.data import DataError, InteractionData, best_first
+from agent.config import TurnSettings
+from agent.evals.learned import (BLEND_FEATURES, FEATURES, FitData, LearnedReranker, blend_features,
+                                 candidate_features, learned_fit_data)
+from agent.evals.stats import bootstrap_ci, pair_auc, paired_diff_ci
+from recsys.data import DataError, InteractionData
 from recsys.metrics import metrics_from_hits
 from recsys.recommender import GraphRecommender
 from recsys.split import Split
+from recsys.users import PROFILES, graph_candidates, history_order, sample_users, user_items, users_with_items
 from recsys.workflow import model_split
 from tools.candidates import Candidate
 from tools.catalog import Catalog, CatalogItem, catalog_path, display_title, read_catalog
@@ -65,16 +71,14 @@ from tools.rerank import PointwiseReranker, Reranker, fused_order
 log = logging.getLogger(__name__)
 
 K = 5  # the list the person sees
-CANDIDATES = 20  # what the graph hands the re-ranker (the agent's CANDIDATES)
-PROFILE_TITLES = 10  # history titles passed to the re-ranker, as the agent does (the prompt shows 6)
+_TURN = TurnSettings()  # the agent's defaults
+CANDIDATES = _TURN.candidates  # what the graph hands the re-ranker, as in the agent
+PROFILE_TITLES = _TURN.profile_titles  # history titles passed to the re-ranker, as the agent does (the prompt shows 6)
 METRICS = ("precision@5", "recall@5", "ndcg@5")
 METHODS = ("graph", "llm", "pointwise", "fused", "blend", "learned")
 DEFAULT_METHODS = ("graph", "llm", "learned")
 POINTWISE = ("pointwise", "fused", "blend")  # all from one set of yes / no asks on the test lists
-FEATURES = ("score", "score_z", "log_rank", "log_popularity", "genre_overlap", "year_distance")
-BLEND_FEATURES = ("score_z", "p_yes_logit")
 FIT_USERS = 100  # validation lists asked to fit the blend's two weights
-PROFILES = ("rated", "agent")
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -98,34 +102,6 @@ def topk_metrics(ranked: Sequence[Sequence[int]], truth: Sequence[set[int] | fro
             hits[u, j] = item in relevant
     values = metrics_from_hits(hits, np.array([len(t) for t in truth]), ks=(k,))
     return {name: values[name] for name in (f"precision@{k}", f"recall@{k}", f"ndcg@{k}")}
-
-
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap interval of the mean, resampling users with replacement.
-
-    The same ``seed`` draws the same resamples for arrays of the same length, so intervals of
-    different methods on the same users (and of their differences) are paired.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or len(values) == 0:
-        raise ValueError("need a non-empty 1-d array of per-user values")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    for start in range(0, n_boot, 500):  # bounded memory for large user sets
-        idx = rng.integers(0, len(values), size=(min(500, n_boot - start), len(values)))
-        means[start:start + len(idx)] = values[idx].mean(axis=1)
-    tail = (1.0 - level) / 2
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return [float(low), float(high)]
-
-
-def paired_diff_ci(method: Sequence[float], baseline: Sequence[float], n_boot: int = 2000, seed: int = 0,
-                   level: float = 0.95) -> list[float]:
-    """Interval of mean(method - baseline) over users resampled together (a paired bootstrap)."""
-    method, baseline = np.asarray(method, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if method.shape != baseline.shape:
-        raise ValueError(f"paired values need the same users: {method.shape} vs {baseline.shape}")
-    return bootstrap_ci(method - baseline, n_boot, seed, level)
 
 
 # ----------------------------------------------------------------------------- the data
@@ -212,199 +188,13 @@ def load_eval_data(recommender: GraphRecommender, home: Path | None = None, cata
     return EvalData(recommender, parts, train, valid, test, items, genres, years, popularity, source)
 
 
-def user_items(m: sp.csr_matrix, u: int) -> np.ndarray:
-    """Item indices of user ``u``'s row in a user x item matrix."""
-    return m.indices[m.indptr[u]:m.indptr[u + 1]]
-
-
-def graph_candidates(recommender: GraphRecommender, user: int, also_exclude: np.ndarray,
-                     k: int = CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
-    """The graph's top-``k`` for a dataset user (internal index): item indices and scores, best first.
-    Training items are left out by ``recommend``; ``also_exclude`` (item indices) too."""
-    allowed = np.ones(recommender.n_items, dtype=bool)
-    allowed[also_exclude] = False
-    ranked = recommender.recommend(recommender.user_ids[user], k, filter=allowed)
-    return (np.array([recommender.item_index(i) for i, _ in ranked], dtype=np.int64),
-            np.array([s for _, s in ranked], dtype=np.float64))
-
-
-def history_order(parts: Split, recommender: GraphRecommender, user: int, profile: str = "rated") -> list[int]:
-    """A user's training items for the re-rank prompt, best first.
-
-    ``rated``: highest rating first, the most recent first among equal ratings
-    (``recsys.data.best_first``; ``CandidateTool.history`` serves the agent the same order).
-    ``agent``: the model's training-matrix order, which the agent passed before it served ``rated``."""
-    if profile == "agent":
-        return [int(i) for i in user_items(recommender.train_, user)]
-    if profile != "rated":
-        raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
-    train = parts.train
-    mine = np.flatnonzero(train.users == user)
-    order = best_first(None if train.ratings is None else train.ratings[mine],
-                       None if train.timestamps is None else train.timestamps[mine], len(mine))
-    return [int(i) for i in train.items[mine][order]]
-
-
-# ----------------------------------------------------------------------------- learned re-ranker
-
-
-def candidate_features(ev: EvalData, items: np.ndarray, scores: np.ndarray, history: np.ndarray) -> np.ndarray:
-    """One row per candidate (in graph order), columns :data:`FEATURES`."""
-    n = len(items)
-    std = scores.std()
-    score_z = (scores - scores.mean()) / std if std > 0 else np.zeros(n)
-    log_rank = np.log2(np.arange(n) + 2.0)
-    log_pop = np.log1p(ev.popularity[items])
-    if len(history):
-        share = ev.genres[history].mean(axis=0)  # share of the history with each genre
-        g = ev.genres[items]
-        overlap = (g * share).sum(axis=1) / np.maximum(g.sum(axis=1), 1)
-        hist_years = ev.years[history]
-        centre = np.nanmedian(hist_years) if np.isfinite(hist_years).any() else np.nan
-    else:
-        overlap, centre = np.zeros(n), np.nan
-    distance = np.abs(ev.years[items] - centre) / 10.0
-    distance = np.where(np.isfinite(distance), distance, 0.0)
-    return np.column_stack([scores, score_z, log_rank, log_pop, overlap, distance])
-
-
-@dataclass
-class FitData:
-    """What the learned re-ranker is fitted on: one row per (user, candidate)."""
-
-    X: np.ndarray
-    y: np.ndarray  # 1 = a validation item of the user
-    users: np.ndarray  # internal user index per row
-    items: np.ndarray  # internal item index per row
-
-
-def learned_fit_data(ev: EvalData, train: sp.csr_matrix, valid: sp.csr_matrix, k: int = CANDIDATES) -> FitData:
-    """Validation-time candidates for every user with validation items: the graph's top-``k``
-    without the training items (``recommend`` leaves them out), labelled by the validation
-    items. Only ``train`` and ``valid`` go in; the test split is not an argument."""
-    X, y, us, its = [], [], [], []
-    users = np.flatnonzero(np.diff(valid.indptr) > 0)
-    for u in users:
-        items, scores = graph_candidates(ev.recommender, int(u), np.empty(0, dtype=np.int64), k)
-        X.append(candidate_features(ev, items, scores, user_items(train, u)))
-        y.append(np.isin(items, user_items(valid, u)).astype(np.float64))
-        us.append(np.full(len(items), u))
-        its.append(items)
-    return FitData(np.vstack(X), np.concatenate(y), np.concatenate(us), np.concatenate(its))
-
-
-@dataclass
-class LearnedReranker:
-    """A linear scorer on standardised features; candidates are sorted by its score.
-
-    ``loss="listwise"`` (default): a softmax over each user's candidate list (conditional logit),
-    so only the order within a list is learned — what re-ranking needs. ``loss="pointwise"``:
-    logistic regression over all rows, which also has to explain score levels across users; on
-    the validation split it ranked worse than the graph order even in-sample, so it is kept
-    only for comparison. L2 on the weights in both."""
-
-    l2: float = 1.0
-    loss: str = "listwise"
-    mean_: np.ndarray | None = None
-    scale_: np.ndarray | None = None
-    coef_: np.ndarray | None = None
-    intercept_: float = 0.0
-    fit_info: dict = field(default_factory=dict)
-    names: tuple[str, ...] = FEATURES  # the feature columns, for reporting the weights
-
-    def fit(self, data: FitData) -> LearnedReranker:
-        X, y = np.asarray(data.X, dtype=np.float64), np.asarray(data.y, dtype=np.float64)
-        if len(X) == 0 or y.min() == y.max():
-            raise ValueError("the fitting data needs both positive and negative rows")
-        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
-        self.scale_[self.scale_ == 0] = 1.0
-        Z = (X - self.mean_) / self.scale_
-        if self.loss == "listwise":
-            theta, value, ok, groups = self._fit_listwise(Z, y, np.asarray(data.users))
-            self.coef_, self.intercept_ = theta, 0.0
-        elif self.loss == "pointwise":
-            theta, value, ok = self._fit_pointwise(Z, y)
-            self.coef_, self.intercept_, groups = theta[:-1], float(theta[-1]), None
-        else:
-            raise ValueError(f"loss must be 'listwise' or 'pointwise', not {self.loss!r}")
-        self.fit_info = {"loss": self.loss, "rows": int(len(y)), "users": int(len(np.unique(data.users))),
-                         "positives": int(y.sum()), "converged": ok, "objective": round(value, 5)}
-        if groups is not None:
-            self.fit_info["lists_with_a_positive"] = groups
-        return self
-
-    def _fit_pointwise(self, Z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, bool]:
-        n = len(y)
-
-        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            w, b = theta[:-1], theta[-1]
-            z = Z @ w + b
-            value = np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * self.l2 * (w @ w) / n  # stable log-loss
-            p = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow
-            return value, np.append(Z.T @ (p - y) / n + self.l2 * w / n, np.mean(p - y))
-
-        out = minimize(loss, np.zeros(Z.shape[1] + 1), jac=True, method="L-BFGS-B")
-        return out.x, float(out.fun), bool(out.success)
-
-    def _fit_listwise(self, Z: np.ndarray, y: np.ndarray, users: np.ndarray) -> tuple[np.ndarray, float, bool, int]:
-        # rows come grouped by user; keep the lists that have at least one positive
-        order = np.argsort(users, kind="stable")
-        Z, y, users = Z[order], y[order], users[order]
-        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(users)]))
-        n_pos = np.add.reduceat(y, starts)
-        keep = n_pos[group] > 0
-        Z, y, group = Z[keep], y[keep], group[keep]
-        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(group)]))
-        n_groups = len(starts)
-        target = y / np.add.reduceat(y, starts)[group]  # each list's positives share its unit of weight
-
-        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-            z = Z @ w
-            top = np.maximum.reduceat(z, starts)
-            e = np.exp(z - top[group])
-            total = np.add.reduceat(e, starts)
-            lse = top + np.log(total)
-            value = (lse.sum() - target @ z) / n_groups + 0.5 * self.l2 * (w @ w) / n_groups
-            dz = e / total[group] - target
-            return value, Z.T @ dz / n_groups + self.l2 * w / n_groups
-
-        out = minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B")
-        return out.x, float(out.fun), bool(out.success), int(n_groups)
-
-    def decision(self, X: np.ndarray) -> np.ndarray:
-        if self.coef_ is None:
-            raise RuntimeError("fit the re-ranker first")
-        return ((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
-
-    def order(self, X: np.ndarray, count: int = K) -> list[int]:
-        """Candidate positions, best first; ties keep the graph order."""
-        return [int(i) for i in np.argsort(-self.decision(X), kind="stable")[:count]]
-
-    def coefficients(self) -> dict[str, float]:
-        return {name: round(float(c), 4) for name, c in zip(self.names, self.coef_)}
-
-
 # ----------------------------------------------------------------------------- blend: graph + P(yes)
-
-
-def blend_features(scores: Sequence[float], p_yes: Sequence[float]) -> np.ndarray:
-    """One row per candidate, columns :data:`BLEND_FEATURES`: the graph score's z-score in its list
-    and the log-odds of the LLM's P("yes") (clipped at 1e-4 so a sure answer stays finite)."""
-    s = np.asarray(scores, dtype=np.float64)
-    std = s.std()
-    score_z = (s - s.mean()) / std if std > 0 else np.zeros(len(s))
-    p = np.clip(np.asarray(p_yes, dtype=np.float64), 1e-4, 1 - 1e-4)
-    return np.column_stack([score_z, np.log(p / (1 - p))])
 
 
 def sample_fit_users(valid: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
     """``n`` users (sorted) among those with validation items, drawn apart from the test sample's
     stream (they may overlap with the test users: their validation lists are other lists)."""
-    eligible = np.flatnonzero(np.diff(valid.indptr) > 0)
-    rng = np.random.default_rng([seed, 1])
-    return np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
+    return sample_users(valid, n, [seed, 1])
 
 
 def blend_fit_data(ev: EvalData, pointwise: PointwiseReranker, valid: sp.csr_matrix, users: Sequence[int],
@@ -415,7 +205,7 @@ def blend_fit_data(ev: EvalData, pointwise: PointwiseReranker, valid: sp.csr_mat
     recommender = ev.recommender
     X, y, us, its = [], [], [], []
     for u in tqdm(users, desc="blend fit users", unit="user", file=sys.stderr, disable=not progress):
-        items, scores = graph_candidates(recommender, int(u), np.empty(0, dtype=np.int64))
+        items, scores = graph_candidates(recommender, int(u), np.empty(0, dtype=np.int64), CANDIDATES)
         result = pointwise.rerank([Candidate(ev.items[i], float(s), "graph") for i, s in zip(items, scores)],
                                   len(items), profile=profile_titles(ev, int(u), profile),
                                   codes=None if codes is None else codes.field(recommender.user_ids[u],
@@ -456,29 +246,6 @@ def method_row(ranked: Sequence[Sequence[int]], graph: Sequence[Sequence[int]] |
     return row
 
 
-def sample_users(test: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
-    """``n`` users (internal indices, sorted) among those with at least one test item."""
-    eligible = np.flatnonzero(np.diff(test.indptr) > 0)
-    if len(eligible) == 0:
-        raise DataError("no user has a test item")
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
-
-
-def pair_auc(scores: Sequence[Sequence[float]], relevant: Sequence[Sequence[bool]]) -> float | None:
-    """How often a relevant candidate outscores an irrelevant one of the same list (ties count a
-    half), pooled over every such pair of every list; None when no list has both kinds."""
-    won = pairs = 0.0
-    for s, r in zip(scores, relevant):
-        s, r = np.asarray(s, dtype=np.float64), np.asarray(r, dtype=bool)
-        hit, miss = s[r], s[~r]
-        if len(hit) and len(miss):
-            diff = hit[:, None] - miss[None, :]
-            won += (diff > 0).sum() + 0.5 * (diff == 0).sum()
-            pairs += diff.size
-    return None if pairs == 0 else float(won / pairs)
-
-
 def _verdict(name: str, diff_ci: list[float], mean_diff: float, same_top5: float) -> str:
     low, high = diff_ci
     label = {"llm": "The LLM re-rank", "learned": "The learned re-ranker", "pointwise": "Ranking by the LLM's P(yes)",
@@ -512,6 +279,8 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
     if llm is None and (needs := [m for m in methods if m == "llm" or m in POINTWISE]):
         raise ValueError(f"the {', '.join(needs)} method(s) need a chat model")
     ev = load_eval_data(recommender, home, catalog)
+    if not len(users_with_items(ev.test)):
+        raise DataError("no user has a test item")
     sample = sample_users(ev.test, users, seed)
     truth = [frozenset(user_items(ev.test, u).tolist()) for u in sample]
 
@@ -545,7 +314,7 @@ def evaluate_rerank(recommender: GraphRecommender, *, home: Path | None = None, 
     p_yes_lists, graph_scores, test_hits = [], [], []  # per user, over the 20 candidates, for pair_auc
     candidate_ids = []  # per user, the 20 candidates' dataset ids (kept with P(yes) for later analysis)
     for u in tqdm(sample, desc="rerank users", unit="user", file=sys.stderr, disable=not progress):
-        items, scores = graph_candidates(recommender, int(u), user_items(ev.valid, u))
+        items, scores = graph_candidates(recommender, int(u), user_items(ev.valid, u), CANDIDATES)
         ranked["graph"].append(items[:K].tolist())
         if learned is not None:
             X = candidate_features(ev, items, scores, user_items(ev.train, u))
@@ -659,8 +428,6 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BLEND_FEATURES", "DEFAULT_METHODS", "EvalData", "FitData", "LearnedReranker", "METHODS",
-           "blend_features", "blend_fit_data", "bootstrap_ci", "candidate_features", "evaluate_rerank",
-           "format_table", "graph_candidates", "history_order", "learned_fit_data", "load_eval_data", "method_row",
-           "pair_auc", "paired_diff_ci", "profile_titles", "sample_fit_users", "sample_users", "topk_metrics",
-           "user_items"]
+# PROFILES (recsys.users) is re-exported: `chatrec eval-rerank --profile` takes its choices from here
+__all__ = ["DEFAULT_METHODS", "EvalData", "METHODS", "PROFILES", "blend_fit_data", "evaluate_rerank", "format_table",
+           "load_eval_data", "method_row", "profile_titles", "sample_fit_users", "topk_metrics"]

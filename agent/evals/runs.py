@@ -2,7 +2,8 @@
 
 Every evaluation command saves its JSON result with :func:`save_run`:
 ``<home>/runs/<kind>/<UTC time>.json`` = ``{"meta": {...}, "result": {...}}``, where ``meta``
-says what a figure needs to be read: the command, model, backend, dataset, seed, date, machine.
+says what a figure needs to be read: the command, model, backend, dataset, seed, date, machine,
+and the agent's per-turn settings (``turn``: counts, thresholds).
 Written to a temp file and renamed, so a half-written run is never "the latest".
 """
 
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.config import Settings
-from recsys.train import write_json
+from recsys.io import write_json
 
 RUNS_DIR = "runs"
 
@@ -48,9 +49,11 @@ def model_name(settings: Settings) -> str:
 
 
 def run_meta(settings: Settings, *, dataset: str, seed: int | None, command: str | None = None, **extra) -> dict:
+    """``turn``: the agent's per-turn settings the run used (:class:`agent.config.TurnSettings`)."""
     return {"command": command or " ".join(["chatrec", *sys.argv[1:]]), "model": model_name(settings),
             "backend": settings.llm_backend, "dataset": dataset, "seed": seed,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(), **extra}
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "turn": settings.turn.model_dump(), **extra}
 
 
 def save_run(kind: str, result: dict, meta: dict, home: Path) -> Path:

@@ -15,7 +15,6 @@ simulated user has named so far).
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.evals.dialogues import normalize_title
+from agent.evals.stats import bootstrap_means, wilson_interval
 from tools.catalog import CatalogItem
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def sample_users(tool, home: Path | None, n: int, seed: int) -> list[SimUser]:
     """``n`` test users of the graph model's dataset, each with one held-out test item as the
     target (a fixed seed gives the same users and targets). The split is the one the model was
     trained with, re-created from its seed, so the target was never seen in training."""
+    from recsys.users import users_with_items
     from recsys.workflow import model_split
 
     rec = tool.recommender
@@ -75,8 +76,7 @@ def sample_users(tool, home: Path | None, n: int, seed: int) -> list[SimUser]:
     warm_ids = list(parts.train.item_ids)
     test = parts.test_matrix()
     rng = np.random.default_rng(seed)
-    with_test = np.flatnonzero(np.diff(test.indptr) > 0)
-    order = rng.permutation(with_test)
+    order = rng.permutation(users_with_items(test))  # the whole order: people who cannot be simulated are skipped
     users: list[SimUser] = []
     for u in order:
         if len(users) == n:
@@ -239,23 +239,13 @@ def simulate_one(user: SimUser, simulator: TemplateSimulator, respond: Respond, 
             "facts": user.facts(), "hit_turn": hit_turn, "turns": turns}
 
 
-def wilson_interval(hits: int, n: int, z: float = 1.96) -> list[float]:
-    if n == 0:
-        return [0.0, 0.0]
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
-
-
 def score(hit_turns: Sequence[int | None], seed: int = 0, resamples: int = 2000) -> dict:
     """Hit rate (within 5 turns) with a Wilson interval, Hit@1..5 turns, average turns (a miss
     counts 6) with a bootstrap interval."""
     n = len(hit_turns)
     turns = np.array([t if t is not None else MISS_TURNS for t in hit_turns], dtype=float)
     hits = int(sum(t is not None for t in hit_turns))
-    rng = np.random.default_rng(seed)
-    means = turns[rng.integers(0, n, size=(resamples, n))].mean(axis=1) if n else np.zeros(1)
+    means = bootstrap_means(turns, resamples, seed, chunk=resamples) if n else np.zeros(1)
     return {"hit_rate": round(hits / n, 4) if n else 0.0, "hit_rate_ci95": wilson_interval(hits, n),
             "hit_at": [round(float((turns <= k).mean()), 4) if n else 0.0 for k in range(1, MAX_TURNS + 1)],
             "avg_turns": round(float(turns.mean()), 4) if n else float(MISS_TURNS),
@@ -293,7 +283,8 @@ def agent_systems(agent, session_dir: Path, names: Sequence[str] = SYSTEMS) -> d
     from agent.state import SessionStore
 
     sessions = SessionStore(Path(session_dir) / "sessions.sqlite3")
-    parts = dict(router=agent.router, llm=agent.llm, tool=agent.tool, resolver=agent.resolver, sessions=sessions)
+    parts = dict(router=agent.router, llm=agent.llm, tool=agent.tool, resolver=agent.resolver, sessions=sessions,
+                 turn=agent.turn)
     makers = {"agent": lambda: agent_system(Agent(**parts, rerank="llm")),
               "agent_no_rerank": lambda: agent_system(Agent(**parts, rerank="graph")),
               "graph_only": lambda: graph_system(agent.tool, agent.resolver.spotter)}
@@ -304,5 +295,4 @@ def agent_systems(agent, session_dir: Path, names: Sequence[str] = SYSTEMS) -> d
 
 
 __all__ = ["LLMSimulator", "SYSTEMS", "SimUser", "Simulation", "TemplateSimulator", "agent_system",
-           "agent_systems", "graph_system", "sample_users", "score", "simulate_one", "spoken_title",
-           "wilson_interval"]
+           "agent_systems", "graph_system", "sample_users", "score", "simulate_one", "spoken_title"]

@@ -10,7 +10,6 @@ for another model (other users or items) is fitted again.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from prompts import read_prompt
 from recsys.binary_codes import BinaryCoder, dot_decimal
+from recsys.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,8 @@ def load_codes(recommender, home: Path) -> CollabCodes:
             log.warning("could not read %s (%s); fitting the codes again", path, exc)
     if state is None:
         coder = fit_coder(recommender)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"coder": coder.state_dict(), "model": _fingerprint(recommender)}, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save({"coder": coder.state_dict(), "model": _fingerprint(recommender)}, tmp)
         log.info("BinLLM codes fitted (%d bits) and saved to %s", coder.n_bits, path)
     else:
         coder = BinaryCoder.from_state_dict(state)
@@ -102,4 +100,12 @@ def hamming_auc(codes: CollabCodes, recommender, pairs: np.ndarray, seed: int = 
     return wins / max(1, len(pairs))
 
 
-__all__ = ["CODES_FILE", "CollabCodes", "fit_coder", "hamming_auc", "load_codes"]
+def validation_auc(codes: CollabCodes, recommender, valid, seed: int = 0, pairs: int = 2000) -> float:
+    """:func:`hamming_auc` on a seeded sample of at most ``pairs`` (user, item) pairs of ``valid``
+    (a sparse matrix over the graph's users and items, e.g. the validation split)."""
+    valid = valid.tocoo()
+    pick = np.random.default_rng(seed).choice(valid.nnz, min(pairs, valid.nnz), replace=False)
+    return hamming_auc(codes, recommender, np.c_[valid.row[pick], valid.col[pick]], seed)
+
+
+__all__ = ["CODES_FILE", "CollabCodes", "fit_coder", "hamming_auc", "load_codes", "validation_auc"]

@@ -36,12 +36,16 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from agent.config import TurnSettings
 from prompts import read_instruct_templates
+from recsys.io import atomic_open
+from tools.vocabulary import GENRE_ADJECTIVE, GENRE_PLURAL
 
 log = logging.getLogger(__name__)
 
 TASKS = ("pointwise", "pairwise", "rerank", "explain", "router")
-CANDIDATES, COUNT, PROFILE_TITLES = 20, 5, 10  # as the agent and eval-rerank use them
+_TURN = TurnSettings()  # the agent's defaults: the instruction data asks what the agent asks
+CANDIDATES, COUNT, PROFILE_TITLES = _TURN.candidates, _TURN.default_count, _TURN.profile_titles
 # how pointwise asks are made: "facets" (InstructRec's preference / intention mix, half the "no"s
 # from the graph's list, half never-rated items anywhere) or "graph-list" (the pointwise re-ranker's
 # own situation: titles they rated, no request, a "yes" the graph ranked in its top-20, a "no" that
@@ -84,21 +88,12 @@ def _and(words: Sequence[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
-# how a person names a genre: as a kind of film ("sci-fi films") and in the plural ("comedies")
-_GENRE_ADJECTIVE = {"Children's": "children's", "Film-Noir": "noir", "Sci-Fi": "sci-fi"}
-_GENRE_PLURAL = {"Action": "action films", "Adventure": "adventure films", "Animation": "animated films",
-                 "Children's": "children's films", "Comedy": "comedies", "Crime": "crime films",
-                 "Documentary": "documentaries", "Drama": "dramas", "Fantasy": "fantasy films",
-                 "Film-Noir": "film noirs", "Horror": "horror films", "Musical": "musicals",
-                 "Mystery": "mysteries", "Romance": "romances", "Sci-Fi": "sci-fi films", "Thriller": "thrillers",
-                 "War": "war films", "Western": "westerns"}
-
-
 def genre_words(genre: str, plural: bool = False) -> str:
-    """How a person says a genre in a sentence: "sci-fi" (a kind of film), "sci-fi films" (plural)."""
+    """How a person says a genre in a sentence: "sci-fi" (a kind of film), "sci-fi films" (plural);
+    the word forms of tools/vocabulary.py, a genre it does not know in lower case."""
     if plural:
-        return _GENRE_PLURAL.get(genre, genre.lower() + " films")
-    return _GENRE_ADJECTIVE.get(genre, genre.lower())
+        return GENRE_PLURAL.get(genre, genre.lower() + " films")
+    return GENRE_ADJECTIVE.get(genre, genre.lower())
 
 
 class InstructionMaker:
@@ -201,7 +196,7 @@ class InstructionMaker:
     # -- tasks -------------------------------------------------------------------------
 
     def for_user(self, user: int, tasks: Sequence[str]) -> list[Instruction]:
-        from agent.evals.rerank import graph_candidates, history_order
+        from recsys.users import graph_candidates, history_order
 
         in_test = self._with_twins(_row(self.ev.test, user))
         positives = np.array([i for i in _row(self.ev.valid, user) if i not in in_test], dtype=np.int64)
@@ -334,13 +329,11 @@ def make_instructions(ev, users: int, seed: int = 0, tasks: Sequence[str] = TASK
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {', '.join(unknown)}: choose from {', '.join(TASKS)}")
-    eligible = np.flatnonzero(np.diff(ev.valid.indptr) > 0)
-    if exclude_users:
-        left_out = set(exclude_users)
-        eligible = np.array([u for u in eligible if str(ev.recommender.user_ids[u]) not in left_out],
-                            dtype=eligible.dtype)
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(eligible, min(users, len(eligible)), replace=False))
+    from recsys.users import sample_users
+
+    left_out = set(exclude_users)
+    chosen = sample_users(ev.valid, users, seed,
+                          exclude=[u for u, uid in enumerate(ev.recommender.user_ids) if str(uid) in left_out])
     maker = InstructionMaker(ev, seed, codes, pointwise)
     out: list[Instruction] = []
     for user in tqdm(chosen, desc="instructions", unit="user", disable=not progress):
@@ -360,20 +353,9 @@ def summarize(instructions: Sequence[Instruction]) -> dict:
 
 def write_instructions(path: Path, instructions: Sequence[Instruction]) -> Path:
     """JSON lines, one instruction each; temp file, then rename."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            for ins in instructions:
-                f.write(json.dumps(ins.to_dict(), ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; training data is for reading
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path) as f:
+        for ins in instructions:
+            f.write(json.dumps(ins.to_dict(), ensure_ascii=False) + "\n")
     return path
 
 
@@ -391,5 +373,5 @@ def read_instructions(path: Path) -> list[Instruction]:
 
 
 __all__ = ["DATA_FILE", "Instruction", "InstructionMaker", "POINTWISE_MODES", "TASKS", "count_templates",
-           "genre_words", "make_instructions", "read_instructions", "router_instructions", "summarize", "templates",
-           "write_instructions"]
+           "genre_words", "make_instructions", "read_instructions", "router_instructions", "sft_examples",
+           "summarize", "write_instructions"]

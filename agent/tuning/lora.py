@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.llm import TUNE_DIR, adapter_path, flatten, is_seq2seq, load_base  # the loaders serving needs too
+from recsys.io import atomic_dir, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +142,8 @@ CHECKPOINT = "checkpoint.pt"
 
 def save_peft_adapter(model, path: Path) -> Path:
     """peft's adapter folder, written beside and renamed into place."""
-    import shutil
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + "."))
-    try:
+    with atomic_dir(path) as tmp:
         model.save_pretrained(str(tmp))
-        old = path.with_name(path.name + ".old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -212,12 +200,10 @@ def train_lora(examples: Sequence[SftExample], source: Path, config: TuneConfig 
     def checkpoint() -> None:
         from peft import get_peft_model_state_dict
 
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(".tmp")
-        torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "done": done, "losses": losses, "steps": steps,
-                    "examples": len(examples)}, tmp)
-        os.replace(tmp, saved)
+        with atomic_path(saved) as tmp:
+            torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "done": done, "losses": losses, "steps": steps,
+                        "examples": len(examples)}, tmp)
 
     model.train()
     with tqdm(total=steps, initial=done, desc="tuning", unit="batch", disable=not progress) as bar:
@@ -370,11 +356,8 @@ def export_gguf_adapter(model, path: Path, alpha: float) -> Path:
         tensors[f"blk.{layer}.{gguf_name}.weight.lora_b"] = np.ascontiguousarray(b, dtype=np.float32)
     if not tensors:
         raise ValueError("the model has no LoRA adapters to export")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        writer = gguf.GGUFWriter(tmp, architecture)
+    with atomic_path(path) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), architecture)
         writer.add_string("general.type", "adapter")
         writer.add_string("adapter.type", "lora")
         writer.add_float32("adapter.lora.alpha", float(alpha))
@@ -384,15 +367,50 @@ def export_gguf_adapter(model, path: Path, alpha: float) -> Path:
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; an adapter is package data
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     log.info("wrote %d adapter tensors to %s", len(tensors), path)
     return path
 
 
-__all__ = ["SftExample", "TuneConfig", "encode", "encode_seq2seq", "export_gguf_adapter", "flatten", "is_seq2seq",
-           "adapter_path", "check_exportable", "load_base", "progress_position", "save_peft_adapter", "target_modules",
-           "train_lora"]
+CODES_MODES = ("off", "on", "two-step")  # BinLLM codes in the prompts: none, all, or first none then all
+
+
+def tune_adapter(plain: Sequence[SftExample], source: Path, home: Path, config: TuneConfig = TuneConfig(), *,
+                 coded: Sequence[SftExample] = (), codes: str = "off", run_name: str = "instructions",
+                 resume: bool = False, on_saved: Callable[[Path], None] | None = None) -> Path:
+    """Tune an adapter of ``source`` and save it where the local backend looks (:func:`adapter_path`:
+    a llama.cpp adapter GGUF for a GGUF base, a peft folder for a transformers one); returns its path.
+
+    ``codes``: "off" tunes on ``plain``; "on" on ``coded`` (the same asks with BinLLM's codes);
+    "two-step" (BinLLM) on ``plain`` first, saved as the agent's adapter, then on ``coded`` on the
+    same adapter. With codes the last adapter is saved as the "codes" variant, which the agent does
+    not load by itself (its prompts carry no codes). Checkpoints go to
+    ``<home>/tune/checkpoints/<base>-<run_name>[-codes-<mode>]``; ``on_saved(path)`` is called after
+    each adapter is written."""
+    if codes not in CODES_MODES:
+        raise ValueError(f"unknown codes mode {codes!r}: {', '.join(CODES_MODES)}")
+    source, home = Path(source), Path(home)
+    tag = "" if codes == "off" else f"-codes-{codes}"
+    run_dir = home / TUNE_DIR / "checkpoints" / f"{source.stem}-{run_name}{tag}"
+
+    def save(tuned, out: Path) -> Path:
+        if source.is_file():
+            export_gguf_adapter(tuned, out, alpha=config.alpha)
+        else:
+            save_peft_adapter(tuned, out)
+        if on_saved is not None:
+            on_saved(out)
+        return out
+
+    if codes == "two-step":
+        # step 1 (no codes) is the agent's adapter; step 2 goes on from it with the codes
+        _, tuned = train_lora(plain, source, config, checkpoint_dir=run_dir, resume=resume, then=coded,
+                              after_first=lambda m: save(m, adapter_path(home, source)))
+    else:
+        _, tuned = train_lora(coded if codes == "on" else plain, source, config, checkpoint_dir=run_dir,
+                              resume=resume)
+    return save(tuned, adapter_path(home, source, "" if codes == "off" else "codes"))
+
+
+__all__ = ["CODES_MODES", "SftExample", "TuneConfig", "encode", "encode_seq2seq", "export_gguf_adapter", "flatten",
+           "is_seq2seq", "adapter_path", "check_exportable", "load_base", "progress_position", "save_peft_adapter",
+           "target_modules", "train_lora", "tune_adapter"]

@@ -1,0 +1,135 @@
+"""``chatrec items build|add|search`` and ``resolve``: the item store and the titles people type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from agent.cli.common import JsonFlag, echo_json, fail, load_settings, one_or_file
+
+
+items_app = typer.Typer(help="The item store: every movie and book embedded in chromadb, searchable by meaning.",
+                        no_args_is_help=True)
+
+
+@items_app.command("build")
+def items_build(as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
+    """Build the catalog (ml-100k + ml-latest-small + Book-Crossing, deduplicated) and embed it
+    into the store. Incremental: re-running embeds only new or changed items."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import build_items
+
+    settings = load_settings()
+    try:
+        catalog, _, report = build_items(settings.home, settings.chroma_url)
+    except (DataError, StoreError) as exc:
+        fail(str(exc))
+    report = {"catalog": catalog.stats, "store": report}
+    if as_json:
+        echo_json(report)
+        return
+    typer.echo(f"catalog: {json.dumps(catalog.stats)}")
+    store = report["store"]
+    typer.echo(f"store: {store['items']} items ({store['embedded']} embedded now, {store['removed']} removed) "
+               f"in {store['total_seconds']:.1f} s")
+
+
+@items_app.command("add")
+def items_add(
+    file: Annotated[Path, typer.Argument(help="CSV: item_id,title[,year][,genres][,domain][,description]")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Add new items at run time: searchable at once, no retraining. The whole file is checked
+    first; any bad row rejects it (the error names the line) and nothing is written."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import add_items_csv
+
+    settings = load_settings()
+    try:
+        report = add_items_csv(file, settings.home, settings.chroma_url)
+    except (DataError, StoreError) as exc:
+        fail(str(exc))
+    if as_json:
+        echo_json(report)
+    else:
+        typer.echo(f"added {report['items']} items from {file} ({report['embedded']} embedded); "
+                   f"the store now holds {report['store_items']}")
+
+
+@items_app.command("search")
+def items_search(
+    text: Annotated[Optional[str], typer.Argument(help="what you are looking for, in words")] = None,
+    like: Annotated[Optional[list[str]], typer.Option(help="an item id to find more like (repeatable)")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="movie, book, ...")] = None,
+    year_from: Annotated[Optional[int], typer.Option(help="earliest year")] = None,
+    year_to: Annotated[Optional[int], typer.Option(help="latest year")] = None,
+    genre: Annotated[Optional[list[str]], typer.Option(help="a genre every result must have (repeatable)")] = None,
+    k: Annotated[int, typer.Option(help="how many results")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of hits")] = False,
+) -> None:
+    """Search the store by meaning, or for items like some items (--like), with filters.
+    The first use builds the catalog and the store (a few minutes, with progress)."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import open_items
+
+    settings = load_settings()
+    if bool(text and text.strip()) == bool(like):
+        fail("give either a search text or at least one --like item id")
+    filters = {"domain": domain, "year_from": year_from, "year_to": year_to, "genres": genre or ()}
+    try:
+        _, store = open_items(settings.home, settings.chroma_url)
+        hits = store.more_like(like, k, **filters) if like else store.search(text, k, **filters)
+    except (DataError, StoreError, KeyError, ValueError) as exc:
+        fail(str(exc).strip('"'))
+    if as_json:
+        echo_json([hit.to_dict() for hit in hits])
+        return
+    if not hits:
+        typer.echo("no items match")
+    for rank, hit in enumerate(hits, 1):
+        year = f" ({hit.year})" if hit.year else ""
+        extra = hit.author or ", ".join(hit.genres)
+        cold = "" if hit.warm else "  [cold]"
+        typer.echo(f"{rank:>2}. {hit.title}{year}  {hit.domain}  {extra}  [{hit.item_id}]  {hit.score:.3f}{cold}")
+
+
+def resolve(
+    mention: Annotated[Optional[str], typer.Argument(help="what a person calls an item: \"godfather part 2\"")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="one mention per line; prints a JSON list in order")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="only items of this domain (movie, book)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Which catalog item a mention means, how sure that is, and the runners-up; nothing when
+    the title is not in the catalog. JSON: {"mention", "item", "confidence", "candidates"}."""
+    from recsys.data import DataError
+    from tools.item_store import StoreError
+    from tools.items import open_items
+    from tools.resolve import TitleResolver
+
+    settings = load_settings()
+    mentions = one_or_file(mention, file, "mention")
+    try:
+        catalog, store = open_items(settings.home, settings.chroma_url)
+        resolver = TitleResolver(catalog, store)
+        results = [resolver.resolve(m, domain=domain) for m in mentions]
+    except (DataError, StoreError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        rows = [r.to_dict() for r in results]
+        echo_json(rows if file else rows[0])
+        return
+    for r in results:
+        if r.item is None:
+            near = f"; did you mean {r.candidates[0].item.title}?" if r.candidates else ""
+            typer.echo(f"{r.mention!r}: not in the catalog{near}")
+        else:
+            year = f" ({r.item.year})" if r.item.year else ""
+            unsure = "  (unsure: " + ", ".join(c.item.title for c in r.candidates[:2]) + "?)" if r.ambiguous else ""
+            typer.echo(f"{r.mention!r}: {r.item.title}{year} [{r.item.item_id}] {r.item.domain}, "
+                       f"confidence {r.confidence:.2f}{unsure}")

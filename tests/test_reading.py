@@ -1,0 +1,71 @@
+"""Reading the person's words (agent/reading.py), the backstops behind the router: slot
+sanitising, the genres they ask for or rule out, open year ranges, a count the router missed."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.reading import asked_count, sanitize_slots
+from agent.router import empty_slots
+
+
+@pytest.mark.parametrize("text, wanted, ruled_out", [
+    ("I loved Shrek and Finding Nemo. Recommend more animated films.", ["animation"], []),
+    ("I hate horror movies. Recommend me some 90s movies.", [], ["horror"]),
+    ("I don't like horror but love comedies", ["comedy"], ["horror"]),
+    ("no, I want comedies", ["comedy"], []),
+    ("anything but westerns", [], ["western"]),
+    ("nothing too scary please", [], ["horror"]),
+    ("more like Star Wars", [], []),  # "war" only as "war movies"
+    ("I loved Toy Story and Aladdin", [], []),
+])
+def test_genres_the_words_ask_for_or_rule_out(text, wanted, ruled_out) -> None:
+    from agent.reading import genres_in
+
+    assert genres_in(text) == (wanted, ruled_out)
+
+
+@pytest.mark.parametrize("text, years", [
+    ("Recommend some good movies from 2000 onwards", (2000, None)),
+    ("comedies since 1995", (1995, None)),
+    ("anything after 1995", (1996, None)),
+    ("2005 or later", (2005, None)),
+    ("before 1970 please", (None, 1969)),
+    ("up to 1980", (None, 1980)),
+    ("something from the 90s", None),  # a decade is the router's
+])
+def test_open_year_ranges_in_the_words(text, years) -> None:
+    from agent.reading import open_years
+
+    assert open_years(text) == years
+
+
+def test_sanitize_drops_invented_titles_and_impossible_values() -> None:
+    slots = {**empty_slots(), "titles": ["Toy Story", "The Princess Bride"], "liked": ["#2", "Aladdin"],
+             "disliked": ["Fargo"], "year_from": 1999, "year_to": 1990, "count": 3000, "reference": "Casablanca"}
+    out = sanitize_slots(slots, "I loved toy story. Not that one", shown=["Heat", "Fargo"])
+    assert out["titles"] == ["Toy Story"]  # the model's invention is gone
+    assert out["liked"] == ["#2"]  # a position is fine; "Aladdin" was never said
+    assert out["disliked"] == ["Fargo"]  # it is in the list the message points at
+    assert (out["year_from"], out["year_to"]) == (1990, 1999)
+    assert out["count"] is None and out["reference"] is None
+    assert sanitize_slots({**empty_slots(), "year_from": 3000}, "x", [])["year_from"] is None
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("could you find me three space movies from the 70s", 3), ("3 westerns made after 1990", 3),
+    ("two books like Dune?", 2), ("something from the 80s", None), ("movies from 1994", None),
+    ("one more please", None), ("twenty comedies", None),
+])
+def test_a_count_the_router_missed_is_read_from_the_words(text: str, count: int | None) -> None:
+    assert asked_count(text) == count
+    assert sanitize_slots(empty_slots(), text, [])["count"] == count
+
+
+def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> None:
+    slots = {**empty_slots(), "genres": ["horror"], "year_from": 1999, "year_to": 2000}
+    out = sanitize_slots(slots, "I hate horror movies, show me comedies from 2000 onwards", [])
+    assert out["genres"] == ["comedy"] and out["without"] == ["horror"]
+    assert (out["year_from"], out["year_to"]) == (2000, None)
+    kept = sanitize_slots({**empty_slots(), "genres": ["drama"]}, "something moving", [])
+    assert kept["genres"] == ["drama"] and kept["without"] == []  # the router's plausible slot stays
