@@ -13,14 +13,14 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from rapidfuzz import fuzz
 
 from agent.config import Settings, TurnSettings
-from agent.llm import LLMUnavailable, LocalChatModel, make_chat_model
-from agent.reading import ASKS_WHY, CAPABILITIES, WHY_TITLE, has_content, sanitize_slots
-from agent.router import Route, Router, empty_slots
+from agent.llm import LLMUnavailable, make_chat_model
+from agent.reading import (ASKS_WHY, CAPABILITIES, WHY_TITLE, genres_in, has_content, readable, sanitize_slots,
+                           without_markup)
+from agent.router import ROUTER_ADAPTER, Route, Router, empty_slots, make_router  # noqa: F401 (re-exported)
 from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint
@@ -31,8 +31,6 @@ from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, match_key
 
 log = logging.getLogger(__name__)
-
-ROUTER_ADAPTER = Path(__file__).parent / "data" / "router_lora.gguf"
 
 
 @dataclass
@@ -141,13 +139,21 @@ class Agent:
         if len(text) > self.turn.max_message_chars:
             text = text[:self.turn.max_message_chars]
             notes.append(self.replies["truncated"].format(limit=f"{self.turn.max_message_chars:,}"))
+        words = without_markup(text)  # markup is text, never part of what is asked (nor a title)
+        # only markup, or words the agent cannot read (a button's question is the agent's own words)
+        if not words or (route is None and not readable(words)):
+            reply = Reply(session_id, "chitchat", self._unreadable(words) if words else self.replies["empty"],
+                          notes=["the agent cannot read the message"] if words else [])
+            yield reply.text
+            yield reply
+            return
         timings: dict[str, float] = {}
         try:
             t = time.perf_counter()
-            route = route or self._second_look(self.router.route(text, self._context(state)), text)
+            route = route or self._second_look(self.router.route(words, self._context(state)), words)
             timings["router"] = time.perf_counter() - t
             flow = {"recommend": self._recommend, "explain": self._explain}.get(route.intent, self._chitchat)
-            reply = yield from flow(state, text, route, timings)
+            reply = yield from flow(state, words, route, timings)
         except LLMUnavailable as exc:  # nothing of this turn is kept: the session stays as it was
             log.warning("turn failed, LLM unavailable: %s", exc)
             reply = Reply(session_id, "chitchat", self.replies["llm_down"].format(reason=exc), notes=["llm_down"])
@@ -219,8 +225,8 @@ class Agent:
 
     def _resolve(self, mention: str | int, state: DialogueState) -> CatalogItem | None:
         """A title, "#2" or 2 (a position in the last list) → a catalog item."""
-        if isinstance(mention, int) or (mention.lstrip("#").isdigit() and len(mention.lstrip("#")) <= 2):
-            item_id = state.reference(int(str(mention).lstrip("#")))
+        if (position := _position(mention)) is not None:
+            item_id = state.reference(position)
             return self.catalog.get(item_id) if item_id else None
         mention = str(mention).strip()
         if not mention:
@@ -248,6 +254,12 @@ class Agent:
         the model's invention and is dropped."""
         shown = [self._title(i) for i in state.last_recommendations]
         slots = sanitize_slots(route.slots, text, shown, self.turn)
+        # year bounds that cannot both hold are asked about (see _recommend), never stored as an
+        # empty range: sanitize_slots reports the words' own; this catches a reversed pair from anywhere else
+        year_from, year_to = slots.get("year_from"), slots.get("year_to")
+        if year_from is not None and year_to is not None and year_from > year_to:
+            slots["conflicts"] = {**(slots.get("conflicts") or {}), "years": [year_from, year_to]}
+            slots["year_from"] = slots["year_to"] = None
         route.slots = slots
         unknown, named = [], []
         # titles are resolved in any domain: "loved The Godfather, any books?" means the film
@@ -282,6 +294,9 @@ class Agent:
         for item in named:  # "something like Heat": the named titles are what to start from
             if item.item_id not in state.disliked:
                 state.like(item.item_id)
+        if conflicts := route.slots.get("conflicts"):  # "before 1950 and after 2010": ask, keep the rest
+            timings["candidates"] = time.perf_counter() - t
+            return (yield from self._say(state, "recommend", self._conflicts(conflicts)))
         count = route.slots.get("count") or self.turn.default_count
         c = state.constraints
         constraint = Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without))
@@ -290,7 +305,7 @@ class Agent:
         notes = []
         if unknown and not liked and not state.user_id:  # say so and ask; nothing to start from
             timings["candidates"] = time.perf_counter() - t
-            return (yield from self._say(state, "recommend", self._unknown_titles(unknown) + self.replies["ask_which"]))
+            return (yield from self._say(state, "recommend", self._unknown_titles(unknown, state, ask=True)))
         if not state.user_id and not liked and constraint == Constraint() and not has_content(text, route.slots):
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self.replies["ask_taste"]))
@@ -325,11 +340,11 @@ class Agent:
         chosen = [candidates[i] for i in result.order]
         items = [_item_for_reply(cand, self._why(cand, state, liked)) for cand in chosen]
         domain = constraint.domain or "movie"
-        head = (self.replies["recommend_relaxed"].format(constraint=_describe(constraint), dropped=relaxed,
-                                                         count=len(items), domain=domain) if relaxed
-                else self.replies["recommend"].format(count=len(items), domain=domain))
+        counted = {"are": "is" if len(items) == 1 else "are", "items": _count_of(len(items), domain)}
+        head = (self.replies["recommend_relaxed"].format(constraint=_describe(constraint), dropped=relaxed, **counted)
+                if relaxed else self.replies["recommend"].format(**counted))
         if unknown:
-            head = self._unknown_titles(unknown) + " " + head
+            head = self._unknown_titles(unknown, state) + " " + head
         lines = [head] + [f"{n}. {_label(i)}" for n, i in enumerate(items, 1)]
         text_out = "\n".join(lines)
         for line in lines:
@@ -342,18 +357,20 @@ class Agent:
         named, unknown = self._apply_route(state, route, text)
         reference = route.slots.get("reference")
         target = self._resolve(reference, state) if reference not in (None, "") else None
+        if target is None and _position(reference) is not None:  # a position in a list that is not there
+            unknown = [*unknown, str(reference)]
         target = target or (named[0] if named else None)
         if target is None and not unknown and len(state.last_recommendations) == 1:
             target = self.catalog.get(state.last_recommendations[0])
         if target is None:
             timings["candidates"] = time.perf_counter() - t
-            message = (self._unknown_titles(unknown) + self.replies["ask_which"]) if unknown \
-                else self.replies["explain_which"]
+            message = self._unknown_titles(unknown, state, ask=True) if unknown else self.replies["explain_which"]
             return (yield from self._say(state, "explain", message))
         liked = [i for i in map(self.catalog.get, state.liked) if i]
         in_graph = self.tool.graph_id(target) is not None
         source = ("graph" if target.warm else "cold") if in_graph else "store"  # books: the store
         evidence = self.explainer.evidence(target, user_id=state.user_id, liked=liked, source=source)
+        evidence.listed = any(target.item_id in turn.items for turn in state.turns)  # "is here" only if shown
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
         words, _, problem = self.explainer.explain(evidence, text)
@@ -385,13 +402,49 @@ class Agent:
         yield text
         return Reply(state.session_id, intent, text)
 
-    def _unknown_titles(self, unknown: Sequence[str]) -> str:
-        titles = " or ".join(f'"{u}"' for u in unknown[:3])
-        message = self.replies["unknown_titles"].format(titles=titles)
-        near = self.resolver.resolve(unknown[0]).candidates if unknown else []
-        if near:
-            message += self.replies["did_you_mean"].format(options=" or ".join(c.item.title for c in near[:2]))
+    def _unreadable(self, text: str) -> str:
+        """A message in words the agent cannot read: say so, in English, and what it can do; a title
+        or genre it does recognise among the words goes into the example of what to ask."""
+        titles = list(dict.fromkeys(item.title for _, item in self.resolver.spotter.spot(text)))[:2]
+        genres = genres_in(text)[0][:2]
+        message = self.replies["unreadable"]
+        if titles or genres:
+            known = " and ".join(f'"{k}"' for k in titles + genres)
+            example = " ".join(filter(None, ["three", " or ".join(genres), "movies",
+                                             "like " + " and ".join(titles) if titles else ""]))
+            message += self.replies["unreadable_known"].format(known=known, example=example)
         return message
+
+    def _unknown_titles(self, unknown: Sequence[str], state: DialogueState, ask: bool = False) -> str:
+        """What was not found, said plainly: titles quoted ("I couldn't find …", near matches offered),
+        a position in a list that is not there in words ("I haven't shown a list yet") — an internal
+        "#N" never reaches a person. ``ask``: end with a question about which title they meant."""
+        titles = [u for u in unknown if _position(u) is None]
+        parts = []
+        if titles:
+            message = self.replies["unknown_titles"].format(titles=" or ".join(f'"{u}"' for u in titles[:3]))
+            near = self.resolver.resolve(titles[0]).candidates
+            if near:
+                message += self.replies["did_you_mean"].format(options=" or ".join(c.item.title for c in near[:2]))
+            parts.append(message)
+        if len(titles) < len(unknown):  # the question it asks replaces ask_which
+            shown = len(state.last_recommendations)
+            domain = "book" if state.constraints.domain == "book" else "film"
+            parts.append(self.replies["no_position"].format(count=f"{shown} item" + ("s" if shown != 1 else ""))
+                         if shown else self.replies["no_list"].format(domain=domain))
+        elif ask and parts:
+            parts[-1] += self.replies["ask_which"]
+        return " ".join(parts)
+
+    def _conflicts(self, conflicts: dict) -> str:
+        """One question about what this message asks for that cannot all hold."""
+        parts = []
+        if years := conflicts.get("years"):  # [from, to], both inclusive: "before {to + 1}", "after {from - 1}"
+            parts.append(self.replies["years_conflict"].format(before=years[1] + 1, after=years[0] - 1))
+        if genres := conflicts.get("genres"):
+            parts.append(self.replies["genres_conflict"].format(genres=" and ".join(genres),
+                                                                it="it" if len(genres) == 1 else "them"))
+        return " ".join(parts)
 
     def _history(self, state: DialogueState) -> list[CatalogItem]:
         return self.tool.history(state.user_id) if state.user_id else []
@@ -405,10 +458,23 @@ class Agent:
                 "shared_genres": ev.shared_genres}
 
 
+def _position(mention) -> int | None:
+    """A position in the last list ("#2", "2", 2), or None for a title (or nothing)."""
+    if isinstance(mention, int):
+        return mention
+    key = str(mention).strip().lstrip("#") if mention is not None else ""
+    return int(key) if key.isdigit() and len(key) <= 2 else None
+
+
 def _label(item: ReplyItem) -> str:
     year = f" ({item.year})" if item.year else ""
     extra = f" by {item.author}" if item.author else (f" — {', '.join(item.genres[:3])}" if item.genres else "")
     return f"{item.title}{year}{extra}" + (" [new]" if item.cold and item.domain == "movie" else "")
+
+
+def _count_of(n: int, noun: str) -> str:
+    """"1 movie", "3 movies", "1 book": the number and the noun agree."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _describe(c: Constraint) -> str:
@@ -429,26 +495,6 @@ def _leaks(reply: str, instructions: str, window: int = 8) -> bool:
     said = " ".join(match_key(reply).split())
     words = match_key(instructions).split()
     return any(" ".join(words[i:i + window]) in said for i in range(max(1, len(words) - window + 1)))
-
-
-def make_router(settings: Settings, llm) -> Router:
-    """The tuned router (default local model + the shipped LoRA adapter) when it applies, else
-    few-shot prompting of whatever model is configured. ``router_mode="tuned"`` with the openai
-    backend expects the endpoint to serve the tuned model, e.g. ``python -m llama_cpp.server
-    --model <SmolLM2 GGUF> --lora_path agent/data/router_lora.gguf``."""
-    mode, adapter = settings.router_mode, Path(settings.router_adapter or ROUTER_ADAPTER)
-    if mode == "auto":
-        default_local = settings.llm_backend == "local" and not settings.llm_model
-        mode = "tuned" if default_local and adapter.exists() else "few-shot"
-    if mode == "tuned" and settings.llm_backend != "local":
-        # the endpoint serves the tuned model (llama_cpp.server --lora_path)
-        return Router(llm, mode="tuned", turn=settings.turn)
-    if mode == "tuned":
-        if not adapter.exists():
-            raise LLMUnavailable(f"no router adapter at {adapter}: run `chatrec tune-router`")
-        routing_llm = LocalChatModel(model_path=settings.llm_model, lora_path=str(adapter), n_threads=settings.threads)
-        return Router(routing_llm, mode="tuned", turn=settings.turn)
-    return Router(llm, mode="few-shot", turn=settings.turn)
 
 
 __all__ = ["Agent", "Reply", "ReplyItem", "make_router"]

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from recsys.data import data_home
+from recsys.io import data_home  # not recsys.data: that imports pandas
 
 
 def _config_file() -> Path | None:

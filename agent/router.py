@@ -18,7 +18,7 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
-from agent.config import TurnSettings
+from agent.config import Settings, TurnSettings
 from tools.chat import as_messages
 from prompts import read_prompt
 from tools.embeddings import embed
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CLEARABLE = ("year", "genres", "domain", "all")  # "any decade is fine" → clear ["year"]
 TRAIN_FILE = Path(__file__).parent / "data" / "router_train.jsonl"
+ROUTER_ADAPTER = Path(__file__).parent / "data" / "router_lora.gguf"  # `chatrec tune-router` writes it
 
 GenreName = Literal[ROUTER_GENRES]  # tools/vocabulary.py's genres, in its order
 Clearable = Literal[CLEARABLE]
@@ -179,5 +180,27 @@ def parse_answer(content: str) -> Route:
     return Route(intent, slots)
 
 
-__all__ = ["INTENTS", "SLOT_KEYS", "Route", "Router", "SCHEMA", "Slots", "compact_answer", "empty_slots",
-           "load_examples", "parse_answer", "render_context"]
+def make_router(settings: Settings, llm) -> Router:
+    """The tuned router (default local model + the shipped LoRA adapter) when it applies, else
+    few-shot prompting of whatever model is configured. ``router_mode="tuned"`` with the openai
+    backend expects the endpoint to serve the tuned model, e.g. ``python -m llama_cpp.server
+    --model <SmolLM2 GGUF> --lora_path agent/data/router_lora.gguf``."""
+    from agent.llm import LLMUnavailable, LocalChatModel
+
+    mode, adapter = settings.router_mode, Path(settings.router_adapter or ROUTER_ADAPTER)
+    if mode == "auto":
+        default_local = settings.llm_backend == "local" and not settings.llm_model
+        mode = "tuned" if default_local and adapter.exists() else "few-shot"
+    if mode == "tuned" and settings.llm_backend != "local":
+        # the endpoint serves the tuned model (llama_cpp.server --lora_path)
+        return Router(llm, mode="tuned", turn=settings.turn)
+    if mode == "tuned":
+        if not adapter.exists():
+            raise LLMUnavailable(f"no router adapter at {adapter}: run `chatrec tune-router`")
+        routing_llm = LocalChatModel(model_path=settings.llm_model, lora_path=str(adapter), n_threads=settings.threads)
+        return Router(routing_llm, mode="tuned", turn=settings.turn)
+    return Router(llm, mode="few-shot", turn=settings.turn)
+
+
+__all__ = ["INTENTS", "ROUTER_ADAPTER", "SLOT_KEYS", "Route", "Router", "SCHEMA", "Slots", "compact_answer", "empty_slots",
+           "load_examples", "make_router", "parse_answer", "render_context"]

@@ -79,6 +79,11 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def fallback_text(text: str) -> str:
+    """A message's top-level ``text`` (notifications, clients without blocks): mrkdwn too, so escaped."""
+    return _esc(text)[:SECTION_LIMIT]
+
+
 def _section(text: str, block_id: str | None = None) -> dict:
     if len(text) > SECTION_LIMIT:
         text = text[:SECTION_LIMIT - 1] + "…"
@@ -225,7 +230,7 @@ def build_slack_app(agent, settings: Settings, client: WebClient | None = None) 
     seen = _Seen()
 
     def post(client: WebClient, channel: str, thread_ts: str, text: str, blocks: list[dict] | None = None) -> None:
-        client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text[:SECTION_LIMIT], blocks=blocks,
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=fallback_text(text), blocks=blocks,
                                 unfurl_links=False, unfurl_media=False)
 
     def converse(event: dict, body: dict, client: WebClient) -> None:

@@ -59,13 +59,20 @@ def card_html(item: dict, position: int, top_score: float) -> str:
             f"</div>")
 
 
+def chat_text(text: str) -> str:
+    """Text for the chat (Markdown): what a person typed or a reply quotes is shown as text, never
+    run as markup ("<script>…" appears as typed)."""
+    return html.escape(text, quote=False)
+
+
 def state_markdown(agent: Agent, session: dict | None, reply: Reply | None = None) -> str:
     """What the agent understood so far: who, liked, disliked, constraints (and the last turn's timings)."""
     state = agent.sessions.get(session["id"]) if session else None
     who = f"dataset user {session['user']}" if session and session.get("user") else "anonymous"
     if state is None:
         return f"**Who:** {who}  \n*Nothing said yet.*"
-    titles = lambda ids: ", ".join(agent.catalog.get(i).title for i in ids if agent.catalog.get(i)) or "—"  # noqa: E731
+    titles = lambda ids: ", ".join(html.escape(agent.catalog.get(i).title, quote=False)  # noqa: E731
+                                   for i in ids if agent.catalog.get(i)) or "—"
     c = state.constraints
     years = (f"{c.year_from or '…'}–{c.year_to or '…'}" if c.year_from or c.year_to else "any")
     lines = [f"**Who:** {who}", f"**Liked:** {titles(state.liked)}", f"**Disliked:** {titles(state.disliked)}",
@@ -90,7 +97,7 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
 
     def run_turn(history: list, session: dict, text: str, route=None) -> Iterator[tuple[list, Reply | None]]:
         """Streams one turn into the chat; the last yield carries the Reply (None on failure)."""
-        history = history + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        history = history + [{"role": "user", "content": chat_text(text)}, {"role": "assistant", "content": ""}]
         words, reply = "", None
         try:
             for part in agent.stream(session["id"], text, session["user"], route=route):
@@ -99,15 +106,15 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
                     words = part.text  # the whole reply, with any notice the pieces did not carry
                 else:
                     words += part
-                history[-1] = {"role": "assistant", "content": words}
+                history[-1] = {"role": "assistant", "content": chat_text(words)}
                 yield history, None
         except (LLMUnavailable, ValueError, KeyError) as exc:
             log.warning("turn failed: %s", exc)
-            history[-1] = {"role": "assistant", "content": f"⚠️ {exc}"}
+            history[-1] = {"role": "assistant", "content": chat_text(f"⚠️ {exc}")}
         except Exception as exc:  # the page must survive anything one turn does
             log.exception("turn failed")
-            history[-1] = {"role": "assistant", "content": f"⚠️ Something went wrong on this turn ({exc}). "
-                                                          "Your session is unchanged; please try again."}
+            history[-1] = {"role": "assistant", "content": chat_text(f"⚠️ Something went wrong on this turn ({exc}). "
+                                                                   "Your session is unchanged; please try again.")}
         if reply is not None and reply.notes:
             log.info("turn notes: %s", "; ".join(reply.notes))
         yield history, reply

@@ -6,24 +6,18 @@ writes them, always strings) live in ``user_ids`` / ``item_ids``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
 
 ITEM_META_COLUMNS = ("item_id", "title", "year", "genres", "domain")
 
 
 class DataError(ValueError):
     """A data file or dataset that cannot be used; the message says which and why."""
-
-
-def data_home() -> Path:
-    """Where fetched datasets, models and indexes are cached (``CHATREC_HOME`` overrides)."""
-    return Path(os.environ.get("CHATREC_HOME") or Path.home() / ".cache" / "chatrec").expanduser()
 
 
 @dataclass

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recsys.data import DataError, InteractionData, data_home
+from recsys.data import DataError, InteractionData
+from recsys.io import data_home
 from recsys.io import atomic_open, atomic_write_bytes
 
 log = logging.getLogger(__name__)

@@ -123,4 +123,9 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["atomic_dir", "atomic_open", "atomic_path", "atomic_write_bytes", "atomic_write_text", "write_json"]
+def data_home() -> Path:
+    """Where fetched datasets, models and indexes are cached (``CHATREC_HOME`` overrides)."""
+    return Path(os.environ.get("CHATREC_HOME") or Path.home() / ".cache" / "chatrec").expanduser()
+
+
+__all__ = ["atomic_dir", "atomic_open", "atomic_path", "atomic_write_bytes", "atomic_write_text", "data_home", "write_json"]

@@ -7,44 +7,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from recsys.lightgcn import LightGCN
 from recsys.metrics import evaluate_ranking
 from recsys.split import Split
+from recsys.train_config import TrainConfig  # its home; imported from here too
 
 log = logging.getLogger(__name__)
-
-
-class TrainConfig(BaseModel):
-    """Hyper-parameters. Defaults are our fast schedule for ml-100k-sized data on 2 cores:
-    large batches with a higher learning rate propagate the graph far fewer times per
-    epoch than RecBole's 4096 / 0.002 and converge in fewer epochs. The L2 weight is the
-    LightGCN paper's (sum of squares / 2 per batch row); 1e-3 had the best validation
-    NDCG@20 on ml-100k over 1e-4..3e-3 on two split seeds (bench/RESULTS.md)."""
-
-    dim: int = Field(64, gt=0)
-    n_layers: int = Field(3, ge=0)
-    learning_rate: float = Field(0.01, gt=0)
-    reg_weight: float = Field(1e-3, ge=0)
-    reg_form: Literal["paper", "recbole"] = Field(
-        "paper", description="L2 formula: the LightGCN paper's squared norms, or RecBole's unsquared EmbLoss")
-    batch_size: int = Field(8192, gt=0)
-    epochs: int = Field(300, gt=0)
-    patience: int = Field(10, ge=1, description="evaluations without improvement before stopping")
-    eval_every: int = Field(1, ge=1)
-    valid_metric: str = "ndcg@20"
-    seed: int = 2020
-    device: str = "cpu"
-    deterministic: bool = Field(True, description="bit-identical runs for a seed, any thread count "
-                                "(the gather backward otherwise sums in thread order); no measurable cost on CPU")
 
 
 class NegativeSampler:

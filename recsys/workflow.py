@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from recsys import datasets
-from recsys.data import DataError, data_home
+from recsys.data import DataError
+from recsys.io import data_home
 from recsys.io import write_json
 from recsys.metrics import evaluate_ranking
 from recsys.recommender import GraphRecommender

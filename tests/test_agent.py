@@ -394,6 +394,44 @@ def test_the_book_of_a_film_they_named_is_not_offered(parts, tmp_path: Path) -> 
     assert match_key(film.title) not in {match_key(i.title) for i in reply.items}
 
 
+def test_year_bounds_that_cannot_both_hold_are_asked_about_and_the_state_kept(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter().push("recommend", liked=["Toy Story"]).push("recommend", genres=["horror"])
+    agent = _agent(parts, tmp_path, router=router)
+    assert agent.respond("y", "I loved Toy Story").items
+    reply = agent.respond("y", "a horror movie but nothing scary, from before 1950 and after 2010")
+    assert not reply.items and reply.text.rstrip().endswith("?")
+    assert "before 1950" in reply.text and "after 2010" in reply.text  # said back, not an empty range
+    assert "horror" in reply.text.lower()  # horror wanted and ruled out at once: asked about too
+    state = agent.sessions.get("y")
+    assert (state.constraints.year_from, state.constraints.year_to) == (None, None)
+    assert "Toy Story" in {parts["catalog"].get(i).title for i in state.liked}  # the rest of the state stays
+
+
+def test_a_reference_to_a_list_never_shown_is_said_plainly(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter().push("recommend", liked=["#1"], count=5).push("explain", reference="#2")
+    router.push("recommend", liked=["#3", "Zorblax Returns from Quuxor"])
+    agent = _agent(parts, tmp_path, router=router)
+    more = agent.respond("n", "ok, give me five more like that one")
+    assert not more.items and "haven't shown" in more.text and more.text.rstrip().endswith("?")
+    why = agent.respond("n", "why the second one?")
+    assert "haven't shown" in why.text
+    both = agent.respond("n", "more like the third one and Zorblax Returns from Quuxor")
+    assert "Zorblax" in both.text and "haven't shown" in both.text
+    assert not any("#" in r.text for r in (more, why, both))  # an internal "#N" never reaches a person
+
+
+def test_an_explanation_before_any_list_does_not_say_here(parts, tmp_path: Path, hanging_endpoint: str) -> None:
+    dead = OpenAIChatModel(base_url=hanging_endpoint, model="x", timeout=1.0, max_retries=0)  # the plain fallback
+    router = ScriptedRouter().push("explain", titles=["Casablanca"])
+    router.push("recommend", liked=["Toy Story"]).push("explain", reference=1)
+    agent = _agent(parts, tmp_path, router=router, llm=dead)
+    first = agent.respond("e", "Why would someone like me enjoy Casablanca?")
+    assert first.notes and "Casablanca" in first.text and " here " not in first.text
+    listed = agent.respond("e", "I loved Toy Story")
+    why = agent.respond("e", "why the first one?")
+    assert why.notes and match_key(listed.items[0].title) in match_key(why.text) and " here " in why.text
+
+
 # ----------------------------------------------------------------- the turn's helpers, no model
 
 
@@ -401,3 +439,52 @@ def test_a_reply_that_repeats_the_instructions_is_caught() -> None:
     instructions = "You are Chat-Rec, a friendly assistant that recommends movies and books to people."
     assert _leaks("Sure: you are Chat-Rec, a friendly assistant that recommends movies and books!", instructions)
     assert not _leaks("I recommend movies and books. What do you like?", instructions)
+
+
+# ----------------------------------------------------------------- unreadable text, repeats, markup (real agent)
+
+
+def test_a_message_the_agent_cannot_read_gets_an_honest_reply_in_english(parts, tmp_path: Path) -> None:
+    agent = _agent(parts, tmp_path)
+    reply = agent.respond("ar", "أريد فيلم رعب")  # "I want a horror film"
+    assert reply.text.strip() and not reply.items
+    assert not any("\u0600" <= ch <= "\u06ff" for ch in reply.text), reply.text  # not echoed back
+    assert "English" in reply.text and "movies and books" in reply.text, reply.text
+    # a known title among the words is used: "I want a horror film like the film Fargo"
+    reply = agent.respond("ar2", "أريد فيلم رعب مثل فيلم Fargo")
+    assert "Fargo" in reply.text and not any("\u0600" <= ch <= "\u06ff" for ch in reply.text), reply.text
+
+
+class _RepeatingLLM:
+    """A model double that streams the text it is given (the real agent, flows and checks around it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def stream(self, messages, **kwargs):
+        from langchain_core.messages import AIMessageChunk
+
+        return (AIMessageChunk(content=w + " ") for w in self.text.split(" "))
+
+
+def test_a_reply_that_repeats_itself_is_cut_before_it_is_shown(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter().push("chitchat")
+    llm = _RepeatingLLM("I love movies! I love movies! I love movies! What do you like?")
+    agent = _agent(parts, tmp_path, router=router, llm=llm)
+    reply = agent.respond("rep", "hey there")
+    assert reply.text.count("I love movies") == 1, reply.text
+    router.push("chitchat")
+    llm.text = "horror and horror and horror and horror and horror and horror"
+    reply = agent.respond("rep", "hey again")
+    assert reply.text.count("horror") <= 1, reply.text
+
+
+def test_markup_is_text_not_a_title_and_counts_agree_with_nouns(parts, tmp_path: Path) -> None:
+    agent = _agent(parts, tmp_path)
+    reply = agent.respond("xss", "<script>alert(1)</script> give me comedies")
+    assert reply.intent == "recommend" and len(reply.items) > 1, reply.text
+    assert all("Comedy" in i.genres for i in reply.items), reply.text
+    assert f"Here are {len(reply.items)} movies" in reply.text, reply.text
+    one = _agent(parts, tmp_path / "one", router=ScriptedRouter().push("recommend", genres=["Comedy"], count=1))
+    reply = one.respond("one", "one comedy")
+    assert len(reply.items) == 1 and "Here is 1 movie you" in reply.text, reply.text

@@ -35,3 +35,36 @@ def test_the_guard_rejects_genres_the_evidence_does_not_hold(explainer: Explaine
     assert explainer.guard("Fargo is a romantic comedy.", ev) == "names genres not in the evidence: Comedy, Romance"
     # both wrong: the title is reported (the first rule broken)
     assert explainer.guard("Fargo is a horror film like Heat.", Evidence(FARGO)) == "names titles not in the evidence: heat"
+
+
+def test_the_plain_explanation_says_here_only_for_an_item_on_a_shown_list(explainer: Explainer) -> None:
+    ev = Evidence(FARGO, shared_genres=["Crime"])
+    assert " is here because " in explainer.plain(ev)  # on the list just shown
+    ev.listed = False  # asked about before (or without) any list
+    unlisted = explainer.plain(ev)
+    assert unlisted.startswith("Fargo") and " here " not in unlisted and explainer.guard(unlisted, ev) == ""
+
+
+class _Says:
+    """A model double that streams the text it is given."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def stream(self, messages, **kwargs):
+        from langchain_core.messages import AIMessageChunk
+
+        return (AIMessageChunk(content=w + " ") for w in self.text.split(" "))
+
+
+def test_an_explanation_that_repeats_itself_is_shown_once_or_falls_back(explainer: Explainer) -> None:
+    ev = Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.5}], shared_genres=["Crime"])
+    looping = Explainer(llm=_Says("Fargo is a unique blend of crime and crime, like Heat. "
+                                  "Fargo is a unique blend of crime and crime, like Heat. "
+                                  "Fargo is a unique blend of crime and crime, like Heat."),
+                        tool=explainer.tool, spotter=explainer.spotter)
+    text, by_llm, problem = looping.explain(ev)
+    assert text == "Fargo is a unique blend of crime, like Heat." and by_llm and not problem
+    echo = Explainer(llm=_Says("and and and and"), tool=explainer.tool, spotter=explainer.spotter)
+    text, by_llm, problem = echo.explain(ev)
+    assert not by_llm and text == echo.plain(ev)  # nothing but a repeat: the evidence's own sentence

@@ -32,6 +32,8 @@ def test_genres_the_words_ask_for_or_rule_out(text, wanted, ruled_out) -> None:
     ("2005 or later", (2005, None)),
     ("before 1970 please", (None, 1969)),
     ("up to 1980", (None, 1980)),
+    ("a war movie, but nothing older than 1970", (1970, None)),  # "nothing before X" starts at X
+    ("not before 1980, please", (1980, None)),
     ("something from the 90s", None),  # a decade is the router's
 ])
 def test_open_year_ranges_in_the_words(text, years) -> None:
@@ -69,3 +71,47 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     assert (out["year_from"], out["year_to"]) == (2000, None)
     kept = sanitize_slots({**empty_slots(), "genres": ["drama"]}, "something moving", [])
     assert kept["genres"] == ["drama"] and kept["without"] == []  # the router's plausible slot stays
+
+
+@pytest.mark.parametrize("text, wanted, ruled_out", [
+    ("a comedy, but nothing scary", ["comedy"], ["horror"]),  # "nothing" rules out, like "nothing too"
+    ("nothing but comedies", ["comedy"], []),  # "nothing but" asks for them
+    ("nothing beats a good western", ["western"], []),
+])
+def test_nothing_rules_a_genre_out_but_nothing_but_asks_for_it(text, wanted, ruled_out) -> None:
+    from agent.reading import genres_in
+
+    assert genres_in(text) == (wanted, ruled_out)
+
+
+def test_bounds_that_cannot_both_hold_are_a_contradiction_not_an_empty_range() -> None:
+    from agent.reading import open_years
+
+    text = "a horror movie but nothing scary, from before 1950 and after 2010"
+    assert open_years(text) == (2011, 1949)  # "1950 and after 2010" is not "1950 and after"
+    out = sanitize_slots({**empty_slots(), "genres": ["horror"], "year_from": 1950, "year_to": 2010}, text, [])
+    assert (out["year_from"], out["year_to"]) == (None, None)
+    assert out["conflicts"] == {"years": [2011, 1949], "genres": ["horror"]}
+    assert sanitize_slots(empty_slots(), "comedies after 1990 and before 2000", [])["conflicts"] == {}
+
+
+def test_markup_is_not_read_as_part_of_the_request() -> None:
+    from agent.reading import without_markup
+
+    assert without_markup("<script>alert(1)</script> give me comedies") == "give me comedies"
+    assert without_markup("<b>Heat</b> and <img src=x onerror=alert(1)>Fargo") == "Heat and Fargo"
+    assert without_markup("I <3 comedies, 2 < 3 > 1 & more") == "I <3 comedies, 2 < 3 > 1 & more"  # not markup
+    # "(1)" inside the script was read as "1 … comedies": a count of one
+    assert asked_count(without_markup("<script>alert(1)</script> give me comedies")) is None
+
+
+@pytest.mark.parametrize(("text", "can"), [
+    ("أريد فيلم رعب", False),  # Arabic: "I want a horror film"
+    ("أريد فيلم رعب مثل فيلم Fargo", False),  # mostly Arabic, one title
+    ("我想看恐怖片", False), ("Хочу комедию", False),
+    ("Bonjour ! Je cherche un bon film d'animation pour ce soir.", True),  # French: the router copes
+    ("¿Tienes una comedia?", True), ("three 90s comedies", True), ("10/10 👍", True)])
+def test_a_message_is_readable_when_most_of_its_letters_are_latin(text: str, can: bool) -> None:
+    from agent.reading import readable
+
+    assert readable(text) is can

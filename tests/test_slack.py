@@ -455,3 +455,20 @@ def test_why_posts_an_explanation_naming_the_item_in_the_thread(bot: Bot, mentio
     turns = bot.agent.sessions.get(MENTION_SESSION).turns
     assert turns[-2].role == "user" and turns[-2].text == f"Why {item.title}?" and turns[-1].intent == "explain"
     log_tap.assert_no_secrets()
+
+
+def test_markup_in_what_is_said_and_in_titles_reaches_slack_escaped() -> None:
+    from agent.agent import Reply, ReplyItem
+    from agent.slack import fallback_text, render_reply
+
+    said = "<script>alert(1)</script> & <!channel> give me comedies"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;!channel&gt; give me comedies"
+    chat = render_reply(Reply("s", "chitchat", said), "s")
+    assert chat[0]["text"]["text"] == escaped
+    assert fallback_text(said) == escaped
+    item = ReplyItem("x", "<b>Bold</b> & Co", 1999, ["Drama"], "movie", 0.5, "graph", author=None,
+                     why={"nearest": ["<i>Heat</i>"]})
+    listed = render_reply(Reply("s", "recommend", f"Here is 1 movie you might like: {said}\n1. x", [item]), "s")
+    texts = json.dumps(listed)
+    assert "<script>" not in texts and "<b>" not in texts and "<i>" not in texts and "<!channel>" not in texts
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; Co" in texts and "&lt;i&gt;Heat&lt;/i&gt;" in texts

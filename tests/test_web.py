@@ -4,6 +4,7 @@ real agent (tests/agents.py)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -16,18 +17,27 @@ from tests.agents import build_agent
 from tests.servers import free_port
 from tools.resolve import match_key
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# CHATREC_TEST_CHROMIUM: another Chromium binary (or a missing path, to check the skip)
+CHROMIUM = os.environ.get("CHATREC_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # as root, headless, and without Chromium's own calls home (the closed network refuses them)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TURN_SECONDS = 90_000  # ms; a turn is 1-3 s here, but the first one loads models and CI cores are busy
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    # session scope, asked for first: the skip comes before the agent's models load
+    if not Path(CHROMIUM).exists():  # .ci/run installs it, so CI always runs these
+        pytest.skip(f"the browser test drives Chromium, not found at {CHROMIUM}: "
+                    "install Debian's chromium (apt-get install chromium) to run it")
+    return CHROMIUM
+
+
 @pytest.fixture(scope="module")
-def site(agent_parts, tmp_path_factory: pytest.TempPathFactory):
+def site(chromium, agent_parts, tmp_path_factory: pytest.TempPathFactory):
     from agent.web import serve
 
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (.ci/run does)"
     agent = build_agent(agent_parts, tmp_path_factory.mktemp("web"))
     port = free_port()
     page = serve(agent, "127.0.0.1", port, block=False)
@@ -161,3 +171,31 @@ def test_app_py_explains_itself() -> None:
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, str(root / "app.py"), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--host" in out.stdout and "127.0.0.1" in out.stdout and "--port" in out.stdout
+
+
+class _QuotingAgent:
+    """An agent double for the page alone: its reply quotes the message (the page's handling of
+    text, without a model)."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.sessions = SimpleNamespace(get=lambda session_id: None)
+        self.turn = SimpleNamespace(max_count=5)
+
+    def stream(self, session_id, text, user_id=None, route=None):
+        from agent.agent import Reply
+
+        yield f"You said: {text}"
+        yield Reply(session_id, "chitchat", f"You said: {text}")
+
+
+def test_the_chat_shows_markup_as_text_not_as_html() -> None:
+    from agent.web import build_page
+
+    page = build_page(_QuotingAgent(), users=[])
+    on_send = next(f.fn for f in page.fns.values() if getattr(f.fn, "__name__", "") == "on_send")
+    *_, (history, *_rest) = on_send("<script>alert(1)</script> give me <b>comedies</b> & more", [], None, [])
+    said, answer = history[-2]["content"], history[-1]["content"]
+    assert said == "&lt;script&gt;alert(1)&lt;/script&gt; give me &lt;b&gt;comedies&lt;/b&gt; &amp; more"
+    assert "<script>" not in answer and "<b>" not in answer and "You said: &lt;script&gt;" in answer

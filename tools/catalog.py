@@ -690,7 +690,7 @@ def item_document(item: CatalogItem) -> str:
 
 
 def catalog_path(home: Path | str | None = None) -> Path:
-    from recsys.data import data_home
+    from recsys.io import data_home
 
     return (Path(home) if home is not None else data_home()) / "items" / CATALOG_FILE
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from rapidfuzz import fuzz
 
 
 class LLMUnavailable(RuntimeError):
@@ -28,9 +29,46 @@ def _sentences(text: str) -> list[str]:
     return [p for p in SENTENCE_BREAK.split(text.strip()) if p]
 
 
+# a phrase of one to six words said again right after itself, bare or joined by "and", "or", "&" or a comma:
+# "a blend of horror and horror", "so so so good", an echoed message
+_RUN = re.compile(r"(?<!\w)(\w[\w'’-]*(?:\s+\w[\w'’-]*){0,5})(?:(?:\s*,\s*|\s+(?:and|or|&)\s+|\s+)\1(?![\w'’-]))+",
+                  re.I)
+_PHRASE = 4  # words: a phrase of this length said a third time is a loop, not a reply
+_SAME = 90  # rapidfuzz ratio: a sentence this close to one already said is said again
+
+
+def _key(sentence: str) -> str:
+    return " ".join(re.findall(r"\w+", sentence.lower()))
+
+
+def drop_repeats(text: str) -> str:
+    """A model's text without what it says again: a phrase repeated right after itself is said
+    once, a sentence that (nearly) repeats an earlier one is dropped, and so is one that brings a
+    phrase of four words a third time. "" when nothing is left (the caller's fallback applies).
+    Every LLM reply that is shown passes here (:func:`first_sentences`)."""
+    kept: list[str] = []
+    said: dict[str, int] = {}
+    for sentence in _sentences(text):
+        previous = None
+        while previous != sentence:
+            previous, sentence = sentence, _RUN.sub(r"\1", sentence)
+        key = _key(sentence)
+        if not key or any(fuzz.ratio(key, _key(k)) >= _SAME for k in kept):
+            continue
+        words = key.split()
+        phrases = {" ".join(words[i:i + _PHRASE]) for i in range(len(words) - _PHRASE + 1)}
+        if any(said.get(p, 0) >= 2 for p in phrases):
+            continue
+        for p in phrases:
+            said[p] = said.get(p, 0) + 1
+        kept.append(sentence)
+    return " ".join(kept)
+
+
 def first_sentences(text: str, n: int = 3) -> str:
-    """At most ``n`` sentences of a model's text, and never a cut-off one when a whole one exists."""
-    kept = _sentences(text)[:n]
+    """At most ``n`` sentences of a model's text, repeats dropped (:func:`drop_repeats`), and never a
+    cut-off one when a whole one exists."""
+    kept = _sentences(drop_repeats(text))[:n]
     if len(kept) > 1 and kept[-1][-1] not in ".!?":
         kept = kept[:-1]
     return " ".join(kept)
@@ -45,11 +83,11 @@ def stream_sentences(llm, messages: list[BaseMessage], n: int, max_tokens: int) 
     try:
         for chunk in stream:
             pieces.append(chunk.content)
-            if len(_sentences("".join(pieces))) > n:
+            if len(_sentences(drop_repeats("".join(pieces)))) > n:  # a repeat does not count
                 break
     finally:
         stream.close()  # ends the generation now, before the model is asked anything else
     return first_sentences("".join(pieces), n)
 
 
-__all__ = ["LLMUnavailable", "as_messages", "first_sentences", "stream_sentences"]
+__all__ = ["LLMUnavailable", "as_messages", "drop_repeats", "first_sentences", "stream_sentences"]

@@ -35,6 +35,7 @@ class Evidence:
     shared_genres: list[str] = field(default_factory=list)
     similar_users: tuple[int, int] | None = None  # (how many of the N most similar users have it, N)
     source: str = "graph"  # graph | cold | store
+    listed: bool = True  # on a list shown to the person ("why the second one?"), not asked about before any list
 
     def facts(self) -> list[str]:
         out = []
@@ -114,7 +115,8 @@ class Explainer:
         self.llm, self.tool, self.spotter = llm, tool, spotter
         self.system = read_prompt("explain.txt")
         self.user = read_prompt("explain_user.txt")
-        self.fallback = read_prompt("explain_fallback.txt").strip()
+        self.fallback = read_prompt("explain_fallback.txt").strip()  # an item on a list shown ("… is here because")
+        self.fallback_unlisted = read_prompt("explain_fallback_unlisted.txt").strip()  # asked about before any list
 
     # -- facts --------------------------------------------------------------------------
 
@@ -162,7 +164,8 @@ class Explainer:
         if not reasons:
             reasons.append("its description is close to what you asked for" if ev.source != "graph"
                            else "people with tastes like yours rate it highly")
-        return self.fallback.format(title=ev.item.title, reasons="; ".join(reasons))
+        template = self.fallback if ev.listed else self.fallback_unlisted
+        return template.format(title=ev.item.title, reasons="; ".join(reasons))
 
     def guard(self, text: str, ev: Evidence) -> str:
         """Why the text is unacceptable ("" when it is fine)."""

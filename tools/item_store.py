@@ -70,7 +70,7 @@ class SearchHit:
 
 
 def store_path(home: Path | None = None) -> Path:
-    from recsys.data import data_home
+    from recsys.io import data_home
 
     return (Path(home) if home else data_home()) / "items" / "chroma"
 

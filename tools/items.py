@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from recsys.data import data_home
+from recsys.io import data_home
 from recsys.io import atomic_write_text
 from tools.catalog import Catalog, CatalogItem, items_from_csv, load_catalog
 from tools.item_store import ItemStore, store_path

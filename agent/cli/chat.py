@@ -19,7 +19,7 @@ def route(
 ) -> None:
     """The router's decision for an utterance (no dialogue context):
     {"intent": recommend|explain|chitchat, "slots": {...}}. Accuracy: bench/RESULTS.md."""
-    from agent.agent import make_router
+    from agent.router import make_router  # not agent.agent: that imports the recommender and torch
     from agent.llm import LLMUnavailable, make_chat_model
 
     settings = load_settings(backend)

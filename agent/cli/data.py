@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from agent.cli.common import JsonFlag, fail, load_settings
-from recsys.train import TrainConfig
+from recsys.train_config import TrainConfig
 
 
 _DEFAULTS = TrainConfig()  # one place for the training defaults: the config class
