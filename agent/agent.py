@@ -20,7 +20,7 @@ from agent.config import Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, WHY_TITLE, genres_in, has_content, readable, sanitize_slots,
                            without_markup)
-from agent.router import ROUTER_ADAPTER, Route, Router, empty_slots, make_router  # noqa: F401 (re-exported)
+from agent.router import Route, Router, empty_slots, make_router
 from agent.state import SESSIONS_FILE, DialogueState, SessionStore
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint
@@ -253,13 +253,9 @@ class Agent:
         the ones not found. A title the message does not contain (nor the list it points into) is
         the model's invention and is dropped."""
         shown = [self._title(i) for i in state.last_recommendations]
+        # year bounds the words state that cannot both hold come back as slots["conflicts"] (asked
+        # about in _recommend), never as an empty range; the router's reversed pair is put in order
         slots = sanitize_slots(route.slots, text, shown, self.turn)
-        # year bounds that cannot both hold are asked about (see _recommend), never stored as an
-        # empty range: sanitize_slots reports the words' own; this catches a reversed pair from anywhere else
-        year_from, year_to = slots.get("year_from"), slots.get("year_to")
-        if year_from is not None and year_to is not None and year_from > year_to:
-            slots["conflicts"] = {**(slots.get("conflicts") or {}), "years": [year_from, year_to]}
-            slots["year_from"] = slots["year_to"] = None
         route.slots = slots
         unknown, named = [], []
         # titles are resolved in any domain: "loved The Godfather, any books?" means the film

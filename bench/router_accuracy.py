@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.config import Settings
-from agent.agent import make_router
+from agent.router import make_router
 from agent.llm import make_chat_model
 from agent.router import SLOT_KEYS
 from bench.common import emit

@@ -12,7 +12,7 @@ from agent.state import SessionStore
 
 
 def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
-    from agent.agent import make_router
+    from agent.router import make_router
     from agent.config import Settings
     from agent.llm import LocalChatModel
     from recsys.datasets import load

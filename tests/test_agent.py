@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.agent import Agent, Reply, _leaks, make_router
+from agent.agent import Agent, Reply, _leaks
+from agent.router import make_router
 from agent.config import Settings
 from agent.llm import OpenAIChatModel
 from agent.router import Route, empty_slots

@@ -58,7 +58,7 @@ def test_route_command_prints_the_contract(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def tuned() -> Router:
-    from agent.agent import make_router
+    from agent.router import make_router
     from agent.config import Settings
 
     router = make_router(Settings(), llm=None)

@@ -33,7 +33,8 @@ def test_the_command_line_and_the_router_start_without_torch_or_the_store() -> N
     assert result["heavy"] == []
 
 
-def test_resolving_a_title_lexically_does_not_load_the_embedding_model() -> None:
+def test_a_resolver_without_a_store_loads_no_embedding_model_or_torch() -> None:
+    # guards tools.resolve against an eager import; with a store, resolve still embeds every mention
     result = _loaded_after(
         "from tests.items import DUNE, FARGO, GODFATHER\n"
         "from tools.catalog import Catalog\n"

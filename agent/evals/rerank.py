@@ -55,7 +55,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from agent.config import TurnSettings
-from agent.evals.learned import (BLEND_FEATURES, FEATURES, FitData, LearnedReranker, blend_features,
+from agent.evals.learned import (BLEND_FEATURES, CANDIDATES, FEATURES, FitData, LearnedReranker, blend_features,
                                  candidate_features, learned_fit_data)
 from agent.evals.stats import bootstrap_ci, pair_auc, paired_diff_ci
 from recsys.data import DataError, InteractionData
@@ -71,9 +71,8 @@ from tools.rerank import PointwiseReranker, Reranker, fused_order
 log = logging.getLogger(__name__)
 
 K = 5  # the list the person sees
-_TURN = TurnSettings()  # the agent's defaults
-CANDIDATES = _TURN.candidates  # what the graph hands the re-ranker, as in the agent
-PROFILE_TITLES = _TURN.profile_titles  # history titles passed to the re-ranker, as the agent does (the prompt shows 6)
+# CANDIDATES (learned.py): what the graph hands the re-ranker, as in the agent
+PROFILE_TITLES = TurnSettings().profile_titles  # history titles passed to the re-ranker, as the agent does (the prompt shows 6)
 METRICS = ("precision@5", "recall@5", "ndcg@5")
 METHODS = ("graph", "llm", "pointwise", "fused", "blend", "learned")
 DEFAULT_METHODS = ("graph", "llm", "learned")
