@@ -41,7 +41,8 @@ def main() -> None:
     from agent.config import Settings
     from agent.tuning.instruct import DATA_FILE
     from agent.llm import open_llama
-    from agent.tuning.lora import CHECKPOINT, load_base, target_modules
+    from agent.llm import load_base
+    from agent.tuning.lora import CHECKPOINT, target_modules
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

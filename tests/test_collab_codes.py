@@ -135,7 +135,7 @@ def test_the_commands_make_coded_data_and_tune_in_two_steps(trained, chatrec_hom
     adapter is the agent's, the second (with codes) is saved apart and not loaded by default."""
     from agent.config import Settings
     from agent.llm import default_model_path, make_chat_model
-    from agent.tuning.lora import adapter_path
+    from agent.llm import adapter_path
 
     plain, coded = tmp_path / "plain.jsonl", tmp_path / "coded.jsonl"
     made = CliRunner().invoke(app, ["tune", "data", "--users", "6", "--task", "pointwise", "--out", str(plain)])

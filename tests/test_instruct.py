@@ -138,7 +138,7 @@ def test_tune_train_exports_an_adapter_the_local_backend_then_uses(trained, chat
     home → the local backend loads base + adapter and answers."""
     from agent.config import Settings
     from agent.llm import LocalChatModel, default_model_path, make_chat_model
-    from agent.tuning.lora import adapter_path
+    from agent.llm import adapter_path
 
     home = tmp_path / "home"
     monkeypatch.setenv("CHATREC_HOME", str(home))

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.llm import default_model_path
-from agent.tuning.lora import SftExample, encode, export_gguf_adapter, load_base, progress_position
+from agent.llm import default_model_path, load_base
+from agent.tuning.lora import SftExample, encode, export_gguf_adapter, progress_position
 
 MODEL_FIXTURES = {"base"}  # tests using it are marked model (conftest): it loads the LLM in torch
 

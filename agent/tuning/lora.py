@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.llm import TUNE_DIR, adapter_path, flatten, is_seq2seq, load_base  # the loaders serving needs too
+from agent.llm import TUNE_DIR, adapter_path, flatten, is_seq2seq, load_base  # their home: serving loads with them too
 from recsys.io import atomic_dir, atomic_path
 
 log = logging.getLogger(__name__)
@@ -411,6 +411,5 @@ def tune_adapter(plain: Sequence[SftExample], source: Path, home: Path, config: 
     return save(tuned, adapter_path(home, source, "" if codes == "off" else "codes"))
 
 
-__all__ = ["CODES_MODES", "SftExample", "TuneConfig", "encode", "encode_seq2seq", "export_gguf_adapter", "flatten",
-           "is_seq2seq", "adapter_path", "check_exportable", "load_base", "progress_position", "save_peft_adapter",
-           "target_modules", "train_lora", "tune_adapter"]
+__all__ = ["CODES_MODES", "SftExample", "TuneConfig", "check_exportable", "encode", "encode_seq2seq",
+           "export_gguf_adapter", "progress_position", "save_peft_adapter", "target_modules", "train_lora", "tune_adapter"]
