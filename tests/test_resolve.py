@@ -9,6 +9,8 @@ resolver uses look like the real catalog's.
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import pytest
 
 from tests.items import BABE, FARGO, GODFATHER, HEAT
@@ -224,3 +226,39 @@ def test_a_lone_number_after_in_or_since_is_a_date_not_a_title() -> None:
     assert [item.title for _, item in spotter.spot("Made in 2012, like Heat")] == ["Heat"]
     assert [item.title for _, item in spotter.spot("Loved it. Since 2012 I watch it yearly")] == []
     assert [item.title for _, item in spotter.spot("We watched 2012 twice")] == ["2012"]
+
+
+# --------------------------------------------------------------------------- the meaning search, only when needed
+
+
+class _AlwaysAsksTheStore(TitleResolver):
+    def _settled(self, readings, ranked) -> bool:
+        return False
+
+
+def test_the_store_opens_only_for_a_mention_the_lexical_pass_leaves_open(catalog: Catalog) -> None:
+    opened: list[int] = []
+    resolver = TitleResolver(catalog, lambda: opened.append(1))  # an opener that finds no store
+    assert resolver.resolve("toy story").item.item_id == "ml-100k:1"
+    assert opened == []
+    resolver.resolve("the godfather")  # the film and Puzo's novel share the title: the meaning search weighs in
+    assert opened == [1]
+    resolver.resolve("the godfather")
+    assert opened == [1]  # opened once
+
+
+def test_skipping_the_meaning_search_never_changes_the_answer(agent_parts: dict) -> None:
+    """Every mention of the public set, with the real store: the same item, confidence and
+    certainty whether or not the lexical pass was allowed to settle it."""
+    import csv
+
+    catalog, store = agent_parts["catalog"], agent_parts["tool"].store
+    lazy, eager = TitleResolver(catalog, store), _AlwaysAsksTheStore(catalog, store)
+    rows = list(csv.DictReader((Path(__file__).parent / "data" / "mentions.csv").open()))
+    settled = 0
+    for row in rows:
+        a, b = lazy.resolve(row["mention"]), eager.resolve(row["mention"])
+        assert (a.item, a.confidence, a.ambiguous) == (b.item, b.confidence, b.ambiguous), row["mention"]
+        readings = lazy._readings(row["mention"], None)
+        settled += lazy._settled(readings, lazy._rank(readings, None, {}))
+    assert settled >= len(rows) // 4  # the shortcut is taken, not just harmless

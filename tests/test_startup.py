@@ -34,7 +34,8 @@ def test_the_command_line_and_the_router_start_without_torch_or_the_store() -> N
 
 
 def test_a_resolver_without_a_store_loads_no_embedding_model_or_torch() -> None:
-    # guards tools.resolve against an eager import; with a store, resolve still embeds every mention
+    # guards tools.resolve against an eager import (with a store, resolve embeds only the mentions
+    # its lexical pass leaves open: test_resolve.py)
     result = _loaded_after(
         "from tests.items import DUNE, FARGO, GODFATHER\n"
         "from tools.catalog import Catalog\n"

@@ -37,7 +37,8 @@ def _save_added(items: list[CatalogItem], home: Path | None) -> None:
     atomic_write_text(added_path(home), text)
 
 
-def _catalog_with_added(home: Path | None, progress: bool) -> Catalog:
+def open_catalog(home: Path | None = None, progress: bool = True) -> Catalog:
+    """The built catalogue with the items a user added."""
     catalog = load_catalog(home, progress=progress)
     added = load_added(home)
     if added:
@@ -52,7 +53,7 @@ def open_store(home: Path | None = None, url: str | None = None) -> ItemStore:
 def build_items(home: Path | None = None, url: str | None = None, progress: bool = True) -> tuple[Catalog, ItemStore, dict]:
     """Catalog (cached) → store (incremental). Re-running embeds only what is new or changed."""
     started = time.perf_counter()
-    catalog = _catalog_with_added(home, progress)
+    catalog = open_catalog(home, progress)
     store = open_store(home, url)
     report = store.build(catalog.items, progress=progress)
     report["total_seconds"] = round(time.perf_counter() - started, 2)
@@ -61,12 +62,17 @@ def build_items(home: Path | None = None, url: str | None = None, progress: bool
 
 def open_items(home: Path | None = None, url: str | None = None, progress: bool = True) -> tuple[Catalog, ItemStore]:
     """Ready-to-search catalog and store; builds (or finishes building) the store when needed."""
-    catalog = _catalog_with_added(home, progress)
+    catalog = open_catalog(home, progress)
+    return catalog, ready_store(catalog, home, url, progress)
+
+
+def ready_store(catalog: Catalog, home: Path | None = None, url: str | None = None, progress: bool = True) -> ItemStore:
+    """The item store holding every catalog item; builds (or finishes building) it when needed."""
     store = open_store(home, url)
     if not store.complete or store.count() < len(catalog):
         log.info("item store has %d of %d catalog items: building it", store.count(), len(catalog))
         store.build(catalog.items, progress=progress)
-    return catalog, store
+    return store
 
 
 def add_items_csv(path: Path | str, home: Path | None = None, url: str | None = None) -> dict:

@@ -31,6 +31,8 @@ ACCEPT = 0.85  # a best candidate under this is "not in the catalog"
 AMBIGUOUS_MARGIN = 0.04  # a runner-up (another item) this close makes the answer unsure
 FUZZY_CUTOFF = 86  # rapidfuzz ratio (0-100) for typo matches
 AUTHOR_MATCH = 85  # rapidfuzz ratio (0-100) at which the author a mention names ("... by King") is the item's
+SEMANTIC_WEIGHT = 0.03  # how much the store's cosine adds to a candidate's score: a tie-breaker
+DOMAIN_BONUS, YEAR_BONUS, AUTHOR_BONUS = 0.05, 0.03, 0.05  # a cue the item agrees with
 
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -201,11 +203,16 @@ class TitleSpotter:
 
 
 class TitleResolver:
-    """Index the catalog's titles once; ``resolve`` a mention in well under a millisecond
-    lexically (plus one embedding query when a store is given)."""
+    """Index the catalog's titles once; ``resolve`` a mention in a few milliseconds lexically
+    (plus one embedding query, when a store is given and the lexical match is not clear).
+
+    ``store`` is an item store, or a function that opens one: then it is opened only when a
+    mention first needs the meaning search, so a command resolving plain titles never loads
+    chromadb or the embedding model."""
 
     def __init__(self, catalog: Catalog, store=None) -> None:
-        self.catalog, self.store = catalog, store
+        self.catalog = catalog
+        self.store, self._store_opener = (None, store) if callable(store) else (store, None)
         self.items: list[CatalogItem] = list(catalog.items)
         self._index: dict[str, list[tuple[int, float]]] = defaultdict(list)
         self._author_of: dict[int, list[str]] = {}
@@ -334,44 +341,50 @@ class TitleResolver:
 
     def _score(self, n: int, lexical: float, how: str, cues: _Cues, semantic: float) -> float:
         item = self.items[n]
-        score = lexical + 0.04 * self._prior[n] + (0.01 if item.warm else 0.0) + 0.03 * semantic
+        score = lexical + 0.04 * self._prior[n] + (0.01 if item.warm else 0.0) + SEMANTIC_WEIGHT * semantic
         if cues.domain:
-            score += 0.05 if item.domain == cues.domain else -0.25
+            score += DOMAIN_BONUS if item.domain == cues.domain else -0.25
         elif cues.soft_domain and how != "exact" and item.domain != cues.soft_domain:
             score -= 0.25
         if cues.year and item.year:  # a stated year is a fact: "parasite 2019" is not Parasite (1982)
             gap = abs(item.year - cues.year)
-            score += 0.03 if gap == 0 else 0.0 if gap == 1 else -0.5
+            score += YEAR_BONUS if gap == 0 else 0.0 if gap == 1 else -0.5
         if cues.author:
             authors = self._author_of.get(n, [])
             wanted = _author_keys(cues.author)
             hit = max((fuzz.ratio(a, w) for a in authors for w in wanted), default=0.0)
-            score += 0.05 if hit >= AUTHOR_MATCH else -0.3
+            score += AUTHOR_BONUS if hit >= AUTHOR_MATCH else -0.3
         return score
 
     def _semantic(self, mention: str, k: int = 5) -> dict[int, float]:
-        if self.store is None:
+        store = self._open_store()
+        if store is None:
             return {}
         try:
-            hits = self.store.search(mention, k=k)
+            hits = store.search(mention, k=k)
         except Exception:  # the store is an aid here; lexical resolution still answers
             return {}
         return {self._position[h.item_id]: h.score for h in hits if h.item_id in self._position}
 
-    def resolve(self, mention: str, domain: str | None = None, k: int = 5) -> Resolution:
-        """Best catalog item for ``mention`` (or None), a confidence in 0..1, and up to ``k`` runners-up.
-        ``domain`` (from the dialogue) restricts the answer to movies or books."""
-        if not mention or not mention.strip():
-            raise ValueError("nothing to resolve: the mention is empty")
-        semantic = self._semantic(mention)
-        best: dict[int, tuple[float, str]] = {}
+    def _open_store(self):
+        if callable(self._store_opener):  # opened on the first mention the lexical pass leaves open
+            self.store, self._store_opener = self._store_opener(), None
+        return self.store
+
+    def _readings(self, mention: str, domain: str | None) -> list[tuple[_Cues, str, dict[int, tuple[float, str]]]]:
+        """(cues, normalised query, lexical matches) for each reading of the mention."""
+        readings = []
         for cues in _cues(mention):
             if domain and not cues.domain:
                 cues.domain = domain
             query = match_key(cues.text)
-            if not query:
-                continue
-            lexical = self._lexical(query)
+            if query:
+                readings.append((cues, query, self._lexical(query)))
+        return readings
+
+    def _rank(self, readings, domain: str | None, semantic: dict[int, float]) -> list[tuple[int, tuple[float, str]]]:
+        best: dict[int, tuple[float, str]] = {}
+        for cues, query, lexical in readings:
             for n in set(lexical) | set(semantic):
                 lex, how = lexical.get(n, (0.0, "meaning"))
                 if lex == 0.0:  # found by meaning only: its title must still resemble the query
@@ -383,7 +396,35 @@ class TitleResolver:
                     continue
                 if score > best.get(n, (-1.0, ""))[0]:
                     best[n] = (score, how)
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -self.items[kv[0]].n_ratings))
+        return sorted(best.items(), key=lambda kv: (-kv[1][0], -self.items[kv[0]].n_ratings))
+
+    def _settled(self, readings, ranked) -> bool:
+        """Whether the lexical ranking alone gives the answer the meaning search would give: the
+        search adds at most SEMANTIC_WEIGHT to any candidate, and an item only it finds scores at
+        most 0.9 (its title's resemblance) + the prior and warm terms + the cues it agrees with.
+        When the best lexical match clears both by the ambiguity margin plus that weight, the
+        answer, its confidence (1.0) and its certainty cannot change, so the embedding model is
+        not loaded."""
+        if not ranked:
+            return False
+        cue_bonus = max(DOMAIN_BONUS * bool(cues.domain) + YEAR_BONUS * bool(cues.year)
+                        + AUTHOR_BONUS * bool(cues.author) for cues, _, _ in readings)
+        found_by_meaning_only = 0.9 + 0.04 + 0.01 + cue_bonus
+        runner_up = ranked[1][1][0] if len(ranked) > 1 else 0.0
+        top = ranked[0][1][0]
+        return top >= 1.0 and top - max(runner_up, found_by_meaning_only) >= AMBIGUOUS_MARGIN + SEMANTIC_WEIGHT
+
+    def resolve(self, mention: str, domain: str | None = None, k: int = 5) -> Resolution:
+        """Best catalog item for ``mention`` (or None), a confidence in 0..1, and up to ``k`` runners-up.
+        ``domain`` (from the dialogue) restricts the answer to movies or books. The store's
+        meaning search is asked only when the lexical ranking does not settle the answer; a
+        settled answer's runners-up are then the lexical ones."""
+        if not mention or not mention.strip():
+            raise ValueError("nothing to resolve: the mention is empty")
+        readings = self._readings(mention, domain)
+        ranked = self._rank(readings, domain, {})
+        if not self._settled(readings, ranked):
+            ranked = self._rank(readings, domain, self._semantic(mention))
         candidates = [Candidate(self.items[n], score, how) for n, (score, how) in ranked[: k + 1]]
         if not candidates or candidates[0].score < ACCEPT:
             return Resolution(mention, None, 0.0, candidates[:k])

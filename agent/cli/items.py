@@ -109,14 +109,15 @@ def resolve(
     the title is not in the catalog. JSON: {"mention", "item", "confidence", "candidates"}."""
     from recsys.data import DataError
     from tools.item_store import StoreError
-    from tools.items import open_items
+    from tools.items import open_catalog, ready_store
     from tools.resolve import TitleResolver
 
     settings = load_settings()
     mentions = one_or_file(mention, file, "mention")
     try:
-        catalog, store = open_items(settings.home, settings.chroma_url)
-        resolver = TitleResolver(catalog, store)
+        catalog = open_catalog(settings.home)
+        # the store (chromadb, the embedding model) opens only if a mention's lexical match is unclear
+        resolver = TitleResolver(catalog, lambda: ready_store(catalog, settings.home, settings.chroma_url))
         results = [resolver.resolve(m, domain=domain) for m in mentions]
     except (DataError, StoreError, ValueError) as exc:
         fail(str(exc))
