@@ -10,9 +10,13 @@ INTERFACE (fixed; the store, title resolution and the bridge bench code against 
   ``<data home>/items/catalog.jsonl``, written atomically), rebuilt if missing/corrupt.
 - ``Catalog``: ``items`` (list), ``by_id`` (dict), ``links`` (dedup report), ``stats``.
 
-Also: ``items_from_csv(path)`` (a user's items CSV as cold items), ``save_catalog``,
-``display_title`` (MovieLens "Godfather, The" -> "The Godfather") and ``link_movies``
-(the ml-100k <-> ml-latest-small matcher, usable on any two items frames).
+Also: ``items_from_csv(path)`` / ``items_from_json(path)`` / ``items_from_file(path)`` (a
+user's items file as cold items; JSON is the ReDial ``id2info.json`` shape or a list),
+``save_catalog``, ``display_title`` (MovieLens "Godfather, The" -> "The Godfather"),
+``link_movies`` (the ml-100k <-> ml-latest-small matcher, usable on any two items frames),
+``link_items`` / ``merge_item`` (a user's movies linked to the catalogue's by the same rules,
+a linked one enriching the catalogue item) and ``source_ids`` / ``source_index`` (an item's
+ids in a source such as ``"redial"``, and the reverse map).
 
 Movie dedup favours precision: a false link merges two different films, a missed link
 only leaves a duplicate. Rules, tried in order on what is still unlinked on both sides
@@ -52,7 +56,7 @@ import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -634,11 +638,14 @@ def build_catalog(home: Path | str | None = None, min_book_ratings: int = 5, pro
 # --------------------------------------------------------------------------- a user's items
 
 
-def items_from_csv(path: Path | str) -> list[CatalogItem]:
+def items_from_csv(path: Path | str, source: str = "custom") -> list[CatalogItem]:
     """A user's items CSV (``item_id,title[,year][,genres][,domain][,description]``) as cold
     items. Invalid files raise :class:`recsys.data.DataError` (file, line, problem) and
-    nothing is returned. Ids become ``custom:<item_id>`` unless they already contain ``:``."""
+    nothing is returned. Ids become ``<source>:<item_id>`` (``custom:...``) unless they already
+    contain ``:``; ``sources`` is ``{source: item_id}``."""
     from recsys.datasets import load_items_csv
+
+    source = check_source(source)
 
     frame = load_items_csv(path)
     items = []
@@ -649,13 +656,293 @@ def items_from_csv(path: Path | str) -> list[CatalogItem]:
         publisher = row.get("publisher")
         year = row.get("year")
         items.append(CatalogItem(
-            item_id=iid if ":" in iid else f"custom:{iid}", domain=str(row.get("domain") or "item"),
+            item_id=iid if ":" in iid else f"{source}:{iid}", domain=str(row.get("domain") or "item"),
             title=str(row["title"]), year=None if year is None or pd.isna(year) else int(year),
             genres=tuple(row.get("genres") or ()), author=author or None, publisher=publisher or None,
-            description=desc or None, warm=False, graph_item_id=None, sources={"custom": iid},
+            description=desc or None, warm=False, graph_item_id=None, sources={source: iid},
         ))
     log.info("%s: %d item(s)", Path(path).name, len(items))
     return items
+
+
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_source(source: str) -> str:
+    """A source name for item ids (``<source>:<id>``): letters, digits, ``.``, ``_``, ``-``."""
+    from recsys.data import DataError
+
+    if not isinstance(source, str) or not _SOURCE_NAME.match(source):
+        raise DataError(f"{source!r} is not a usable source name (letters, digits, '.', '_', '-')")
+    return source
+
+
+# --------------------------------------------------------------------------- a user's items JSON
+
+# "Pari (1995)": the year MovieLens and ReDial write after the title
+_NAME_YEAR = re.compile(r"^(?P<title>.*?\S)\s*\((?P<year>\d{4})\)\s*$")
+_TEXT_FIELDS = ("plot", "description", "author", "publisher", "domain")
+_LIST_FIELDS = ("genre", "genres", "director", "writer", "star", "stars", "cast")
+_CREDIT_FIELDS = ("director", "writer", "star", "stars", "cast")
+
+
+def catalogue_genre(name: str) -> str:
+    """A genre as the catalogue spells it: ``"sci-fi"`` -> ``"Sci-Fi"``, ``"children"`` ->
+    ``"Children's"``, ``"film-noir"`` -> ``"Film-Noir"``; others title-cased per word and per
+    hyphenated part (``"talk-show"`` -> ``"Talk-Show"``, ``"reality-tv"`` -> ``"Reality-TV"``)."""
+    from tools.vocabulary import GENRES
+
+    text = " ".join(name.split())
+    known = {g.catalogue.lower(): g.catalogue for g in GENRES} | {"children": "Children's", "imax": "IMAX"}
+    if text.lower() in known:
+        return known[text.lower()]
+    caps = {"tv": "TV", "imax": "IMAX"}
+    return " ".join("-".join(caps.get(p.lower(), p[:1].upper() + p[1:].lower()) for p in word.split("-"))
+                    for word in text.split(" "))
+
+
+def _people(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def credits_text(director: Sequence[str] = (), writer: Sequence[str] = (), star: Sequence[str] = ()) -> str:
+    """``"Directed by A. Written by B and C. Starring D, E and F."`` (empty parts left out)."""
+    parts = [f"{label} {_people(names)}." for label, names in
+             (("Directed by", director), ("Written by", writer), ("Starring", star)) if names]
+    return " ".join(parts)
+
+
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs, so duplicate keys can be reported."""
+
+
+def _read_json(path: Path):
+    from recsys.data import DataError
+
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path.name}: not UTF-8 (byte {e.start})") from e
+    if not text.strip():
+        raise DataError(f"{path.name}: file is empty (expected a JSON object of items or a list of items)")
+    try:
+        return json.loads(text, object_pairs_hook=_Pairs)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path.name}: line {e.lineno} column {e.colno}: invalid JSON: {e.msg}") from e
+
+
+def _strings(value, what: str) -> list[str]:
+    """A list of non-empty strings from a list or a single string (``None`` -> ``[]``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} must be a list of strings, got {json.dumps(_plain(value), ensure_ascii=False)[:80]}")
+    return [" ".join(v.split()) for v in value if v.strip()]
+
+
+def _plain(value):
+    if isinstance(value, _Pairs):
+        return {k: _plain(v) for k, v in value}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_item(iid: str, entry: dict, source: str) -> CatalogItem:
+    """One entry of an items JSON as a cold item; problems raise ValueError (the reason)."""
+    name = entry.get("title", entry.get("name"))
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("no title (a non-empty \"name\" or \"title\" string)")
+    name = " ".join(name.split())
+    year = entry.get("year")
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
+        raise ValueError(f"year {year!r} is not an integer")
+    m = _NAME_YEAR.match(name)
+    if m:
+        if year is not None and year != int(m["year"]):
+            raise ValueError(f"year {year} but the title says {m['year']}")
+        name, year = m["title"], int(m["year"])
+    if year is not None and not 1800 <= year <= 2100:
+        raise ValueError(f"year {year} is out of range (1800-2100)")
+    for f in _TEXT_FIELDS:
+        if entry.get(f) is not None and not isinstance(entry[f], str):
+            raise ValueError(f"{f} must be a string, got {json.dumps(_plain(entry[f]), ensure_ascii=False)[:80]}")
+    lists = {f: _strings(entry.get(f), f) for f in _LIST_FIELDS}
+    # one string of genres is "|"-separated, as in an items CSV
+    genres = tuple(dict.fromkeys(catalogue_genre(g) for gs in lists["genre"] + lists["genres"]
+                                 for g in gs.split("|") if g.strip()))
+    stars = lists["star"] + lists["stars"] + lists["cast"]
+    plot = " ".join((entry.get("plot") or entry.get("description") or "").split())
+    if plot and not plot.endswith((".", "!", "?")):
+        plot += "."
+    description = " ".join(p for p in (plot, credits_text(lists["director"], lists["writer"], stars)) if p)
+    domain = (entry.get("domain") or "").strip() or ("movie" if any(entry.get(f) is not None for f in _CREDIT_FIELDS)
+                                                     else "item")
+    return CatalogItem(
+        item_id=iid if ":" in iid else f"{source}:{iid}", domain=domain, title=display_title(name), year=year,
+        genres=genres, author=(entry.get("author") or "").strip() or None,
+        publisher=(entry.get("publisher") or "").strip() or None, description=description or None, warm=False,
+        graph_item_id=None, sources={source: iid},
+    )
+
+
+def items_from_json(path: Path | str, source: str = "custom") -> list[CatalogItem]:
+    """A user's items JSON as cold items: an object ``{id: entry, ...}`` (the ReDial
+    ``id2info.json`` shape) or a list of entries that each carry ``"item_id"`` (or ``"id"``).
+
+    An entry: ``"name"`` or ``"title"`` (required; a trailing ``" (1995)"`` is the year, and
+    MovieLens-style ``"Matrix, The"`` becomes ``"The Matrix"``), and optionally ``"year"``,
+    ``"genre"``/``"genres"`` (a list, or one ``|``-separated string; title-cased as the
+    catalogue spells them: ``"sci-fi"`` -> ``"Sci-Fi"``), ``"plot"``/``"description"``, ``"director"``, ``"writer"``,
+    ``"star"``/``"stars"``/``"cast"`` (lists of names, or one string), ``"author"``,
+    ``"publisher"``, ``"domain"``. Other fields (``"imdb_id"``) are ignored. The description
+    is the plot followed by ``"Directed by …. Written by …. Starring …."``. The domain is the
+    entry's ``"domain"``, else ``"movie"`` when it has film credits (director/writer/stars),
+    else ``"item"``. Ids become ``<source>:<id>`` unless they contain ``:``; ``sources`` is
+    ``{source: id}``. Any problem raises :class:`recsys.data.DataError` naming the file, the
+    entry and the reason, and nothing is returned."""
+    from recsys.data import DataError
+
+    path = Path(path)
+    source = check_source(source)
+    data = _read_json(path)
+    entries: list[tuple[str, str, object]] = []  # (id, how an error names the entry, entry)
+    if isinstance(data, _Pairs):
+        seen: set[str] = set()
+        for key, entry in data:
+            if key in seen:
+                raise DataError(f"{path.name}: entry {key!r}: duplicate item id")
+            seen.add(key)
+            entries.append((key, f"entry {key!r}", entry))
+    elif isinstance(data, list):
+        seen = {}
+        for n, entry in enumerate(data, 1):
+            raw = dict(entry).get("item_id", dict(entry).get("id")) if isinstance(entry, _Pairs) else None
+            if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+                raise DataError(f"{path.name}: entry {n}: no item id (an \"item_id\" or \"id\" string or integer)")
+            key = str(raw)
+            if key in seen:
+                raise DataError(f"{path.name}: entry {n}: duplicate item id {key!r} (first in entry {seen[key]})")
+            seen[key] = n
+            entries.append((key, f"entry {n} ({key!r})", entry))
+    else:
+        raise DataError(f"{path.name}: expected a JSON object {{id: item}} or a list of items, "
+                        f"got {type(data).__name__}")
+    if not entries:
+        raise DataError(f"{path.name}: no items")
+    items, ignored = [], Counter()
+    for key, where, entry in entries:
+        if not key.strip():
+            raise DataError(f"{path.name}: {where}: empty item id")
+        if not isinstance(entry, _Pairs):
+            raise DataError(f"{path.name}: {where}: expected an object, got {type(entry).__name__}")
+        fields = [k for k, _ in entry]
+        dup = next((k for k, c in Counter(fields).items() if c > 1), None)
+        if dup is not None:
+            raise DataError(f"{path.name}: {where}: field {dup!r} given twice")
+        try:
+            items.append(_json_item(key.strip(), dict(entry), source))
+        except ValueError as e:
+            raise DataError(f"{path.name}: {where}: {e}") from None
+        ignored.update(set(fields) - {"title", "name", "year", "item_id", "id", *_TEXT_FIELDS, *_LIST_FIELDS})
+    if ignored:
+        log.info("%s: ignored field(s) %s", path.name, ", ".join(sorted(ignored)))
+    log.info("%s: %d item(s)", path.name, len(items))
+    return items
+
+
+ITEM_FILE_TYPES = {".csv": items_from_csv, ".json": items_from_json}
+
+
+def items_from_file(path: Path | str, source: str = "custom") -> list[CatalogItem]:
+    """A user's items file, by its extension: ``.csv`` (:func:`items_from_csv`) or ``.json``
+    (:func:`items_from_json`)."""
+    from recsys.data import DataError
+
+    path = Path(path)
+    reader = ITEM_FILE_TYPES.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(f"{path.name}: unknown items file type {path.suffix or '(none)'!r}; "
+                        f"expected {' or '.join(ITEM_FILE_TYPES)}")
+    return reader(path, source=source)
+
+
+# --------------------------------------------------------------------------- linking added movies
+
+
+def _link_title(item: CatalogItem) -> str:
+    """The title the linker sees: the item's title with its other titles as parenthesised
+    alternates (as MovieLens writes them), so "Star Wars" is also "Star Wars: Episode IV - A New Hope"."""
+    alts = []
+    for alias in item.aliases:
+        main, groups = split_title(alias)
+        alts += [t for t in (main, *groups) if t and "(" not in t and ")" not in t]
+    alts = [a for a in dict.fromkeys(alts) if a.lower() != item.title.lower()]
+    return item.title + "".join(f" ({a})" for a in alts)
+
+
+def link_items(new: Sequence[CatalogItem], known: Iterable[CatalogItem],
+               ambiguous: list[dict] | None = None) -> dict[str, tuple[str, str]]:
+    """Which of the ``new`` movies are ``known`` movies already (e.g. catalogue movies):
+    ``{new item_id: (known item_id, rule)}``, by :func:`link_movies`' rules (precision first:
+    ties are left out and reported in ``ambiguous``; a movie without a year never links).
+    Several ``new`` entries of one film (same title and year) link to the same known item.
+    Only ``domain == "movie"`` items take part; the known items' aliases count as alternates."""
+    new = [it for it in new if it.domain == "movie" and it.year is not None]
+    known = [it for it in known if it.domain == "movie" and it.year is not None]
+    if not new or not known:
+        return {}
+    a = pd.DataFrame({"item_id": [it.item_id for it in new], "title": [it.title for it in new],
+                      "year": [it.year for it in new]})
+    b = pd.DataFrame({"item_id": [it.item_id for it in known], "title": [_link_title(it) for it in known],
+                      "year": [it.year for it in known]})
+    found = link_movies(a, b, a_name="new", b_name="known", ambiguous=ambiguous)
+    return {d["new"]: (d["known"], d["rule"]) for d in found}
+
+
+def merge_item(item: CatalogItem, others: Sequence[CatalogItem], source: str) -> CatalogItem:
+    """``item`` enriched with what ``others`` (entries of a source that are the same item)
+    say: ``sources[source]`` = their ids (``|``-joined when several), their genres, titles (as
+    aliases) and description (appended unless already there), author/publisher where ``item``
+    has none. Id, title, year, warm, graph id and rating count stay. Idempotent: merging the
+    same entries again changes nothing."""
+    ids = [o.sources.get(source) or o.item_id for o in others]
+    genres = _genres([*item.genres, *(g for o in others for g in o.genres)])
+    seen = {item.title.lower(), *(a.lower() for a in item.aliases)}
+    aliases = list(item.aliases)
+    for o in others:
+        if o.title.lower() not in seen:
+            aliases.append(o.title)
+            seen.add(o.title.lower())
+    description = " ".join((item.description or "").split())
+    extra = next((" ".join(o.description.split()) for o in others if o.description and o.description.strip()), "")
+    if extra and extra not in description:
+        description = f"{description} {extra}".strip()
+    return dataclasses.replace(
+        item, genres=genres, aliases=tuple(aliases), description=description or None,
+        author=item.author or next((o.author for o in others if o.author), None),
+        publisher=item.publisher or next((o.publisher for o in others if o.publisher), None),
+        sources={**item.sources, source: "|".join(dict.fromkeys(ids))})
+
+
+def source_ids(item: CatalogItem, source: str) -> tuple[str, ...]:
+    """The ids ``item`` has in ``source`` (``()`` if none): ``sources`` holds one id, or several
+    ``|``-joined when the source lists one film more than once."""
+    value = item.sources.get(source)
+    return tuple(value.split("|")) if value else ()
+
+
+def source_index(catalog: Iterable[CatalogItem], source: str) -> dict[str, str]:
+    """``{id in source: catalogue item_id}`` for every catalogue item that ``source`` lists
+    (linked items such as ``"ml-100k:50"`` and the source's own ones such as ``"redial:123"``);
+    the other way round is :func:`source_ids`."""
+    return {sid: item.item_id for item in catalog for sid in source_ids(item, source)}
 
 
 # --------------------------------------------------------------------------- the document
@@ -751,7 +1038,8 @@ def load_catalog(home: Path | str | None = None, progress: bool = True) -> Catal
 
 
 __all__ = [
-    "Catalog", "CatalogCacheError", "CatalogItem", "build_catalog", "catalog_path", "display_title",
-    "item_document", "items_from_csv", "link_movies", "load_catalog", "read_catalog", "save_catalog",
-    "split_title", "title_key",
+    "Catalog", "CatalogCacheError", "CatalogItem", "build_catalog", "catalog_path", "catalogue_genre",
+    "check_source", "credits_text", "display_title", "item_document", "items_from_csv", "items_from_file",
+    "items_from_json", "link_items", "link_movies", "load_catalog", "merge_item", "read_catalog", "save_catalog",
+    "source_ids", "source_index", "split_title", "title_key",
 ]

@@ -40,25 +40,36 @@ def items_build(as_json: Annotated[bool, typer.Option("--json", help="print the 
 
 @items_app.command("add")
 def items_add(
-    file: Annotated[Path, typer.Argument(help="CSV: item_id,title[,year][,genres][,domain][,description]")],
+    file: Annotated[Path, typer.Argument(help="the items file, by extension: .csv "
+                                              "(item_id,title[,year][,genres][,domain][,description]) or .json "
+                                              "({id: {name, year, genre, plot, director, writer, star, domain}} "
+                                              "or a list of such objects with item_id)")],
+    source: Annotated[str, typer.Option(help="the file's source name: ids become SOURCE:id and items record "
+                                             "their id there (sources[SOURCE])")] = "custom",
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Add new items at run time: searchable at once, no retraining. The whole file is checked
-    first; any bad row rejects it (the error names the line) and nothing is written."""
+    """Add new items at run time from a CSV or JSON file: searchable at once, no retraining.
+    The whole file is checked first; any bad row or entry rejects it (the error names it) and
+    nothing is written. Movies that are already in the catalogue (same title and year, by the
+    catalogue's precision-first link rules) are not duplicated: the catalogue item is enriched
+    with the file's genres, titles and description instead. Adding the same file again
+    changes nothing."""
     from recsys.data import DataError
     from tools.item_store import StoreError
-    from tools.items import add_items_csv
+    from tools.items import add_items
 
     settings = load_settings()
     try:
-        report = add_items_csv(file, settings.home, settings.chroma_url)
+        report = add_items(file, settings.home, settings.chroma_url, source=source, progress=True)
     except (DataError, StoreError) as exc:
         fail(str(exc))
     if as_json:
         echo_json(report)
     else:
-        typer.echo(f"added {report['items']} items from {file} ({report['embedded']} embedded); "
-                   f"the store now holds {report['store_items']}")
+        linked = ", ".join(f"{n} to {name}" for name, n in report["linked_to"].items()) or "none"
+        typer.echo(f"read {report['read']} items from {file}: {report['added']} added as new, {report['linked']} "
+                   f"linked to catalogue items ({linked}), {report['ambiguous']} left ambiguous; "
+                   f"{report['embedded']} embedded; the store now holds {report['store_items']}")
 
 
 @items_app.command("search")
