@@ -89,24 +89,27 @@ class Agent:
         self.chitchat_fallback = read_prompt("chitchat_fallback.txt").strip()
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, progress: bool = True) -> Agent:
-        """Everything from the data home; what is missing is built on first use (with progress)."""
+    def from_settings(cls, settings: Settings | None = None, progress: bool = True,
+                      graph_dataset: str = "ml-100k") -> Agent:
+        """Everything from the data home; what is missing is built on first use (with progress).
+        ``graph_dataset``: the ratings the graph recommender is trained on (ml-100k, or
+        ml-latest-small, which knows films up to 2016; the catalogue links both)."""
         from recsys.datasets import load as load_dataset
         from recsys.workflow import load_recommender, model_dir, train_dataset
-        from tools.cold_start import GRAPH_DATASET, with_cold_items
+        from tools.cold_start import with_cold_items
         from tools.items import open_items
 
         settings = settings or Settings()
         catalog, store = open_items(settings.home, settings.chroma_url, progress=progress)
-        if (model_dir(GRAPH_DATASET, settings.home) / "lightgcn.pt").exists():
-            recommender = load_recommender(GRAPH_DATASET, None, settings.home)
+        if (model_dir(graph_dataset, settings.home) / "lightgcn.pt").exists():
+            recommender = load_recommender(graph_dataset, None, settings.home)
         else:
-            log.info("no trained %s model yet: training one (about a minute)", GRAPH_DATASET)
-            recommender, _ = train_dataset(GRAPH_DATASET, home=settings.home, progress=progress)
+            log.info("no trained %s model yet: training one (about a minute)", graph_dataset)
+            recommender, _ = train_dataset(graph_dataset, home=settings.home, progress=progress)
         recommender = with_cold_items(recommender, catalog, store)
         store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         llm = make_chat_model(settings)
-        best_first = load_dataset(GRAPH_DATASET, settings.home, progress=progress).items_best_first()
+        best_first = load_dataset(graph_dataset, settings.home, progress=progress).items_best_first()
         tool = CandidateTool(recommender, catalog, store, best_first=best_first)
         return cls(router=make_router(settings, llm), llm=llm, tool=tool,
                    resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE),
@@ -192,6 +195,44 @@ class Agent:
         shown = state.last_recommendations
         reference = shown.index(item_id) + 1 if item_id in shown else item.title
         return f"Why {item.title}?", Route("explain", {**empty_slots(), "reference": reference})
+
+    def read_turn(self, state: DialogueState, text: str, role: str = "user", items: Sequence[str] = ()) -> Route | None:
+        """Take one turn of a dialogue held elsewhere (a transcript) into ``state`` without
+        answering it. A person's words go through the router and the state as in a live turn
+        (the titles they name, likes, dislikes, constraints); the other speaker's turn
+        (``role="assistant"``) records the catalog ``items`` it suggested, which later
+        recommendations leave out as already shown. Returns the person's route."""
+        if role != "user":
+            state.add_turn(role, text, intent="recommend" if items else "chitchat", items=list(items))
+            return None
+        words = without_markup(text)
+        if not words or not readable(words):
+            state.add_turn("user", text, intent="chitchat")
+            return None
+        route = self._second_look(self.router.route(words, self._context(state)), words)
+        named, _ = self._apply_route(state, route, words)
+        if route.intent == "recommend":  # as in a live turn: the titles named are what to start from
+            for item in named:
+                if item.item_id not in state.disliked:
+                    state.like(item.item_id)
+        state.add_turn("user", text, intent=route.intent)
+        return route
+
+    def candidates(self, state: DialogueState, text: str, k: int) -> tuple[list[Candidate], str]:
+        """Up to ``k`` candidates for the person in ``state`` (what they liked and disliked, the
+        active constraints, nothing already shown), before the LLM's re-rank; when the
+        constraints leave nothing, the first relaxation that finds some, and what it dropped."""
+        constraint = _constraint(state)
+        shown = {i for turn in state.turns for i in turn.items}
+        ask = dict(user_id=state.user_id, liked=[i for i in map(self.catalog.get, state.liked) if i],
+                   disliked=[i for i in map(self.catalog.get, state.disliked) if i], exclude=shown, query=text, k=k)
+        candidates = self.tool.candidates(constraint=constraint, **ask)
+        if not candidates and not constraint == Constraint():
+            for dropped, looser in constraint.relaxations():
+                candidates = self.tool.candidates(constraint=looser, **ask)
+                if candidates:
+                    return candidates, dropped
+        return candidates, ""
 
     def _second_look(self, route: Route, text: str) -> Route:
         """Chit-chat that is not: the small router sends some requests there ("I loved The Lion
@@ -294,8 +335,7 @@ class Agent:
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self._conflicts(conflicts)))
         count = route.slots.get("count") or self.turn.default_count
-        c = state.constraints
-        constraint = Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without))
+        constraint = _constraint(state)
         liked = [i for i in map(self.catalog.get, state.liked) if i]
         disliked = [i for i in map(self.catalog.get, state.disliked) if i]
         notes = []
@@ -305,17 +345,7 @@ class Agent:
         if not state.user_id and not liked and constraint == Constraint() and not has_content(text, route.slots):
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self.replies["ask_taste"]))
-        shown = {i for turn in state.turns for i in turn.items}
-        ask = dict(user_id=state.user_id, liked=liked, disliked=disliked, exclude=shown, query=text,
-                   k=self.turn.candidates)
-        candidates = self.tool.candidates(constraint=constraint, **ask)
-        relaxed = ""
-        if not candidates and not constraint == Constraint():
-            for dropped, looser in constraint.relaxations():
-                candidates = self.tool.candidates(constraint=looser, **ask)
-                if candidates:
-                    relaxed = dropped
-                    break
+        candidates, relaxed = self.candidates(state, text, self.turn.candidates)
         timings["candidates"] = time.perf_counter() - t
         if not candidates:
             return (yield from self._say(state, "recommend", self.replies["nothing_matches"].format(
@@ -452,6 +482,11 @@ class Agent:
                                      similar_users=False)  # per item on every list: the cheap facts only
         return {"source": cand.source, "nearest": [e["title"] for e in ev.nearest[:2]],
                 "shared_genres": ev.shared_genres}
+
+
+def _constraint(state: DialogueState) -> Constraint:
+    c = state.constraints
+    return Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without))
 
 
 def _position(mention) -> int | None:

@@ -49,6 +49,11 @@ def _save_all(home: Path) -> None:
             "xrec": {"minilm_cosine": 0.55, "rouge_l": 0.25, "bleu4": 0.1, "unique_ratio": 1.0}}
     save_run("explain", {"xrec_yelp": xrec}, _meta("chatrec eval-explain --part xrec"), home)
     save_run("explain", {"faithfulness": faith}, _meta("chatrec eval-explain --part faithfulness"), home)
+    pop = {"recall@1": 0.011, "recall@10": 0.064, "recall@50": 0.181, "ndcg@10": 0.034, "mrr@10": 0.025,
+           "recall@10_ci95": [0.055, 0.073], "seconds_per_line": 0.0}
+    save_run("crs", {"summary": {"lines": 2716, "labels": 3595, "coverage": 1.0, "seconds_per_line": 0.0,
+                                 "systems": {"popularity": pop}, "paired": {}}, "lines": []},
+             _meta("chatrec eval-crs valid_data_processed.jsonl --items id2info.json"), home)
 
 
 def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
@@ -59,7 +64,7 @@ def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
     # the explain part is found in the older run even though a newer explain run lacks it
     assert "xrec" in json.loads(Path(made["runs"]["xrec"]).read_text())["meta"]["command"]
     assert set(made["figures"]) == {"simulate_hits.png", "rerank_ndcg.png", "router_confusion.png",
-                                    "latency_steps.png", "xrec_metrics.png"}
+                                    "latency_steps.png", "xrec_metrics.png", "crs_recall10.png"}
     for name in made["figures"]:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     md = (out / "report.md").read_text(encoding="utf-8")
@@ -67,7 +72,7 @@ def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
                     "chatrec eval-dialogues d.yaml", "chatrec eval-explain --part faithfulness",
                     "chatrec eval-explain --part xrec"):
         assert f"`{command}`" in md
-    assert md.count("2 cores, test box") == 6 and "seed 7" in md and "seed —" in md  # seedless run
+    assert md.count("2 cores, test box") == 7 and "seed 7" in md and "seed —" in md  # seedless run
     # simulate: the scores as the simulator computed them (agent hits at turns 1, 2, 1 of 4 users)
     assert "| agent | 0.750 |" in md and "0.500 0.750 0.750 0.750 0.750" in md
     assert "| graph_only | 0.500 |" in md
@@ -79,9 +84,10 @@ def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
     assert "| total | 4 | 0.750 |" in md and "| router | 4 |" in md
     assert "| before the guard (the LLM's text) | 8/10 | 80.0% |" in md
     assert "| BLEU-4 | 0.0500 | 0.1000 |" in md
+    assert "| popularity | 0.011 | 0.064 | [0.055, 0.073] | 0.181 | 0.034 | 0.025 | 0.000 |" in md
     assert "The LLM re-rank does not beat the graph order." in md
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.startswith("<!doctype html>") and page.count("<img ") == 5 and "<code>chatrec simulate" in page
+    assert page.startswith("<!doctype html>") and page.count("<img ") == 6 and "<code>chatrec simulate" in page
 
 
 def test_missing_runs_say_which_command_makes_them(tmp_path: Path) -> None:
@@ -107,4 +113,4 @@ def test_the_command_writes_into_the_folder_it_is_given(tmp_path: Path, monkeypa
     monkeypatch.setenv("CHATREC_HOME", str(home))
     result = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "r" / "report.html").is_file() and "5 figures" in result.output
+    assert (tmp_path / "r" / "report.html").is_file() and "6 figures" in result.output

@@ -220,12 +220,13 @@ def test_title_spotting_needs_a_capital_and_skips_sentence_openers() -> None:
     assert spot("A list:\n- The Godfather") == ["The Godfather"]  # longer titles still count there
 
 
-def test_a_lone_number_after_in_or_since_is_a_date_not_a_title() -> None:
+def test_a_lone_number_after_in_or_since_or_in_brackets_is_a_date_not_a_title() -> None:
     film = CatalogItem("ml-100k:2012", "movie", "2012", 2009, ("Action",))
     spotter = TitleSpotter([film, HEAT])
     assert [item.title for _, item in spotter.spot("Made in 2012, like Heat")] == ["Heat"]
     assert [item.title for _, item in spotter.spot("Loved it. Since 2012 I watch it yearly")] == []
     assert [item.title for _, item in spotter.spot("We watched 2012 twice")] == ["2012"]
+    assert [item.title for _, item in spotter.spot("Did you see Heat (2012)?")] == ["Heat"]  # a year in brackets
 
 
 # --------------------------------------------------------------------------- the meaning search, only when needed

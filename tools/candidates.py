@@ -22,6 +22,7 @@ import numpy as np
 
 from recsys.recommender import GraphRecommender
 from tools.catalog import Catalog, CatalogItem
+from tools.cold_start import graph_key
 from tools.item_store import ItemStore, where_clause
 from tools.resolve import match_key
 
@@ -98,19 +99,15 @@ class CandidateTool:
         # each dataset user's rated items best first (InteractionData.items_best_first): the order
         # the LLM's re-rank asks were tuned with; without it, the training matrix's order
         self.best_first = best_first or {}
-        # graph id → catalog item: warm items by their dataset id ("50"), bridged ones by catalog id
+        # graph id → catalog item (warm items by their id in the graph's dataset, bridged ones by catalog id)
         self._catalog_of_graph: dict[str, CatalogItem] = {}
-        for gid, bridged in zip(recommender.item_ids, recommender.bridged_):
-            item = catalog.get(gid) if bridged else catalog.by_graph_id(gid)
-            if item is not None:
-                self._catalog_of_graph[gid] = item
+        for item in catalog:
+            if (gid := graph_key(item, recommender)) is not None:
+                self._catalog_of_graph.setdefault(gid, item)
 
     def graph_id(self, item: CatalogItem) -> str | None:
         """The item's id in the graph model, or None when the graph does not hold it."""
-        for gid in (item.graph_item_id, item.item_id):
-            if gid is not None and self.recommender.has_item(gid):
-                return gid
-        return None
+        return graph_key(item, self.recommender)
 
     def catalog_item(self, graph_id: str) -> CatalogItem | None:
         return self._catalog_of_graph.get(graph_id)

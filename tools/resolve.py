@@ -162,8 +162,9 @@ class TitleSpotter:
     six words that start with a capital and whose key is an item's whole title. A lone word must
     have four letters or more, not open a sentence and not follow another capitalised word, so
     ordinary words that happen to be titles ("heat", "What") and words inside other names
-    ("Flibbertigibbet Moon") do not count; a sentence also opens after a closing quote or a line
-    break, and a lone number after "in" / "since" / … is a date ("in 2012"), not the film. The most
+    ("Flibbertigibbet Moon") do not count; a sentence also opens after a closing quote
+    or a line break, and a lone number after "in" / "since" / … or in brackets is a date ("in 2012",
+    "Home Again (2012)"), not the film. The most
     rated item wins a shared title."""
 
     def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
@@ -190,8 +191,9 @@ class TitleSpotter:
             inside_name = (i > 0 and words[i - 1].group()[0].isupper() and words[i - 1].group() != "I"
                            and re.fullmatch(r"\s+", text[words[i - 1].end():words[i].start()]) is not None
                            and not (i == 1 or _SENTENCE_END.search(text[: words[i - 1].start()])))
-            # "in 2012", "since 1999": a date, not the film
-            a_date = first.isdigit() and i > 0 and words[i - 1].group().lower() in _BEFORE_A_DATE
+            # "in 2012", "since 1999", "Home Again (2012)": a date, not the film
+            a_date = first.isdigit() and i > 0 and (words[i - 1].group().lower() in _BEFORE_A_DATE
+                                                    or text[:words[i].start()].rstrip().endswith("("))
             for n in range(min(self.max_words, len(words) - i), 0, -1):
                 key = match_key(text[words[i].start():words[i + n - 1].end()])
                 if key in self.by_key and (n > 1 or (not (opens_sentence or inside_name or a_date) and len(key) >= 4)):

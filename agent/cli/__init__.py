@@ -32,6 +32,7 @@ app.command("eval-explain")(evaluation.eval_explain)
 app.command()(chat.sessions)
 app.command("tune-router")(tuning.tune_router)  # also `chatrec tune router`
 app.command("eval-rerank")(evaluation.eval_rerank)
+app.command("eval-crs")(evaluation.eval_crs)
 app.command()(evaluation.report)
 
 __all__ = ["app"]

@@ -67,6 +67,40 @@ def data_add(
                f"train it with `chatrec train --dataset {name}`")
 
 
+@data_app.command("movie-graph")
+def data_movie_graph(
+    name: Annotated[str, typer.Argument(help="a name for the dataset, used with --dataset / --graph-dataset later")],
+    ratings: Annotated[Optional[str], typer.Option(help="a MovieLens dataset whose ratings to include "
+                                                        "(ml-latest-small: films to 2016; ml-100k); 'none' for none")]
+    = "ml-latest-small",
+    conversations: Annotated[Optional[list[Path]], typer.Option(
+        "--conversations", help="conversations in ReDial's format (repeatable): each one's films, "
+                                "less those the asker disliked, become one user")] = None,
+    source: Annotated[str, typer.Option(help="the --source the conversations' films were imported with "
+                                             "(`chatrec items add id2info.json --source redial`)")] = "redial",
+    as_json: JsonFlag = False,
+) -> None:
+    """A graph dataset over the catalogue's movies: MovieLens ratings plus the films people named
+    together in conversations, with catalogue ids, so the graph knows films after 1998 (and after
+    2016, through the conversations). Train it with `chatrec train --dataset NAME`."""
+    from recsys import datasets
+    from recsys.data import DataError
+    from tools.items import open_catalog
+    from tools.movie_graph import build_movie_graph
+
+    settings = load_settings()
+    try:
+        base = None if ratings in (None, "none") else datasets.load(ratings, settings.home)
+        report = build_movie_graph(name, open_catalog(settings.home), base, conversations or (), source, settings.home)
+    except (DataError, OSError) as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(f"{name}: {report['users']} users ({report['conversations']} conversations), {report['items']} "
+               f"films, {report['interactions']} interactions; train it with `chatrec train --dataset {name}`")
+
+
 def train(
     dataset: Annotated[Optional[str], typer.Option(help="dataset name (default: settings, ml-100k)")] = None,
     epochs: Annotated[int, typer.Option(help="maximum epochs (early stopping usually ends sooner)")] = _DEFAULTS.epochs,

@@ -1,4 +1,4 @@
-"""``chatrec simulate``, ``eval-dialogues``, ``eval-explain``, ``eval-rerank``, ``report``: measurements and their report."""
+"""``chatrec simulate``, ``eval-dialogues``, ``eval-explain``, ``eval-rerank``, ``eval-crs``, ``report``: measurements and their report."""
 
 from __future__ import annotations
 
@@ -220,13 +220,66 @@ def eval_rerank(
         typer.echo(format_table(result))
 
 
+def eval_crs(
+    file: Annotated[Path, typer.Argument(help="iEvaLM's processed ReDial file, one recommending turn per line "
+                                              "(../shared/benchmarks/redial/valid_data_processed.jsonl)")],
+    items: Annotated[Path, typer.Option("--items", help="the catalogue: id2info.json (id -> {name \"Title (Year)\", "
+                                                        "genre, plot, ...})")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the result (summary + each line's "
+                                                                    "top 50 per system) as JSON here")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="measure the first N lines only (default: all; "
+                                                            "popularity still counts the whole file)")] = None,
+    systems: Annotated[Optional[list[str]], typer.Option("--system", help="only these (repeatable): agent, graph, "
+                                                                          "popularity; default: all three")] = None,
+    graph_dataset: Annotated[str, typer.Option(help="the ratings the graph recommender is trained on: ml-100k "
+                                                    "(to 1998) or ml-latest-small (to 2016); trained on first use")]
+    = "ml-100k",
+    backend: BackendOption = None,
+) -> None:
+    """Conversational recommendation on real dialogues (ReDial, iEvaLM's "original" protocol): for
+    each recommender turn every system ranks the catalogue given the dialogue so far, scored against
+    the movies the human recommender named. Recall@1/10/50, NDCG@10, MRR@10 per iEvaLM's RecMetric
+    (each label counted on its own), recall@10 with a 95% bootstrap interval over dialogues, and
+    paired differences between systems. The whole file is checked first: a bad line stops the run
+    with its file, line and reason. Saved as a run of kind "crs" (`chatrec report` shows it)."""
+    from agent.evals import crs
+    from agent.evals.runs import run_meta, save_run
+    from agent.llm import LLMUnavailable
+    from recsys.data import DataError
+    from recsys.io import write_json
+
+    names = list(dict.fromkeys(systems)) if systems else list(crs.SYSTEMS)
+    if unknown := [n for n in names if n not in crs.SYSTEMS]:
+        fail(f"unknown --system {', '.join(unknown)}: choose from {', '.join(crs.SYSTEMS)}")
+    try:
+        all_lines = crs.read_crs_file(file)
+        id2info = crs.read_id2info(items)
+    except DataError as exc:
+        fail(str(exc))
+    lines = all_lines[:limit] if limit else all_lines
+    settings = load_settings(backend)
+    try:
+        built = crs.make_systems(names, lines=all_lines, id2info=id2info, settings=settings,
+                                 graph_dataset=graph_dataset)
+        result = crs.evaluate(lines, built, id2info, progress=True)
+    except (LLMUnavailable, DataError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    meta = run_meta(settings, dataset=f"ReDial {file.name}", seed=crs.SEED, file=str(file), items=str(items),
+                    limit=limit, systems=names, graph_dataset=graph_dataset)
+    saved = save_run("crs", result, meta, settings.home)
+    if json_out is not None:
+        write_json(json_out, result)
+    typer.echo(crs.format_table(result))
+    typer.echo(f"saved {saved}" + (f"; JSON in {json_out}" if json_out else ""))
+
+
 def report(
     out: Annotated[Optional[Path], typer.Option(help="folder for report.md, report.html and the PNG figures "
                                                      "(default: <data home>/report)")] = None,
 ) -> None:
     """A report of the latest measurement runs in the data home (simulate, eval-rerank,
-    eval-dialogues, eval-explain): hit curve by turn, re-rank table, router confusion matrix,
-    latency per step, explanation metrics next to XRec's. Each section says the command, model,
+    eval-dialogues, eval-explain, eval-crs): hit curve by turn, re-rank table, router confusion
+    matrix, latency per step, explanation metrics next to XRec's, recall on ReDial dialogues. Each section says the command, model,
     backend, dataset, seed, date and machine of its run; a missing run says which command makes it."""
     from agent.evals.report import build_report
 

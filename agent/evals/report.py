@@ -8,7 +8,9 @@ Reads the newest saved run of each kind from ``<home>/runs/`` (:mod:`agent.evals
 - router and latency (``chatrec eval-dialogues``): the intent confusion matrix and histograms of
   seconds per agent step (router, candidates, rerank, reply, total);
 - explanations (``chatrec eval-explain``): faithfulness before / after the guard, and ours
-  next to XRec's own explanations on XRec-yelp.
+  next to XRec's own explanations on XRec-yelp;
+- real dialogues (``chatrec eval-crs``): Recall@1/10/50, NDCG@10, MRR@10 per system on ReDial,
+  recall@10 with intervals, and the paired differences.
 
 Every section opens with the line that says where its figures come from: command, model,
 backend, dataset, seed, date and machine. A kind with no run yet says which command makes one.
@@ -32,7 +34,9 @@ STEPS = ("router", "candidates", "rerank", "reply", "total")
 MAKE = {"simulate": "chatrec simulate --users 200 --seed 0",
         "rerank": "chatrec eval-rerank --users 200 --seed 0 --json",
         "dialogues": "chatrec eval-dialogues evaluation/dialogues/*.yaml",
-        "explain": "chatrec eval-explain --part all"}
+        "explain": "chatrec eval-explain --part all",
+        "crs": "chatrec eval-crs ../shared/benchmarks/redial/valid_data_processed.jsonl "
+               "--items ../shared/benchmarks/redial/id2info.json"}
 
 
 @dataclass
@@ -236,6 +240,38 @@ def explain_sections(faith: dict | None, xrec: dict | None, out: Path, plt) -> l
     return sections
 
 
+def crs_section(run: dict | None, out: Path, plt) -> Section:
+    title = "Real dialogues (ReDial, iEvaLM protocol)"
+    if run is None:
+        return _missing("crs", title)
+    summary = run["result"]["summary"]
+    systems = list(summary["systems"])
+    sec = Section(title, provenance(run))
+    header = ["system", "R@1", "R@10", "R@10 95% CI", "R@50", "NDCG@10", "MRR@10", "s/line"]
+    rows = [[name, f"{s['recall@1']:.3f}", f"{s['recall@10']:.3f}", _ci(s.get("recall@10_ci95")),
+             f"{s['recall@50']:.3f}", f"{s['ndcg@10']:.3f}", f"{s['mrr@10']:.3f}",
+             f"{s['seconds_per_line']:.3f}" if "seconds_per_line" in s else "—"]
+            for name, s in ((n, summary["systems"][n]) for n in systems)]
+    sec.tables.append((header, rows))
+    if summary.get("paired"):
+        sec.tables.append((["recall@10 difference", "", "95% CI (paired, dialogues resampled)"],
+                           [[pair, f"{p['recall@10_diff']:+.3f}", _ci(p.get("recall@10_diff_ci95"))]
+                            for pair, p in summary["paired"].items()]))
+    fig, ax = plt.subplots(figsize=(5, 3))
+    values = [summary["systems"][n]["recall@10"] for n in systems]
+    cis = [summary["systems"][n].get("recall@10_ci95") or [v, v] for n, v in zip(systems, values)]
+    ax.bar(systems, values, yerr=[[v - c[0] for v, c in zip(values, cis)], [c[1] - v for v, c in zip(values, cis)]],
+           capsize=5, color=["#888" if n == "popularity" else "#4477aa" for n in systems])
+    ax.set(ylabel="Recall@10", title=f"{summary['lines']} turns, {summary['labels']} labels")
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, out / "crs_recall10.png", run)
+    plt.close(fig)
+    sec.figures.append("crs_recall10.png")
+    sec.notes.append(f"Labels the catalogue holds (coverage): {summary['coverage']:.1%}. Each label of a turn "
+                     "counts on its own (iEvaLM's RecMetric); intervals resample dialogues.")
+    return sec
+
+
 # --------------------------------------------------------------------------------- rendering
 
 def to_markdown(sections: list[Section], heading: str) -> str:
@@ -290,10 +326,10 @@ def build_report(home: Path, out: Path) -> dict:
     runs = {"simulate": latest_run("simulate", home), "rerank": latest_run("rerank", home),
             "dialogues": latest_run("dialogues", home),
             "faithfulness": latest_run("explain", home, having="faithfulness"),
-            "xrec": latest_run("explain", home, having="xrec_yelp")}
+            "xrec": latest_run("explain", home, having="xrec_yelp"), "crs": latest_run("crs", home)}
     sections = [simulate_section(runs["simulate"], out, plt), rerank_section(runs["rerank"], out, plt),
                 router_section(runs["dialogues"], out, plt), latency_section(runs["dialogues"], out, plt),
-                *explain_sections(runs["faithfulness"], runs["xrec"], out, plt)]
+                *explain_sections(runs["faithfulness"], runs["xrec"], out, plt), crs_section(runs["crs"], out, plt)]
     heading = "chatrec measurements"
     atomic_write_text(out / "report.md", to_markdown(sections, heading))
     atomic_write_text(out / "report.html", to_html(sections, heading))

@@ -1,0 +1,181 @@
+"""The recommenders `chatrec eval-crs` measures on ReDial dialogues, besides popularity.
+
+- ``agent``: the live agent's own pipeline reads the dialogue — each seeker turn through the
+  router and the dialogue state (titles resolved, likes, dislikes, genres, years), each
+  recommender turn as what was already suggested — and ranks with the candidates a live turn
+  would get before the LLM's re-rank (the re-rank picks 5 of 20; the benchmark scores 50).
+- ``graph``: the graph recommender folded in from every movie mentioned so far; no LLM.
+
+Both rank the catalogue's movies that carry a ReDial id (``sources["redial"]``, set when
+`chatrec items add id2info.json --source redial` imported them) and answer with ReDial's names
+("Title (Year)"). A dialogue's lines are prefixes of each other, so each system reads only the
+turns it has not seen yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from agent.config import Settings
+from agent.evals.crs import CrsLine
+from tools.catalog import source_ids
+
+log = logging.getLogger(__name__)
+
+SOURCE = "redial"  # the source name the import gives ReDial's ids
+POOL = 400  # candidates asked for before keeping the ReDial movies among them: 50 must remain
+_YEAR_MENTION = re.compile(r"\((\d{4})\)")
+
+
+class ReDialNames:
+    """ReDial's names ("Title (Year)") ↔ catalog items, and the names written in a turn."""
+
+    def __init__(self, catalog, id2info: dict[str, dict]) -> None:
+        self.item_of: dict[str, object] = {}
+        self.name_of: dict[str, str] = {}
+        for item in catalog:
+            for rid in source_ids(item, SOURCE):  # one film ReDial lists twice carries both ids
+                if rid in id2info:
+                    name = id2info[rid]["name"]
+                    self.item_of.setdefault(name, item)
+                    self.name_of.setdefault(item.item_id, name)
+        if len(self.item_of) < 0.5 * len(id2info):
+            raise ValueError(f"only {len(self.item_of)} of the {len(id2info)} ReDial movies are in the catalogue: "
+                             f"import them first with `chatrec items add ID2INFO --source {SOURCE}`")
+        self._by_year: dict[str, list[str]] = defaultdict(list)
+        for name in self.item_of:
+            if m := _YEAR_MENTION.search(name):
+                self._by_year[m.group(1)].append(name)
+        for names in self._by_year.values():
+            names.sort(key=len, reverse=True)  # the longest name ending at a year wins
+
+    def mentions(self, text: str) -> list[str]:
+        """The names written in ``text``, in order (ReDial writes every mention as "Title (Year)")."""
+        found = []
+        for m in _YEAR_MENTION.finditer(text):
+            head = text[:m.end()]
+            # the longest name ending here that starts a word ("Split (2017)" is not "It (2017)")
+            name = next((n for n in self._by_year.get(m.group(1), ())
+                         if head.endswith(n) and not head[:-len(n)][-1:].isalnum()), None)
+            if name and name not in found:
+                found.append(name)
+        return found
+
+
+_AGENTS: dict[tuple[str, str], object] = {}
+
+
+def _agent(settings: Settings, graph_dataset: str):
+    """The agent (its tool, resolver, router, LLM), loaded once for both systems."""
+    from agent.agent import Agent
+
+    key = (str(settings.home), graph_dataset)
+    if key not in _AGENTS:
+        _AGENTS[key] = Agent.from_settings(settings, progress=True, graph_dataset=graph_dataset)
+    return _AGENTS[key]
+
+
+class _DialogueReader:
+    """Per-dialogue state for a system that reads only the turns it has not seen yet."""
+
+    def __init__(self) -> None:
+        self.dialog_id: str | None = None
+        self.seen: list[str] = []
+
+    def new_turns(self, line: CrsLine) -> tuple[bool, list[tuple[int, str]]]:
+        """(whether this is a new dialogue, [(turn index, text)] not read before)."""
+        fresh = line.dialog_id != self.dialog_id or line.context[:len(self.seen)] != self.seen
+        if fresh:
+            self.dialog_id, self.seen = line.dialog_id, []
+        turns = list(enumerate(line.context))[len(self.seen):]
+        self.seen = list(line.context)
+        return fresh, turns
+
+
+class GraphSystem:
+    """Every movie mentioned so far (by either speaker) folded into the graph as one user."""
+
+    name = "graph"
+
+    def __init__(self, agent, names: ReDialNames) -> None:
+        self.tool, self.names = agent.tool, names
+        rec = self.tool.recommender
+        self._allowed = np.array([(item := self.tool.catalog_item(g)) is not None and item.item_id in names.name_of
+                                  for g in rec.item_ids])
+        self._reader = _DialogueReader()
+        self._mentioned: list[str] = []
+
+    def rank(self, line: CrsLine, k: int = 50) -> list[str]:
+        fresh, turns = self._reader.new_turns(line)
+        if fresh:
+            self._mentioned = []
+        for _, text in turns:
+            for name in self.names.mentions(text):
+                gid = self.tool.graph_id(self.names.item_of[name])
+                if gid is not None and gid not in self._mentioned:
+                    self._mentioned.append(gid)
+        ranked = self.tool.recommender.recommend_from_items(self._mentioned, k=k, allowed=self._allowed)
+        return [self.names.name_of[self.tool.catalog_item(g).item_id] for g, _ in ranked]
+
+
+class AgentSystem:
+    """The live agent's reading of the dialogue and its candidates (before the LLM re-rank)."""
+
+    name = "agent"
+
+    def __init__(self, agent, names: ReDialNames, leave_out_suggested: bool = True) -> None:
+        self.agent, self.names = agent, names
+        self.leave_out_suggested = leave_out_suggested
+        self._reader = _DialogueReader()
+        self.state = None
+        self.seconds_by_step = {"reading (router, state)": 0.0, "candidates": 0.0}  # where the time goes
+
+    def rank(self, line: CrsLine, k: int = 50) -> list[str]:
+        from agent.state import DialogueState
+
+        fresh, turns = self._reader.new_turns(line)
+        if fresh:
+            self.state = DialogueState(session_id=f"redial-{line.dialog_id}")
+        started = time.perf_counter()
+        for index, text in turns:
+            if index % 2 == 0:  # the seeker (ReDial's contexts start with the seeker, perhaps empty)
+                if text.strip():
+                    self.agent.read_turn(self.state, text)
+            else:
+                suggested = [self.names.item_of[n].item_id for n in self.names.mentions(text)]
+                self.agent.read_turn(self.state, text, role="assistant",
+                                     items=suggested if self.leave_out_suggested else ())
+        read = time.perf_counter()
+        query = next((t for t in reversed(line.context[::2]) if t.strip()), "")
+        candidates, _ = self.agent.candidates(self.state, query, POOL)
+        self.seconds_by_step["reading (router, state)"] += read - started
+        self.seconds_by_step["candidates"] += time.perf_counter() - read
+        ranked = [self.names.name_of[c.item.item_id] for c in candidates if c.item.item_id in self.names.name_of]
+        return ranked[:k]
+
+
+def make_system(name: str, *, lines: list[CrsLine], id2info: dict[str, dict], settings: Settings,
+                graph_dataset: str = "ml-100k"):
+    """``agent`` or ``graph``, over the catalogue and models of ``settings.home``."""
+    agent = _agent(settings, graph_dataset)
+    names = _names(agent, id2info)
+    if name == "graph":
+        return GraphSystem(agent, names)
+    if name == "agent":
+        return AgentSystem(agent, names)
+    raise ValueError(f"unknown system {name!r}: agent, graph or popularity")
+
+
+_NAMES: dict[tuple[int, int], ReDialNames] = {}
+
+
+def _names(agent, id2info: dict[str, dict]) -> ReDialNames:
+    key = (id(agent), id(id2info))
+    if key not in _NAMES:
+        _NAMES[key] = ReDialNames(agent.catalog, id2info)
+    return _NAMES[key]

@@ -1,0 +1,113 @@
+"""Which graph the ReDial systems should use, measured on the valid split without leaking it.
+
+    python -m bench.crs_folds [--redial DIR] [--systems graph agent] [--limit N] [--folds 2]
+
+A graph that learns from conversations (``chatrec data movie-graph --conversations``) must not
+be scored on the conversations it learned from. The valid dialogues are split into folds by
+dialogue (a hash of the id); for each fold a dataset of ml-latest-small's ratings plus the
+*other* folds' conversations is built and trained, and that fold's lines are ranked with it.
+In the same run, on the same lines: the graph over ml-100k, over ml-latest-small alone, and
+popularity. Ends with one JSON line of the figures (R@1/10/50 per system, the paired R@10
+differences). For the held-back test split, the graph learns from every valid conversation
+(`bench/RESULTS.md` has the commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from agent.config import Settings
+from agent.evals import crs
+from agent.evals.crs_systems import make_system
+from bench.common import emit
+
+DEFAULT_REDIAL = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "redial"
+
+
+def fold_of(dialog_id: str, folds: int) -> int:
+    return int(hashlib.md5(str(dialog_id).encode()).hexdigest(), 16) % folds
+
+
+class FoldedSystem:
+    """Ranks each line with the system built without that line's fold."""
+
+    def __init__(self, name: str, by_fold: dict[int, object], folds: int) -> None:
+        self.name, self.by_fold, self.folds = name, by_fold, folds
+
+    def rank(self, line: crs.CrsLine, k: int = crs.K) -> list[str]:
+        return self.by_fold[fold_of(line.dialog_id, self.folds)].rank(line, k)
+
+    @property
+    def seconds_by_step(self) -> dict[str, float] | None:
+        steps = [getattr(s, "seconds_by_step", None) for s in self.by_fold.values()]
+        return {k: sum(s[k] for s in steps) for k in steps[0]} if steps[0] else None
+
+
+def _write_other_folds(raw: Path, fold: int, folds: int, out: Path) -> None:
+    with raw.open(encoding="utf-8") as f, out.open("w", encoding="utf-8") as w:
+        for line in f:
+            if line.strip() and fold_of(str(json.loads(line)["conversationId"]), folds) != fold:
+                w.write(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--redial", type=Path, default=DEFAULT_REDIAL, help="folder with ReDial's valid files")
+    parser.add_argument("--systems", nargs="+", default=["graph"], choices=["graph", "agent"])
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--limit", type=int, help="the first N lines only")
+    parser.add_argument("--ratings", default="ml-latest-small",
+                        help="the MovieLens ratings mixed with the conversations ('none': conversations only)")
+    parser.add_argument("--baselines", nargs="*", default=["ml-100k", "ml-latest-small"],
+                        help="graph datasets the graph system is also measured on (no conversations)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from recsys import datasets
+    from recsys.workflow import train_dataset
+    from tools.items import open_catalog
+    from tools.movie_graph import build_movie_graph
+
+    settings = Settings()
+    all_lines = crs.read_crs_file(args.redial / "valid_data_processed.jsonl")
+    lines = all_lines[:args.limit] if args.limit else all_lines
+    id2info = crs.read_id2info(args.redial / "id2info.json")
+    catalog = open_catalog(settings.home, progress=False)
+    base = None if args.ratings == "none" else datasets.load(args.ratings, settings.home, progress=False)
+    started = time.perf_counter()
+    names = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold in range(args.folds):
+            name = f"redial-valid-fold{fold}-of{args.folds}-{args.ratings}"
+            others = Path(tmp) / f"others{fold}.jsonl"
+            _write_other_folds(args.redial / "valid_data.jsonl", fold, args.folds, others)
+            build_movie_graph(name, catalog, base, [others], home=settings.home)
+            train_dataset(name, home=settings.home, progress=False)  # always: the dataset was just rewritten
+            names.append(name)
+    build_s = time.perf_counter() - started
+    systems = {}
+    for system in args.systems:
+        systems[f"{system}+conversations"] = FoldedSystem(system, {
+            fold: make_system(system, lines=all_lines, id2info=id2info, settings=settings, graph_dataset=name)
+            for fold, name in enumerate(names)}, args.folds)
+    for dataset in args.baselines:  # the graph alone is cheap to run over other datasets
+        systems[f"graph:{dataset}"] = make_system("graph", lines=all_lines, id2info=id2info, settings=settings,
+                                                  graph_dataset=dataset)
+    systems["popularity"] = crs.PopularitySystem(all_lines, crs.catalogue_names(id2info))
+    result = crs.evaluate(lines, systems, id2info, progress=True)
+    print(crs.format_table(result))
+    summary = result["summary"]
+    emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "lines": summary["lines"], "labels": summary["labels"],
+          "build_and_train_s": round(build_s, 1),
+          "systems": {n: {k: v for k, v in f.items()} for n, f in summary["systems"].items()},
+          "paired": {k: [v["recall@10_diff"], v["recall@10_diff_ci95"]] for k, v in summary["paired"].items()}})
+
+
+if __name__ == "__main__":
+    main()
