@@ -90,16 +90,18 @@ class Agent:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, progress: bool = True,
-                      graph_dataset: str = "ml-100k") -> Agent:
+                      graph_dataset: str | None = None) -> Agent:
         """Everything from the data home; what is missing is built on first use (with progress).
-        ``graph_dataset``: the ratings the graph recommender is trained on (ml-100k, or
-        ml-latest-small, which knows films up to 2016; the catalogue links both)."""
+        ``graph_dataset`` (default ``settings.graph_dataset``, ml-100k): the ratings the graph
+        recommender is trained on; the catalogue links ml-100k, ml-latest-small and the datasets
+        `chatrec data movie-graph` builds."""
         from recsys.datasets import load as load_dataset
         from recsys.workflow import load_recommender, model_dir, train_dataset
         from tools.cold_start import with_cold_items
         from tools.items import open_items
 
         settings = settings or Settings()
+        graph_dataset = graph_dataset or settings.graph_dataset
         catalog, store = open_items(settings.home, settings.chroma_url, progress=progress)
         if (model_dir(graph_dataset, settings.home) / "lightgcn.pt").exists():
             recommender = load_recommender(graph_dataset, None, settings.home)

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=data_home, description="data home: datasets, models, indexes")
     dataset: str = Field("ml-100k", description="default dataset")
+    graph_dataset: str = Field("ml-100k", description="the ratings the agent's graph recommender is trained on: "
+                                                      "ml-100k (films to 1998), ml-latest-small (to 2016) or a "
+                                                      "dataset from `chatrec data movie-graph` (catalogue films, "
+                                                      "with conversations); trained on first use")
     device: str = Field("cpu", description="torch device for training: cpu or cuda")
     threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
     log_level: str = "INFO"

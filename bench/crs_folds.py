@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=["graph"], choices=["graph", "agent"])
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--limit", type=int, help="the first N lines only")
+    parser.add_argument("--json", type=Path, help="write the whole result (every line's rankings, examples) here")
     parser.add_argument("--ratings", default="ml-latest-small",
                         help="the MovieLens ratings mixed with the conversations ('none': conversations only)")
     parser.add_argument("--baselines", nargs="*", default=["ml-100k", "ml-latest-small"],
@@ -102,6 +103,10 @@ def main() -> None:
     systems["popularity"] = crs.PopularitySystem(all_lines, crs.catalogue_names(id2info))
     result = crs.evaluate(lines, systems, id2info, progress=True)
     print(crs.format_table(result))
+    if args.json:
+        from recsys.io import write_json
+
+        write_json(args.json, result)
     summary = result["summary"]
     emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "lines": summary["lines"], "labels": summary["labels"],
           "build_and_train_s": round(build_s, 1),

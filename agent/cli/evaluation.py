@@ -231,9 +231,9 @@ def eval_crs(
                                                             "popularity still counts the whole file)")] = None,
     systems: Annotated[Optional[list[str]], typer.Option("--system", help="only these (repeatable): agent, graph, "
                                                                           "popularity; default: all three")] = None,
-    graph_dataset: Annotated[str, typer.Option(help="the ratings the graph recommender is trained on: ml-100k "
-                                                    "(to 1998) or ml-latest-small (to 2016); trained on first use")]
-    = "ml-100k",
+    graph_dataset: Annotated[Optional[str], typer.Option(
+        help="the ratings the graph recommender is trained on: ml-100k (to 1998), ml-latest-small (to 2016) or "
+             "a `chatrec data movie-graph` dataset; trained on first use (default: settings, ml-100k)")] = None,
     backend: BackendOption = None,
 ) -> None:
     """Conversational recommendation on real dialogues (ReDial, iEvaLM's "original" protocol): for
@@ -258,6 +258,7 @@ def eval_crs(
         fail(str(exc))
     lines = all_lines[:limit] if limit else all_lines
     settings = load_settings(backend)
+    graph_dataset = graph_dataset or settings.graph_dataset
     try:
         built = crs.make_systems(names, lines=all_lines, id2info=id2info, settings=settings,
                                  graph_dataset=graph_dataset)
