@@ -50,6 +50,7 @@ ratings over its editions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -686,14 +687,20 @@ _LIST_FIELDS = ("genre", "genres", "director", "writer", "star", "stars", "cast"
 _CREDIT_FIELDS = ("director", "writer", "star", "stars", "cast")
 
 
+@functools.lru_cache(maxsize=1)
+def _catalogue_genres() -> dict[str, str]:
+    """lower-case name → the catalogue's spelling (built once: an import reads thousands of genres)."""
+    from tools.vocabulary import GENRES
+
+    return {g.catalogue.lower(): g.catalogue for g in GENRES} | {"children": "Children's", "imax": "IMAX"}
+
+
 def catalogue_genre(name: str) -> str:
     """A genre as the catalogue spells it: ``"sci-fi"`` -> ``"Sci-Fi"``, ``"children"`` ->
     ``"Children's"``, ``"film-noir"`` -> ``"Film-Noir"``; others title-cased per word and per
     hyphenated part (``"talk-show"`` -> ``"Talk-Show"``, ``"reality-tv"`` -> ``"Reality-TV"``)."""
-    from tools.vocabulary import GENRES
-
     text = " ".join(name.split())
-    known = {g.catalogue.lower(): g.catalogue for g in GENRES} | {"children": "Children's", "imax": "IMAX"}
+    known = _catalogue_genres()
     if text.lower() in known:
         return known[text.lower()]
     caps = {"tv": "TV", "imax": "IMAX"}

@@ -68,7 +68,7 @@ def conversation_users(path: Path | str, catalog: Catalog, source: str = "redial
 def rating_users(ratings, catalog: Catalog) -> tuple[list[tuple[str, str, float]], int]:
     """A MovieLens dataset's ratings with the catalogue's item ids; and how many ratings name
     a film the catalogue does not hold (left out)."""
-    to_catalogue = {sid: item.item_id for item in catalog for sid in [item.sources.get(ratings.name)] if sid}
+    to_catalogue = source_index(catalog, ratings.name)
     rows, missing = [], 0
     values = ratings.ratings if ratings.ratings is not None else [None] * ratings.n_interactions
     for u, i, r in zip(ratings.users, ratings.items, values):

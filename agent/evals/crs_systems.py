@@ -23,6 +23,7 @@ import numpy as np
 
 from agent.config import Settings
 from agent.evals.crs import CrsLine
+from agent.state import DialogueState
 from tools.catalog import source_ids
 
 log = logging.getLogger(__name__)
@@ -128,16 +129,13 @@ class AgentSystem:
 
     name = "agent"
 
-    def __init__(self, agent, names: ReDialNames, leave_out_suggested: bool = True) -> None:
+    def __init__(self, agent, names: ReDialNames) -> None:
         self.agent, self.names = agent, names
-        self.leave_out_suggested = leave_out_suggested
         self._reader = _DialogueReader()
         self.state = None
         self.seconds_by_step = {"reading (router, state)": 0.0, "candidates": 0.0}  # where the time goes
 
     def rank(self, line: CrsLine, k: int = 50) -> list[str]:
-        from agent.state import DialogueState
-
         fresh, turns = self._reader.new_turns(line)
         if fresh:
             self.state = DialogueState(session_id=f"redial-{line.dialog_id}")
@@ -146,10 +144,9 @@ class AgentSystem:
             if index % 2 == 0:  # the seeker (ReDial's contexts start with the seeker, perhaps empty)
                 if text.strip():
                     self.agent.read_turn(self.state, text)
-            else:
+            else:  # what the recommender suggested is left out later, as a live agent leaves out what it showed
                 suggested = [self.names.item_of[n].item_id for n in self.names.mentions(text)]
-                self.agent.read_turn(self.state, text, role="assistant",
-                                     items=suggested if self.leave_out_suggested else ())
+                self.agent.read_turn(self.state, text, role="assistant", items=suggested)
         read = time.perf_counter()
         query = next((t for t in reversed(line.context[::2]) if t.strip()), "")
         candidates, _ = self.agent.candidates(self.state, query, POOL)
@@ -163,19 +160,9 @@ def make_system(name: str, *, lines: list[CrsLine], id2info: dict[str, dict], se
                 graph_dataset: str = "ml-100k"):
     """``agent`` or ``graph``, over the catalogue and models of ``settings.home``."""
     agent = _agent(settings, graph_dataset)
-    names = _names(agent, id2info)
+    names = ReDialNames(agent.catalog, id2info)  # a pass over the catalogue: cheap next to the agent
     if name == "graph":
         return GraphSystem(agent, names)
     if name == "agent":
         return AgentSystem(agent, names)
     raise ValueError(f"unknown system {name!r}: agent, graph or popularity")
-
-
-_NAMES: dict[tuple[int, int], ReDialNames] = {}
-
-
-def _names(agent, id2info: dict[str, dict]) -> ReDialNames:
-    key = (id(agent), id(id2info))
-    if key not in _NAMES:
-        _NAMES[key] = ReDialNames(agent.catalog, id2info)
-    return _NAMES[key]
