@@ -9,9 +9,11 @@
   "Why?" (an explanation, posted in the thread), 👍 and 👎 (feedback into the session; the
   message is updated to show it).
 * Every request is acknowledged at once; the agent's work happens afterwards in Bolt's worker
-  threads (``process_before_response=False``), one turn at a time (the agent holds one
-  llama.cpp context). A retried event (``X-Slack-Retry-Num``) whose message was already taken is
-  not answered again.
+  threads (``process_before_response=False``): one turn at a time with the in-process local model
+  (one llama.cpp context), up to ``turn_concurrency`` turns of different threads at once with the
+  openai backend; two turns of one thread never overlap (the session store's lock, across
+  processes with PostgreSQL sessions — several bots in HTTP mode can share them). A retried
+  event (``X-Slack-Retry-Num``) whose message was already taken is not answered again.
 * Tokens and the signing secret are never logged.
 
 Only presentation lives here; every decision is the agent's.
@@ -19,6 +21,7 @@ Only presentation lives here; every decision is the agent's.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -33,6 +36,7 @@ from slack_bolt import App, BoltRequest
 from slack_sdk import WebClient
 
 from agent.config import Settings
+from agent.state import turn_slots
 
 log = logging.getLogger(__name__)
 
@@ -224,10 +228,21 @@ def build_slack_app(agent, settings: Settings, client: WebClient | None = None) 
     """The Bolt app: events ``app_mention`` and ``message`` (direct messages), the three buttons.
     Building it calls ``auth.test`` once (an invalid token fails here)."""
     client = client or web_client(settings)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Bolt's workers: enough for the turns that may run at once, plus acks and clicks waiting
     app = App(client=client, signing_secret=settings.slack_signing_secret or "", process_before_response=False,
-              logger=logging.getLogger("agent.slack.bolt"))
-    turn_lock = threading.Lock()  # one llama.cpp context: one agent call at a time
+              logger=logging.getLogger("agent.slack.bolt"),
+              listener_executor=ThreadPoolExecutor(max_workers=max(10, 2 * turn_slots(settings))))
+    slots = turn_slots(settings)
+    gate = threading.BoundedSemaphore(slots)  # 1 with the local model (one llama.cpp context)
     seen = _Seen()
+
+    @contextlib.contextmanager
+    def turn_lock(session_id: str):
+        """The session's lock for the whole turn (read, answer, save), then one of the slots."""
+        with agent.sessions.lock(session_id), gate:
+            yield
 
     def post(client: WebClient, channel: str, thread_ts: str, text: str, blocks: list[dict] | None = None) -> None:
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=fallback_text(text), blocks=blocks,
@@ -243,7 +258,7 @@ def build_slack_app(agent, settings: Settings, client: WebClient | None = None) 
         session_id = session_id_for(team, channel, thread_ts)
         text = plain_text(event.get("text", ""))
         try:
-            with turn_lock:
+            with turn_lock(session_id):
                 reply = agent.respond(session_id, text)
         except Exception:
             log.exception("turn failed in session %s", session_id)
@@ -288,10 +303,14 @@ def build_slack_app(agent, settings: Settings, client: WebClient | None = None) 
             return
         session_id, item_id, channel, thread_ts, action = click
         try:
-            with turn_lock:
+            with turn_lock(session_id):
                 agent.feedback(session_id, item_id, liked=liked)
         except KeyError:
             post(client, channel, thread_ts, "I can't find that item any more.")
+            return
+        except Exception:
+            log.exception("feedback failed in session %s", session_id)
+            post(client, channel, thread_ts, SORRY)
             return
         message = body.get("message") or {}
         if message.get("ts") and message.get("blocks"):
@@ -317,7 +336,7 @@ def build_slack_app(agent, settings: Settings, client: WebClient | None = None) 
             return
         session_id, item_id, channel, thread_ts, _ = click
         try:
-            with turn_lock:
+            with turn_lock(session_id):
                 question, route = agent.why_request(session_id, item_id)
                 reply = agent.respond(session_id, question, route=route)
         except KeyError:

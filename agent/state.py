@@ -5,7 +5,12 @@ are active (genres, years, domain — they accumulate and can be revised), the l
 recommendation list in order (so "the second one" means something), and the dataset
 user id when the session belongs to one. ``SessionStore`` keeps every session in SQLite
 under the data home: each save is one transaction, so a crash never leaves half a state,
-and a restart finds every session where it was.
+and a restart finds every session where it was. With ``CHATREC_SESSIONS_URL=postgresql://…``
+they live in PostgreSQL instead (agent/sessions_pg.py, the same table and JSON); ``open_sessions``
+picks the store from the settings.
+
+A turn holds its session's lock (``store.lock(session_id)``) from reading the state to saving it,
+so two turns of one session never interleave; turns of different sessions run side by side.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -133,14 +139,85 @@ class DialogueState:
 
 
 class SessionError(RuntimeError):
-    """The session store cannot be used (unreadable file, damaged row)."""
+    """The session store cannot be used (unreadable file, damaged row, database down)."""
+
+
+class SessionBusy(SessionError):
+    """Another turn of the same session held its lock for longer than the caller would wait."""
+
+
+class SessionLocks:
+    """One lock per session id, in this process: a turn of session A waits for A's previous turn,
+    never for B's. Locks exist only while someone holds or waits for them (no growth with the
+    number of sessions ever seen). A lock may be released by another thread than the one that
+    took it (a streamed turn is a generator that a web server steps from its worker threads)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list] = {}  # id -> [lock, users]
+
+    @contextlib.contextmanager
+    def hold(self, session_id: str, timeout: float | None = None) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(session_id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            if not entry[0].acquire(timeout=-1 if timeout is None else timeout):
+                raise SessionBusy(f"another turn of session {session_id!r} is still running; try again shortly")
+            try:
+                yield
+            finally:
+                entry[0].release()
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[session_id]
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
+
+
+def new_session_id() -> str:
+    """A session id that is a capability: 192 random bits, URL-safe (nobody guesses another's)."""
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+def open_sessions(settings) -> "SessionStore":
+    """The session store the settings name: PostgreSQL when ``sessions_url`` is a postgresql://
+    URL, else the SQLite file in the data home (the default)."""
+    url = getattr(settings, "sessions_url", None)
+    if not url:
+        return SessionStore(settings.home / SESSIONS_FILE)
+    if url.startswith(("postgresql://", "postgres://")):
+        from agent.sessions_pg import PgSessionStore
+
+        return PgSessionStore(url)
+    if url.startswith("sqlite:///"):
+        return SessionStore(url.removeprefix("sqlite:///"))
+    raise SessionError("CHATREC_SESSIONS_URL must be a postgresql://user@host:port/database URL or "
+                       f"sqlite:///path/to/sessions.sqlite3, not {url.split(':', 1)[0]}:…")
+
+
+def turn_slots(settings) -> int:
+    """How many turns of different sessions one process runs at once: 1 with the in-process local
+    model (one llama.cpp context), ``turn_concurrency`` with the openai backend (the endpoint
+    batches or queues them)."""
+    if getattr(settings, "llm_backend", "local") != "openai":
+        return 1
+    return max(1, int(getattr(settings, "turn_concurrency", 1)))
 
 
 class SessionStore:
-    """Every session, persisted in SQLite (``<data home>/sessions.sqlite3``)."""
+    """Every session, persisted in SQLite (``<data home>/sessions.sqlite3``). One process (one
+    machine) at a time: several processes sharing sessions use PostgreSQL (agent/sessions_pg.py)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.locks = SessionLocks()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._connect() as db:
@@ -160,6 +237,14 @@ class SessionStore:
                 yield db
         finally:
             db.close()
+
+    def lock(self, session_id: str, timeout: float | None = None) -> contextlib.AbstractContextManager:
+        """Hold this session for one turn (read, answer, save): another turn of it waits, up to
+        ``timeout`` seconds (then :class:`SessionBusy`). In this process only: SQLite serves one."""
+        return self.locks.hold(session_id, timeout)
+
+    def describe(self) -> str:
+        return f"SQLite file {self.path}"
 
     def new(self, user_id: str | None = None, session_id: str | None = None) -> DialogueState:
         state = DialogueState(session_id or uuid.uuid4().hex[:12], user_id=user_id)

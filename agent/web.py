@@ -18,7 +18,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr  # noqa: E402
 
 from agent.agent import Agent, Reply, ReplyItem  # noqa: E402
+from agent.config import Settings  # noqa: E402
 from agent.llm import LLMUnavailable  # noqa: E402
+from agent.state import SessionError, turn_slots  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,11 @@ def chat_text(text: str) -> str:
 
 def state_markdown(agent: Agent, session: dict | None, reply: Reply | None = None) -> str:
     """What the agent understood so far: who, liked, disliked, constraints (and the last turn's timings)."""
-    state = agent.sessions.get(session["id"]) if session else None
     who = f"dataset user {session['user']}" if session and session.get("user") else "anonymous"
+    try:
+        state = agent.sessions.get(session["id"]) if session else None
+    except SessionError as exc:  # the session database is down: say so, the page goes on
+        return f"**Who:** {who}  \n*The session cannot be read now: {html.escape(str(exc), quote=False)}*"
     if state is None:
         return f"**Who:** {who}  \n*Nothing said yet.*"
     titles = lambda ids: ", ".join(html.escape(agent.catalog.get(i).title, quote=False)  # noqa: E731
@@ -100,15 +105,18 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
         history = history + [{"role": "user", "content": chat_text(text)}, {"role": "assistant", "content": ""}]
         words, reply = "", None
         try:
-            for part in agent.stream(session["id"], text, session["user"], route=route):
-                if isinstance(part, Reply):
-                    reply = part
-                    words = part.text  # the whole reply, with any notice the pieces did not carry
-                else:
-                    words += part
-                history[-1] = {"role": "assistant", "content": chat_text(words)}
-                yield history, None
-        except (LLMUnavailable, ValueError, KeyError) as exc:
+            # the session's lock for the whole turn: its read, answer and save are one transaction
+            with agent.sessions.lock(session["id"]):
+                for part in agent.stream(session["id"], text, session["user"], route=route):
+                    if isinstance(part, Reply):
+                        reply = part
+                        words = part.text  # the whole reply, with any notice the pieces did not carry
+                    else:
+                        words += part
+                        history[-1] = {"role": "assistant", "content": chat_text(words)}
+                        yield history, None
+            history[-1] = {"role": "assistant", "content": chat_text(words)}  # stored: the whole reply
+        except (LLMUnavailable, SessionError, ValueError, KeyError) as exc:
             log.warning("turn failed: %s", exc)
             history[-1] = {"role": "assistant", "content": chat_text(f"⚠️ {exc}")}
         except Exception as exc:  # the page must survive anything one turn does
@@ -139,7 +147,13 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
     def on_feedback(k: int, liked: bool):
         def handler(session: dict | None, shown: list):
             if session and k < len(shown):
-                agent.feedback(session["id"], shown[k]["item_id"], liked)
+                try:
+                    with agent.sessions.lock(session["id"]):
+                        agent.feedback(session["id"], shown[k]["item_id"], liked)
+                except (SessionError, KeyError) as exc:
+                    log.warning("feedback not saved: %s", exc)
+                    gr.Warning(f"Not saved: {exc}")
+                    return shown, state_markdown(agent, session)
                 shown = [dict(item) for item in shown]
                 shown[k]["feedback"] = "liked" if liked else "disliked"
             return shown, state_markdown(agent, session)
@@ -187,7 +201,8 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
                             down = gr.Button("👎 not for me", size="sm", min_width=40, elem_classes=["dislike"])
                     slots.append(slot)
                     cards.append(card)
-                    # one agent call at a time: the local model has one context
+                    # one queue for every agent call: one at a time with the local model (one
+                    # context), turn_concurrency of them with an OpenAI-compatible endpoint
                     why.click(on_why(k), [chat, session, shown], [chat, understood], concurrency_id="agent")
                     up.click(on_feedback(k, True), [session, shown], [shown, understood], concurrency_id="agent")
                     down.click(on_feedback(k, False), [session, shown], [shown, understood], concurrency_id="agent")
@@ -201,10 +216,23 @@ def build_page(agent: Agent, users: list[str] | None = None) -> gr.Blocks:
     return page
 
 
-def serve(agent: Agent, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Start the page; ``block=False`` returns at once (tests: ``page.close()`` stops it)."""
+def concurrency_for(agent: Agent, settings: Settings | None = None) -> int:
+    """Turns of different sessions the page runs at once: 1 with an in-process model (one
+    context), ``turn_concurrency`` when the agent's LLM is an OpenAI-compatible endpoint."""
+    from agent.llm import OpenAIChatModel
+
+    if not isinstance(agent.llm, OpenAIChatModel):
+        return 1
+    return turn_slots((settings or Settings()).model_copy(update={"llm_backend": "openai"}))
+
+
+def serve(agent: Agent, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          concurrency: int | None = None):
+    """Start the page; ``block=False`` returns at once (tests: ``page.close()`` stops it).
+    ``concurrency``: turns at once (default :func:`concurrency_for`); turns of one session never
+    overlap (the session store's lock)."""
     page = build_page(agent)
-    page.queue(default_concurrency_limit=1)
+    page.queue(default_concurrency_limit=concurrency or concurrency_for(agent))
     theme = gr.themes.Soft(font=SYSTEM_FONTS, font_mono=MONO_FONTS)  # no web fonts: nothing fetched from outside
     page.launch(server_name=host, server_port=port, prevent_thread_lock=not block, theme=theme, css=CSS,
                 footer_links=[], quiet=not block, ssr_mode=False, mcp_server=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -141,3 +143,96 @@ class SlackApiRecorder:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class PostgresServer:
+    """A real PostgreSQL server from Debian's packages (``initdb``/``pg_ctl``, e.g.
+    /usr/lib/postgresql/15/bin), in a temp directory of its own, listening on 127.0.0.1 only:
+    ``with PostgresServer() as pg:`` then ``pg.url(database)``; ``pg.stop()`` / ``pg.start()``
+    restart it on the same port and data (a database going away mid-run). PostgreSQL refuses to
+    run as root: as root it runs as the ``postgres`` system user (``runuser``), owning its
+    directory. ``PostgresServer.missing()`` says why it cannot run here (None when it can)."""
+
+    USER = "chatrec"
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.bin = self.find_bin()
+        assert self.bin is not None, self.missing()
+        self.dir = Path(tempfile.mkdtemp(prefix="chatrec-pg-"))
+        self.data, self.log = self.dir / "data", self.dir / "postgres.log"
+        self.port = free_port()
+        if os.geteuid() == 0:
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "-E", "UTF8", "--no-sync",
+                  "--locale=C.UTF-8")
+        self.start()
+
+    @staticmethod
+    def find_bin() -> Path | None:
+        import glob
+        import shutil
+
+        found = shutil.which("initdb")
+        if found and Path(found).resolve().parent.joinpath("pg_ctl").exists():
+            return Path(found).resolve().parent
+        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+        return Path(versions[-1]).parent if versions else None
+
+    @classmethod
+    def missing(cls) -> str | None:
+        if cls.find_bin() is None:
+            return "PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it)"
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                return "running as root and there is no 'postgres' user to run PostgreSQL as"
+        return None
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=self.dir, timeout=120)
+        if check and done.returncode != 0:
+            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise AssertionError(f"{tool} failed ({done.returncode}): {done.stderr[-2000:]}\n{log}")
+        return done
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: a clean shutdown; ``immediate``: as if the machine lost power (recovery on start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.USER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh database on this server; its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def close(self) -> None:
+        import shutil
+
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -211,10 +211,14 @@ class HeldAgent:
 
 
 class NoAgent:
-    """For requests that must never reach the agent: records what was asked and fails it."""
+    """For requests that must never reach the agent: records what was asked and fails it. Its
+    session store is real (the bot holds a session's lock for each turn)."""
 
-    def __init__(self) -> None:
+    def __init__(self, home: Path) -> None:
+        from agent.state import SessionStore
+
         self.asked: list[str] = []
+        self.sessions = SessionStore(home / "sessions.sqlite3")
 
     def __getattr__(self, name: str):
         def refuse(*args, **kwargs):
@@ -293,7 +297,7 @@ def test_slack_text_becomes_what_the_person_typed() -> None:
 
 @pytest.fixture
 def idle_bot(tmp_path, log_tap):
-    bot, close = serve(NoAgent(), tmp_path)
+    bot, close = serve(NoAgent(tmp_path), tmp_path)
     yield bot
     close()
 

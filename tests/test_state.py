@@ -94,3 +94,64 @@ def test_a_failed_save_leaves_the_previous_state(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         store.save(state)
     assert [t.text for t in store.get("s").turns] == ["hello"]
+
+
+def test_a_turn_holds_its_session_while_other_sessions_go_on(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from agent.state import SessionBusy
+
+    store = SessionStore(tmp_path / "sessions.sqlite3")
+    order: list[str] = []
+
+    def turn(session_id: str, text: str, pause: float) -> None:
+        with store.lock(session_id):
+            state = store.get_or_new(session_id)
+            order.append(f"{text} start")
+            time.sleep(pause)
+            state.add_turn("user", text)
+            store.save(state)
+            order.append(f"{text} end")
+
+    threads = [threading.Thread(target=turn, args=("a", f"a{k}", 0.05)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(t.text for t in store.get("a").turns) == ["a0", "a1", "a2", "a3"]  # no update lost
+    assert all(order[i].split()[0] == order[i + 1].split()[0] for i in range(0, len(order), 2))  # never interleaved
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.lock("slow"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    started = time.monotonic()
+    turn("other", "hi", 0)  # another session is not kept waiting
+    assert time.monotonic() - started < 2
+    with pytest.raises(SessionBusy, match="still running"):
+        with store.lock("slow", timeout=0.2):
+            pass
+    release.set()
+    holder.join()
+    assert len(store.locks) == 0
+
+
+def test_the_sessions_setting_picks_the_store(tmp_path: Path) -> None:
+    from agent.config import Settings
+    from agent.state import new_session_id, open_sessions, turn_slots
+
+    assert open_sessions(Settings(home=tmp_path)).path == tmp_path / "sessions.sqlite3"
+    other = tmp_path / "elsewhere" / "s.sqlite3"
+    assert open_sessions(Settings(home=tmp_path, sessions_url=f"sqlite:///{other}")).path == other
+    with pytest.raises(SessionError, match="postgresql://"):
+        open_sessions(Settings(home=tmp_path, sessions_url="redis://localhost"))
+    ids = {new_session_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 32 and i.replace("-", "").replace("_", "").isalnum() for i in ids)
+    assert turn_slots(Settings(llm_backend="local", turn_concurrency=8)) == 1  # one llama.cpp context
+    assert turn_slots(Settings(llm_backend="openai", turn_concurrency=8)) == 8

@@ -180,7 +180,11 @@ class _QuotingAgent:
     def __init__(self) -> None:
         from types import SimpleNamespace
 
-        self.sessions = SimpleNamespace(get=lambda session_id: None)
+        import tempfile
+
+        from agent.state import SessionStore
+
+        self.sessions = SessionStore(Path(tempfile.mkdtemp()) / "sessions.sqlite3")  # the page locks each turn's session
         self.turn = SimpleNamespace(max_count=5)
 
     def stream(self, session_id, text, user_id=None, route=None):
@@ -199,3 +203,16 @@ def test_the_chat_shows_markup_as_text_not_as_html() -> None:
     said, answer = history[-2]["content"], history[-1]["content"]
     assert said == "&lt;script&gt;alert(1)&lt;/script&gt; give me &lt;b&gt;comedies&lt;/b&gt; &amp; more"
     assert "<script>" not in answer and "<b>" not in answer and "You said: &lt;script&gt;" in answer
+
+
+def test_turns_run_side_by_side_only_with_an_llm_endpoint() -> None:
+    from types import SimpleNamespace
+
+    from agent.config import Settings
+    from agent.llm import LocalChatModel, OpenAIChatModel
+    from agent.web import concurrency_for
+
+    endpoint = SimpleNamespace(llm=OpenAIChatModel(base_url="http://127.0.0.1:9/v1"))
+    in_process = SimpleNamespace(llm=LocalChatModel())  # not loaded: the model loads on its first call
+    assert concurrency_for(endpoint, Settings(turn_concurrency=6)) == 6
+    assert concurrency_for(in_process, Settings(turn_concurrency=6)) == 1  # one llama.cpp context

@@ -1,4 +1,4 @@
-"""``chatrec route``, ``chat``, ``slack``, ``sessions``: the agent's router and its front doors."""
+"""``chatrec route``, ``chat``, ``slack``, ``serve``, ``sessions``: the agent's router and its front doors."""
 
 from __future__ import annotations
 
@@ -47,17 +47,12 @@ def chat(
     the session is saved after every turn (resume it with --session)."""
     import uuid
 
-    from agent.agent import Agent
-    from agent.llm import LLMUnavailable
     from agent.state import SessionError
 
     settings = load_settings(backend)
-    try:
-        agent = Agent.from_settings(settings)
-        if user is not None and not agent.tool.recommender.has_user(user):
-            fail(f"no user {user!r} in the {agent.tool.recommender.dataset} data")
-    except (LLMUnavailable, FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
+    agent = agent_for(settings)
+    if user is not None and not agent.tool.recommender.has_user(user):
+        fail(f"no user {user!r} in the {agent.tool.recommender.dataset} data")
     session_id = session or f"cli-{uuid.uuid4().hex[:8]}"
     typer.echo(f"session {session_id} — say what you like to watch or read (/quit to leave)")
     last: list = []
@@ -91,6 +86,69 @@ def chat(
             typer.echo(f"     [{reply.intent}] " + "  ".join(f"{k} {v:.2f}s" for k, v in reply.timings.items()))
 
 
+def agent_for(settings):
+    """The agent from the settings, its sessions where ``sessions_url`` says (PostgreSQL or the
+    SQLite file). Errors a person can act on end the command with the reason."""
+    from agent.state import SessionError, open_sessions
+
+    try:
+        sessions = open_sessions(settings)  # first: a database that is down fails before the models load
+    except SessionError as exc:
+        fail(str(exc))
+    from agent.agent import Agent
+    from agent.llm import LLMUnavailable
+
+    try:
+        agent = Agent.from_settings(settings)
+    except (LLMUnavailable, SessionError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    agent.sessions = sessions
+    return agent
+
+
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="address to listen on (default: CHATREC_SERVE_HOST, "
+                                                     "127.0.0.1: this machine only)")] = None,
+    port: Annotated[Optional[int], typer.Option(min=0, max=65535, help="port (default: CHATREC_SERVE_PORT, "
+                                                                        "8080)")] = None,
+    backend: BackendOption = None,
+    concurrency: Annotated[Optional[int], typer.Option(min=1, help="openai backend: turns of different sessions "
+                                                                   "at once (default: CHATREC_TURN_CONCURRENCY, 4); "
+                                                                   "the local model runs one at a time")] = None,
+) -> None:
+    """Serve the agent over HTTP (JSON, server-sent events; schema at /openapi.json).
+
+    \b
+      POST   /sessions                 {"user_id": null}  -> {"session_id": ...}
+      GET    /sessions/{id}            the session's turns, likes, constraints
+      DELETE /sessions/{id}
+      POST   /sessions/{id}/turns      {"text": "..."}  -> the reply as JSON;
+                                       ?stream=true: server-sent events
+      POST   /sessions/{id}/feedback   {"item_id": "ml-100k:50", "liked": true}
+      POST   /sessions/{id}/why        {"item_id": "ml-100k:50"}
+
+    A session id is a random secret: whoever holds it can use the session.
+    Sessions live in CHATREC_SESSIONS_URL (postgresql://user@host:port/db: any
+    number of `chatrec serve` processes can share it) or else the SQLite file in
+    the data home (one process)."""
+    from agent.server import serve as run_server
+    from agent.state import turn_slots
+
+    settings = load_settings(backend)
+    if concurrency is not None:
+        settings = settings.model_copy(update={"turn_concurrency": concurrency})
+    agent = agent_for(settings)
+    host = host or settings.serve_host
+    port = settings.serve_port if port is None else port
+    slots = turn_slots(settings)
+    typer.echo(f"chatrec serve: http://{host}:{port} (sessions: {agent.sessions.describe()}; "
+               f"{slots} turn(s) at once; schema /openapi.json; Ctrl-C stops)")
+    try:
+        run_server(agent, host, port, slots=slots, log_level=settings.log_level)
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port}: {exc}")
+
+
 def slack(
     mode: Annotated[Optional[str], typer.Option(help="socket or http (default: CHATREC_SLACK_MODE, socket)")] = None,
     port: Annotated[Optional[int], typer.Option(min=1, max=65535,
@@ -113,7 +171,6 @@ def slack(
 
     SLACK_BOT_TOKEN, SLACK_APP_TOKEN and SLACK_SIGNING_SECRET count when the
     CHATREC_ ones are unset. Tokens and the secret are never printed or logged."""
-    from agent.llm import LLMUnavailable
     from agent.slack import SlackConfigError, check_settings, run_slack
 
     settings = load_settings(backend)
@@ -125,14 +182,10 @@ def slack(
         check_settings(settings)
     except SlackConfigError as exc:
         fail(str(exc))
-    from agent.agent import Agent
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackApiError
 
-    try:
-        agent = Agent.from_settings(settings)
-    except (LLMUnavailable, FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
+    agent = agent_for(settings)
     try:
         run_slack(settings, agent)
     except (BoltError, SlackApiError) as exc:  # e.g. auth.test refused the token
@@ -148,10 +201,13 @@ def sessions(
     as_json: JsonFlag = False,
 ) -> None:
     """List the saved chat sessions (newest first), or delete some."""
-    from agent.state import SESSIONS_FILE, SessionStore
+    from agent.state import SessionError, open_sessions
 
     settings = load_settings()
-    store = SessionStore(settings.home / SESSIONS_FILE)
+    try:
+        store = open_sessions(settings)  # CHATREC_SESSIONS_URL, else the SQLite file in the data home
+    except SessionError as exc:
+        fail(str(exc))
     if delete:
         for session_id in delete:
             typer.echo(f"{session_id}: {'deleted' if store.delete(session_id) else 'no such session'}")
