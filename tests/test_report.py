@@ -14,6 +14,7 @@ from agent.cli import app
 from agent.evals.report import build_report
 from agent.evals.runs import latest_run, save_run
 from agent.evals.simulate import score
+from bench.cross_domain import summarise
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -54,6 +55,10 @@ def _save_all(home: Path) -> None:
     save_run("crs", {"summary": {"lines": 2716, "labels": 3595, "coverage": 1.0, "seconds_per_line": 0.0,
                                  "systems": {"popularity": pop}, "paired": {}}, "lines": []},
              _meta("chatrec eval-crs valid_data_processed.jsonl --items id2info.json"), home)
+    books = summarise([1, None, 4], [0.5, None, 1.0], [1.0, 0.0, 1.0], [0.2, 0.3, 0.4], 0)
+    save_run("cross_domain", {"pairs": 402, "pair_precision": 0.96, "pairs_checked": 50, "pairs_ml100k": 108,
+                              "users": 4, "min_adapted": 3, "systems": {"chat": books, "request_text": books}},
+             _meta("python -m bench.cross_domain --seed 0"), home)
 
 
 def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
@@ -64,7 +69,8 @@ def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
     # the explain part is found in the older run even though a newer explain run lacks it
     assert "xrec" in json.loads(Path(made["runs"]["xrec"]).read_text())["meta"]["command"]
     assert set(made["figures"]) == {"simulate_hits.png", "rerank_ndcg.png", "router_confusion.png",
-                                    "latency_steps.png", "xrec_metrics.png", "crs_recall10.png"}
+                                    "latency_steps.png", "xrec_metrics.png", "crs_recall10.png",
+                                    "cross_domain_hit10.png"}
     for name in made["figures"]:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
     md = (out / "report.md").read_text(encoding="utf-8")
@@ -72,7 +78,7 @@ def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
                     "chatrec eval-dialogues d.yaml", "chatrec eval-explain --part faithfulness",
                     "chatrec eval-explain --part xrec"):
         assert f"`{command}`" in md
-    assert md.count("2 cores, test box") == 7 and "seed 7" in md and "seed —" in md  # seedless run
+    assert md.count("2 cores, test box") == 8 and "seed 7" in md and "seed —" in md  # seedless run
     # simulate: the scores as the simulator computed them (agent hits at turns 1, 2, 1 of 4 users)
     assert "| agent | 0.750 |" in md and "0.500 0.750 0.750 0.750 0.750" in md
     assert "| graph_only | 0.500 |" in md
@@ -87,7 +93,7 @@ def test_a_report_of_every_kind_with_its_provenance(tmp_path: Path) -> None:
     assert "| popularity | 0.011 | 0.064 | [0.055, 0.073] | 0.181 | 0.034 | 0.025 | 0.000 |" in md
     assert "The LLM re-rank does not beat the graph order." in md
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.startswith("<!doctype html>") and page.count("<img ") == 6 and "<code>chatrec simulate" in page
+    assert page.startswith("<!doctype html>") and page.count("<img ") == 7 and "<code>chatrec simulate" in page
 
 
 def test_missing_runs_say_which_command_makes_them(tmp_path: Path) -> None:
@@ -113,4 +119,4 @@ def test_the_command_writes_into_the_folder_it_is_given(tmp_path: Path, monkeypa
     monkeypatch.setenv("CHATREC_HOME", str(home))
     result = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "r" / "report.html").is_file() and "6 figures" in result.output
+    assert (tmp_path / "r" / "report.html").is_file() and "7 figures" in result.output

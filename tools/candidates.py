@@ -23,6 +23,7 @@ import numpy as np
 from recsys.recommender import GraphRecommender
 from tools.catalog import Catalog, CatalogItem
 from tools.cold_start import graph_key
+from tools.cross_domain import Bridges, Via, content_text, fuse, titles_of
 from tools.item_store import ItemStore, where_clause
 from tools.resolve import match_key
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 PROFILE_ITEMS = 30  # a dataset user's items that make their text profile for other domains
 RESCORE_POOL = 100  # fold-in candidates re-scored with shared genres
 GENRE_WEIGHT = 1.0  # shared genres (cosine, 0..1) next to the graph score (scaled to 0..1)
+# the store's sources, fused by reciprocal rank (tools/cross_domain.py): the cross-domain bridges
+# first, then text similarity to what they like ("text") and to the content words they asked with
+SOURCE_WEIGHTS = {"adapted": 1.0, "adapted_new": 0.25, "film_of_book": 1.0, "author": 0.25, "readers": 0.25,
+                  "text": 0.25, "request": 1.0, "popular": 0.5}
 
 
 def genre_key(text: str) -> str:
@@ -86,7 +91,8 @@ class Constraint:
 class Candidate:
     item: CatalogItem
     score: float
-    source: str  # "graph" | "cold" (bridged graph vector) | "store" (text similarity)
+    source: str  # "graph" | "cold" (bridged graph vector) | "store" (text similarity, cross-domain bridges)
+    via: Via | None = None  # a cross-domain pick: the bridge that reached it (tools/cross_domain.py)
 
 
 class CandidateTool:
@@ -137,7 +143,7 @@ class CandidateTool:
         wanted = k - len(found)
         if wanted > 0:  # other domains, users without graph history, and too-narrow constraints
             profile = list(liked) or (self.history(user_id)[:PROFILE_ITEMS] if user_id else [])
-            for cand in self._store(profile, excluded | set(found), constraint, query, wanted):
+            for cand in self._store(profile, excluded | set(found), constraint, query, wanted, user_id=user_id):
                 found.setdefault(cand.item.item_id, cand)
         fresh = [c for c in found.values() if match_key(c.item.title) not in known_titles]
         return fresh[:k]  # graph order first (its scores do not compare with text scores)
@@ -201,26 +207,112 @@ class CandidateTool:
         rescored = [(gid, (s - low) / span + GENRE_WEIGHT * shared(gid)) for gid, s in pool]
         return sorted(rescored, key=lambda pair: -pair[1])
 
+    @cached_property
+    def bridges(self) -> Bridges | None:
+        """The catalogue's cross-domain links (film ↔ source book, authors, Book-Crossing's
+        co-readers), from the data home's caches (built there on first use); None when they
+        cannot be had (the store's text search still answers)."""
+        try:
+            from tools.adaptations import load_adaptations
+            from tools.cross_domain import load_readers
+
+            return Bridges(self.catalog, load_adaptations(self.catalog), load_readers(self.catalog))
+        except Exception as exc:  # a missing dataset or an unwritable home must not stop a turn
+            log.warning("no cross-domain bridges (%s: %s): books and films are matched by text alone",
+                        type(exc).__name__, exc)
+            return None
+
     def _store(self, liked: Sequence[CatalogItem], excluded: set[str], constraint: Constraint, query: str,
-               k: int) -> list[Candidate]:
+               k: int, user_id: str | None = None) -> list[Candidate]:
+        """Items of the wanted domain from the store and the cross-domain bridges, fused by rank.
+        The request's own words count only for what they describe (:func:`content_text`: not the
+        titles named, not "books" or "something to read"); what the person likes says the rest."""
         domain = constraint.domain or "movie"
         where = where_clause(domain, constraint.year_from, constraint.year_to)
         fetch = 4 * k + len(excluded)
-        hits = []
+        lists: dict[str, list[tuple[str, float]]] = {}
+        via: dict[str, dict[str, Via]] = {}
+        cross = any(i.domain != domain for i in liked) or (user_id is not None and domain != "movie")
+        if cross and self.bridges is not None:  # only a cross-domain ask loads the bridges
+            for name, (ranked, reached) in self._bridged(liked, domain, user_id, excluded, fetch).items():
+                if ranked:
+                    lists[name], via[name] = ranked, reached
         if liked:  # a profile in text space crosses domains: a movie lover's books
             profile = self.store.vectors([i.item_id for i in liked]).mean(axis=0)
             profile /= max(float(np.linalg.norm(profile)), 1e-12)
-            hits += self.store.search_vector(profile, fetch, where, exclude=excluded)
-        text = " ".join([query, *constraint.genres]).strip()
+            lists["text"] = [(h.item_id, h.score) for h in self.store.search_vector(profile, fetch, where,
+                                                                                     exclude=excluded)]
+        text = " ".join([content_text(query, titles_of(liked)), *constraint.genres]).strip()
         if text:
-            hits += self.store.search(text, fetch, domain, constraint.year_from, constraint.year_to)
+            lists["request"] = [(h.item_id, h.score) for h in self.store.search(
+                text, fetch, domain, constraint.year_from, constraint.year_to)]
+        elif not lists:  # nothing known about them, nothing described: the most rated of the domain
+            lists["popular"] = self._popular(domain, fetch)
         out: dict[str, Candidate] = {}
-        for hit in sorted(hits, key=lambda h: -h.score):
-            item = self.catalog.get(hit.item_id)
+        for item_id, score, best in fuse(lists, SOURCE_WEIGHTS):
+            item = self.catalog.get(item_id)
             if item is None or item.item_id in excluded or item.item_id in out or not constraint.admits(item):
                 continue
-            out[item.item_id] = Candidate(item, hit.score, "store")
-        return list(out.values())[:k]
+            out[item.item_id] = Candidate(item, score, "store", via.get(best, {}).get(item_id))
+            if len(out) >= k:
+                break
+        return list(out.values())
+
+    def _popular(self, domain: str, n: int) -> list[tuple[str, float]]:
+        ranked = sorted((i for i in self.catalog if i.domain == domain), key=lambda i: (-i.n_ratings, i.item_id))
+        return [(i.item_id, float(i.n_ratings)) for i in ranked[:n]]
+
+    def _bridged(self, liked: Sequence[CatalogItem], domain: str, user_id: str | None, excluded: set[str],
+                 n: int) -> dict[str, tuple[list[tuple[str, float]], dict[str, Via]]]:
+        """Ranked lists of ``domain`` items reached from the person's items of the other domain."""
+        bridges, rec = self.bridges, self.recommender
+        out: dict[str, tuple[list[tuple[str, float]], dict[str, Via]]] = {}
+        films = [i for i in liked if i.domain == "movie"]
+        books = [i for i in liked if i.domain == "book"]
+        if domain == "book":
+            # the graph ranks the films that have a source book; each brings its book
+            adapted = {gid: pair.film_id for pair in bridges.adaptations
+                       if (film := self.catalog.get(pair.film_id)) is not None
+                       and (gid := self.graph_id(film)) is not None}
+            mask = np.zeros(rec.n_items, dtype=bool)
+            for gid in adapted:
+                mask[rec.item_index(gid)] = True
+            seeds = [g for g in map(self.graph_id, films) if g]
+
+            def rank(allowed: np.ndarray) -> list[tuple[str, float]]:
+                if user_id and rec.has_user(user_id):  # their trained vector; films named in chat folded in
+                    history = rec.history(user_id)
+                    named = [g for g in seeds if g not in set(history)]
+                    return (rec.recommend_from_items(history + named, (), n, allowed=allowed) if named
+                            else rec.recommend(user_id, n, allowed=allowed))
+                return rec.recommend_similar(seeds, (), n, allowed=allowed) if seeds else []
+            # films people rated first; new films (text-estimated graph vectors) in a list of their own
+            for name, part in (("adapted", mask & ~rec.bridged_), ("adapted_new", mask & rec.bridged_)):
+                if part.any():
+                    out[name] = bridges.books_of_films([(adapted[g], s) for g, s in rank(part)], n)
+            known = bridges.source_books(films) + books
+            out["author"] = bridges.same_author(known, n)
+            out["readers"] = bridges.co_read(known, n)
+        elif domain == "movie" and books:
+            # a reader's books → their films (and their co-read books' films) as the graph's seeds
+            near = [self.catalog.get(b) for b, _ in bridges.co_read(books, 10)[0]]
+            seed_films = bridges.films_of_books(books) + bridges.films_of_books([b for b in near if b])
+            seeds = list(dict.fromkeys(g for g in map(self.graph_id, seed_films) if g))
+            if seeds:
+                through = {self.graph_id(f): f for f in seed_films}
+                ranked = rec.recommend_similar(seeds, (), n)
+                items = [(gid, s, self._catalog_of_graph.get(gid)) for gid, s in ranked]
+                first = through[seeds[0]]
+                out["film_of_book"] = ([(it.item_id, s) for _, s, it in items if it is not None],
+                                       {it.item_id: Via("film_of_book", _book_title(first, bridges), first.item_id)
+                                        for _, _, it in items if it is not None})
+        return out
+
+
+def _book_title(film: CatalogItem, bridges: Bridges) -> str:
+    """The title of the book a film was made from (the film's own when the table has none)."""
+    pairs = [p for p in bridges.adaptations if p.film_id == film.item_id]
+    return pairs[0].book_title if pairs else film.title
 
 
 __all__ = ["Candidate", "CandidateTool", "Constraint", "genre_key"]

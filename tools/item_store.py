@@ -42,6 +42,10 @@ COLLECTION = "chatrec_items"
 URL_ENV = "CHATREC_CHROMA_URL"
 BATCH = 256
 GENERATION_FILE = "chatrec.generation"  # replaced on every write; readers in other processes watch it
+# beside the chroma folder: {item_id: text} added to those items' embedded documents (what the
+# catalogue knows beyond an item's own fields: a book's film, its author's adapted works), written by
+# `chatrec items adaptations` (tools/cross_domain.py, document_extras)
+EXTRAS_FILE = "document_extras.json"
 
 # chroma System (one per store directory and process) -> the state of that store's
 # chroma.sqlite3 the System has seen; see ItemStore._sync
@@ -73,6 +77,38 @@ def store_path(home: Path | None = None) -> Path:
     from recsys.io import data_home
 
     return (Path(home) if home else data_home()) / "items" / "chroma"
+
+
+def extras_path(home: Path | None = None) -> Path:
+    from recsys.io import data_home
+
+    return (Path(home) if home else data_home()) / "items" / EXTRAS_FILE
+
+
+def read_extras(path: Path) -> dict[str, str]:
+    """The extra document text by item id; {} when there is none (or, with a warning, when the
+    file cannot be used: the store then embeds the catalogue's own documents)."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring %s (%s): items are embedded without their extra text", path, exc)
+        return {}
+    extras = data.get("extras") if isinstance(data, dict) else None
+    if not isinstance(extras, dict):
+        log.warning("ignoring %s: no 'extras' object", path)
+        return {}
+    return {str(k): v for k, v in extras.items() if isinstance(v, str) and v.strip()}
+
+
+def store_document(item: CatalogItem, extras: dict[str, str] | None = None) -> str:
+    """What the store embeds for ``item``: the catalogue's document plus its extra text, if any."""
+    document = item_document(item)
+    extra = (extras or {}).get(item.item_id)
+    return f"{document} {extra.strip()}" if extra else document
 
 
 def _document_hash(document: str) -> str:
@@ -121,6 +157,7 @@ class ItemStore:
 
         self.url = url if url is not None else os.environ.get(URL_ENV) or None
         self.path = None if self.url else Path(path) if path else store_path()
+        self.extras = read_extras(self.path.parent / EXTRAS_FILE if self.path else extras_path())
         settings = Settings(anonymized_telemetry=False)
         try:
             if self.url:
@@ -276,7 +313,7 @@ class ItemStore:
     def upsert(self, items: Sequence[CatalogItem], progress: bool = True, desc: str = "embed items") -> int:
         """Embed and write the items that are new or changed; returns how many were written."""
         self._sync()
-        documents = [item_document(item) for item in items]
+        documents = [store_document(item, self.extras) for item in items]
         stale: list[int] = []
         for start in range(0, len(items), 2048):  # which ids are missing or have another text
             chunk = items[start:start + 2048]

@@ -110,6 +110,60 @@ def items_search(
         typer.echo(f"{rank:>2}. {hit.title}{year}  {hit.domain}  {extra}  [{hit.item_id}]  {hit.score:.3f}{cold}")
 
 
+@items_app.command("adaptations")
+def items_adaptations(
+    rebuild: Annotated[bool, typer.Option(help="build the table again even when the cached one fits the catalogue")] = False,
+    sample: Annotated[int, typer.Option(help="print this many random pairs, for a hand check")] = 0,
+    seed: Annotated[int, typer.Option(help="the sample's seed")] = 0,
+    embed: Annotated[bool, typer.Option(help="write the books' extra text (their films, their authors' adapted "
+                                             "works) and embed the books whose text changed")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Films and the books they were made from, found in the catalogue (same work title, the book
+    older than the film or its author credited; ambiguous titles left out), cached in the data
+    home. Also builds Book-Crossing's co-readers and, unless --no-embed, gives the store's books
+    what the catalogue knows about them (only the changed books are embedded again)."""
+    from recsys.data import DataError
+    from recsys.io import write_json
+    from tools.adaptations import adaptations_path, load_adaptations
+    from tools.cross_domain import document_extras, load_readers
+    from tools.item_store import EXTRAS_FILE, StoreError
+    from tools.items import open_catalog, open_store
+
+    settings = load_settings()
+    try:
+        catalog = open_catalog(settings.home, progress=not as_json)
+        table = load_adaptations(catalog, settings.home, rebuild=rebuild)
+        readers = load_readers(catalog, settings.home, rebuild=rebuild)
+        report = {"file": str(adaptations_path(settings.home)), **table.stats, "co_read_books": len(readers)}
+        if embed:
+            extras = document_extras(catalog, table)
+            write_json(settings.home / "items" / EXTRAS_FILE, {"format": "chatrec-document-extras", "version": 1,
+                                                              "extras": extras}, indent=None)
+            store = open_store(settings.home, settings.chroma_url)
+            changed = [catalog.get(i) for i in extras if catalog.get(i) is not None]
+            report["books_with_extra_text"] = len(extras)
+            report["embedded"] = store.add(changed, progress=not as_json) if store.complete else 0
+            if not store.complete:
+                report["note"] = "the item store is not built yet: `chatrec items build` embeds the extra text"
+    except (DataError, StoreError, OSError) as exc:
+        fail(str(exc))
+    picked = table.sample(sample, seed) if sample else []
+    if as_json:
+        echo_json({**report, "sample": [p.to_json() for p in picked]} if sample else report)
+        return
+    left = ", ".join(f"{k} {v}" for k, v in report.get("left_out", {}).items()) or "none"
+    typer.echo(f"{report['pairs']} film-book pairs ({report['films']} films, {report['books']} books; rules "
+               f"{report['rules']}); left out: {left}; table in {report['file']}")
+    typer.echo(f"co-readers for {report['co_read_books']} books"
+               + (f"; {report['books_with_extra_text']} books with extra text, {report['embedded']} embedded now"
+                  if embed else ""))
+    if report.get("note"):
+        typer.echo(report["note"])
+    for n, pair in enumerate(picked, 1):
+        typer.echo(f"{n:>3}. {pair.describe()}  [{pair.film_id} {pair.book_id}]")
+
+
 def resolve(
     mention: Annotated[Optional[str], typer.Argument(help="what a person calls an item: \"godfather part 2\"")] = None,
     file: Annotated[Optional[Path], typer.Option(help="one mention per line; prints a JSON list in order")] = None,

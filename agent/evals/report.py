@@ -10,7 +10,9 @@ Reads the newest saved run of each kind from ``<home>/runs/`` (:mod:`agent.evals
 - explanations (``chatrec eval-explain``): faithfulness before / after the guard, and ours
   next to XRec's own explanations on XRec-yelp;
 - real dialogues (``chatrec eval-crs``): Recall@1/10/50, NDCG@10, MRR@10 per system on ReDial,
-  recall@10 with intervals, and the paired differences.
+  recall@10 with intervals, and the paired differences;
+- books for movie lovers (``python -m bench.cross_domain``): the held-out film's source book,
+  Hit@10 / MRR@10 with intervals per system, genre share, candidate seconds.
 
 Every section opens with the line that says where its figures come from: command, model,
 backend, dataset, seed, date and machine. A kind with no run yet says which command makes one.
@@ -36,7 +38,8 @@ MAKE = {"simulate": "chatrec simulate --users 200 --seed 0",
         "dialogues": "chatrec eval-dialogues evaluation/dialogues/*.yaml",
         "explain": "chatrec eval-explain --part all",
         "crs": "chatrec eval-crs ../shared/benchmarks/redial/valid_data_processed.jsonl "
-               "--items ../shared/benchmarks/redial/id2info.json"}
+               "--items ../shared/benchmarks/redial/id2info.json",
+        "cross_domain": "python -m bench.cross_domain --seed 0"}
 
 
 @dataclass
@@ -216,6 +219,14 @@ def explain_sections(faith: dict | None, xrec: dict | None, out: Path, plt) -> l
                          f"unfaithful before the guard by kind: "
                          + (", ".join(f"{k} {v}" for k, v in f["before_guard"].get("unfaithful_by_kind", {}).items())
                             or "none") + ".")
+        if s := f.get("sentences"):  # sentence by sentence (issue 29): runs before it lack this part
+            sec.tables.append((["shown explanations, sentence by sentence", "share"],
+                               [["sentences backed by the evidence", f"{s['shown_supported']:.1%}"],
+                                ["sentences repeated", f"{s['shown_repetition_rate']:.1%}"],
+                                ["explanations naming one of the person's items", f"{s['names_their_item']:.1%}"],
+                                ["written by the LLM (not the evidence sentence)", f"{s['llm_written']:.1%}"]]))
+            sec.notes.append("written by: " + (", ".join(f"{k} {v}" for k, v in s["written_by"].items()) or "none")
+                             + f"; seconds per explanation p95 {s['seconds_p95']}.")
         sections.append(sec)
     if xrec is None:
         sections.append(_missing("explain", "Explanations on XRec-yelp"))
@@ -269,6 +280,48 @@ def crs_section(run: dict | None, out: Path, plt) -> Section:
     sec.figures.append("crs_recall10.png")
     sec.notes.append(f"Labels the catalogue holds (coverage): {summary['coverage']:.1%}. Each label of a turn "
                      "counts on its own (iEvaLM's RecMetric); intervals resample dialogues.")
+    return sec
+
+
+CROSS_DOMAIN_SYSTEMS = {"chat": "agent, chat user naming films", "dataset": "agent, dataset user",
+                        "popular": "popular books", "request_text": "request text alone (before issue 27)",
+                        "liked_text": "liked films' descriptions"}
+
+
+def cross_domain_section(run: dict | None, out: Path, plt) -> Section:
+    title = "Books for movie lovers (cross-domain)"
+    if run is None:
+        return _missing("cross_domain", title)
+    result = run["result"]
+    systems = [s for s in CROSS_DOMAIN_SYSTEMS if s in result.get("systems", {})]
+    sec = Section(title, provenance(run))
+    precision = result.get("pair_precision")
+    sec.notes.append(
+        f"{result['pairs']} film ↔ source-book pairs ({result.get('pairs_ml100k', '?')} of them ml-100k films); "
+        f"hand-checked precision {'—' if precision is None else f'{precision:.2f}'} on {result.get('pairs_checked', 0)} "
+        f"pairs. {result['users']} ml-100k users with at least {result.get('min_adapted', '?')} liked adapted films, "
+        f"one held out (a film the model never saw for them); the target is its source book.")
+    header = ["system", "Hit@10", "95% CI", "MRR@10", "95% CI", "genre share@10", "candidate s p95"]
+    rows = []
+    for name in systems:
+        r = result["systems"][name]
+        share = r.get("genre_share@10")
+        rows.append([CROSS_DOMAIN_SYSTEMS[name], f"{r['hit@10']:.3f}", _ci(r.get("hit@10_ci95")), f"{r['mrr@10']:.3f}",
+                     _ci(r.get("mrr@10_ci95")), "—" if share is None else f"{share:.2f}",
+                     f"{r['seconds_p95']:.3f}" if "seconds_p95" in r else "—"])
+    sec.tables.append((header, rows))
+    fig, ax = plt.subplots(figsize=(6, 3))
+    values = [result["systems"][n]["hit@10"] for n in systems]
+    cis = [result["systems"][n].get("hit@10_ci95") or [v, v] for n, v in zip(systems, values)]
+    ax.bar(systems, values, yerr=[[v - c[0] for v, c in zip(values, cis)], [c[1] - v for v, c in zip(values, cis)]],
+           capsize=5, color=["#4477aa" if n in ("chat", "dataset") else "#888" for n in systems])
+    ax.set(ylabel="source-book Hit@10", title=f"{result['users']} users, held-out adapted film")
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, out / "cross_domain_hit10.png", run)
+    plt.close(fig)
+    sec.figures.append("cross_domain_hit10.png")
+    sec.notes.append("Genre share: of the top-10 books whose genres are known (those made into a film), the share "
+                     "sharing one of the person's three main film genres.")
     return sec
 
 
@@ -326,10 +379,12 @@ def build_report(home: Path, out: Path) -> dict:
     runs = {"simulate": latest_run("simulate", home), "rerank": latest_run("rerank", home),
             "dialogues": latest_run("dialogues", home),
             "faithfulness": latest_run("explain", home, having="faithfulness"),
-            "xrec": latest_run("explain", home, having="xrec_yelp"), "crs": latest_run("crs", home)}
+            "xrec": latest_run("explain", home, having="xrec_yelp"), "crs": latest_run("crs", home),
+            "cross_domain": latest_run("cross_domain", home)}
     sections = [simulate_section(runs["simulate"], out, plt), rerank_section(runs["rerank"], out, plt),
                 router_section(runs["dialogues"], out, plt), latency_section(runs["dialogues"], out, plt),
-                *explain_sections(runs["faithfulness"], runs["xrec"], out, plt), crs_section(runs["crs"], out, plt)]
+                *explain_sections(runs["faithfulness"], runs["xrec"], out, plt), crs_section(runs["crs"], out, plt),
+                cross_domain_section(runs["cross_domain"], out, plt)]
     heading = "chatrec measurements"
     atomic_write_text(out / "report.md", to_markdown(sections, heading))
     atomic_write_text(out / "report.html", to_html(sections, heading))
