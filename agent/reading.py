@@ -8,6 +8,7 @@ words say."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import unicodedata
@@ -19,6 +20,7 @@ from agent.config import TurnSettings
 from tools.resolve import match_key
 from tools.vocabulary import GENRE_WORDS  # router genre name → a regex of the words people use for it
 
+log = logging.getLogger(__name__)
 _TURN = TurnSettings()  # the defaults, when no settings are passed
 _GENRE = {genre: re.compile(rf"\b(?:{words})\b", re.I) for genre, words in GENRE_WORDS.items()}
 # "I hate horror", "no horror", "not a fan of scary movies", "nothing (too) scary", "anything but westerns"
@@ -76,6 +78,130 @@ def open_years(text: str) -> tuple[int | None, int | None] | None:
         if re.search(r"\b(?:nothing|not|no)\s*$", text[:match.start()], re.I):  # "nothing older than 1970"
             start, end = (end + 1 if start is None else start), None
     return None if start is None and end is None else (start, end)
+
+
+# -- decades, explicit ranges and relative years ---------------------------------------------
+
+RECENT_YEARS = 10  # "recent", "newer", "latest": from this many years before the current one
+OLDER_UNTIL = 1989  # "older", "old-school", "vintage": up to this year
+_DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
+                 "seventies": 1970, "eighties": 1980, "nineties": 1990, "noughties": 2000, "two thousands": 2000}
+# "the 2000s", "1980's", "'80s", "80s", "the eighties"; "early / mid / late" narrow it. Not an age:
+# "in my 30s", "she's in her twenties"
+_DECADE = re.compile(r"(?<![\w'’‘-])(?P<part>early|mid|late)?[\s-]*(?:(?P<full>1[89]\d0|20[0-2]0)'?[’]?s|"
+                     r"['’‘]?(?P<short>\d0)['’]?s|(?P<word>" + "|".join(_DECADE_WORDS) + r"))\b", re.I)
+_AGE = re.compile(r"\b(?:my|your|his|her|their|our|in (?:his|her|their|my))\s+(?:early\s+|mid\s+|late\s+)?$", re.I)
+_RANGE = re.compile(r"\b(?:(?:from|between)\s+)?(?P<a>1[89]\d\d|20\d\d)\s*(?:-|–|to|and|until|till|through)\s*"
+                    r"(?P<b>1[89]\d\d|20\d\d)\b", re.I)
+_PRE_POST = re.compile(r"\b(?P<word>pre|post|newer than|later than|more recent than)[\s-]*(?P<year>1[89]\d\d|20\d\d)\b",
+                       re.I)
+_SINGLE = re.compile(r"\b(?:from|in|of|released in|made in|came out in)\s+(?P<year>1[89]\d\d|20\d\d)\b"
+                     r"(?!\s*(?:-|–|to|and|or|on|onwards?|forward|\+|until|till|through))", re.I)
+_RECENT = re.compile(r"\b(?:recent(?:ly)?|newer|newest|latest|modern|brand[\s-]new|new releases?|current(?:ly)? in "
+                     r"theat(?:er|re)s|in theat(?:er|re)s (?:now|right now)|out now|this year)\b", re.I)
+_OLDER = re.compile(r"\b(?:older|old[\s-]school|vintage|oldies)\b|(?<!year )(?<!years )(?<!year-)(?<!how )"
+                    r"\bold\s+(?:[\w-]+\s+)?(?:movies|films|flicks|ones|books|novels|classics|stuff|comedies|dramas|"
+                    r"thrillers|westerns|musicals|cartoons|mysteries|romances|horror|sci-fi|noir|war movies)\b", re.I)
+
+
+def _decade_span(match: re.Match) -> tuple[int, int]:
+    found = match.groupdict()
+    if found["full"]:
+        start = int(found["full"])
+    elif found["short"]:
+        short = int(found["short"])
+        start = 2000 + short if short <= 10 else 1900 + short  # "00s", "10s"; "20s" … "90s": the 1900s
+    else:
+        start = _DECADE_WORDS[" ".join(found["word"].lower().split())]
+    part = (found["part"] or "").lower()
+    return {"early": (start, start + 3), "mid": (start + 3, start + 6), "late": (start + 6, start + 9)}.get(
+        part, (start, start + 9))
+
+
+def stated_years(text: str, this_year: int | None = None) -> tuple[int | None, int | None] | None:
+    """The years the words ask for, or None: decades ("the 2000s" → (2000, 2009), "the eighties",
+    "late 90s" → (1996, 1999); two decades span both), ranges ("1990 to 1999", "between 1990 and
+    1995"), "pre-1970" / "post-2010" / "newer than 2010", one year ("from 1994"), the open ranges of
+    :func:`open_years`, and relative years: "recent", "newer", "latest" (the last
+    :data:`RECENT_YEARS` years), "older", "old movies", "vintage" (up to :data:`OLDER_UNTIL`).
+    The most explicit wins: a decade or a range, then an open range, then a relative word."""
+    this_year = this_year or time.gmtime().tm_year
+    spans = [_decade_span(m) for m in _DECADE.finditer(text) if not _AGE.search(text[:m.start()])]
+    spans += [tuple(sorted((int(m.group("a")), int(m.group("b"))))) for m in _RANGE.finditer(text)]
+    if spans:
+        return min(a for a, _ in spans), max(b for _, b in spans)
+    if years := open_years(text):
+        return years
+    if match := _PRE_POST.search(text):
+        year = int(match.group("year"))
+        return (None, year - 1) if match.group("word").lower() == "pre" else (year + 1, None)
+    if match := _SINGLE.search(text):
+        year = int(match.group("year"))
+        return year, year
+    if _RECENT.search(text):
+        return this_year - RECENT_YEARS, None
+    if _OLDER.search(text):
+        return None, OLDER_UNTIL
+    return None
+
+
+# -- the domain asked for, a place in the last list -------------------------------------------
+
+_MOVIE_WORDS = r"movies?|films?|flicks?|cinema|dvds?|watch(?:ing)?"
+_BOOK_WORDS = r"books?|novels?|reads|reading|paperbacks?|audiobooks?"
+_DOMAIN_WORD = re.compile(rf"\b(?:(?P<movie>{_MOVIE_WORDS})|(?P<book>{_BOOK_WORDS}))\b", re.I)
+# words that tell what a named title *is* or what the person did, not what they ask for:
+# "the books Rebecca and Jane Eyre", "loved reading Dune", "I watched Heat", "the film version"
+_NOT_ASKED_BEFORE = re.compile(r"\b(?:the|loved|love|liked|like|enjoyed|enjoy|hated|adore|finished|just|been|"
+                               r"after|while|from|of)\s*$", re.I)
+_READ_ASKED = re.compile(r"\b(?:to|should i|can i|could i|would i|shall i|do i)\s+read\b|\bread\s+next\b", re.I)
+_ASK = re.compile(r"\?|\b(?:suggest|recommend|any|some|got|give|show|find|looking for|want|need|next|should|"
+                  r"could|can|what|which|more|in that vein|like (?:that|those|them|these))\b", re.I)
+
+
+def asked_domain(text: str) -> str | None:
+    """The domain the words ask for ("can you suggest some books?" → "book", "what can I watch?" →
+    "movie"), or None when they name none or both without telling which is asked. A domain word
+    that says what a title is or what the person did ("the books Rebecca and Jane Eyre", "loved
+    reading Dune", "after watching Alien") is not an ask; when both domains are asked, the one in
+    the last clause that asks wins ("I loved the film, any books like it?")."""
+    asked: list[tuple[int, str]] = []
+    for match in _DOMAIN_WORD.finditer(text):
+        before = text[max(0, match.start() - 20):match.start()]
+        if _NOT_ASKED_BEFORE.search(before):
+            continue
+        asked.append((match.start(), "movie" if match.group("movie") else "book"))
+    asked += [(m.start(), "book") for m in _READ_ASKED.finditer(text)]
+    kinds = {k for _, k in asked}
+    if len(kinds) <= 1:
+        return next(iter(kinds), None)
+    clauses = [(m.start(), m.end()) for m in re.finditer(r"[^,.;!?]+[,.;!?]*", text)]
+    for start, end in reversed(clauses):
+        inside = {k for pos, k in asked if start <= pos < end}
+        if len(inside) == 1 and _ASK.search(text[start:end]):
+            return inside.pop()
+    return None
+
+
+_ORDINALS = {"first": 1, "1st": 1, "top": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+             "forth": 4, "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
+             "ninth": 9, "9th": 9, "tenth": 10, "10th": 10}
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_PLACE = re.compile(r"#\s*(?P<hash>\d{1,2})\b|\b(?:number|no\.|pick|item|recommendation|suggestion)\s*"
+                    r"(?P<num>\d{1,2}|" + "|".join(_NUMBERS) + r")\b|\bthe\s+(?P<ord>" + "|".join(_ORDINALS) + r")\b"
+                    r"(?!\s+(?:time|times|half|place|thing|things|movie of|book of|film of|episode|season|part|"
+                    r"installment|sequel|chapter|of))", re.I)
+
+
+def referenced_position(text: str) -> int | None:
+    """The place in the last list the words point to ("the third", "#2", "number 4", "pick two",
+    "the top one"), or None. Only one place: "the first and the third" points to none."""
+    found = set()
+    for match in _PLACE.finditer(text):
+        value = match.group("hash") or match.group("num") or match.group("ord")
+        value = value.lower()
+        found.add(int(value) if value.isdigit() else _NUMBERS.get(value) or _ORDINALS[value])
+    return found.pop() if len(found) == 1 else None
 
 
 WHY_TITLE = re.compile(r"^\s*why\s+(?:would|should|do|did|will|might)\s+(?:i|you)\s+"
@@ -147,6 +273,10 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     ref = slots.get("reference")
     if isinstance(ref, str) and ref and not _mentioned(ref, text, shown, turn.mention_match):
         out["reference"] = None
+    if out.get("reference") in (None, "") and (place := referenced_position(text)) is not None:
+        out["reference"] = place  # "why the third?": the router left the place out
+    if domain := asked_domain(text):
+        out["domain"] = domain  # the words say which domain is asked ("… can you suggest some books?")
     this_year = time.gmtime().tm_year
     years = [slots.get("year_from"), slots.get("year_to")]
     years = [y if isinstance(y, int) and turn.earliest_year <= y <= this_year + 1 else None for y in years]
@@ -164,7 +294,7 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     # turned into an empty range or a silent choice: "conflicts" holds {"years": [from, to]} for
     # bounds that cannot both hold, {"genres": [...]} for genres asked for and ruled out at once
     out["conflicts"] = {}
-    if years := open_years(text):
+    if years := stated_years(text, this_year):
         out["year_from"], out["year_to"] = years
         if None not in years and years[0] > years[1]:
             out["year_from"] = out["year_to"] = None  # no range from them: the years stay as they were
@@ -180,6 +310,37 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     return out
 
 
+_QUESTION = re.compile(r"\?\s*$|^\s*(?:who|whom|whose|what|when|where|which|how|why|is|are|was|were|does|do|did|"
+                       r"has|have|had|can|could|will|would|should)\b", re.I)
+_WHY_YOU = re.compile(r"^\s*(?:why|how come)\b.*\byou(?:'d|'ve)?\b", re.I)  # "why did you pick Heat?"
+_TASTE = re.compile(r"\b(?:lov(?:e|es|ed|ing)|lik(?:e|es|ed)|enjoy(?:s|ed)?|adored?|fan of|favou?rites?|into|"
+                    r"hated?|dislike[sd]?|can'?t stand|not (?:a fan|into)|more like)\b", re.I)
+
+
+def second_look(intent: str, slots: dict, text: str, spotter) -> tuple[str, dict]:
+    """Chit-chat that is not: the small router sends some requests there ("I loved The Lion
+    King", "Why would I like The Godfather?"). "why would I like X?" asks for an explanation even
+    when X is unknown; a statement of taste that names a catalog title ("I loved The Lion King")
+    is a request. A question about a title ("who directed Vertigo?", "is Casablanca in black and
+    white?") and a title named in passing ("Clueless is on tv") stay chit-chat: they are answered
+    from the catalogue's facts, never with a list. ``spotter``: the catalog's
+    :class:`tools.resolve.TitleSpotter`. Returns the (intent, slots) to act on."""
+    if intent != "chitchat":
+        return intent, slots
+    if match := WHY_TITLE.match(text):
+        log.info("router said chitchat; 'why would I like …' asks for an explanation")
+        return "explain", {**slots, "titles": [match.group(1)]}
+    if _WHY_YOU.match(text) and spotter.spot(text):
+        log.info("router said chitchat; 'why did you … <title>' asks for an explanation")
+        return "explain", slots
+    if _QUESTION.search(text) or not _TASTE.search(text):
+        return intent, slots
+    if spotter.spot(text):
+        log.info("router said chitchat; the message states a taste for a title: recommend")
+        return "recommend", slots
+    return intent, slots
+
+
 _COUNT = re.compile(r"\b(\d{1,2})\s+(?:[\w-]+\s+){0,3}?[\w-]*[a-z]s\b")
 
 
@@ -192,5 +353,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "GENRE_WORDS", "WHY_TITLE", "asked_count", "genre_conflicts", "genres_in",
-           "has_content", "open_years", "readable", "sanitize_slots", "without_markup"]
+__all__ = ["ASKS_WHY", "CAPABILITIES", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "genre_conflicts", "genres_in",
+           "has_content", "open_years", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "without_markup"]

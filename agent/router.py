@@ -12,6 +12,7 @@ import json
 import logging
 import types
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 CLEARABLE = ("year", "genres", "domain", "all")  # "any decade is fine" → clear ["year"]
 TRAIN_FILE = Path(__file__).parent / "data" / "router_train.jsonl"
 ROUTER_ADAPTER = Path(__file__).parent / "data" / "router_lora.gguf"  # `chatrec tune-router` writes it
+HEAD_FILE = Path(__file__).parent / "data" / "router_intent_head.jsonl"  # `python -m agent.tuning.router_data`
 
 GenreName = Literal[ROUTER_GENRES]  # tools/vocabulary.py's genres, in its order
 Clearable = Literal[CLEARABLE]
@@ -113,6 +115,46 @@ def compact_answer(intent: str, slots: dict) -> str:
     return json.dumps({"intent": intent, "slots": kept}, ensure_ascii=False, separators=(",", ":"))
 
 
+class IntentHead:
+    """The intent read from the message alone by the shipped sentence-embedding model: a logistic
+    regression on its vector (``agent/data/router_intent_head.jsonl``, built by
+    ``python -m agent.tuning.router_data`` from the router's training pool). It does not see the
+    context, so "why the third?" reads as an explanation request whether a list was shown or not,
+    and "who directed Vertigo?" as a question, not a request. ``sure``: the least probability at
+    which its answer is taken over the LLM's (chosen by cross-validation on the training pool)."""
+
+    def __init__(self, path: Path = HEAD_FILE) -> None:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        heads = {r["intent"]: r for r in rows if "intent" in r}
+        if set(heads) != set(INTENTS):
+            raise ValueError(f"{path} holds intents {sorted(heads)}, not {list(INTENTS)}: rebuild it "
+                             "(python -m agent.tuning.router_data)")
+        self.facts = next((r["facts"] for r in rows if "facts" in r), {})
+        self.weights = np.array([heads[i]["weights"] for i in INTENTS], dtype=np.float32)  # (3, 384)
+        self.bias = np.array([heads[i]["bias"] for i in INTENTS], dtype=np.float32)
+        self.sure = float(self.facts.get("sure", 0.9))
+
+    def probabilities(self, utterance: str) -> dict[str, float]:
+        z = self.weights @ embed([utterance])[0] + self.bias
+        p = np.exp(z - z.max())
+        return dict(zip(INTENTS, (p / p.sum()).tolist()))
+
+    def combine(self, route: "Route", probabilities: dict[str, float]) -> "Route":
+        """The LLM's route, with the head's intent where the head is sure and disagrees."""
+        intent = max(probabilities, key=probabilities.get)
+        if intent == route.intent or probabilities[intent] < self.sure:
+            return route
+        log.info("router: the intent head (%.2f) reads %s where the LLM read %s", probabilities[intent], intent,
+                 route.intent)
+        return Route(intent, route.slots)
+
+
+def load_head(path: Path | None = None) -> IntentHead | None:
+    """The shipped intent head, or None when its file is absent."""
+    path = path or HEAD_FILE
+    return IntentHead(path) if path.exists() else None
+
+
 def load_examples(path: Path = TRAIN_FILE) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -127,13 +169,18 @@ class Router:
     """
 
     def __init__(self, llm, mode: str = "few-shot", examples: list[dict] | None = None, shots: int = 4,
-                 turn: TurnSettings | None = None) -> None:
-        """``turn``: how much of a message is read and how long the answer may be (the defaults when None)."""
+                 turn: TurnSettings | None = None, head: IntentHead | None | str = "shipped") -> None:
+        """``turn``: how much of a message is read and how long the answer may be (the defaults when None);
+        ``head``: the :class:`IntentHead` that checks the LLM's intent ("shipped": the one in agent/data,
+        None: the LLM alone)."""
         if mode not in ("tuned", "few-shot"):
             raise ValueError(f"router mode must be 'tuned' or 'few-shot', not {mode!r}")
         self.llm, self.mode, self.shots = llm, mode, shots
         self.turn = turn or TurnSettings()
         self.instructions = read_prompt("router_tuned.txt" if mode == "tuned" else "router.txt")
+        self.head = load_head() if head == "shipped" else head
+        self._pool: ThreadPoolExecutor | None = None
+        self.last_llm_route: Route | None = None  # the LLM's own answer to the last call, before the head
         if mode == "few-shot":
             self.examples = examples if examples is not None else load_examples()
             # Examples are matched on the message alone: with the previous turn in the text, MiniLM
@@ -156,6 +203,19 @@ class Router:
         return out
 
     def route(self, utterance: str, context: Sequence[dict] = ()) -> Route:
+        """The LLM's route, its intent checked by the intent head when there is one."""
+        if self.head is None or not utterance or not utterance.strip():
+            self.last_llm_route = self.llm_route(utterance, context)
+            return self.last_llm_route
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent-head")
+        # the head reads while the LLM answers (both release the GIL): its time hides behind the call
+        probabilities = self._pool.submit(self.head.probabilities, utterance[:self.turn.max_message_chars])
+        route = self.last_llm_route = self.llm_route(utterance, context)
+        return self.head.combine(route, probabilities.result())
+
+    def llm_route(self, utterance: str, context: Sequence[dict] = ()) -> Route:
+        """The LLM's answer alone."""
         if not utterance or not utterance.strip():
             return Route("chitchat")
         answer = self.llm.invoke(as_messages(self.chat(utterance[:self.turn.max_message_chars], context)),
@@ -188,19 +248,20 @@ def make_router(settings: Settings, llm) -> Router:
     from agent.llm import LLMUnavailable, LocalChatModel
 
     mode, adapter = settings.router_mode, Path(settings.router_adapter or ROUTER_ADAPTER)
+    head = "shipped" if settings.router_head else None
     if mode == "auto":
         default_local = settings.llm_backend == "local" and not settings.llm_model
         mode = "tuned" if default_local and adapter.exists() else "few-shot"
     if mode == "tuned" and settings.llm_backend != "local":
         # the endpoint serves the tuned model (llama_cpp.server --lora_path)
-        return Router(llm, mode="tuned", turn=settings.turn)
+        return Router(llm, mode="tuned", turn=settings.turn, head=head)
     if mode == "tuned":
         if not adapter.exists():
             raise LLMUnavailable(f"no router adapter at {adapter}: run `chatrec tune-router`")
         routing_llm = LocalChatModel(model_path=settings.llm_model, lora_path=str(adapter), n_threads=settings.threads)
-        return Router(routing_llm, mode="tuned", turn=settings.turn)
-    return Router(llm, mode="few-shot", turn=settings.turn)
+        return Router(routing_llm, mode="tuned", turn=settings.turn, head=head)
+    return Router(llm, mode="few-shot", turn=settings.turn, head=head)
 
 
-__all__ = ["INTENTS", "ROUTER_ADAPTER", "SLOT_KEYS", "Route", "Router", "SCHEMA", "Slots", "compact_answer", "empty_slots",
-           "load_examples", "make_router", "parse_answer", "render_context"]
+__all__ = ["HEAD_FILE", "INTENTS", "IntentHead", "ROUTER_ADAPTER", "SLOT_KEYS", "Route", "Router", "SCHEMA", "Slots", "compact_answer", "empty_slots",
+           "load_examples", "load_head", "make_router", "parse_answer", "render_context"]

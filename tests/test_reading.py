@@ -115,3 +115,85 @@ def test_a_message_is_readable_when_most_of_its_letters_are_latin(text: str, can
     from agent.reading import readable
 
     assert readable(text) is can
+
+
+@pytest.mark.parametrize(("text", "years"), [
+    ("animated movies from the 2000s", (2000, 2009)),  # the router read 1994-1999 (issue 24)
+    ("comedies from the eighties", (1980, 1989)), ("funny films from the '80s", (1980, 1989)),
+    ("80's comedies?", (1980, 1989)), ("the 1970s and 1980s", (1970, 1989)), ("late 90s thrillers", (1996, 1999)),
+    ("action movies from 1990 to 1999", (1990, 1999)), ("pre-1970 westerns", (None, 1969)),
+    ("horror newer than 2010", (2011, None)), ("movies from 1994", (1994, 1994)),
+    ("westerns older than 1970", (None, 1969)), ("from 2000 onwards", (2000, None)),
+    ("recent horror movies", (2016, None)), ("older thrillers please", (None, 1989)),
+    ("I'm in my 30s and like comedies", None), ("a movie my 8 year old would like", None),
+    ("how old is that movie?", None), ("something new", None), ("we have 100s of dvds", None),
+])
+def test_decades_ranges_and_relative_years_in_the_words(text, years) -> None:
+    from agent.reading import stated_years
+
+    assert stated_years(text, this_year=2026) == years
+
+
+def test_a_decade_in_the_words_replaces_the_routers_years() -> None:
+    slots = {**empty_slots(), "genres": ["animation"], "year_from": 1994, "year_to": 1999}
+    out = sanitize_slots(slots, "animated movies from the 2000s", [])
+    assert (out["year_from"], out["year_to"]) == (2000, 2009)
+
+
+@pytest.mark.parametrize(("text", "domain"), [
+    ("I'm a huge fan of Heat and Ronin, can you suggest some books?", "book"),
+    ("any movies like the books Rebecca and Jane Eyre", "movie"),  # "the books" says what the titles are
+    ("loved reading Dune and Emma, what can I watch?", "movie"),
+    ("I loved the film, any books like it?", "book"), ("what should I read next", "book"),
+    ("I read Dune last year, loved it", None), ("movies or books, doesn't matter", None),
+    ("I watched Titanic yesterday", None), ("what is the book about?", None),
+])
+def test_the_domain_the_words_ask_for(text, domain) -> None:
+    from agent.reading import asked_domain
+
+    assert asked_domain(text) == domain
+
+
+def test_the_asked_domain_replaces_the_routers() -> None:
+    out = sanitize_slots({**empty_slots(), "titles": ["Heat"], "domain": "movie"},
+                         "I'm a huge fan of Heat, can you suggest some books?", [])
+    assert out["domain"] == "book"
+
+
+@pytest.mark.parametrize(("text", "place"), [
+    ("why the third?", 3), ("explain pick #2", 2), ("why number three?", 3), ("what makes the top one right for me?", 1),
+    ("tell me why you'd suggest the second", 2), ("the first time I saw it", None), ("at first I hated it", None),
+    ("the first and the third", None), ("the first movie of the series", None),
+])
+def test_the_place_in_the_list_the_words_point_to(text, place) -> None:
+    from agent.reading import referenced_position
+
+    assert referenced_position(text) == place
+    if place is not None:  # the router left it out: the words fill it
+        assert sanitize_slots(empty_slots(), text, [])["reference"] == place
+
+
+@pytest.fixture(scope="module")
+def spotter():
+    from tools.catalog import CatalogItem
+    from tools.resolve import TitleSpotter
+
+    titles = ["The Lion King", "Vertigo", "Casablanca", "Clueless", "Fargo", "The Godfather"]
+    return TitleSpotter([CatalogItem(f"ml-100k:{n}", "movie", t, n_ratings=10) for n, t in enumerate(titles)])
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("I loved The Lion King", "recommend"),  # a taste for a title: a request (scripted dialogue lion_king_90s)
+    ("OK, then: I loved Casablanca", "recommend"),
+    ("who directed Vertigo?", "chitchat"),  # a question about a title: answered, never a list (issue 24)
+    ("is Casablanca in black and white", "chitchat"),
+    ("Clueless is on tv right now haha", "chitchat"),  # named in passing
+    ("why did you pick Fargo?", "explain"), ("Why would I like The Godfather?", "explain"),
+    ("Why do people like The Godfather so much?", "chitchat"),  # about the film, not the pick
+    ("hello there", "chitchat"),
+])
+def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
+    from agent.reading import second_look
+
+    assert second_look("chitchat", empty_slots(), text, spotter)[0] == intent
+    assert second_look("recommend", empty_slots(), text, spotter)[0] == "recommend"  # only chit-chat is looked at
