@@ -139,6 +139,43 @@ def test_a_genre_word_spotted_as_a_title_is_judged_as_a_genre() -> None:
     assert unfaithful("E.T. shares Children's, Fantasy with them.", _evidence(et), spotter) == []
 
 
+def test_sentence_figures_by_hand() -> None:
+    """The sentence-level figures of eval-explain on three hand-made explanations, each checked by
+    the product's own check (tools/explain_check.py) as ``faithfulness`` does."""
+    from agent.evals.explain import format_table, sentence_figures, summarize_faithfulness
+    from tools.explain import Explainer
+    from tools.explain_check import names_any
+
+    explainer = Explainer(llm=None, tool=None, spotter=SPOTTER, similar=None)
+    ev = _evidence(FARGO, nearest=[HEAT], shared=["Crime"])
+    cases = [  # (raw LLM text, shown, how)
+        ("Fargo is a crime film. Fargo is a crime film. Fargo is acclaimed.",
+         "Fargo is a crime film. It sits close to Heat, which you liked.", "llm+evidence"),
+        ("The answer is: 32.", explainer.plain(ev), "fallback"),
+        ("Fargo is close to Heat, which you liked.", "Fargo is close to Heat, which you liked.", "llm"),
+    ]
+    records = [{"user": "1", "source": "graph", "raw": raw, "shown": shown, "guard": "x" if how == "fallback" else "",
+                "raw_problems": [], "shown_problems": [], "how": how, "seconds": sec,
+                "raw_sentences": explainer.check(raw, ev).to_dict()["sentences"],
+                "shown_sentences": explainer.check(shown, ev).to_dict()["sentences"],
+                "names_theirs": names_any(shown, ["Heat"]), "has_theirs": True}
+               for (raw, shown, how), sec in zip(cases, (0.5, 1.0, 2.0))]
+    f = sentence_figures(records)
+    # raw: 3 + 1 + 1 sentences; supported: "a crime film" (first time) and "close to Heat" -> 2 of 5
+    assert f["raw_sentences"] == 5 and f["raw_supported"] == pytest.approx(2 / 5, abs=1e-4)
+    assert f["raw_repetition_rate"] == pytest.approx(1 / 5, abs=1e-4)  # the second "Fargo is a crime film."
+    assert f["raw_unsupported_by_kind"] == {"repeat": 1, "acclaim": 1, "content": 1, "echo": 1, "number": 1}
+    assert f["shown_sentences"] == 4 and f["shown_supported"] == 1.0 and f["shown_repetition_rate"] == 0.0
+    assert f["names_their_item"] == 1.0 and f["with_their_items"] == 3
+    assert f["written_by"] == {"llm+evidence": 1, "fallback": 1, "llm": 1}
+    assert f["llm_written"] == pytest.approx(2 / 3, abs=1e-4) and f["llm_only"] == pytest.approx(1 / 3, abs=1e-4)
+    assert f["seconds_p50"] == 1.0 and f["unique_ratio_shown"] == 1.0
+    summary = summarize_faithfulness(records, 3.5)
+    assert summary["sentences"] == f and summary["replaced"]["count"] == 1  # the old keys stay
+    assert "66.7% (LLM-written" not in format_table({"faithfulness": summary})
+    assert "LLM-written 66.7%" in format_table({"faithfulness": summary})
+
+
 # -------------------------------------------------------------------------------- XRec-yelp
 
 def test_variants_parse_and_reject_unknown_names() -> None:

@@ -1,5 +1,5 @@
 """Explanations (tools/explain.py) without a model: the guard on what an explanation may name,
-and the plain explanation it falls back to."""
+and the plain explanation it falls back to (the sentence check itself: tests/test_explain_check.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def explainer() -> Explainer:
     class _Tool:  # the guard needs only the catalog's titles
         recommender = None
 
-    return Explainer(llm=None, tool=_Tool(), spotter=TitleSpotter([FARGO, HEAT, BABE, GODFATHER, DUNE]))
+    return Explainer(llm=None, tool=_Tool(), spotter=TitleSpotter([FARGO, HEAT, BABE, GODFATHER, DUNE]), similar=None)
 
 
 def test_the_guard_wants_the_item_named_and_no_stranger_titles(explainer: Explainer) -> None:
@@ -31,10 +31,10 @@ def test_the_guard_wants_the_item_named_and_no_stranger_titles(explainer: Explai
 def test_the_guard_rejects_genres_the_evidence_does_not_hold(explainer: Explainer) -> None:
     ev = Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.5}], shared_genres=["Crime"])
     assert explainer.guard("Fargo is a crime thriller, like Heat.", ev) == ""  # the item's own genres
-    assert explainer.guard("Fargo is a horror classic.", ev) == "names genres not in the evidence: Horror"
-    assert explainer.guard("Fargo is a romantic comedy.", ev) == "names genres not in the evidence: Comedy, Romance"
-    # both wrong: the title is reported (the first rule broken)
-    assert explainer.guard("Fargo is a horror film like Heat.", Evidence(FARGO)) == "names titles not in the evidence: heat"
+    assert explainer.guard("Fargo is a horror film.", ev) == "unsupported: genre: Horror"
+    assert explainer.guard("Fargo is a romantic comedy.", ev) == "unsupported: genre: Comedy"
+    # both wrong: the title is reported (the first claim of the sentence)
+    assert explainer.guard("Fargo is a horror film like Heat.", Evidence(FARGO)) == "unsupported: title: heat"
 
 
 def test_the_plain_explanation_says_here_only_for_an_item_on_a_shown_list(explainer: Explainer) -> None:
@@ -59,12 +59,12 @@ class _Says:
 
 def test_an_explanation_that_repeats_itself_is_shown_once_or_falls_back(explainer: Explainer) -> None:
     ev = Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.5}], shared_genres=["Crime"])
-    looping = Explainer(llm=_Says("Fargo is a unique blend of crime and crime, like Heat. "
-                                  "Fargo is a unique blend of crime and crime, like Heat. "
-                                  "Fargo is a unique blend of crime and crime, like Heat."),
-                        tool=explainer.tool, spotter=explainer.spotter)
+    looping = Explainer(llm=_Says("Fargo is a story of crime and crime, like Heat. "
+                                  "Fargo is a story of crime and crime, like Heat. "
+                                  "Fargo is a story of crime and crime, like Heat."),
+                        tool=explainer.tool, spotter=explainer.spotter, similar=None)
     text, by_llm, problem = looping.explain(ev)
-    assert text == "Fargo is a unique blend of crime, like Heat." and by_llm and not problem
-    echo = Explainer(llm=_Says("and and and and"), tool=explainer.tool, spotter=explainer.spotter)
+    assert text == "Fargo is a story of crime, like Heat." and by_llm and not problem
+    echo = Explainer(llm=_Says("and and and and"), tool=explainer.tool, spotter=explainer.spotter, similar=None)
     text, by_llm, problem = echo.explain(ev)
     assert not by_llm and text == echo.plain(ev)  # nothing but a repeat: the evidence's own sentence

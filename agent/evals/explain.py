@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 from prompts import read_prompt
 from tools.chat import as_messages, first_sentences
 from tools.explain import unfaithful
+from tools.explain_check import names_any
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,9 @@ def sample_test_users(recommender, n: int, seed: int, home: Path | None = None) 
 
 
 def faithfulness(agent, users: Sequence[str], k: int = TOP_K, progress: bool = True) -> dict:
-    """Explain each of ``users``' top-``k`` candidates as the agent does; check before and after the guard."""
+    """Explain each of ``users``' top-``k`` candidates as the agent does; check before and after the
+    guard (titles and genres, :func:`tools.explain.unfaithful`) and sentence by sentence
+    (:mod:`tools.explain_check`, the product's own check)."""
     from tools.candidates import Constraint
 
     records = []
@@ -191,15 +194,60 @@ def faithfulness(agent, users: Sequence[str], k: int = TOP_K, progress: bool = T
                                            constraint=Constraint(), k=k)
         for cand in candidates:
             ev = agent.explainer.evidence(cand.item, user_id=user, liked=[], source=cand.source)
-            shown, raw, problem = agent.explainer.explain_raw(ev, f"Why {cand.item.title}?")
+            t = time.perf_counter()
+            made = agent.explainer.explanation(ev, f"Why {cand.item.title}?")
+            seconds = time.perf_counter() - t
+            shown, raw = made.text, made.raw
             records.append({"user": user, "item_id": cand.item.item_id, "title": cand.item.title,
                             "source": cand.source, "evidence": ev.to_dict(), "genres": list(cand.item.genres),
-                            "raw": raw, "shown": shown, "guard": problem,
+                            "raw": raw, "shown": shown, "guard": made.problem if made.how == "fallback" else "",
                             "raw_problems": unfaithful(raw, ev, agent.explainer.spotter),
-                            "shown_problems": unfaithful(shown, ev, agent.explainer.spotter)})
+                            "shown_problems": unfaithful(shown, ev, agent.explainer.spotter),
+                            "how": made.how, "dropped": made.dropped, "seconds": round(seconds, 3),
+                            "raw_sentences": agent.explainer.check(raw, ev).to_dict()["sentences"] if raw else [],
+                            "shown_sentences": agent.explainer.check(shown, ev).to_dict()["sentences"],
+                            "names_theirs": names_any(shown, [e["title"] for e in ev.nearest]),
+                            "has_theirs": bool(ev.nearest)})
             bar.update()
     bar.close()
     return summarize_faithfulness(records, time.perf_counter() - started)
+
+
+def sentence_figures(records: list[dict]) -> dict:
+    """The sentence-level figures (issue 29): shown sentences supported, repetition, explanations
+    naming one of the person's items, LLM-written vs the evidence sentence, distinct texts, time."""
+    n = len(records)
+    shown = [s for r in records for s in r.get("shown_sentences", [])]
+    raw = [s for r in records for s in r.get("raw_sentences", [])]
+
+    def repeated(sentence: dict) -> bool:
+        return any(p.startswith("repeat:") for p in sentence["problems"])
+
+    def share(count: int, of: int) -> float:
+        return round(count / of, 4) if of else 0.0
+
+    kinds = Counter(p.split(":")[0] for s in raw for p in s["problems"])
+    how = Counter(r.get("how", "fallback") for r in records)
+    with_theirs = [r for r in records if r.get("has_theirs")]
+    seconds = sorted(r["seconds"] for r in records if r.get("seconds") is not None)
+    return {
+        "shown_sentences": len(shown),
+        "shown_supported": share(sum(s["supported"] for s in shown), len(shown)),
+        "shown_repetition_rate": share(sum(repeated(s) for s in shown), len(shown)),
+        "raw_sentences": len(raw),
+        "raw_supported": share(sum(s["supported"] for s in raw), len(raw)),
+        "raw_repetition_rate": share(sum(repeated(s) for s in raw), len(raw)),
+        "raw_unsupported_by_kind": dict(kinds.most_common()),
+        "names_their_item": share(sum(bool(r.get("names_theirs")) for r in records), n),
+        "names_their_item_when_known": share(sum(bool(r.get("names_theirs")) for r in with_theirs), len(with_theirs)),
+        "with_their_items": len(with_theirs),
+        "written_by": dict(how),
+        "llm_written": share(how["llm"] + how["llm+evidence"], n),
+        "llm_only": share(how["llm"], n),
+        "unique_ratio_shown": round(unique_ratio([r["shown"] for r in records]), 4),
+        "seconds_p50": round(float(np.percentile(seconds, 50)), 3) if seconds else None,
+        "seconds_p95": round(float(np.percentile(seconds, 95)), 3) if seconds else None,
+    }
 
 
 def summarize_faithfulness(records: list[dict], seconds: float | None = None) -> dict:
@@ -222,6 +270,7 @@ def summarize_faithfulness(records: list[dict], seconds: float | None = None) ->
         "empty_llm_text": sum(not r["raw"].strip() for r in records),
         "sources": dict(Counter(r["source"] for r in records)),
         "seconds": round(seconds, 1) if seconds is not None else None,
+        "sentences": sentence_figures(records),
         "records": records,
     }
 
@@ -551,6 +600,21 @@ def format_table(result: dict) -> str:
             lines.append("  unfaithful before guard, by kind: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
         if f["replaced"].get("reasons"):
             lines.append("  guard reasons: " + ", ".join(f"{k} {v}" for k, v in f["replaced"]["reasons"].items()))
+        s = f.get("sentences")
+        if s:
+            lines += [f"  Sentences (tools/explain_check.py): {s['shown_sentences']} shown, "
+                      f"{100 * s['shown_supported']:.1f}% supported, {100 * s['shown_repetition_rate']:.1f}% repeated; "
+                      f"the LLM's {s['raw_sentences']}: {100 * s['raw_supported']:.1f}% supported, "
+                      f"{100 * s['raw_repetition_rate']:.1f}% repeated",
+                      f"  names one of the person's items: {100 * s['names_their_item']:.1f}% "
+                      f"({100 * s['names_their_item_when_known']:.1f}% of the {s['with_their_items']} with such "
+                      f"evidence)",
+                      "  written by: " + ", ".join(f"{k} {v}" for k, v in s["written_by"].items())
+                      + f" (LLM-written {100 * s['llm_written']:.1f}%); distinct texts {s['unique_ratio_shown']:.3f}; "
+                      f"seconds per explanation p50 {s['seconds_p50']} / p95 {s['seconds_p95']}"]
+            if s["raw_unsupported_by_kind"]:
+                lines.append("  the LLM's unsupported claims, by kind: "
+                             + ", ".join(f"{k} {v}" for k, v in s["raw_unsupported_by_kind"].items()))
         lines.append("")
     x = result.get("xrec_yelp")
     if x:
@@ -618,5 +682,5 @@ def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = 
 
 
 __all__ = ["Variant", "XRecDataError", "XRecExplainer", "corpus_bleu", "faithfulness",
-           "format_table", "lcs_length", "minilm_cosines", "rouge_l", "run", "score_texts",
+           "format_table", "lcs_length", "minilm_cosines", "rouge_l", "run", "score_texts", "sentence_figures",
            "tokens", "train_graph", "tune", "unique_ratio", "xrec_benchmark", "xrec_dir"]

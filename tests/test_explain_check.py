@@ -1,0 +1,221 @@
+"""The sentence-level check of explanations (tools/explain_check.py) without a model: each kind
+of claim supported or not by the evidence, repetition, the person's words, and the explainer
+dropping what fails (the texts of issue 29 among the cases)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.items import BABE, FARGO, GODFATHER, HEAT
+from tools.catalog import CatalogItem
+from tools.explain import Evidence, Explainer, their_reasons
+from tools.explain_check import ClaimChecker, credits, sentences, stem
+from tools.resolve import TitleSpotter
+
+SHINING = CatalogItem("ml-100k:200", "movie", "The Shining", 1980, ("Horror",), warm=True)
+ALIENS = CatalogItem("ml-100k:176", "movie", "Aliens", 1986, ("Action", "Sci-Fi", "Thriller", "War"), warm=True)
+TERMINATOR = CatalogItem("ml-100k:195", "movie", "The Terminator", 1984, ("Action", "Sci-Fi", "Thriller"), warm=True)
+BIG_NIGHT = CatalogItem("ml-latest-small:1", "movie", "Big Night", 1996, ("Comedy", "Drama"),
+                        description="Two Italian brothers run a restaurant on the Jersey shore. "
+                                    "Directed by Stanley Tucci and Campbell Scott. Starring Stanley Tucci and Tony Shalhoub.")
+CATALOG = [FARGO, HEAT, BABE, GODFATHER, SHINING, ALIENS, TERMINATOR, BIG_NIGHT]
+
+
+@pytest.fixture(scope="module")
+def checker() -> ClaimChecker:
+    return ClaimChecker(TitleSpotter(CATALOG), similar=None)
+
+
+def fargo_evidence() -> Evidence:
+    return Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.6}],
+                    shared_genres=["Crime"], similar_users=(25, 50))
+
+
+def kinds(check) -> list[str]:
+    return [p.split(":")[0] for p in check.problems]
+
+
+def test_sentences_built_from_the_evidence_are_supported(checker: ClaimChecker) -> None:
+    ev = fargo_evidence()
+    for text in ("Fargo is a crime thriller, close to Heat, which you liked.",
+                 "If you liked Heat, you might enjoy Fargo.",
+                 "25 of the 50 people with the most similar taste watched Fargo.",
+                 "Fargo (1996) is a drama set in the 90s."):
+        check = checker.check(text, ev)
+        assert check.supported, (text, check.problems)
+
+
+def test_the_issue_texts_are_unsupported(checker: ClaimChecker) -> None:
+    godfather = Evidence(GODFATHER, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 1.0}])
+    check = checker.check("The Godfather tackles complex themes in a lighthearted and entertaining way. "
+                          "It makes people laugh.", godfather)
+    assert not check.sentences[0].supported and not check.sentences[1].supported
+    assert {"acclaim", "reaction"} <= set(kinds(check))
+    shining = Evidence(SHINING)
+    check = checker.check("The Shining is a unique blend of horror and horror.", shining)
+    assert set(kinds(check)) >= {"repeat", "acclaim"}
+    terminator = Evidence(TERMINATOR)
+    check = checker.check("The Terminator is a movie based on the alien creature.", terminator)
+    assert not check.supported and "content: creature" in check.problems
+
+
+def test_reactions_need_a_genre_that_carries_them(checker: ClaimChecker) -> None:
+    assert checker.check("Babe is funny and will make you laugh.", Evidence(BABE)).supported  # a comedy
+    check = checker.check("Fargo will make you laugh and cry.", Evidence(FARGO))  # Drama carries "cry", not "laugh"
+    assert check.problems == ["reaction: laugh"]
+    assert checker.check("The Shining is scary.", Evidence(SHINING)).supported
+    assert not checker.check("Babe is scary.", Evidence(BABE)).supported
+
+
+def test_acclaim_is_never_supported_and_audiences_only_as_people_like_them(checker: ClaimChecker) -> None:
+    ev = fargo_evidence()
+    assert kinds(checker.check("Fargo is a critically acclaimed classic.", ev)) == ["acclaim"] * 3
+    assert not checker.check("Fargo is popular with audiences.", ev).supported
+    assert checker.check("Fargo is popular with people whose taste is similar to yours.", ev).supported
+    assert not checker.check("Fargo is popular with people whose taste is similar to yours.",
+                             Evidence(FARGO)).supported  # no similar-people count in the evidence
+
+
+def test_names_figures_and_titles_must_be_in_the_evidence(checker: ClaimChecker) -> None:
+    ev = fargo_evidence()
+    assert checker.check("Fargo was directed by Steven Spielberg.", ev).problems == ["person: Steven Spielberg"]
+    big = Evidence(BIG_NIGHT)
+    assert credits(BIG_NIGHT.description) == ["Stanley Tucci", "Campbell Scott", "Stanley Tucci", "Tony Shalhoub"]
+    assert checker.check("Big Night stars Stanley Tucci and Tony Shalhoub as two brothers.", big).supported
+    assert sorted(checker.check("The answer is: 32.", ev).problems) == ["content: answer", "echo: The answer", "number: 32"]
+    assert checker.check("Fargo is like The Godfather.", ev).problems == ["title: godfather"]
+    assert checker.check("Fargo is like Heat.", ev).supported
+
+
+def test_plot_words_of_the_description_support_a_sentence(checker: ClaimChecker) -> None:
+    big = Evidence(BIG_NIGHT)
+    assert checker.check("In Big Night two brothers run a restaurant.", big).supported
+    assert "content: spaceship" in checker.check("In Big Night two brothers run a spaceship.", big).problems
+
+
+def test_repeats_fail_whoever_writes_them(checker: ClaimChecker) -> None:
+    ev = fargo_evidence()
+    text = "Fargo is close to Heat. Fargo is close to Heat. Fargo is a crime film."
+    check = checker.check(text, ev)
+    assert [s.supported for s in check.sentences] == [True, False, True]
+    assert check.sentences[1].repeated
+
+
+def test_paraphrase_support_is_pluggable() -> None:
+    ev = Evidence(TERMINATOR)
+    strict = ClaimChecker(TitleSpotter(CATALOG), similar=None)
+    assert strict.check("The Terminator is a robot story.", ev).problems == ["content: robot"]
+    lenient = ClaimChecker(TitleSpotter(CATALOG), similar=lambda words, vocab: {w: "sci-fi" for w in words})
+    check = lenient.check("The Terminator is a robot story.", ev)
+    assert check.supported and check.sentences[0].claims[-1].by == "close to 'sci-fi'"
+
+
+def test_stem_and_sentences() -> None:
+    assert stem("movies") == stem("movie") and stem("brothers") == "brother" and stem("watched") == "watch"
+    assert sentences("One. Two!  Three?") == ["One.", "Two!", "Three?"]
+
+
+def test_their_words_tie_to_catalogue_facts() -> None:
+    said = ["I loved Heat for the twist.", "Also liked the music in Grease, and the way the brothers argue."]
+    assert their_reasons(said, FARGO) == [{"said": "the twist", "fact": "Thriller", "how": "genre"}]
+    assert their_reasons(said, BIG_NIGHT) == [{"said": "the brothers argue", "fact": "brothers",
+                                               "how": "description"}]
+    assert their_reasons(["I liked the music."], FARGO) == []  # nothing in Fargo's facts carries music
+
+
+# ------------------------------------------------------------------------------- the explainer
+
+class _Says:
+    """A model double that streams the text it is given."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def stream(self, messages, **kwargs):
+        from langchain_core.messages import AIMessageChunk
+
+        return (AIMessageChunk(content=w + " ") for w in self.text.split(" "))
+
+
+def explainer(says: str) -> Explainer:
+    return Explainer(llm=_Says(says), tool=None, spotter=TitleSpotter(CATALOG), similar=None)
+
+
+def test_failing_sentences_are_dropped_and_the_rest_shown() -> None:
+    ev = fargo_evidence()
+    e = explainer("Fargo is a crime thriller close to Heat. It is a critically acclaimed masterpiece.").explanation(ev)
+    assert e.text == "Fargo is a crime thriller close to Heat." and e.how == "llm"
+    assert e.problem.startswith("dropped unsupported: acclaim") and len(e.dropped) == 1
+
+
+def test_nothing_supported_falls_back_to_the_evidence_sentence() -> None:
+    ev = fargo_evidence()
+    x = explainer("Fargo makes audiences laugh and cry. Fargo makes audiences laugh and cry.")
+    e = x.explanation(ev)
+    assert e.how == "fallback" and e.text == x.plain(ev) and e.problem.startswith("no sentence")
+    assert x.check(e.text, ev).supported  # the fallback passes the product's own check
+
+
+def test_an_evidence_sentence_is_added_when_none_of_their_items_is_named() -> None:
+    ev = fargo_evidence()
+    e = explainer("Fargo is a crime drama.").explanation(ev)
+    assert e.how == "llm+evidence" and e.text == "Fargo is a crime drama. It sits close to Heat, which you liked."
+    assert explainer("").check(e.text, ev).supported
+
+
+def test_the_plain_sentence_uses_their_words() -> None:
+    ev = fargo_evidence()
+    ev.their_words = their_reasons(["I loved Heat for the twist."], FARGO)
+    x = explainer("")
+    plain = x.plain(ev)
+    assert "you said you liked the twist, and it is a thriller film too" in plain
+    assert x.check(plain, ev).supported
+    ev.shared_genres = ["Crime", "Thriller"]  # the tied genre is not named a second time
+    plain = x.plain(ev)
+    assert "it shares Crime with" in plain and x.check(plain, ev).supported, x.check(plain, ev).problems
+    assert any("the twist" in f for f in ev.facts())
+
+
+# ------------------------------------------------------------------------ tuning data (agent/tuning)
+
+def test_tuning_answers_pass_the_check_and_vary() -> None:
+    from agent.tuning.explain_data import explanation_pairs
+
+    x = explainer("")
+    evidences = []
+    for item, near in ((FARGO, [HEAT]), (BABE, [GODFATHER, HEAT]), (SHINING, [ALIENS])):
+        ev = Evidence(item, nearest=[{"title": n.title, "item_id": n.item_id, "share": 0.5} for n in near],
+                      shared_genres=list(item.genres[:1]), similar_users=(12, 50))
+        ev.their_words = their_reasons(["I loved Heat for the twist.", "I like the jokes."], item)
+        evidences += [ev] * 20
+    evidences.append(Evidence(FARGO))  # nothing of the person's: no pair
+    rows, counts = explanation_pairs(x, evidences, seed=1)
+    assert counts["kept"] == len(rows) == 60 and counts["skipped: no nearest items"] == 1
+    for row in rows:
+        assert row["messages"][-1]["role"] == "user" and row["task"] == "explain"
+    assert len({r["template"] for r in rows}) >= 15 and len({r["answer"] for r in rows}) >= 40
+    assert any("twist" in r["answer"] for r in rows) and any("jokes" in r["answer"] for r in rows)
+
+
+def test_talk_about_the_prompt_and_praise_by_fans_are_unsupported(checker: ClaimChecker) -> None:
+    ev = fargo_evidence()
+    assert "echo: The person" in checker.check("The person asked why Fargo.", ev).problems
+    assert "audience: fans" in checker.check("Fargo has been a favorite of many fans.", ev).problems
+    assert checker.check("If you are a fan of Heat, Fargo is close to it.", ev).supported
+    # a name that is part of the item's own title is the title, not a person
+    indy = CatalogItem("ml-100k:435", "movie", "Indiana Jones and the Last Crusade", 1989, ("Action", "Adventure"))
+    assert checker.check("Indiana Jones and the Last Crusade is an adventure with Indiana Jones.",
+                         Evidence(indy)).supported
+
+
+def test_a_title_of_repeated_words_is_no_repeat_but_a_title_said_over_and_over_is() -> None:
+    liar = CatalogItem("ml-100k:283", "movie", "Liar Liar", 1997, ("Comedy",), warm=True)
+    triad = CatalogItem("ml-100k:1", "movie", "Shanghai Triad (Yao a yao yao dao waipo qiao)", 1995, ("Drama",))
+    checker = ClaimChecker(TitleSpotter([*CATALOG, liar, triad]), similar=None)
+    ev = Evidence(liar, nearest=[{"title": triad.title, "item_id": triad.item_id, "share": 1.0}])
+    plain = explainer("").plain(ev)
+    assert checker.check(plain, ev).supported, checker.check(plain, ev).problems
+    godfather = Evidence(GODFATHER)
+    looping = checker.check("The Godfather: The Godfather: The Godfather: The Godfather", godfather)
+    assert looping.sentences[0].repeated
+    assert "echo: their tastes" in checker.check("The Godfather is made to fit their tastes.", godfather).problems
