@@ -18,10 +18,10 @@ from rapidfuzz import fuzz
 
 from agent.config import Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, WHY_TITLE, genres_in, has_content, readable, sanitize_slots,
+from agent.reading import (CAPABILITIES, genres_in, has_content, readable, sanitize_slots, second_look,
                            without_markup)
 from agent.router import Route, Router, empty_slots, make_router
-from agent.state import SESSIONS_FILE, DialogueState, SessionStore
+from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint
 from tools.catalog import Catalog, CatalogItem
@@ -112,9 +112,9 @@ class Agent:
         store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         llm = make_chat_model(settings)
         best_first = load_dataset(graph_dataset, settings.home, progress=progress).items_best_first()
-        tool = CandidateTool(recommender, catalog, store, best_first=best_first)
+        tool = CandidateTool(recommender, catalog, store, best_first=best_first, fold_in=settings.turn.fold_in)
         return cls(router=make_router(settings, llm), llm=llm, tool=tool,
-                   resolver=TitleResolver(catalog, store), sessions=SessionStore(settings.home / SESSIONS_FILE),
+                   resolver=TitleResolver(catalog, store), sessions=open_sessions(settings),
                    rerank=settings.rerank, turn=settings.turn)
 
     # -- public API ---------------------------------------------------------------------
@@ -237,19 +237,9 @@ class Agent:
         return candidates, ""
 
     def _second_look(self, route: Route, text: str) -> Route:
-        """Chit-chat that is not: the small router sends some requests there ("I loved The Lion
-        King", "Why would I like The Godfather?"). A message naming a catalog title is about
-        items; "why would I like X?" asks for an explanation even when X is unknown."""
-        if route.intent != "chitchat":
-            return route
-        if match := WHY_TITLE.match(text):
-            log.info("router said chitchat; 'why would I like …' asks for an explanation")
-            return Route("explain", {**route.slots, "titles": [match.group(1)]})
-        if self.resolver.spotter.spot(text):
-            intent = "explain" if ASKS_WHY.match(text) else "recommend"
-            log.info("router said chitchat; the message names a title: %s", intent)
-            return Route(intent, route.slots)
-        return route
+        """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not)."""
+        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter)
+        return route if (intent, slots) == (route.intent, route.slots) else Route(intent, slots)
 
     # -- dialogue -----------------------------------------------------------------------
 
@@ -397,15 +387,18 @@ class Agent:
         liked = [i for i in map(self.catalog.get, state.liked) if i]
         in_graph = self.tool.graph_id(target) is not None
         source = ("graph" if target.warm else "cold") if in_graph else "store"  # books: the store
-        evidence = self.explainer.evidence(target, user_id=state.user_id, liked=liked, source=source)
+        said = [turn.text for turn in state.turns if turn.role == "user"] + [text]  # their reasons ("the twist")
+        evidence = self.explainer.evidence(target, user_id=state.user_id, liked=liked, source=source, said=said)
         evidence.listed = any(target.item_id in turn.items for turn in state.turns)  # "is here" only if shown
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
-        words, _, problem = self.explainer.explain(evidence, text)
+        made = self.explainer.explanation(evidence, text)
         timings["reply"] = time.perf_counter() - t
-        yield words
+        yield made.text
         item = _item_for_reply(Candidate(target, 0.0, source), evidence.to_dict())
-        return Reply(state.session_id, "explain", words, [item], notes=[f"explanation fallback: {problem}"] if problem else [])
+        notes = [f"explanation fallback: {made.problem}" if made.how == "fallback" else f"explanation: {made.problem}"
+                 ] if made.problem else []
+        return Reply(state.session_id, "explain", made.text, [item], notes=notes)
 
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
         t = time.perf_counter()

@@ -53,6 +53,11 @@ class TurnSettings(BaseModel):
     router_max_tokens: int = Field(160, ge=1, description="tokens the router's JSON answer may take")
     chitchat_sentences: int = Field(2, ge=1, description="sentences of a chit-chat reply kept")
     chitchat_max_tokens: int = Field(60, ge=1, description="tokens a chit-chat reply may take")
+    fold_in: Literal["cosine", "dot"] = Field(
+        "cosine", description="how a person known by the titles they named is matched in the graph: 'cosine' "
+                              "to the named items' direction (better for MovieLens chat users, hit rate 0.44 vs "
+                              "0.33), or 'dot', the fold-in's dot product, which favours popular items (better "
+                              "on ReDial's conversations graph; bench/RESULTS.md, 'Real dialogues')")
 
 
 class Settings(BaseSettings):
@@ -87,6 +92,10 @@ class Settings(BaseSettings):
                             "with similar labelled examples (any model); auto: tuned when the default local model is used")
     router_adapter: Path | None = Field(None, description="the tuned router's llama.cpp LoRA adapter (default: the "
                                                           "shipped agent/data/router_lora.gguf; `chatrec tune-router` makes one)")
+    router_head: bool = Field(True, description="check the router's intent with the intent head (a logistic "
+                                                "regression on the shipped MiniLM embedding of the message, "
+                                                "agent/data/router_intent_head.jsonl): held-out phrasings 0.860 -> "
+                                                "0.957, real ReDial seekers 0.770 -> 0.749 (bench/RESULTS.md)")
     rerank: Literal["graph", "llm", "pointwise", "fused"] = Field(
         "graph", description="how the agent orders the top candidates: graph (the recommender's scored order; "
                              "the default: no LLM re-ranker beat it with SmolLM2-135M, bench/RESULTS.md), llm "
@@ -95,6 +104,15 @@ class Settings(BaseSettings):
                              "(the mean of that rank and the scored rank)")
     chroma_url: str | None = Field(None, description="a shared Chroma server (http://host:port) instead of the "
                                                      "on-disk item store")
+    sessions_url: str | None = Field(None, description="where sessions are kept: unset, the SQLite file in the data "
+                                                       "home (one process); postgresql://user@host:port/db, a "
+                                                       "PostgreSQL database that several agent processes share "
+                                                       "(CHATREC_SESSIONS_URL)", repr=False)
+    turn_concurrency: int = Field(4, ge=1, description="openai backend: turns of different sessions one process "
+                                                       "(web page, Slack bot, chatrec serve) runs at once; the local "
+                                                       "in-process model always runs one at a time")
+    serve_host: str = Field("127.0.0.1", description="chatrec serve: the address to listen on")
+    serve_port: int = Field(8080, ge=0, le=65535, description="chatrec serve: the port to listen on")
     turn: TurnSettings = Field(default_factory=TurnSettings, description="the numbers of one agent turn "
                                                                         "(message length, counts, thresholds)")
     # the Slack bot (`chatrec slack`); tokens and the signing secret are never logged or shown

@@ -272,8 +272,10 @@ class OpenAIChatModel(BaseChatModel):
             try:
                 return self._openai().chat.completions.create(**args)
             except openai.APIStatusError as exc:
-                if "response_format" not in args or "response_format" not in str(exc) or \
-                        self._json_style != "json_schema":
+                # this request's own format decides, not the shared style: a concurrent turn may have
+                # switched it already while this request was built the old way (bench.load saw it)
+                sent = args.get("response_format") or {}
+                if sent.get("type") != "json_schema" or "response_format" not in str(exc):
                     raise
                 self._json_style = "json_object"
                 args["response_format"] = self._response_format(kwargs["json_schema"])

@@ -17,3 +17,30 @@ def test_constraints_admit_and_relax() -> None:
     dropped = [what for what, _ in nineties_crime.relaxations()]
     assert dropped == ["year", "genres", "year and genres"]
     assert all(c.domain == "movie" for _, c in nineties_crime.relaxations())
+
+
+def test_the_fold_in_setting_decides_between_the_aligned_and_the_popular_item() -> None:
+    """A chat user who named A: B points the same way as A, C is long (much rated) and half aligned.
+    The cosine answers B first; the dot product (TurnSettings.fold_in = "dot") answers C first."""
+    import numpy as np
+    import pytest
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog, CatalogItem
+
+    items = [CatalogItem(f"cat:{name}", "movie", f"Film {name}", 2000, ("Drama",), warm=True) for name in "ABC"]
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [3.0, 3.0]])
+    train = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 1]], dtype=np.float32))
+    rec = GraphRecommender(np.ones((2, 2)), vectors, train, ["u1", "u2"], [i.item_id for i in items], "toy")
+    catalog = Catalog(items)
+
+    def first(fold_in: str) -> str:
+        tool = CandidateTool(rec, catalog, store=None, fold_in=fold_in)
+        found = tool.candidates(user_id=None, liked=[items[0]], disliked=[], exclude=[], constraint=Constraint(), k=2)
+        return found[0].item.title
+
+    assert first("cosine") == "Film B" and first("dot") == "Film C"
+    with pytest.raises(ValueError, match="fold_in"):
+        CandidateTool(rec, catalog, store=None, fold_in="sum")

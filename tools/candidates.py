@@ -99,9 +99,12 @@ class CandidateTool:
     """``candidates(...)`` → up to ``k`` scored, filtered catalog items."""
 
     def __init__(self, recommender: GraphRecommender, catalog: Catalog, store: ItemStore,
-                 cold_places: int = 3, best_first: dict[str, list[str]] | None = None) -> None:
+                 cold_places: int = 3, best_first: dict[str, list[str]] | None = None, fold_in: str = "cosine") -> None:
+        """``fold_in``: how a chat user is matched from the items they named (TurnSettings.fold_in)."""
+        if fold_in not in ("cosine", "dot"):
+            raise ValueError(f"fold_in must be 'cosine' or 'dot', not {fold_in!r}")
         self.recommender, self.catalog, self.store = recommender, catalog, store
-        self.cold_places = cold_places
+        self.cold_places, self.fold_in = cold_places, fold_in
         # each dataset user's rated items best first (InteractionData.items_best_first): the order
         # the LLM's re-rank asks were tuned with; without it, the training matrix's order
         self.best_first = best_first or {}
@@ -169,7 +172,9 @@ class CandidateTool:
         else:  # a chat user ("more like these"), or a dataset user who added likes in chat (fold in)
             seeds = (rec.history(user_id) if user_id else []) + liked
             taste = self._genre_profile(liked)
-            nearest = rec.recommend_from_items if user_id else rec.recommend_similar
+            # a dataset user's history is folded in by dot product; a chat user by the setting: the
+            # cosine leans less to popular items (MovieLens chat users), the dot product more (ReDial)
+            nearest = rec.recommend_from_items if user_id or self.fold_in == "dot" else rec.recommend_similar
 
             def rank(mask, n):
                 pool = nearest(seeds, disliked, max(n, RESCORE_POOL), allowed=mask)
