@@ -31,7 +31,7 @@ from collections.abc import Iterator
 import psycopg
 from psycopg import errors as pg_errors
 
-from agent.state import DialogueState, SessionBusy, SessionError, SessionLocks
+from agent.state import DialogueState, SessionBusy, SessionError, SessionLocks, stored_state
 
 # (version, what, SQL): append only; a step once released is never edited
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -186,13 +186,7 @@ class PgSessionStore:
     def get(self, session_id: str) -> DialogueState | None:
         with self._transaction(session_id, "reading a session") as db:
             row = db.execute("SELECT state FROM sessions WHERE id = %s", (session_id,)).fetchone()
-        if row is None:
-            return None
-        try:
-            return DialogueState.from_json(row[0])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise SessionError(f"session {session_id!r} cannot be read ({exc}); delete it with "
-                               f"`chatrec sessions --delete {session_id}`") from exc
+        return None if row is None else stored_state(session_id, row[0])
 
     def get_or_new(self, session_id: str, user_id: str | None = None) -> DialogueState:
         return self.get(session_id) or self.new(user_id, session_id)

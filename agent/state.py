@@ -211,6 +211,15 @@ def turn_slots(settings) -> int:
     return max(1, int(getattr(settings, "turn_concurrency", 1)))
 
 
+def stored_state(session_id: str, text: str) -> DialogueState:
+    """A session's stored JSON as its state; one that cannot be read says how to remove it."""
+    try:
+        return DialogueState.from_json(text)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SessionError(f"session {session_id!r} cannot be read ({exc}); delete it with "
+                           f"`chatrec sessions --delete {session_id}`") from exc
+
+
 class SessionStore:
     """Every session, persisted in SQLite (``<data home>/sessions.sqlite3``). One process (one
     machine) at a time: several processes sharing sessions use PostgreSQL (agent/sessions_pg.py)."""
@@ -254,13 +263,7 @@ class SessionStore:
     def get(self, session_id: str) -> DialogueState | None:
         with self._connect() as db:
             row = db.execute("SELECT state FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        if row is None:
-            return None
-        try:
-            return DialogueState.from_json(row[0])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise SessionError(f"session {session_id!r} cannot be read ({exc}); delete it with "
-                               f"`chatrec sessions --delete {session_id}`") from exc
+        return None if row is None else stored_state(session_id, row[0])
 
     def get_or_new(self, session_id: str, user_id: str | None = None) -> DialogueState:
         return self.get(session_id) or self.new(user_id, session_id)
