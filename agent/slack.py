@@ -128,7 +128,7 @@ def _item_facts(item) -> str:
 
 def _reasons(why: dict) -> str:
     """The per-item evidence of a recommendation, in a line (empty when there is none)."""
-    parts = []
+    parts = [_esc(why["bridge"]["sentence"])] if why.get("bridge") else []  # a cross-domain pick's bridge
     if why.get("nearest"):
         parts.append("close to " + ", ".join(_esc(t) for t in why["nearest"]))
     if why.get("shared_genres"):

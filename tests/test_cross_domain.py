@@ -209,6 +209,10 @@ def test_bridges_from_films_to_books_and_back() -> None:
     assert {b for b, _ in same} == {CLIENT_BOOK.item_id, PELICAN.item_id, TIME_BOOK.item_id}
     assert why[PELICAN.item_id].detail == "John Grisham"
     assert bridges.films_of_books([JP_BOOK]) == [JURASSIC]
+    # asked "why?" after the list, the bridge is found again from what they liked
+    assert bridges.bridge_to(PELICAN, [FIRM]) == Via("author", FIRM_BOOK.title, FIRM_BOOK.item_id, "John Grisham")
+    assert bridges.bridge_to(JP_BOOK, [HEAT]) == Via("adapted", "Jurassic Park", JURASSIC.item_id)
+    assert bridges.bridge_to(JURASSIC, [JP_BOOK]) is None  # a film: the candidate's own bridge or none
 
 
 # ------------------------------------------------------------- a real store, a real graph

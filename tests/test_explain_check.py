@@ -219,3 +219,19 @@ def test_a_title_of_repeated_words_is_no_repeat_but_a_title_said_over_and_over_i
     looping = checker.check("The Godfather: The Godfather: The Godfather: The Godfather", godfather)
     assert looping.sentences[0].repeated
     assert "echo: their tastes" in checker.check("The Godfather is made to fit their tastes.", godfather).problems
+
+
+def test_a_cross_domain_pick_is_explained_by_its_bridge(checker: ClaimChecker) -> None:
+    """A book for a film lover (issue 27): the bridge is evidence — the film it names may be named,
+    the author is a known person — and the evidence sentence leads with it."""
+    from tools.cross_domain import Via
+
+    novel = CatalogItem("book-crossing:9", "book", "The Godfather", 1969, author="Mario Puzo")
+    sicilian = CatalogItem("book-crossing:10", "book", "The Sicilian", 1984, author="Mario Puzo")
+    by_author = Evidence(sicilian, source="store", bridge=Via("author", "The Godfather", novel.item_id, "Mario Puzo"))
+    assert checker.check("The Sicilian is by Mario Puzo, who also wrote The Godfather.", by_author).supported
+    assert not checker.check("The Sicilian is by Mario Puzo, who also wrote The Godfather.",
+                             Evidence(sicilian, source="store")).supported  # without the bridge: an invented title
+    assert by_author.to_dict()["bridge"]["sentence"] == "The Sicilian is by Mario Puzo, who also wrote The Godfather."
+    plain = explainer("").plain(by_author)
+    assert "it is by Mario Puzo, who also wrote The Godfather" in plain and checker.check(plain, by_author).supported

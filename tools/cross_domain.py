@@ -107,6 +107,13 @@ class Via:
             return f"{item.title} is close in the ratings graph to the film of {self.through}."
         return ""
 
+    def reason(self) -> str:
+        """The bridge as a reason in the evidence sentence ("… is here because <reason>")."""
+        return {"adapted": f"it is the book behind the film {self.through}",
+                "author": f"it is by {self.detail}, who also wrote {self.through}",
+                "readers": f"readers of {self.through} also rated it",
+                "film_of_book": f"it is close in the ratings graph to the film of {self.through}"}.get(self.kind, "")
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "through": self.through, "through_id": self.through_id, "detail": self.detail}
 
@@ -254,6 +261,20 @@ class Bridges:
         titles = {s.item_id: s.title for s in seeds}
         got = self.readers.around([s.item_id for s in seeds], k)
         return [(b, s) for b, s, _ in got], {b: Via("readers", titles[seed], seed) for b, _, seed in got}
+
+    def bridge_to(self, item: CatalogItem, liked: Sequence[CatalogItem]) -> Via | None:
+        """The bridge from the person's ``liked`` items of the other domain to ``item``, for an
+        explanation asked after the list (the candidate's own ``via`` is gone by then): the same
+        author as one of theirs first, then the film the book became, then co-readers."""
+        if item.domain != "book":
+            return None
+        known = self.source_books(i for i in liked if i.domain == "movie") + [i for i in liked if i.domain == "book"]
+        by_author = self.same_author(known, 10_000)[1]  # every other work of their authors
+        if item.item_id in by_author:
+            return by_author[item.item_id]
+        if films := self.adaptations.films_of(item.item_id):
+            return Via("adapted", films[0].film_title, films[0].film_id)
+        return self.co_read(known, 200)[1].get(item.item_id) if known else None
 
     # -- readers' films ----------------------------------------------------------------------
 

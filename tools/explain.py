@@ -26,6 +26,7 @@ from prompts import read_prompt
 from tools.candidates import CandidateTool, genre_key
 from tools.catalog import CatalogItem
 from tools.chat import LLMUnavailable, as_messages, stream_sentences
+from tools.cross_domain import Via
 from tools.explain_check import ClaimChecker, TextCheck, names_any
 from tools.resolve import TitleSpotter, match_key
 from tools.vocabulary import GENRE_ADJECTIVE, GENRE_LEXICON
@@ -46,9 +47,11 @@ class Evidence:
     # what the person said they liked that the item's catalogue facts carry:
     # [{"said": "the twist", "fact": "Thriller", "how": "genre"|"description"}] (:func:`their_reasons`)
     their_words: list[dict] = field(default_factory=list)
+    # a cross-domain pick's bridge (tools.cross_domain.Via): "Jurassic Park is the book behind the film …"
+    bridge: Via | None = None
 
     def facts(self) -> list[str]:
-        out = []
+        out = [self.bridge.sentence(self.item)] if self.bridge else []
         if self.nearest:
             out.append("In the graph it sits closest to these items they liked: "
                        + ", ".join(e["title"] for e in self.nearest) + ".")
@@ -74,6 +77,8 @@ class Evidence:
                "similar_users": list(self.similar_users) if self.similar_users else None, "source": self.source}
         if self.their_words:
             out["their_words"] = self.their_words
+        if self.bridge:
+            out["bridge"] = self.bridge.to_dict() | {"sentence": self.bridge.sentence(self.item)}
         return out
 
 
@@ -181,7 +186,7 @@ def genres_named(text: str) -> set[str]:
 
 def allowed_titles(ev: Evidence) -> list[str]:
     """What an explanation may name: the item, its aliases, the evidence's nearest titles."""
-    return [ev.item.title, *ev.item.aliases, *(e["title"] for e in ev.nearest)]
+    return [ev.item.title, *ev.item.aliases, *(e["title"] for e in ev.nearest), *([ev.bridge.through] if ev.bridge else [])]
 
 
 def blank_titles(text: str, titles: Iterable[str]) -> str:
@@ -248,10 +253,12 @@ class Explainer:
     # -- facts --------------------------------------------------------------------------
 
     def evidence(self, item: CatalogItem, *, user_id: str | None, liked: Sequence[CatalogItem],
-                 source: str = "graph", similar_users: bool = True, said: Sequence[str] = ()) -> Evidence:
-        """``said``: the person's own messages, for the reasons they gave (:func:`their_reasons`)."""
+                 source: str = "graph", similar_users: bool = True, said: Sequence[str] = (),
+                 via: Via | None = None) -> Evidence:
+        """``said``: the person's own messages, for the reasons they gave (:func:`their_reasons`);
+        ``via``: the bridge a cross-domain candidate came by (looked up again when not given)."""
         rec = self.tool.recommender
-        ev = Evidence(item, source=source)
+        ev = Evidence(item, source=source, bridge=via or self._bridge(item, liked))
         gid = self.tool.graph_id(item)
         liked_graph = [g for g in map(self.tool.graph_id, liked) if g]
         person: str | list[str] | None = user_id if user_id and not liked_graph else (
@@ -271,6 +278,13 @@ class Explainer:
         ev.their_words = their_reasons(said, item)
         return ev
 
+    def _bridge(self, item: CatalogItem, liked: Sequence[CatalogItem]) -> Via | None:
+        """A book for a film lover: the bridge from their films (none within one domain)."""
+        if not liked or all(i.domain == item.domain for i in liked):
+            return None
+        bridges = getattr(self.tool, "bridges", None)
+        return bridges.bridge_to(item, liked) if bridges is not None else None
+
     def _similar_users(self, person: str | list[str], gid: str) -> tuple[int, int] | None:
         rec = self.tool.recommender
         if rec.bridged_[rec.item_index(gid)]:
@@ -283,7 +297,7 @@ class Explainer:
 
     def plain(self, ev: Evidence) -> str:
         """The fallback: a sentence built from the evidence alone."""
-        reasons = []
+        reasons = [ev.bridge.reason()] if ev.bridge else []
         if ev.nearest:
             reasons.append("it is close to " + " and ".join(e["title"] for e in ev.nearest[:2]) + ", which you liked")
         for w in ev.their_words[:1]:

@@ -253,9 +253,13 @@ def support_of(ev, statements: Sequence[str] = ()) -> Support:
     item = ev.item
     titles = {match_key(t): "item" for t in (item.title, *item.aliases) if t}
     titles |= {match_key(e["title"]): "nearest" for e in ev.nearest}
+    bridge = getattr(ev, "bridge", None)  # a cross-domain pick's bridge: its title and author are evidence
+    if bridge is not None:
+        titles[match_key(bridge.through)] = "bridge"
     genres = {genre_key(g): "item genres" for g in item.genres}
     genres |= {genre_key(g): "shared genres" for g in ev.shared_genres}
-    names = credits(item.description) + ([item.author] if item.author else [])
+    names = credits(item.description) + ([item.author] if item.author else []) + (
+        [bridge.detail] if bridge is not None and bridge.detail else [])
     people = {w.lower() for n in names for w in words_of(n)}
     numbers: dict[int, str] = {}
     if ev.similar_users and ev.similar_users[0]:
