@@ -334,7 +334,7 @@ class Agent:
         if unknown and not liked and not state.user_id:  # say so and ask; nothing to start from
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self._unknown_titles(unknown, state, ask=True)))
-        if not state.user_id and not liked and constraint == Constraint() and not has_content(text, route.slots):
+        if not state.user_id and not liked and not constraint.says_what() and not has_content(text, route.slots):
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self.replies["ask_taste"]))
         candidates, relaxed = self.candidates(state, text, self.turn.candidates)
@@ -471,6 +471,8 @@ class Agent:
         return self.tool.history(state.user_id) if state.user_id else []
 
     def _why(self, cand: Candidate, state: DialogueState, liked: list[CatalogItem]) -> dict:
+        if cand.via is not None:  # a cross-domain pick: the bridge is the reason
+            return {"source": cand.source, "bridge": cand.via.to_dict() | {"sentence": cand.via.sentence(cand.item)}}
         if cand.source == "store" or not (liked or state.user_id):
             return {"source": cand.source}
         ev = self.explainer.evidence(cand.item, user_id=state.user_id, liked=liked, source=cand.source,

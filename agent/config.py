@@ -92,10 +92,11 @@ class Settings(BaseSettings):
                             "with similar labelled examples (any model); auto: tuned when the default local model is used")
     router_adapter: Path | None = Field(None, description="the tuned router's llama.cpp LoRA adapter (default: the "
                                                           "shipped agent/data/router_lora.gguf; `chatrec tune-router` makes one)")
-    router_head: bool = Field(True, description="check the router's intent with the intent head (a logistic "
-                                                "regression on the shipped MiniLM embedding of the message, "
-                                                "agent/data/router_intent_head.jsonl): held-out phrasings 0.860 -> "
-                                                "0.957, real ReDial seekers 0.770 -> 0.749 (bench/RESULTS.md)")
+    router_head: bool = Field(False, description="check the router's intent with the intent head (a logistic "
+                                                 "regression on the shipped MiniLM embedding of the message, "
+                                                 "agent/data/router_intent_head.jsonl): held-out phrasings 0.860 -> "
+                                                 "0.957, but real ReDial seekers 0.770 -> 0.749 and, MiniLM being "
+                                                 "English, a French request read as chit-chat: off by default")
     rerank: Literal["graph", "llm", "pointwise", "fused"] = Field(
         "graph", description="how the agent orders the top candidates: graph (the recommender's scored order; "
                              "the default: no LLM re-ranker beat it with SmolLM2-135M, bench/RESULTS.md), llm "

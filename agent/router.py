@@ -169,10 +169,10 @@ class Router:
     """
 
     def __init__(self, llm, mode: str = "few-shot", examples: list[dict] | None = None, shots: int = 4,
-                 turn: TurnSettings | None = None, head: IntentHead | None | str = "shipped") -> None:
+                 turn: TurnSettings | None = None, head: IntentHead | None | str = None) -> None:
         """``turn``: how much of a message is read and how long the answer may be (the defaults when None);
         ``head``: the :class:`IntentHead` that checks the LLM's intent ("shipped": the one in agent/data,
-        None: the LLM alone)."""
+        None, the default: the LLM alone; Settings.router_head)."""
         if mode not in ("tuned", "few-shot"):
             raise ValueError(f"router mode must be 'tuned' or 'few-shot', not {mode!r}")
         self.llm, self.mode, self.shots = llm, mode, shots

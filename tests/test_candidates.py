@@ -44,3 +44,9 @@ def test_the_fold_in_setting_decides_between_the_aligned_and_the_popular_item() 
     assert first("cosine") == "Film B" and first("dot") == "Film C"
     with pytest.raises(ValueError, match="fold_in"):
         CandidateTool(rec, catalog, store=None, fold_in="sum")
+
+
+def test_a_constraint_says_what_only_when_it_narrows_beyond_the_default_domain() -> None:
+    assert not Constraint().says_what() and not Constraint(domain="movie").says_what()  # "recommend me a movie"
+    assert Constraint(domain="book").says_what() and Constraint(("comedy",)).says_what()
+    assert Constraint(year_from=1990).says_what() and Constraint(without=("horror",)).says_what()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PROFILE_ITEMS = 30  # a dataset user's items that make their text profile for other domains
 RESCORE_POOL = 100  # fold-in candidates re-scored with shared genres
+SCREEN_FORMATS = {"imax"}  # genre_key("IMAX"): "genres" that say nothing about what a film is like
 GENRE_WEIGHT = 1.0  # shared genres (cosine, 0..1) next to the graph score (scaled to 0..1)
 # the store's sources, fused by reciprocal rank (tools/cross_domain.py): the cross-domain bridges
 # first, then text similarity to what they like ("text") and to the content words they asked with
@@ -50,6 +51,11 @@ class Constraint:
     year_to: int | None = None
     domain: str | None = None
     without: Sequence[str] = ()  # genres ruled out ("I hate horror"): never relaxed
+
+    def says_what(self) -> bool:
+        """Whether it narrows what to recommend: "a movie" names only the default domain."""
+        return bool(self.genres or self.year_from or self.year_to or self.without
+                    or self.domain not in (None, "movie"))
 
     def admits(self, item: CatalogItem) -> bool:
         if self.domain and item.domain != self.domain:
@@ -184,30 +190,45 @@ class CandidateTool:
         ranked += [(gid, s, "cold") for gid, s in rank(cold, n_cold)] if n_cold else []
         return [Candidate(self._catalog_of_graph[gid], float(s), source) for gid, s, source in ranked]
 
+    @cached_property
+    def _genre_weight(self) -> dict[str, float]:
+        """Genre → how much sharing it says (inverse document frequency over the graph's items):
+        The Lion King and Apollo 13 share Adventure and Drama, The Lion King and Toy Story Animation
+        and Children's; the rarer genres are the likeness a person means."""
+        items = list(self._catalog_of_graph.values())
+        counts: dict[str, int] = {}
+        for item in items:
+            for g in {genre_key(g) for g in item.genres}:
+                counts[g] = counts.get(g, 0) + 1
+        # IMAX is how a film was shown, not what it is like (ml-latest-small lists it as a genre)
+        return {g: float(np.log(len(items) / n)) for g, n in counts.items() if g not in SCREEN_FORMATS}
+
     def _genre_profile(self, liked: Sequence[str]) -> dict[str, float]:
-        """Genre → share of the liked items (graph ids) that have it."""
+        """Genre → share of the liked items (graph ids) that have it, times the genre's weight."""
         counts: dict[str, float] = {}
         items = [i for i in map(self._catalog_of_graph.get, liked) if i is not None]
         for item in items:
             for g in {genre_key(g) for g in item.genres}:
-                counts[g] = counts.get(g, 0.0) + 1 / len(items)
+                counts[g] = counts.get(g, 0.0) + self._genre_weight.get(g, 0.0) / len(items)
         return counts
 
     def _with_shared_genres(self, pool: list[tuple[str, float]], taste: dict[str, float]) -> list[tuple[str, float]]:
         """A fold-in of a few liked items leans to the most popular films (Toy Story + Aladdin →
         Star Wars: the pool's scores differ by a few hundredths); genres shared with the liked
         items pull what is like them back up. Score = the graph score min-max scaled over the
-        pool + GENRE_WEIGHT × the cosine between the item's genres and the liked genres."""
+        pool + GENRE_WEIGHT × the cosine between the item's genres and the liked genres, each genre
+        weighted by how rare it is."""
         if not pool or not taste:
             return pool
         scores = [s for _, s in pool]
         low, span = min(scores), (max(scores) - min(scores)) or 1.0
         norm = float(np.sqrt(sum(w * w for w in taste.values())))
 
-        def shared(gid: str) -> float:
+        def shared(gid: str) -> float:  # the cosine of the two genre vectors, each genre by its weight
             item = self._catalog_of_graph.get(gid)
-            keys = {genre_key(g) for g in item.genres} if item else set()
-            return sum(taste.get(g, 0.0) for g in keys) / (np.sqrt(len(keys)) * norm) if keys else 0.0
+            weights = {k: self._genre_weight.get(k, 0.0) for k in {genre_key(g) for g in item.genres}} if item else {}
+            length = float(np.sqrt(sum(w * w for w in weights.values())))
+            return sum(taste.get(g, 0.0) * w for g, w in weights.items()) / (length * norm) if length else 0.0
 
         rescored = [(gid, (s - low) / span + GENRE_WEIGHT * shared(gid)) for gid, s in pool]
         return sorted(rescored, key=lambda pair: -pair[1])
