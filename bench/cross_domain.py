@@ -10,7 +10,11 @@ request's text), twice:
 - ``chat``: a new person who names ``--named`` of their other liked films (their best first) and
   asks with one of the issue's requests ("any books for someone who likes these?", "any
   books?", "something to read");
-- ``dataset``: the same person as a dataset user (their trained vector, their rated films).
+- ``dataset``: the same person as a dataset user (their trained vector, their rated films);
+- ``chat_words`` (``--words``): the chat user's message in words ("I loved Heat, Fargo and
+  Babe. Any books?", five of their films by title) read by the agent itself — the router, the
+  title resolver, the dialogue state (``Agent.read_turn``) — and its candidates for that state
+  (``Agent.candidates``), what a live turn hands the re-rank.
 
 Baselines on the same users and requests: ``popular`` (the most-rated books), ``request_text``
 (text similarity of the request alone: what the agent's answer came down to before issue 27)
@@ -135,6 +139,8 @@ def main() -> None:
     parser.add_argument("--min-adapted", type=int, default=3, help="adapted films a user rated 4 or 5, at least")
     parser.add_argument("--named", type=int, default=10, help="liked films a chat user names")
     parser.add_argument("--no-save", action="store_true", help="do not save the run for `chatrec report`")
+    parser.add_argument("--words", action="store_true",
+                        help="also the agent reading the request in words (loads the LLM; about 1-2 s a user)")
     args = parser.parse_args()
 
     from agent.config import Settings
@@ -199,11 +205,17 @@ def main() -> None:
 
     popular = [b.item_id for b in sorted((it for it in catalog if it.domain == "book"),
                                          key=lambda b: (-b.n_ratings, b.item_id))]
-    systems = ("chat", "dataset", "popular", "request_text", "liked_text")
+    systems = ("chat", "dataset", "popular", "request_text", "liked_text") + (("chat_words",) if args.words else ())
     ranks: dict[str, list] = {s: [] for s in systems}
     shares: dict[str, list] = {s: [] for s in systems}
     known: dict[str, list] = {s: [] for s in systems}
-    seconds: dict[str, list] = {"chat": [], "dataset": []}
+    seconds: dict[str, list] = {"chat": [], "dataset": [], "chat_words": []}
+    agent = None
+    if args.words:
+        from agent.agent import Agent
+
+        agent = Agent.from_settings(settings, progress=False)
+        agent.tool = tool  # the same graph, store and bridges as the other systems'
     examples = []
     book = Constraint(domain="book")
     for n, (uid, held, target, named) in enumerate(users):
@@ -218,6 +230,17 @@ def main() -> None:
         lists["dataset"] = [c.item.item_id for c in tool.candidates(user_id=uid, liked=[], disliked=[], exclude=(),
                                                                     constraint=book, query=request, k=K)]
         seconds["dataset"].append(time.perf_counter() - t)
+        if agent is not None:
+            from agent.state import DialogueState
+
+            titles = [f.title for f in named[:5]]
+            words = f"I loved {', '.join(titles[:-1])} and {titles[-1]}. {request}" if len(titles) > 1 else \
+                f"I loved {titles[0]}. {request}"
+            t = time.perf_counter()
+            state = DialogueState(session_id=f"cross-domain-{uid}")
+            agent.read_turn(state, words)
+            lists["chat_words"] = [c.item.item_id for c in agent.candidates(state, words, K)[0]]
+            seconds["chat_words"].append(time.perf_counter() - t)
         lists["popular"] = popular[:K]
         lists["request_text"] = [h.item_id for h in store.search(request, K, domain="book")]
         lists["liked_text"] = [h.item_id for h in store.more_like([f.item_id for f in named], K, domain="book")]
@@ -266,7 +289,9 @@ def main() -> None:
           "popular_hit@10": result["systems"]["popular"]["hit@10"],
           "liked_text_hit@10": result["systems"]["liked_text"]["hit@10"],
           "genre_share@10": chat["genre_share@10"], "request_text_genre_share@10": base["genre_share@10"],
-          "candidate_seconds_p95": max(chat.get("seconds_p95", 0), result["systems"]["dataset"].get("seconds_p95", 0))})
+          "candidate_seconds_p95": max(chat.get("seconds_p95", 0), result["systems"]["dataset"].get("seconds_p95", 0)),
+          **({"words_hit@10": words["hit@10"], "words_hit@10_ci95": words["hit@10_ci95"],
+              "words_seconds_p95": words.get("seconds_p95")} if (words := result["systems"].get("chat_words")) else {})})
 
 
 if __name__ == "__main__":

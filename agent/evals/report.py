@@ -283,7 +283,8 @@ def crs_section(run: dict | None, out: Path, plt) -> Section:
     return sec
 
 
-CROSS_DOMAIN_SYSTEMS = {"chat": "agent, chat user naming films", "dataset": "agent, dataset user",
+CROSS_DOMAIN_SYSTEMS = {"chat_words": "agent reading the request in words", "chat": "agent, chat user naming films",
+                        "dataset": "agent, dataset user",
                         "popular": "popular books", "request_text": "request text alone (before issue 27)",
                         "liked_text": "liked films' descriptions"}
 
@@ -314,7 +315,7 @@ def cross_domain_section(run: dict | None, out: Path, plt) -> Section:
     values = [result["systems"][n]["hit@10"] for n in systems]
     cis = [result["systems"][n].get("hit@10_ci95") or [v, v] for n, v in zip(systems, values)]
     ax.bar(systems, values, yerr=[[v - c[0] for v, c in zip(values, cis)], [c[1] - v for v, c in zip(values, cis)]],
-           capsize=5, color=["#4477aa" if n in ("chat", "dataset") else "#888" for n in systems])
+           capsize=5, color=["#4477aa" if n in ("chat_words", "chat", "dataset") else "#888" for n in systems])
     ax.set(ylabel="source-book Hit@10", title=f"{result['users']} users, held-out adapted film")
     ax.grid(axis="y", alpha=0.3)
     _save(fig, out / "cross_domain_hit10.png", run)
