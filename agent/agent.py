@@ -101,6 +101,7 @@ class Agent:
         from tools.items import open_items
 
         settings = settings or Settings()
+        sessions = open_sessions(settings)  # first: a database that is down fails before the models load
         graph_dataset = graph_dataset or settings.graph_dataset
         catalog, store = open_items(settings.home, settings.chroma_url, progress=progress)
         if (model_dir(graph_dataset, settings.home) / "lightgcn.pt").exists():
@@ -114,7 +115,7 @@ class Agent:
         best_first = load_dataset(graph_dataset, settings.home, progress=progress).items_best_first()
         tool = CandidateTool(recommender, catalog, store, best_first=best_first, fold_in=settings.turn.fold_in)
         return cls(router=make_router(settings, llm), llm=llm, tool=tool,
-                   resolver=TitleResolver(catalog, store), sessions=open_sessions(settings),
+                   resolver=TitleResolver(catalog, store), sessions=sessions,
                    rerank=settings.rerank, turn=settings.turn)
 
     # -- public API ---------------------------------------------------------------------

@@ -88,22 +88,16 @@ def chat(
 
 def agent_for(settings):
     """The agent from the settings, its sessions where ``sessions_url`` says (PostgreSQL or the
-    SQLite file). Errors a person can act on end the command with the reason."""
-    from agent.state import SessionError, open_sessions
-
-    try:
-        sessions = open_sessions(settings)  # first: a database that is down fails before the models load
-    except SessionError as exc:
-        fail(str(exc))
+    SQLite file; a database that is down fails before the models load). Errors a person can act
+    on end the command with the reason."""
     from agent.agent import Agent
     from agent.llm import LLMUnavailable
+    from agent.state import SessionError
 
     try:
-        agent = Agent.from_settings(settings)
+        return Agent.from_settings(settings)
     except (LLMUnavailable, SessionError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    agent.sessions = sessions
-    return agent
 
 
 def serve(
