@@ -102,6 +102,9 @@ class FeedbackOut(BaseModel):
     disliked: list[str]
 
 
+# ReplyItemOut / ReplyOut spell out agent.agent's ReplyItem / Reply for the OpenAPI schema: importing
+# agent.agent here would cost 2.8 s of imports (torch, chromadb) before the server can answer /openapi.json.
+# A field added to those dataclasses is added here too (tests/test_server.py compares the keys).
 class ReplyItemOut(BaseModel):
     item_id: str
     title: str

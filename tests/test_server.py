@@ -100,6 +100,18 @@ def test_the_schema_is_published_with_every_route(api: Api) -> None:
     assert {"session_id", "intent", "text", "items", "timings"} <= set(reply)
 
 
+def test_the_schema_models_spell_out_the_agents_reply_field_for_field() -> None:
+    """agent/server.py keeps its own copy of Reply / ReplyItem (so it starts without the agent's
+    imports): a field added to one and not the other fails here."""
+    from dataclasses import fields
+
+    from agent.agent import Reply, ReplyItem
+    from agent.server import ReplyItemOut, ReplyOut
+
+    assert list(ReplyOut.model_fields) == [f.name for f in fields(Reply)]
+    assert list(ReplyItemOut.model_fields) == [f.name for f in fields(ReplyItem)]
+
+
 def test_session_ids_are_random_capabilities(api: Api) -> None:
     made = [api.call("POST", "/sessions", {}) for _ in range(20)]
     assert all(status == 201 for status, _, _ in made)
