@@ -114,9 +114,14 @@ class Agent:
         llm = make_chat_model(settings)
         best_first = load_dataset(graph_dataset, settings.home, progress=progress).items_best_first()
         tool = CandidateTool(recommender, catalog, store, best_first=best_first, fold_in=settings.turn.fold_in)
-        return cls(router=make_router(settings, llm), llm=llm, tool=tool,
-                   resolver=TitleResolver(catalog, store), sessions=sessions,
-                   rerank=settings.rerank, turn=settings.turn)
+        agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
+                    resolver=TitleResolver(catalog, store), sessions=sessions,
+                    rerank=settings.rerank, turn=settings.turn)
+        if settings.xrec_adapter:
+            from agent.tuning.xrec_agent import load_writer
+
+            agent.explainer.writer = load_writer(settings.xrec_adapter, recommender)
+        return agent
 
     # -- public API ---------------------------------------------------------------------
 

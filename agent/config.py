@@ -81,6 +81,9 @@ class Settings(BaseSettings):
                                                        "for a GGUF model, a peft folder for a transformers one); "
                                                        "default: the one `chatrec tune train` saved in the data home, "
                                                        "if any; 'none': the base model alone")
+    xrec_adapter: Path | None = Field(None, description="explanations written by the local model with XRec's "
+                                                        "graph adapter (a folder `chatrec xrec train --pairs` "
+                                                        "saved); default: off (the configured LLM, prompt only)")
     llm_base_url: str | None = Field(None, description="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")

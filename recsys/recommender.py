@@ -262,16 +262,17 @@ class GraphRecommender:
         if self._unit_users is None:
             norms = np.linalg.norm(self.user_factors_, axis=1)
             self._unit_users = self.user_factors_ / np.maximum(norms, 1e-12)[:, None]
-        vector = self._user_vector(user)
+        vector = self.user_vector(user)
         similarity = self._unit_users @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
         if isinstance(user, str):
             similarity[self.user_index(user)] = -np.inf
         return [(self.user_ids[u], float(similarity[u])) for u in _top_k(similarity, k)]
 
     def score(self, user: str | Sequence[str], item_id: str) -> float:
-        return float(self._user_vector(user) @ self.item_factors_[self.item_index(item_id)])
+        return float(self.user_vector(user) @ self.item_factors_[self.item_index(item_id)])
 
-    def _user_vector(self, user: str | Sequence[str]) -> np.ndarray:
+    def user_vector(self, user: str | Sequence[str]) -> np.ndarray:
+        """A dataset user's final embedding, or a chat user's fold-in from the item ids they liked."""
         if isinstance(user, str):
             return self.user_factors_[self.user_index(user)]
         return self.fold_in(list(user))

@@ -68,3 +68,38 @@ def test_an_explanation_that_repeats_itself_is_shown_once_or_falls_back(explaine
     echo = Explainer(llm=_Says("and and and and"), tool=explainer.tool, spotter=explainer.spotter, similar=None)
     text, by_llm, problem = echo.explain(ev)
     assert not by_llm and text == echo.plain(ev)  # nothing but a repeat: the evidence's own sentence
+
+
+def test_a_graph_writer_writes_when_it_can_and_its_text_is_checked_like_any_llms(explainer: Explainer) -> None:
+    """CHATREC_XREC_ADAPTER's writer (agent/tuning/xrec_agent.py) takes the LLM's place where the graph
+    holds the person and the item; its sentences pass the same check, and None hands back to the LLM."""
+
+    class _Writer:
+        def __init__(self, text: str | None) -> None:
+            self.text, self.asked = text, []
+
+        def write(self, messages, ev):
+            self.asked.append(messages)
+            return self.text
+
+    ev = Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.5}], shared_genres=["Crime"],
+                  person=["1", "2"], graph_item="3")
+    written = Explainer(llm=_Says("Fargo is a crime story."), tool=explainer.tool, spotter=explainer.spotter,
+                        similar=None)
+    written.writer = _Writer("Fargo is close to Heat, which you liked. Fargo won five Oscars.")
+    made = written.explanation(ev, "why Fargo?")
+    assert made.text == "Fargo is close to Heat, which you liked." and made.by_llm  # the unsupported claim dropped
+    assert written.writer.asked == [written.prompt(ev, "why Fargo?")]
+    written.writer = _Writer(None)  # the graph lacks them: the LLM writes
+    assert written.explanation(ev).raw == "Fargo is a crime story."
+
+
+def test_the_graph_tokens_go_on_one_line_after_the_facts() -> None:
+    from agent.tuning.xrec import ITEM_TOKEN, USER_TOKEN
+    from agent.tuning.xrec_agent import with_graph_tokens
+
+    messages = [{"role": "system", "content": "Explain."}, {"role": "user", "content": "Recommended: Fargo\nFacts:"}]
+    out = with_graph_tokens(messages, "Fargo")
+    assert out[0] == messages[0] and messages[1]["content"] == "Recommended: Fargo\nFacts:"  # a copy
+    last = out[1]["content"].splitlines()[-1]
+    assert last.count(USER_TOKEN) == 1 and last.count(ITEM_TOKEN) == 1 and "Fargo" in last

@@ -49,6 +49,10 @@ class Evidence:
     their_words: list[dict] = field(default_factory=list)
     # a cross-domain pick's bridge (tools.cross_domain.Via): "Jurassic Park is the book behind the film …"
     bridge: Via | None = None
+    # who and what the graph scored (a dataset user id or the liked graph ids; the item's graph id):
+    # what a writer fed the graph's vectors (XRec's adapter) needs; None where the graph lacks either
+    person: str | list[str] | None = None
+    graph_item: str | None = None
 
     def facts(self) -> list[str]:
         out = [self.bridge.sentence(self.item)] if self.bridge else []
@@ -243,6 +247,9 @@ class Explainer:
         if similar == "minilm":
             from tools.explain_check import minilm_similar as similar
         self.llm, self.tool, self.spotter = llm, tool, spotter
+        # writes the LLM's text from the graph's vectors too (agent/tuning/xrec_agent.py, CHATREC_XREC_ADAPTER);
+        # None: the configured LLM from the prompt alone
+        self.writer = None
         self.checker = ClaimChecker(spotter, similar)
         self.system = read_prompt("explain.txt")
         self.user = read_prompt("explain_user.txt")
@@ -264,6 +271,7 @@ class Explainer:
         person: str | list[str] | None = user_id if user_id and not liked_graph else (
             (rec.history(user_id) if user_id else []) + liked_graph or None)
         if gid is not None and person:
+            ev.person, ev.graph_item = person, gid
             scores = rec.explain_scores(person, gid, k=3)
             for e in scores["evidence"]:
                 near = self.tool.catalog_item(e["item_id"])
@@ -356,9 +364,10 @@ class Explainer:
 
     def explanation(self, ev: Evidence, query: str = "") -> Explanation:
         """The LLM's sentences the evidence carries; the evidence sentence when none is left."""
-        messages = as_messages(self.prompt(ev, query))
         try:
-            raw = stream_sentences(self.llm, messages, 3, max_tokens=90)
+            raw = self.writer.write(self.prompt(ev, query), ev) if self.writer is not None else None
+            if raw is None:  # no writer, or the graph lacks the person or the item
+                raw = stream_sentences(self.llm, as_messages(self.prompt(ev, query)), 3, max_tokens=90)
         except LLMUnavailable as exc:
             return Explanation(self.plain(ev), problem=f"the LLM did not answer ({exc})")
         return self.compose(raw, ev)

@@ -1,0 +1,89 @@
+"""``chatrec xrec train|explain``: XRec's collaborative adapter on XRec's Yelp data (agent/tuning/xrec.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from agent.cli.common import echo_json, fail, load_settings
+
+xrec_app = typer.Typer(help="XRec: a mixture-of-experts adapter that puts the graph's user and item vectors into "
+                            "the frozen local LLM, fitted and tried on XRec's Yelp data.", no_args_is_help=True)
+
+DataDir = Annotated[Optional[Path], typer.Option(help="the xrec-yelp folder (default ../shared/benchmarks/xrec-yelp)")]
+
+
+@xrec_app.command("train")
+def xrec_train(
+    data_dir: DataDir = None,
+    epochs: Annotated[int, typer.Option(min=1, help="passes over train.jsonl")] = 2,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (warm-up, then cosine)")] = 1e-2,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="stop the plan at this many steps")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: CHATREC_DEVICE)")] = None,
+    fresh: Annotated[bool, typer.Option(help="start again instead of resuming the saved checkpoint")] = False,
+    pairs: Annotated[Optional[Path], typer.Option(help="train the agent's own adapter instead, on explanation "
+                                                       "pairs from `python -m agent.tuning.explain_data` (the "
+                                                       "graph the agent uses; for CHATREC_XREC_ADAPTER)")] = None,
+) -> None:
+    """Train LightGCN on total_trn.csv (once, cached) and the two adapters on train.jsonl (the LLM and
+    the graph frozen; next-token loss on the reference), checkpointed in <data home>/models/xrec-yelp/adapter
+    and resumed from there when stopped. With --pairs, the agent's adapter on its own graph instead."""
+    from agent.evals.explain import XRecDataError, xrec_dir
+    from agent.tuning.xrec import XRecConfig
+    from agent.tuning.xrec_yelp import adapter_dir, base_model, train_adapters
+
+    settings = load_settings()
+    config = XRecConfig(base=str(base_model(settings)), epochs=epochs, lr=lr, batch_size=batch_size,
+                        max_steps=max_steps, device=device or settings.device, threads=settings.threads)
+    try:
+        if pairs is not None:
+            from agent.tuning.xrec_agent import train_on_pairs
+
+            explainer, saved = train_on_pairs(settings, pairs, config, resume=not fresh)
+        else:
+            explainer, _ = train_adapters(settings.home, xrec_dir(data_dir), config, resume=not fresh)
+            saved = adapter_dir(settings.home)
+    except (XRecDataError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    losses = explainer.config.losses
+    typer.echo(f"adapters: {explainer.config.steps_done} steps, loss {losses[0] if losses else '?'} → "
+               f"{losses[-1] if losses else '?'} (per checkpoint), saved in {saved}")
+    if pairs is not None:
+        typer.echo(f"use them in the agent's explanations: CHATREC_XREC_ADAPTER={saved}")
+
+
+@xrec_app.command("explain")
+def xrec_explain(
+    user: Annotated[str, typer.Option(help="a Yelp user id (uid) of the benchmark")],
+    item: Annotated[str, typer.Option(help="a Yelp business id (iid) of the benchmark")],
+    data_dir: DataDir = None,
+    compare: Annotated[bool, typer.Option(help="also show the prompt-only explainer and random vectors")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Why USER would enjoy ITEM, written by the local LLM with the adapters fed the graph's vectors
+    (the summaries in the prompt come from the benchmark's lines for that user and business)."""
+    from agent.evals.explain import XRecDataError, xrec_dir
+    from agent.tuning.xrec import load_explainer, read_config
+    from agent.tuning.xrec_yelp import adapter_dir, find_pair, generate, yelp_graph
+
+    settings = load_settings()
+    try:
+        directory = xrec_dir(data_dir)
+        row = find_pair(directory, user, item)
+        saved = adapter_dir(settings.home)
+        explainer = load_explainer(Path(read_config(saved).base), read_config(saved), saved)
+        graph = yelp_graph(settings.home, directory, progress=False, threads=settings.threads)
+    except (XRecDataError, FileNotFoundError, KeyError, ValueError) as exc:
+        fail(str(exc).strip('"'))
+    if not (graph.recommender.has_user(str(row["uid"])) and graph.recommender.has_item(str(row["iid"]))):
+        fail(f"the graph has no vector for user {user} or business {item} (not in total_trn.csv)")
+    systems = ("adapter", "prompt", "random") if compare else ("adapter",)
+    texts = {s: generate(explainer, [row], graph, s, progress=False)[0] for s in systems}
+    if json_out:
+        echo_json({"user": user, "item": item, "title": row["title"], **texts})
+        return
+    for system, text in texts.items():
+        typer.echo(f"{system}: {text}" if compare else text)

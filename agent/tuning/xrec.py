@@ -1,0 +1,409 @@
+"""XRec's collaborative adapter: the graph's user and item vectors put into a frozen local LLM.
+
+XRec (Ma et al. 2024; ../shared/papers.md) conditions an explanation on collaborative signal
+rather than on the words of a prompt. Two mixture-of-experts adapters map a user's and an item's
+LightGCN vectors (64 dimensions) to the LLM's hidden size; the prompt carries three reserved tokens:
+
+- ``<USER_EMBED>`` and ``<ITEM_EMBED>``: their input embeddings are replaced by the adapted
+  vectors, and the same vectors are added to the query, key and value states at those two
+  positions in every decoder layer during the prompt pass;
+- ``<EXPLAIN_POS>``: where the explanation starts; the loss is next-token cross-entropy on the
+  tokens after it.
+
+The LLM and the graph stay frozen; only the adapters train (about 0.6 M parameters for SmolLM2-135M).
+
+One departure from XRec, forced by the model: LLaMA-2-7B has as many key / value heads as query
+heads, so XRec adds the hidden-size vector to all three states as is. SmolLM2 shares each key /
+value head among a group of query heads (grouped-query attention: 9 query heads, 3 key / value
+heads of 64 dimensions); the vector, read as 9 heads, is added to the queries as is and, averaged
+over each group, to the group's key and value head. The injection hooks the projections' outputs,
+so it lands before the rotary position encoding, as in XRec.
+
+Served in transformers (CPU, or CUDA with ``device="cuda"``), not llama.cpp: llama.cpp takes input
+embeddings but has no way to add vectors inside its attention layers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys.io import atomic_dir
+
+log = logging.getLogger(__name__)
+
+USER_TOKEN, ITEM_TOKEN, EXPLAIN_TOKEN = "<USER_EMBED>", "<ITEM_EMBED>", "<EXPLAIN_POS>"
+SPECIAL_TOKENS = (USER_TOKEN, ITEM_TOKEN, EXPLAIN_TOKEN)
+ADAPTER_FILE, CONFIG_FILE, STATE_FILE = "adapters.pt", "xrec.json", "train_state.pt"
+
+
+
+class WhiteningExpert(nn.Module):
+    """One expert: subtract a learned bias, then a bias-free linear map (XRec's parametric whitening)."""
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.bias = nn.Parameter(torch.zeros(in_dim))
+        self.linear = nn.Linear(in_dim, out_dim, bias=False)
+        nn.init.normal_(self.linear.weight, mean=0.0, std=0.02)
+
+    def forward(self, x):
+        return self.linear(self.dropout(x) - self.bias)
+
+
+class MoEAdapter(nn.Module):
+    """A softmax gate over ``experts`` whitening experts; learned gate noise only while training."""
+
+    def __init__(self, in_dim: int, out_dim: int, experts: int = 8, dropout: float = 0.2,
+                 noise_epsilon: float = 1e-2) -> None:
+        super().__init__()
+        self.experts = nn.ModuleList(WhiteningExpert(in_dim, out_dim, dropout) for _ in range(experts))
+        self.gate = nn.Parameter(torch.zeros(in_dim, experts))
+        self.noise = nn.Parameter(torch.zeros(in_dim, experts))
+        self.noise_epsilon = noise_epsilon
+
+    def gates(self, x):
+        logits = x @ self.gate
+        if self.training:
+            scale = torch.nn.functional.softplus(x @ self.noise) + self.noise_epsilon
+            logits = logits + torch.randn_like(logits) * scale
+        return torch.softmax(logits, dim=-1)
+
+    def forward(self, x):
+        outputs = torch.stack([expert(x) for expert in self.experts], dim=-2)  # (B, experts, out)
+        return (self.gates(x).unsqueeze(-1) * outputs).sum(dim=-2)
+
+
+@dataclass
+class XRecConfig:
+    """What shapes and trains the adapters (saved beside them as xrec.json)."""
+
+    base: str = ""  # the base model's GGUF file or transformers folder
+    graph_dim: int = 64
+    experts: int = 8
+    dropout: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 1
+    batch_size: int = 8
+    seed: int = 0
+    max_steps: int | None = None  # a time box: the plan ends there
+    save_every: int = 25  # steps between checkpoints
+    max_new_tokens: int = 60
+    device: str = "cpu"
+    threads: int | None = None
+    steps_done: int = 0
+    losses: list[float] = field(default_factory=list)  # mean loss of each checkpoint interval
+
+
+class _Injection:
+    """Forward hooks on every decoder layer's q / k / v projections that add the adapted vectors at
+    the reserved positions; active only inside :meth:`prompt_pass`."""
+
+    def __init__(self, model) -> None:
+        config = model.config
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.batch = self.positions = self.vectors = None  # (N,), (N,), (N, hidden) while active
+        self.handles = []
+        for layer in model.model.layers:
+            attention = layer.self_attn
+            self.handles.append(attention.q_proj.register_forward_hook(self._hook(grouped=False)))
+            self.handles.append(attention.k_proj.register_forward_hook(self._hook(grouped=True)))
+            self.handles.append(attention.v_proj.register_forward_hook(self._hook(grouped=True)))
+
+    def _hook(self, grouped: bool):
+        def add(module, inputs, output):
+            if self.vectors is None or output.shape[1] <= int(self.positions.max()):
+                return output  # decode steps (one new token) and passes without vectors
+            vectors = self.vectors.to(output.dtype)
+            if grouped:  # query heads h*g .. h*g+g-1 share key / value head h
+                group = self.heads // self.kv_heads
+                vectors = vectors.view(-1, self.kv_heads, group, self.head_dim).mean(dim=2).flatten(1)
+            output = output.clone()
+            output[self.batch, self.positions] = output[self.batch, self.positions] + vectors
+            return output
+
+        return add
+
+    @contextmanager
+    def active(self, batch, positions, vectors) -> Iterator[None]:
+        self.batch, self.positions, self.vectors = batch, positions, vectors
+        try:
+            yield
+        finally:
+            self.batch = self.positions = self.vectors = None
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+class GraphExplainer:
+    """The frozen LLM with the two adapters: prompts in, explanations out; trains and saves the adapters."""
+
+    def __init__(self, tokenizer, model, config: XRecConfig) -> None:
+        self.config = config
+        self.device = torch.device(config.device)
+        self.tokenizer, self.model = tokenizer, model
+        added = tokenizer.add_tokens(list(SPECIAL_TOKENS), special_tokens=True)
+        if added:
+            old_rows = model.get_input_embeddings().weight.shape[0]
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            with torch.no_grad():  # the mean embedding: the same on every load (transformers' default is drawn at random)
+                weight = model.get_input_embeddings().weight
+                weight[old_rows:] = weight[:old_rows].mean(dim=0)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.user_id, self.item_id, self.explain_id = (tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.eval().to(self.device)
+        hidden = model.config.hidden_size
+        torch.manual_seed(config.seed)
+        self.user_adapter = MoEAdapter(config.graph_dim, hidden, config.experts, config.dropout).to(self.device)
+        self.item_adapter = MoEAdapter(config.graph_dim, hidden, config.experts, config.dropout).to(self.device)
+        for adapter in self.adapters():
+            adapter.eval()  # no gate noise or dropout outside train()
+        self.injection = _Injection(model)
+
+    # ------------------------------------------------------------------ building blocks
+
+    def adapters(self):
+        return [self.user_adapter, self.item_adapter]
+
+    def parameters(self):
+        return [p for a in self.adapters() for p in a.parameters()]
+
+    def prompt_text(self, messages: Sequence[dict], with_tokens: bool = True) -> str:
+        """The chat-templated prompt, ending with ``<EXPLAIN_POS>`` when the adapters are used."""
+        text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return text + (EXPLAIN_TOKEN if with_tokens else "")
+
+    def _embed(self, input_ids, user_vectors, item_vectors):
+        """Input embeddings with the adapted vectors at the reserved tokens, and what to inject."""
+        embeds = self.model.get_input_embeddings()(input_ids)
+        rows, cols, vectors = [], [], []
+        for token, adapted in ((self.user_id, self.user_adapter(user_vectors) if user_vectors is not None else None),
+                               (self.item_id, self.item_adapter(item_vectors) if item_vectors is not None else None)):
+            if adapted is None:
+                continue
+            where = (input_ids == token).nonzero()
+            if len(where) != len(input_ids) or where[:, 0].unique().numel() != len(input_ids):
+                raise ValueError(f"each prompt needs exactly one {self.tokenizer.convert_ids_to_tokens(token)}")
+            rows.append(where[:, 0])
+            cols.append(where[:, 1])
+            vectors.append(adapted[where[:, 0]].to(embeds.dtype))
+        if not rows:
+            return embeds, None
+        batch, positions, vectors = torch.cat(rows), torch.cat(cols), torch.cat(vectors)
+        embeds = embeds.clone()
+        embeds[batch, positions] = vectors
+        return embeds, (batch, positions, vectors)
+
+    def _vectors(self, array):
+        if array is None:
+            return None
+        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+
+    # ------------------------------------------------------------------ training
+
+    def loss(self, prompts: Sequence[str], targets: Sequence[str], user_vectors, item_vectors):
+        """Mean next-token loss on the target tokens (those after ``<EXPLAIN_POS>``)."""
+        tok = self.tokenizer
+        ids, labels = [], []
+        for prompt, target in zip(prompts, targets):
+            p = tok(prompt, add_special_tokens=False)["input_ids"]
+            t = tok(target.strip() + tok.eos_token, add_special_tokens=False)["input_ids"]
+            ids.append(p + t)
+            labels.append([-100] * len(p) + t)
+        width = max(map(len, ids))
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in ids], device=self.device)
+        label_ids = torch.tensor([row + [-100] * (width - len(row)) for row in labels], device=self.device)
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in ids], device=self.device)
+        embeds, inject = self._embed(input_ids, self._vectors(user_vectors), self._vectors(item_vectors))
+        with self.injection.active(*inject) if inject else _nothing():
+            hidden = self.model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        # logits only where a label is: the vocabulary projection is a fifth of the model's work
+        shifted = label_ids[:, 1:]
+        keep = shifted != -100
+        logits = self.model.lm_head(hidden[:, :-1][keep])
+        return torch.nn.functional.cross_entropy(logits.float(), shifted[keep])
+
+    def train(self, examples: Sequence[dict], checkpoint_dir: Path | None = None, resume: bool = True,
+              progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> list[float]:
+        """Fit the adapters on ``examples`` (``prompt``, ``target``, ``user``, ``item`` vectors).
+
+        The batch plan is fixed by the seed, so a run resumed from ``checkpoint_dir`` sees the batches
+        a straight run would. Returns the loss of every step run here."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        order = []
+        rng = random.Random(cfg.seed)
+        for _ in range(cfg.epochs):
+            epoch = list(range(len(examples)))
+            rng.shuffle(epoch)
+            order += [epoch[i:i + cfg.batch_size] for i in range(0, len(epoch), cfg.batch_size)]
+        if cfg.max_steps:
+            order = order[:cfg.max_steps]
+        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s, len(order)) / len(order))))
+        start = 0
+        if checkpoint_dir is not None and resume and (Path(checkpoint_dir) / STATE_FILE).is_file():
+            start = self._load_state(Path(checkpoint_dir), optimizer, schedule)
+            log.info("resuming XRec adapter training at step %d of %d", start, len(order))
+        for a in self.adapters():
+            a.train()
+        losses, window = [], []
+        bar = tqdm(total=len(order), initial=start, desc="xrec adapters", unit="step", disable=not progress)
+        for step in range(start, len(order)):
+            batch = [examples[i] for i in order[step]]
+            loss = self.loss([e["prompt"] for e in batch], [e["target"] for e in batch],
+                             np.stack([e["user"] for e in batch]), np.stack([e["item"] for e in batch]))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            value = loss.item()
+            losses.append(value)
+            window.append(value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}")
+            if on_step:
+                on_step(step + 1, value)
+            done = step + 1
+            if checkpoint_dir is not None and (done % cfg.save_every == 0 or done == len(order)):
+                cfg.steps_done = done
+                cfg.losses.append(round(float(np.mean(window)), 4))
+                window = []
+                self.save(Path(checkpoint_dir), optimizer, schedule)
+        bar.close()
+        for a in self.adapters():
+            a.eval()
+        return losses
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, prompts: Sequence[str], user_vectors=None, item_vectors=None,
+                 max_new_tokens: int | None = None, until_eos: bool = True) -> list[str]:
+        """Greedy continuations of ``prompts`` (one batch, left-padded); with vectors, the adapters'
+        output goes in at the reserved tokens; without, the prompts are plain (no reserved tokens).
+        ``until_eos=False`` runs all ``max_new_tokens`` steps (a latency measure of a fixed length)."""
+        tok = self.tokenizer
+        limit = max_new_tokens or self.config.max_new_tokens
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        width = max(map(len, ids))
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=self.device)
+        banned = torch.tensor([self.user_id, self.item_id, self.explain_id]
+                              + ([] if until_eos else [tok.eos_token_id]), device=self.device)
+        eos = tok.eos_token_id
+        for a in self.adapters():
+            a.eval()
+        out = [[] for _ in prompts]
+        done = torch.zeros(len(prompts), dtype=torch.bool, device=self.device)
+        with torch.no_grad():
+            embeds, inject = self._embed(input_ids, self._vectors(user_vectors), self._vectors(item_vectors))
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with self.injection.active(*inject) if inject else _nothing():
+                result = self.model.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                                          use_cache=True)
+            cache = result.past_key_values
+            logits = self.model.lm_head(result.last_hidden_state[:, -1])
+            for _ in range(limit):
+                logits[:, banned] = -float("inf")
+                nxt = logits.argmax(-1)
+                for row in (~done).nonzero().flatten().tolist():
+                    if int(nxt[row]) == eos:
+                        done[row] = True
+                    else:
+                        out[row].append(int(nxt[row]))
+                if bool(done.all()):
+                    break
+                mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype, device=self.device)], dim=1)
+                positions = positions[:, -1:] + 1
+                result = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions,
+                                    past_key_values=cache, use_cache=True)
+                cache, logits = result.past_key_values, result.logits[:, -1]
+        return [tok.decode(row, skip_special_tokens=True).strip() for row in out]
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, directory: Path, optimizer=None, schedule=None) -> None:
+        """Adapters and config (and, mid-training, the optimizer and schedule), swapped in whole."""
+        with atomic_dir(directory) as tmp:
+            torch.save({"user": self.user_adapter.state_dict(), "item": self.item_adapter.state_dict()},
+                       tmp / ADAPTER_FILE)
+            (tmp / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+            if optimizer is not None:
+                torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                            "step": self.config.steps_done,
+                            "rng": torch.get_rng_state()}, tmp / STATE_FILE)
+
+    def _load_state(self, directory: Path, optimizer, schedule) -> int:
+        self.load_adapters(directory)
+        state = torch.load(directory / STATE_FILE, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"])
+        return int(state["step"])
+
+    def load_adapters(self, directory: Path) -> None:
+        path = Path(directory) / ADAPTER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no XRec adapters at {path} (`chatrec xrec train` makes them)")
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.user_adapter.load_state_dict(state["user"])
+            self.item_adapter.load_state_dict(state["item"])
+        except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:  # damaged, or another model's shape
+            raise ValueError(f"{path} is not a readable XRec adapter for this model ({exc})") from exc
+        saved = json.loads((Path(directory) / CONFIG_FILE).read_text())
+        self.config.steps_done, self.config.losses = saved.get("steps_done", 0), saved.get("losses", [])
+
+
+def read_config(directory: Path) -> XRecConfig:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no XRec adapter at {directory} (`chatrec xrec train` makes one)")
+    known = XRecConfig.__dataclass_fields__
+    return XRecConfig(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
+
+
+def load_explainer(base: Path, config: XRecConfig, adapters: Path | None = None) -> GraphExplainer:
+    """The base model (de-quantised GGUF or transformers folder) with fresh or saved adapters."""
+    from agent.llm import load_base
+
+    started = time.perf_counter()
+    tokenizer, model = load_base(Path(base))
+    explainer = GraphExplainer(tokenizer, model, config)
+    if adapters is not None:
+        explainer.load_adapters(adapters)
+    log.info("XRec explainer ready in %.1f s (%s)", time.perf_counter() - started, Path(base).name)
+    return explainer
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

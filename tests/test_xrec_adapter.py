@@ -1,0 +1,221 @@
+"""XRec's collaborative adapter (agent/tuning/xrec.py): the MoE adapters, the injection at the
+reserved positions, saving and resuming, and that training moves the loss.
+
+A tiny llama (random weights, grouped-query attention like SmolLM2: 4 query heads sharing 2 key /
+value heads) with the shipped model's real tokenizer keeps these fast; one test trains on the
+shipped SmolLM2-135M itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agent.tuning.xrec import (
+    ITEM_TOKEN,
+    USER_TOKEN,
+    GraphExplainer,
+    MoEAdapter,
+    XRecConfig,
+)
+
+MODEL_FIXTURES = {"tokenizer"}  # reads the shipped GGUF's vocabulary (about 10 s)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "xrec-yelp"
+HIDDEN, HEADS, KV_HEADS = 32, 4, 2
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from agent.llm import default_model_path
+
+    path = default_model_path()
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def tiny_explainer(tokenizer, **config) -> GraphExplainer:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS,
+                                         tie_word_embeddings=True))
+    return GraphExplainer(_copy(tokenizer), model, XRecConfig(graph_dim=8, dropout=0.0, **config))
+
+
+def _copy(tokenizer):
+    import copy
+
+    return copy.deepcopy(tokenizer)  # the explainer adds its tokens; each test starts from the shipped vocabulary
+
+
+def prompt(explainer: GraphExplainer, words: str = "a quiet cafe") -> str:
+    return explainer.prompt_text([{"role": "user", "content": f"User {USER_TOKEN} likes {words}. "
+                                                              f"Business {ITEM_TOKEN}: coffee. Why?"}])
+
+
+def vectors(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 8)).astype(np.float32), rng.normal(size=(n, 8)).astype(np.float32)
+
+
+def test_adapter_shapes_and_gates() -> None:
+    torch.manual_seed(0)
+    adapter = MoEAdapter(64, 576, experts=8)
+    x = torch.randn(5, 64)
+    adapter.eval()
+    assert adapter(x).shape == (5, 576)
+    gates = adapter.gates(x)
+    assert gates.shape == (5, 8)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(5))
+    assert torch.equal(adapter(x), adapter(x))  # no noise, no dropout outside training
+    with torch.no_grad():
+        adapter.noise.fill_(1.0)
+    adapter.train()
+    assert not torch.equal(adapter.gates(x), adapter.gates(x))  # gate noise in training only
+    torch.testing.assert_close(adapter.gates(x).sum(-1), torch.ones(5))
+
+
+def test_reserved_tokens_join_the_vocabulary_the_same_way_every_time(tokenizer) -> None:
+    a, b = tiny_explainer(tokenizer), tiny_explainer(tokenizer)
+    assert len(a.tokenizer) == len(tokenizer) + 3
+    assert {a.user_id, a.item_id, a.explain_id} == {len(tokenizer), len(tokenizer) + 1, len(tokenizer) + 2}
+    rows = a.model.get_input_embeddings().weight[-3:]
+    torch.testing.assert_close(rows, b.model.get_input_embeddings().weight[-3:])
+    assert prompt(a).endswith("<|im_start|>assistant\n<EXPLAIN_POS>")
+
+
+def _layer0_keys(explainer: GraphExplainer, input_ids, users, items, inject: bool):
+    """Layer 0's key states for the prompt, with the adapted vectors in the embeddings, and added to
+    q / k / v at the reserved positions when ``inject``."""
+    seen = {}
+    handle = explainer.model.model.layers[0].self_attn.k_proj.register_forward_hook(
+        lambda m, i, o: seen.__setitem__("k", o.detach().clone()))
+    try:
+        with torch.no_grad():
+            embeds, where = explainer._embed(input_ids, torch.as_tensor(users), torch.as_tensor(items))
+            context = explainer.injection.active(*where) if inject else _nothing()
+            with context:
+                logits = explainer.model(inputs_embeds=embeds).logits
+    finally:
+        handle.remove()
+    return seen["k"], logits, where
+
+
+def _nothing():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def test_injection_adds_at_the_reserved_positions_and_nowhere_else(tokenizer) -> None:
+    explainer = tiny_explainer(tokenizer)
+    input_ids = torch.tensor([explainer.tokenizer(prompt(explainer), add_special_tokens=False)["input_ids"]])
+    users, items = vectors(1)
+    k_in, logits_in, (_, positions, added) = _layer0_keys(explainer, input_ids, users, items, inject=True)
+    k_out, logits_out, _ = _layer0_keys(explainer, input_ids, users, items, inject=False)
+    changed = (k_in - k_out).abs().amax(-1)[0] > 0
+    assert sorted(changed.nonzero().flatten().tolist()) == sorted(positions.tolist())  # there, and only there
+    # what is added to a key head is the vector's mean over the query heads sharing it
+    expected = added.view(-1, KV_HEADS, HEADS // KV_HEADS, HIDDEN // HEADS).mean(2).flatten(1)
+    torch.testing.assert_close((k_in - k_out)[0, positions], expected)
+    first = int(positions.min())
+    torch.testing.assert_close(logits_in[0, :first], logits_out[0, :first])  # causal: nothing before moves
+    assert not torch.allclose(logits_in[0, first:], logits_out[0, first:])  # the injection is not a no-op
+
+
+def test_plain_prompts_need_no_vectors_and_a_missing_token_is_refused(tokenizer) -> None:
+    explainer = tiny_explainer(tokenizer, max_new_tokens=4)
+    plain = explainer.prompt_text([{"role": "user", "content": "Why coffee?"}], with_tokens=False)
+    assert len(explainer.generate([plain])) == 1
+    users, items = vectors(1)
+    with pytest.raises(ValueError, match="exactly one <USER_EMBED>"):
+        explainer.generate([plain], users, items)
+
+
+def test_generation_of_a_batch_matches_one_at_a_time(tokenizer) -> None:
+    """Left padding with positions from the mask: a short prompt reads the same beside a long one."""
+    explainer = tiny_explainer(tokenizer, max_new_tokens=6)
+    prompts = [prompt(explainer, "a quiet cafe"), prompt(explainer, "loud bars with live music every single night")]
+    users, items = vectors(2)
+    together = explainer.generate(prompts, users, items, until_eos=False)
+    alone = [explainer.generate([p], users[n:n + 1], items[n:n + 1], until_eos=False)[0] for n, p in enumerate(prompts)]
+    assert together == alone
+
+
+def test_training_lowers_the_loss_and_a_resumed_run_is_a_straight_run(tokenizer, tmp_path: Path) -> None:
+    users, items = vectors(4)
+    recipe = dict(lr=0.05, batch_size=2, epochs=3, save_every=1, seed=3)
+    straight = tiny_explainer(tokenizer, **recipe)
+    examples = [{"prompt": prompt(straight, w), "target": t, "user": users[n], "item": items[n]}
+                for n, (w, t) in enumerate([("tea", "It is calm."), ("beer", "Good taps."), ("cake", "Sweet."),
+                                            ("jazz", "Live sets.")])]
+    with torch.no_grad():
+        before = float(straight.loss([e["prompt"] for e in examples], [e["target"] for e in examples], users, items))
+    straight.train(examples, progress=False)
+    with torch.no_grad():
+        after = float(straight.loss([e["prompt"] for e in examples], [e["target"] for e in examples], users, items))
+    assert after < before
+
+    stopped = tiny_explainer(tokenizer, **recipe)
+
+    def stop(step: int, loss: float) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stopped.train(examples, checkpoint_dir=tmp_path / "ckpt", progress=False, on_step=stop)
+    # the interrupted step was not saved: the run picks up after step 2 and does step 3 again
+    assert json.loads((tmp_path / "ckpt" / "xrec.json").read_text())["steps_done"] == 2
+    resumed = tiny_explainer(tokenizer, **recipe)
+    resumed.train(examples, checkpoint_dir=tmp_path / "ckpt", progress=False)
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_saved_adapters_load_and_explain_the_same(tokenizer, tmp_path: Path) -> None:
+    explainer = tiny_explainer(tokenizer, max_new_tokens=5)
+    with torch.no_grad():
+        for p in explainer.parameters():
+            p.normal_(0, 0.5)
+    explainer.save(tmp_path / "adapter")
+    loaded = tiny_explainer(tokenizer, max_new_tokens=5)
+    loaded.load_adapters(tmp_path / "adapter")
+    users, items = vectors(1)
+    p = [prompt(explainer)]
+    assert loaded.generate(p, users, items, until_eos=False) == explainer.generate(p, users, items, until_eos=False)
+    (tmp_path / "adapter" / "adapters.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable XRec adapter"):
+        tiny_explainer(tokenizer).load_adapters(tmp_path / "adapter")
+    with pytest.raises(FileNotFoundError, match="chatrec xrec train"):
+        tiny_explainer(tokenizer).load_adapters(tmp_path / "absent")
+
+
+@pytest.mark.model
+def test_a_few_steps_on_real_yelp_lines_lower_the_loss_of_the_shipped_model() -> None:
+    if not SHARED.is_dir():
+        pytest.skip(f"the XRec-yelp benchmark data is not at {SHARED}")
+    from agent.evals.explain import read_jsonl
+    from agent.llm import default_model_path
+    from agent.tuning.xrec import load_explainer
+    from agent.tuning.xrec_yelp import YelpPrompts
+
+    rows = read_jsonl(SHARED / "train.jsonl")[:4]
+    explainer = load_explainer(default_model_path(), XRecConfig(lr=5e-3, batch_size=4, epochs=4, dropout=0.0))
+    prompts = YelpPrompts(explainer)
+    users, items = np.random.default_rng(0).normal(size=(2, 4, 64)).astype(np.float32) * 0.1
+    examples = [{"prompt": prompts(r, True), "target": r["reference"], "user": users[n], "item": items[n]}
+                for n, r in enumerate(rows)]
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(explainer.loss([e["prompt"] for e in examples], [r["reference"] for r in rows], users, items))
+
+    before = loss()
+    explainer.train(examples, progress=False)
+    assert loss() < before
