@@ -219,3 +219,51 @@ def test_a_few_steps_on_real_yelp_lines_lower_the_loss_of_the_shipped_model() ->
     before = loss()
     explainer.train(examples, progress=False)
     assert loss() < before
+
+
+def small_graph():
+    """A real GraphRecommender over 6 users and 5 businesses (vectors drawn, not trained)."""
+    import scipy.sparse as sp
+
+    from agent.evals.explain import XRecGraph
+    from recsys.recommender import GraphRecommender
+
+    rng = np.random.default_rng(1)
+    train = sp.csr_matrix(np.eye(6, 5))
+    rec = GraphRecommender(rng.normal(size=(6, 8)), rng.normal(size=(5, 8)), train, [str(u) for u in range(6)],
+                           [str(i) for i in range(5)], "xrec-yelp")
+    return XRecGraph(rec, {})
+
+
+def test_the_random_ablation_draws_another_user_and_business_the_same_way_in_a_sample_and_in_the_file() -> None:
+    from agent.tuning.xrec_yelp import graph_vectors
+
+    graph = small_graph()
+    rows = [{"uid": 0, "iid": 1}, {"uid": 2, "iid": 3}, {"uid": 4, "iid": 4}]
+    users, items = graph_vectors(rows, graph)
+    np.testing.assert_array_equal(users[1], graph.recommender.user_factors_[2])
+    np.testing.assert_array_equal(items[1], graph.recommender.item_factors_[3])
+    random_users, random_items = graph_vectors(rows, graph, "random", seed=0)
+    for n in range(3):
+        assert not np.array_equal(random_users[n], users[n]) and not np.array_equal(random_items[n], items[n])
+    alone = graph_vectors(rows[1:2], graph, "random", seed=0)
+    np.testing.assert_array_equal(alone[0][0], random_users[1])  # line 1 draws the same, alone or among others
+    np.testing.assert_array_equal(alone[1][0], random_items[1])
+
+
+def test_generation_is_kept_per_line_and_an_interrupted_run_picks_up(tokenizer, tmp_path: Path, monkeypatch) -> None:
+    from agent.tuning import xrec_yelp
+
+    explainer = tiny_explainer(tokenizer, max_new_tokens=3)
+    rows = [{"uid": u, "iid": u % 5, "title": f"Place {u}", "user_summary": "Likes coffee.",
+             "item_summary": "A cafe.", "reference": "Good coffee."} for u in range(5)]
+    graph, cache = small_graph(), tmp_path / "adapter.jsonl"
+    first = xrec_yelp.generate(explainer, rows[:2], graph, "adapter", cache=cache, batch_size=1, progress=False)
+    calls = []
+    real = explainer.generate
+    monkeypatch.setattr(explainer, "generate", lambda prompts, *a, **k: calls.append(len(prompts)) or real(prompts, *a, **k))
+    everything = xrec_yelp.generate(explainer, rows, graph, "adapter", cache=cache, batch_size=8, progress=False)
+    assert everything[:2] == first and calls == [3]  # only the three lines not made before
+    assert len(cache.read_text().splitlines()) == 5
+    with pytest.raises(ValueError, match="unknown system"):
+        xrec_yelp.generate(explainer, rows, graph, "other", progress=False)
