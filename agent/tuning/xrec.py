@@ -111,7 +111,7 @@ class XRecConfig:
 
 class _Injection:
     """Forward hooks on every decoder layer's q / k / v projections that add the adapted vectors at
-    the reserved positions; active only inside :meth:`prompt_pass`."""
+    the reserved positions; active only inside :meth:`active` (the prompt pass)."""
 
     def __init__(self, model) -> None:
         config = model.config
@@ -119,12 +119,11 @@ class _Injection:
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.batch = self.positions = self.vectors = None  # (N,), (N,), (N, hidden) while active
-        self.handles = []
         for layer in model.model.layers:
             attention = layer.self_attn
-            self.handles.append(attention.q_proj.register_forward_hook(self._hook(grouped=False)))
-            self.handles.append(attention.k_proj.register_forward_hook(self._hook(grouped=True)))
-            self.handles.append(attention.v_proj.register_forward_hook(self._hook(grouped=True)))
+            attention.q_proj.register_forward_hook(self._hook(grouped=False))
+            attention.k_proj.register_forward_hook(self._hook(grouped=True))
+            attention.v_proj.register_forward_hook(self._hook(grouped=True))
 
     def _hook(self, grouped: bool):
         def add(module, inputs, output):
@@ -147,10 +146,6 @@ class _Injection:
             yield
         finally:
             self.batch = self.positions = self.vectors = None
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 class GraphExplainer:
