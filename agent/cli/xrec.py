@@ -77,7 +77,7 @@ def xrec_explain(
         explainer = load_explainer(Path(read_config(saved).base), read_config(saved), saved)
         graph = yelp_graph(settings.home, directory, progress=False, threads=settings.threads)
     except (XRecDataError, FileNotFoundError, KeyError, ValueError) as exc:
-        fail(str(exc).strip('"'))
+        fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
     if not (graph.recommender.has_user(str(row["uid"])) and graph.recommender.has_item(str(row["iid"]))):
         fail(f"the graph has no vector for user {user} or business {item} (not in total_trn.csv)")
     systems = ("adapter", "prompt", "random") if compare else ("adapter",)

@@ -25,6 +25,7 @@ embeddings but has no way to add vectors inside its attention layers.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -92,6 +93,7 @@ class XRecConfig:
     """What shapes and trains the adapters (saved beside them as xrec.json)."""
 
     base: str = ""  # the base model's GGUF file or transformers folder
+    data: str = ""  # what it is trained on (file, size, time): a checkpoint of other data is not resumed
     graph_dim: int = 64
     experts: int = 8
     dropout: float = 0.2
@@ -107,6 +109,13 @@ class XRecConfig:
     threads: int | None = None
     steps_done: int = 0
     losses: list[float] = field(default_factory=list)  # mean loss of each checkpoint interval
+
+    RECIPE = ("base", "data", "graph_dim", "experts", "dropout", "lr", "weight_decay", "epochs", "batch_size",
+              "seed", "max_steps")
+
+    def same_recipe(self, other: XRecConfig | None) -> bool:
+        """Whether ``other`` (a saved checkpoint's config) was made the same way: only then is it resumed."""
+        return other is not None and all(getattr(self, k) == getattr(other, k) for k in self.RECIPE)
 
 
 class _Injection:
@@ -324,7 +333,7 @@ class GraphExplainer:
             with self.injection.active(*inject) if inject else _nothing():
                 result = self.model.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
                                           use_cache=True)
-            cache = result.past_key_values
+            cache = _cache_of(result)
             logits = self.model.lm_head(result.last_hidden_state[:, -1])
             for _ in range(limit):
                 logits[:, banned] = -float("inf")
@@ -339,8 +348,8 @@ class GraphExplainer:
                 mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype, device=self.device)], dim=1)
                 positions = positions[:, -1:] + 1
                 result = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions,
-                                    past_key_values=cache, use_cache=True)
-                cache, logits = result.past_key_values, result.logits[:, -1]
+                                    use_cache=True, **{_cache_argument(self.model): cache})
+                cache, logits = _cache_of(result), result.logits[:, -1]
         return [tok.decode(row, skip_special_tokens=True).strip() for row in out]
 
     # ------------------------------------------------------------------ saving
@@ -378,6 +387,11 @@ class GraphExplainer:
         self.config.steps_done, self.config.losses = saved.get("steps_done", 0), saved.get("losses", [])
 
 
+def data_stamp(*paths: Path) -> str:
+    """The training files as a checkpoint remembers them: name, size and modification time."""
+    return ";".join(f"{Path(p).resolve()}:{Path(p).stat().st_size}:{Path(p).stat().st_mtime_ns}" for p in paths)
+
+
 def read_config(directory: Path) -> XRecConfig:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
@@ -397,6 +411,15 @@ def load_explainer(base: Path, config: XRecConfig, adapters: Path | None = None)
         explainer.load_adapters(adapters)
     log.info("XRec explainer ready in %.1f s (%s)", time.perf_counter() - started, Path(base).name)
     return explainer
+
+
+def _cache_argument(model) -> str:
+    """transformers 5 renamed the key / value cache argument ``past_key_values`` → ``cache`` (the old name warns)."""
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+
+
+def _cache_of(result):
+    return getattr(result, "cache", None) or result.past_key_values
 
 
 @contextmanager

@@ -98,13 +98,14 @@ def train_on_pairs(settings, pairs: Path, config, resume: bool = True, progress:
     <data home>/models/<graph dataset>/xrec-adapter; returns it and the folder."""
     from agent.agent import Agent
     from agent.evals.explain import read_jsonl
-    from agent.tuning.xrec import load_explainer, read_config
+    from agent.tuning.xrec import data_stamp, load_explainer, read_config
 
     agent = Agent.from_settings(settings, progress=progress)
     target = adapter_dir(settings.home, settings.graph_dataset)
     config.graph_dim = agent.tool.recommender.item_factors_.shape[1]
-    if resume and (target / "xrec.json").is_file() and read_config(target).base != config.base:
-        resume = False  # another base model: start again
+    config.data = data_stamp(Path(pairs))
+    saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
+    resume = config.same_recipe(saved)  # other pairs, model or settings: start again
     explainer = load_explainer(Path(config.base), config)
     examples, skipped = pair_examples(read_jsonl(Path(pairs)), agent.tool, explainer)
     if not examples:

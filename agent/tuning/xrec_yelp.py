@@ -161,32 +161,24 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
                    progress: bool = True) -> tuple[GraphExplainer, XRecGraph]:
     """The adapters fitted on train.jsonl (the reference after ``<EXPLAIN_POS>`` is the target),
     checkpointed in the data home and resumed from there; a finished run is loaded, not redone."""
-    from agent.tuning.xrec import load_explainer, read_config
+    from agent.tuning.xrec import data_stamp, load_explainer, read_config
 
     graph = yelp_graph(home, directory, progress=progress, threads=config.threads)
     target = adapter_dir(home)
-    saved = read_config(target) if (target / "xrec.json").is_file() and resume else None
+    config.data = data_stamp(Path(directory) / "train.jsonl", Path(directory) / "total_trn.csv")
+    saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     rows = read_jsonl(Path(directory) / "train.jsonl")
-    plan = _plan_steps(len(rows), config)
-    if saved is not None and saved.steps_done >= plan and _same_recipe(saved, config):
+    if config.same_recipe(saved) and saved.steps_done >= _plan_steps(len(rows), config):
         return load_explainer(Path(config.base), saved, target), graph
     explainer = load_explainer(Path(config.base), config)
     examples = training_examples(rows, graph, YelpPrompts(explainer))
-    explainer.train(examples, checkpoint_dir=target, resume=resume and _same_recipe(saved, config), progress=progress)
+    explainer.train(examples, checkpoint_dir=target, resume=config.same_recipe(saved), progress=progress)
     return explainer, graph
 
 
 def _plan_steps(rows: int, config: XRecConfig) -> int:
     steps = config.epochs * math.ceil(rows / config.batch_size)
     return min(steps, config.max_steps) if config.max_steps else steps
-
-
-RECIPE = ("base", "graph_dim", "experts", "dropout", "lr", "weight_decay", "epochs", "batch_size", "seed", "max_steps")
-
-
-def _same_recipe(saved: XRecConfig | None, config: XRecConfig) -> bool:
-    """Whether a checkpoint was made by the same recipe (else it is not resumed but replaced)."""
-    return saved is not None and all(getattr(saved, k) == getattr(config, k) for k in RECIPE)
 
 
 def find_pair(directory: Path, user: str, item: str) -> dict:
