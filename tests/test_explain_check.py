@@ -235,3 +235,18 @@ def test_a_cross_domain_pick_is_explained_by_its_bridge(checker: ClaimChecker) -
     assert by_author.to_dict()["bridge"]["sentence"] == "The Sicilian is by Mario Puzo, who also wrote The Godfather."
     plain = explainer("").plain(by_author)
     assert "it is by Mario Puzo, who also wrote The Godfather" in plain and checker.check(plain, by_author).supported
+
+
+def test_the_item_among_their_likes_another_title_as_the_item_and_fragments_are_unsupported(checker) -> None:
+    """What the XRec adapter wrote that titles and genres alone let through (issue 29's hand check)."""
+    ev = fargo_evidence()
+    for text, problem in (("You liked Heat and Fargo.", "relation: Fargo among what they liked"),
+                          ("You liked Heat, Babe, and Fargo.", "relation: Fargo among what they liked"),
+                          ("Fargo is a Heat.", "relation: Fargo as another title"),
+                          ("Fargo is a film about Heat.", "relation: Fargo as another title"),
+                          (": Heat, Fargo.", "fragment: : Heat, Fargo."),
+                          ("Fargo is close to Heat. You asked: Why Fargo?", "echo: You asked")):
+        assert problem in checker.check(text, ev).problems, text
+    for fine in ("Since you liked Heat, Fargo should suit you.", "If you liked Heat, you might enjoy Fargo.",
+                 "Fargo is close to Heat, which you liked.", "\"Fargo\" is close to Heat."):
+        assert checker.check(fine, ev).supported, (fine, checker.check(fine, ev).problems)

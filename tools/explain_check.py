@@ -25,7 +25,13 @@ kind            what the sentence asserts                            supported b
                                                                      them (MiniLM, when a ``similar`` function
                                                                      is given)
 ``echo``        the prompt instead of the person ("The answer     never
-                is", "The person asked why …")
+                is", "The person asked why …", "You asked: …")
+``relation``    how titles relate, wrongly: the item among what    never
+                the person liked ("You liked Heat and Fargo"),
+                another title as what the item is or is about
+                ("Men in Black is a Batman and Robin")
+``fragment``    a sentence that starts mid-phrase (": Heat,       never
+                Babe.")
 ``repeat``      the same sentence again, a phrase right after        never
                 itself ("horror and horror"), a phrase a third time
 ==============  ===================================================  ===========================================
@@ -118,8 +124,15 @@ favourite-of loved-by admired revered underrated overrated must-watch must-see m
 AUDIENCE = frozenset("audience audiences viewers everyone everybody crowd crowds popular popularity "
                      "generations millions fans".split())
 # the prompt talked about instead of the person talked to: "The answer is …", "The person asked why …"
-_ECHO = re.compile(r"\b(?:the (?:person|user|question|answer|facts?|prompt)|(?:they|person|user) asked|"
+_ECHO = re.compile(r"\b(?:the (?:person|user|question|answer|facts?|prompt)|(?:they|person|user|you) asked|"
                    r"answer is|answer to|their tastes?|they (?:liked?|loved?|enjoyed|asked|want(?:ed)?))\b", re.I)
+# with the item written ITEM and any other title TITLE (ClaimChecker._relations):
+# the item is new to them, so never among what they liked or saw ...
+_ITEM_AS_LIKED = re.compile(r"\byou(?:'ve| have)?\s+(?:really\s+|also\s+)?(?:liked?|loved?|enjoyed|watched|saw|seen)\s+"
+                            r"(?:the (?:movie|film|book)\s+)?(?:TITLE\s*(?:,\s*and\s+|,\s*|\s+and\s+))*ITEM\s*(?:[.!?;]|$)", re.I)
+# ... and another title is not what it is or what it is about
+_TITLE_AS_ITEM = re.compile(r"\bITEM\s+(?:is|was)\s+(?:(?:a|an|the)\s+)?(?:(?:film|movie|story|book)\s+(?:about|of)\s+)?TITLE\b",
+                            re.I)
 _ABOUT_THEIR_TASTE = re.compile(r"\b(similar|taste|tastes|like yours|like you)\b", re.I)
 
 NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -165,7 +178,8 @@ def words_of(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str  # title | genre | person | number | reaction | acclaim | audience | echo | content | repeat
+    kind: str  # title | genre | person | number | reaction | acclaim | audience | echo | relation | fragment |
+    #            content | repeat
     text: str  # the words that assert it
     supported: bool
     by: str = ""  # the evidence field that carries it ("" when none does)
@@ -341,6 +355,24 @@ class ClaimChecker:
             sentence = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", f"Title{n}", sentence, flags=re.IGNORECASE)
         return sentence
 
+    @staticmethod
+    def _relations(sentence: str, ev, spotted: Sequence[str]) -> list[Claim]:
+        """Claims on how the item relates to other titles that no evidence field can carry."""
+        from tools.explain import allowed_titles
+
+        own = {t for t in (ev.item.title, *ev.item.aliases) if t}
+        others = {t for t in (*allowed_titles(ev), *spotted) if t and t not in own}
+        masked = sentence
+        for title, token in sorted([(t, "ITEM") for t in own] + [(t, "TITLE") for t in others],
+                                   key=lambda pair: len(pair[0]), reverse=True):
+            masked = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", token, masked, flags=re.IGNORECASE)
+        claims = []
+        if _ITEM_AS_LIKED.search(masked):
+            claims.append(Claim("relation", f"{ev.item.title} among what they liked", False))
+        if _TITLE_AS_ITEM.search(masked):
+            claims.append(Claim("relation", f"{ev.item.title} as another title", False))
+        return claims
+
     # -- repetition ---------------------------------------------------------------------------
 
     @staticmethod
@@ -423,6 +455,9 @@ class ClaimChecker:
         echo = _ECHO.search(sentence)
         if echo:
             claims.append(Claim("echo", echo.group(0), False))
+        claims += self._relations(sentence, ev, [item.title for key, item in spotted if key not in _GENRE_WORD_KEYS])
+        if re.match(r"[^\w\"'“‘(]", sentence.strip()):
+            claims.append(Claim("fragment", sentence.strip()[:20], False))
         # everything else: content words the evidence must hold
         typed = ACCLAIM | AUDIENCE | reaction_words
         content = []
