@@ -128,8 +128,12 @@ _ECHO = re.compile(r"\b(?:the (?:person|user|question|answer|facts?|prompt)|(?:t
                    r"answer is|answer to|their tastes?|they (?:liked?|loved?|enjoyed|asked|want(?:ed)?))\b", re.I)
 # with the item written ITEM and any other title TITLE (ClaimChecker._relations):
 # the item is new to them, so never among what they liked or saw ...
-_ITEM_AS_LIKED = re.compile(r"\byou(?:'ve| have)?\s+(?:really\s+|also\s+)?(?:liked?|loved?|enjoyed|watched|saw|seen)\s+"
-                            r"(?:the (?:movie|film|book)\s+)?(?:TITLE\s*(?:,\s*and\s+|,\s*|\s+and\s+))*ITEM\s*(?:[.!?;]|$)", re.I)
+_LIKED = r"\byou(?:'ve| have)?\s+(?:really\s+|also\s+)?(?:liked?|loved?|enjoyed|watched|saw|seen)\s+(?:the (?:movie|film|book)\s+)?"
+_ITEM_AS_LIKED = re.compile(  # right after the verb, last of a list joined by "and", or ending the sentence
+    _LIKED + r"(?:ITEM\b|(?:TITLE\s*(?:,\s*|\s+and\s+|,\s*and\s+))*TITLE(?:,\s*and|\s+and)\s+ITEM\b"
+    r"(?!\s+(?:is|was|sits|lies|should|could|may|might|will|would|fits|suits|has)\b)"  # not a clause of its own
+    r"|(?:TITLE\s*(?:,\s*|\s+and\s+|,\s*and\s+))+ITEM\s*(?:[.!?;]|$))", re.I)
+_ITEM_NEAR_ITSELF = re.compile(r"\bITEM\s+(?:is|sits|lies)?\s*(?:near|close to|like)\s+ITEM\b", re.I)
 # ... and another title is not what it is or what it is about
 _TITLE_AS_ITEM = re.compile(r"\bITEM\s+(?:is|was)\s+(?:(?:a|an|the)\s+)?(?:(?:film|movie|story|book)\s+(?:about|of)\s+)?TITLE\b",
                             re.I)
@@ -371,6 +375,8 @@ class ClaimChecker:
             claims.append(Claim("relation", f"{ev.item.title} among what they liked", False))
         if _TITLE_AS_ITEM.search(masked):
             claims.append(Claim("relation", f"{ev.item.title} as another title", False))
+        if _ITEM_NEAR_ITSELF.search(masked):
+            claims.append(Claim("relation", f"{ev.item.title} near itself", False))
         return claims
 
     # -- repetition ---------------------------------------------------------------------------
