@@ -206,7 +206,7 @@ def test_a_few_steps_on_real_yelp_lines_lower_the_loss_of_the_shipped_model() ->
     from agent.tuning.xrec_yelp import YelpPrompts
 
     rows = read_jsonl(SHARED / "train.jsonl")[:4]
-    explainer = load_explainer(default_model_path(), XRecConfig(lr=5e-3, batch_size=4, epochs=4, dropout=0.0))
+    explainer = load_explainer(default_model_path(), XRecConfig(lr=3e-2, batch_size=4, epochs=10, dropout=0.0))
     prompts = YelpPrompts(explainer)
     users, items = np.random.default_rng(0).normal(size=(2, 4, 64)).astype(np.float32) * 0.1
     examples = [{"prompt": prompts(r, True), "target": r["reference"], "user": users[n], "item": items[n]}
@@ -218,7 +218,8 @@ def test_a_few_steps_on_real_yelp_lines_lower_the_loss_of_the_shipped_model() ->
 
     before = loss()
     explainer.train(examples, progress=False)
-    assert loss() < before
+    after = loss()
+    assert after < before - 0.05, (before, after)
 
 
 def small_graph():
