@@ -463,10 +463,18 @@ def local_adapter(settings, model_source: Path) -> str | None:
     return str(saved) if saved.exists() else None
 
 
+def local_model_source(settings) -> Path:
+    """The local model: CHATREC_LLM_MODEL when the local backend names one, else the shipped SmolLM2
+    (with the openai backend that setting is a hosted model's name, not a file)."""
+    if settings.llm_backend == "local" and settings.llm_model:
+        return Path(settings.llm_model)
+    return default_model_path()
+
+
 def make_chat_model(settings) -> BaseChatModel:
     """The configured backend (``settings``: ``agent.config.Settings``)."""
     if settings.llm_backend == "local":
-        source = Path(settings.llm_model) if settings.llm_model else default_model_path()
+        source = local_model_source(settings)
         if source.is_dir():
             return TransformersChatModel(model_dir=str(source), adapter_dir=local_adapter(settings, source),
                                          device=settings.device)

@@ -55,22 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     from agent.evals.stats import paired_diff_ci
     from agent.tuning.xrec import XRecConfig
-    from agent.tuning.xrec_yelp import (
-        SYSTEMS,
-        XREC_HOME,
-        YelpPrompts,
-        base_model,
-        generate,
-        graph_vectors,
-        train_adapters,
-    )
+    from agent.llm import local_model_source
+    from agent.tuning.xrec_yelp import SYSTEMS, XREC_HOME, generate, train_adapters
 
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings()
     home = Path(settings.home)
     directory = xrec_dir(args.data_dir)
-    base = base_model(settings)
+    base = local_model_source(settings)
     config = XRecConfig(base=str(base), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                         max_steps=args.max_steps, device=args.device, threads=args.threads, seed=0)
     started = time.perf_counter()
@@ -100,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     def diff(a: str, b: str, metric: str) -> list[float]:
         return [round(x, 4) for x in paired_diff_ci(per_line[a][metric], per_line[b][metric])]
 
-    latency = _latency(explainer, rows[:args.latency_lines], graph, YelpPrompts(explainer), graph_vectors)
+    latency = _latency(explainer, rows[:args.latency_lines], graph)
 
     print(f"\nXRec-yelp: {len(rows)} eval lines; adapters trained {explainer.config.steps_done} steps "
           f"(losses per checkpoint: {explainer.config.losses})")
@@ -131,8 +124,11 @@ def main(argv: list[str] | None = None) -> None:
           "generate_s": {k: round(v, 1) for k, v in seconds.items()}})
 
 
-def _latency(explainer, rows, graph, prompts, graph_vectors) -> dict:
+def _latency(explainer, rows, graph) -> dict:
     """Seconds for one line's prompt pass plus exactly 40 new tokens, with the adapter, batch of one."""
+    from agent.tuning.xrec_yelp import YelpPrompts, graph_vectors
+
+    prompts = YelpPrompts(explainer)
     users, items = graph_vectors(rows, graph)
     times = []
     for n, row in enumerate(rows):

@@ -33,10 +33,11 @@ def xrec_train(
     and resumed from there when stopped. With --pairs, the agent's adapter on its own graph instead."""
     from agent.evals.explain import XRecDataError, xrec_dir
     from agent.tuning.xrec import XRecConfig
-    from agent.tuning.xrec_yelp import adapter_dir, base_model, train_adapters
+    from agent.llm import local_model_source
+    from agent.tuning.xrec_yelp import adapter_dir, train_adapters
 
     settings = load_settings()
-    config = XRecConfig(base=str(base_model(settings)), epochs=epochs, lr=lr, batch_size=batch_size,
+    config = XRecConfig(base=str(local_model_source(settings)), epochs=epochs, lr=lr, batch_size=batch_size,
                         max_steps=max_steps, device=device or settings.device, threads=settings.threads)
     try:
         if pairs is not None:

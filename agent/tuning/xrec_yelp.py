@@ -46,16 +46,6 @@ def adapter_dir(home: Path) -> Path:
     return Path(home) / XREC_HOME / "adapter"
 
 
-def base_model(settings) -> Path:
-    """The local model the adapters sit on: CHATREC_LLM_MODEL when the local backend names one, else
-    the shipped SmolLM2-135M (with the openai backend, that setting is a hosted model's name)."""
-    from agent.llm import default_model_path
-
-    if settings.llm_backend == "local" and settings.llm_model:
-        return Path(settings.llm_model)
-    return default_model_path()
-
-
 def yelp_graph(home: Path, directory: Path, progress: bool = True, threads: int | None = None) -> XRecGraph:
     """The LightGCN ``eval-explain`` trains on total_trn.csv, from the same cache."""
     return train_graph(directory, progress=progress, threads=threads, cache_dir=Path(home) / XREC_HOME)
