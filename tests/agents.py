@@ -42,3 +42,59 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
 def build_agent(parts: dict, session_dir: Path, router=None, llm=None, rerank: str = "llm") -> Agent:
     return Agent(router=router or parts["router"], llm=llm or parts["llm"], tool=parts["tool"],
                  resolver=parts["resolver"], sessions=SessionStore(session_dir / "sessions.sqlite3"), rerank=rerank)
+
+
+def endpoint_agent(parts: dict, session_dir: Path, base_url: str) -> Agent:
+    """The same agent with its LLM behind an OpenAI-compatible endpoint (a real
+    ``agent.llama_server``): the few-shot router and every reply go over HTTP."""
+    from agent.llm import OpenAIChatModel
+    from agent.router import Router
+
+    llm = OpenAIChatModel(base_url=base_url, model="smollm2", timeout=120, extra_body={"repeat_penalty": 1.0})
+    return build_agent(parts, session_dir, router=Router(llm, mode="few-shot"), llm=llm, rerank="graph")
+
+
+class SideBySide:
+    """The real agent, counting the turns in flight at once: each turn (``respond`` or ``stream``)
+    first waits up to ``partner_wait`` seconds for another turn to be in flight, then runs. Two
+    turns a front door lets run together are both seen in flight (``most == 2``); a door that runs
+    one at a time makes the first wait out its time alone (``most == 1``). ``turns`` lists
+    (session id, text) in the order turns began."""
+
+    def __init__(self, agent: Agent, partner_wait: float) -> None:
+        import threading
+
+        self._agent, self.partner_wait = agent, partner_wait
+        self._changed = threading.Condition()
+        self.in_flight = self.most = 0
+        self.turns: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._agent, name)
+
+    def _begin(self, session_id: str, text: str) -> None:
+        with self._changed:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self.turns.append((session_id, text))
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self.in_flight > 1, timeout=self.partner_wait)
+
+    def _end(self) -> None:
+        with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+    def respond(self, session_id: str, text: str, *args, **kwargs):
+        self._begin(session_id, text)
+        try:
+            return self._agent.respond(session_id, text, *args, **kwargs)
+        finally:
+            self._end()
+
+    def stream(self, session_id: str, text: str, *args, **kwargs):
+        self._begin(session_id, text)
+        try:
+            yield from self._agent.stream(session_id, text, *args, **kwargs)
+        finally:
+            self._end()

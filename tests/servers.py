@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -236,3 +238,23 @@ class PostgresServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def llama_server(*args: str) -> Iterator[str]:
+    """A real ``python -m agent.llama_server`` on 127.0.0.1 serving the shipped model; yields its
+    ``/v1`` base URL and stops it afterwards. ``args``: more server options."""
+    import sys
+
+    from agent.llm import default_model_path
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "agent.llama_server", "--model", str(default_model_path()),
+                             "--host", "127.0.0.1", "--port", str(port), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        wait_for_port(port, proc, "llama_cpp.server")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

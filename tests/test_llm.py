@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +14,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from agent.config import Settings
 from agent.llm import (LLMUnavailable, LocalChatModel, OpenAIChatModel, answer_token_ids, default_model_path,
                        make_chat_model, probabilities_from_logits)
-from servers import DroppingEndpoint, free_port, wait_for_port
+from servers import DroppingEndpoint, free_port, llama_server
 from tools.chat import first_sentences, stream_sentences
 
 MODEL_FIXTURES = {"local", "server"}  # tests using them are marked model (conftest): they load the LLM
@@ -79,17 +76,9 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "agent.llama_server", "--model", str(default_model_path()),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-                             "--logits_all", "true"],  # token log-probabilities for answer_probabilities
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    try:
-        wait_for_port(port, proc, "llama_cpp.server")
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # --logits_all: token log-probabilities for answer_probabilities
+    with llama_server("--n_ctx", "2048", "--n_threads", "1", "--logits_all", "true") as url:
+        yield url
 
 
 def test_openai_backend_against_a_real_llama_cpp_server(server: str) -> None:

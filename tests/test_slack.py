@@ -29,8 +29,8 @@ from typer.testing import CliRunner
 from agent.cli import app as cli_app
 from agent.config import Settings
 from agent.slack import ACTION_DISLIKE, ACTION_LIKE, ACTION_WHY, build_slack_app, make_http_server, plain_text
-from tests.agents import build_agent
-from tests.servers import SlackApiRecorder
+from tests.agents import SideBySide, build_agent, endpoint_agent
+from tests.servers import SlackApiRecorder, llama_server
 from tools.resolve import match_key
 
 BOT_TOKEN = "xoxb-test-" + secrets.token_hex(12)
@@ -50,10 +50,10 @@ class Bot:
     agent: object
 
 
-def serve(agent, home: Path) -> tuple[Bot, Callable[[], None]]:
+def serve(agent, home: Path, **more_settings) -> tuple[Bot, Callable[[], None]]:
     recorder = SlackApiRecorder()
     settings = Settings(home=home, slack_mode="http", slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-                        slack_api_url=recorder.url)
+                        slack_api_url=recorder.url, **more_settings)
     server = make_http_server(build_slack_app(agent, settings), "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
@@ -476,3 +476,41 @@ def test_markup_in_what_is_said_and_in_titles_reaches_slack_escaped() -> None:
     texts = json.dumps(listed)
     assert "<script>" not in texts and "<b>" not in texts and "<i>" not in texts and "<!channel>" not in texts
     assert "&lt;b&gt;Bold&lt;/b&gt; &amp; Co" in texts and "&lt;i&gt;Heat&lt;/i&gt;" in texts
+
+
+# ----------------------------------------------------------------- two threads at once
+
+
+TWO_THREADS = [("C0GENERAL", "1700000300.000100", "hello! what can you do?"),
+               ("C0MOVIES", "1700000300.000200", "I loved Toy Story. Recommend 3 movies")]
+
+
+def _two_threads_at_once(probe: SideBySide, home: Path, **settings) -> None:
+    """Two people mention the bot in two channels at the same moment; both are answered in their
+    own thread, and each thread's session holds its own turn only."""
+    served, close = serve(probe, home, **settings)
+    try:
+        for n, (channel, ts, text) in enumerate(TWO_THREADS):
+            assert post_event(served, mention_event(text, ts, channel=channel), f"Ev0TWO{n}")[0] == 200
+        for channel, ts, _ in TWO_THREADS:
+            served.recorder.wait_for("chat.postMessage", where=lambda p, c=channel: p["channel"] == c)
+    finally:
+        close()
+    for channel, ts, text in TWO_THREADS:
+        posted = next(p for p in served.recorder.of("chat.postMessage") if p["channel"] == channel)
+        assert posted["thread_ts"] == ts and "went wrong" not in posted["text"]
+        state = probe.sessions.get(f"slack:{TEAM}:{channel}:{ts}")
+        assert [t.text for t in state.turns if t.role == "user"] == [text]
+
+
+def test_two_threads_run_side_by_side_with_an_llm_endpoint(agent_parts, tmp_path) -> None:
+    with llama_server("--n_ctx", "4096") as url:
+        probe = SideBySide(endpoint_agent(agent_parts, tmp_path, url), partner_wait=60)
+        _two_threads_at_once(probe, tmp_path, llm_backend="openai", turn_concurrency=2)
+    assert probe.most == 2, "the bot answered the two threads one after the other"
+
+
+def test_two_threads_take_turns_with_the_in_process_model(agent_parts, tmp_path) -> None:
+    probe = SideBySide(build_agent(agent_parts, tmp_path), partner_wait=3)
+    _two_threads_at_once(probe, tmp_path)
+    assert probe.most == 1, "two turns ran at once on the one llama.cpp context"

@@ -8,13 +8,14 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.web import card_html
-from tests.agents import build_agent
-from tests.servers import free_port
+from tests.agents import SideBySide, build_agent, endpoint_agent
+from tests.servers import free_port, llama_server
 from tools.resolve import match_key
 
 # CHATREC_TEST_CHROMIUM: another Chromium binary (or a missing path, to check the skip)
@@ -216,3 +217,70 @@ def test_turns_run_side_by_side_only_with_an_llm_endpoint() -> None:
     in_process = SimpleNamespace(llm=LocalChatModel())  # not loaded: the model loads on its first call
     assert concurrency_for(endpoint, Settings(turn_concurrency=6)) == 6
     assert concurrency_for(in_process, Settings(turn_concurrency=6)) == 1  # one llama.cpp context
+
+
+# ----------------------------------------------------------------- two visitors at once
+
+
+@pytest.fixture(scope="module")
+def endpoint_url() -> Iterator[str]:
+    with llama_server("--n_ctx", "4096") as url:
+        yield url
+
+
+def _two_visitors(agent, texts: list[str]) -> list[str]:
+    """Serve the page over ``agent`` and send one message from each of two browser sessions at
+    the same moment (Gradio's own client, one per visitor: each has its own session state);
+    the replies, in the order of ``texts``."""
+    import threading
+
+    from gradio_client import Client
+
+    from agent.web import serve
+
+    port = free_port()
+    page = serve(agent, "127.0.0.1", port, block=False)
+    try:
+        visitors = [Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in texts]
+        replies: list[str] = [""] * len(texts)
+
+        def send(k: int) -> None:
+            history, *_ = visitors[k].predict(texts[k], [], api_name="/on_send")
+            content = history[-1]["content"]  # Gradio 6: a list of parts, {"type": "text", "text": …}
+            replies[k] = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(len(texts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=TURN_SECONDS / 1000 * 2)
+        return replies
+    finally:
+        page.close()
+
+
+def _each_session_holds_its_own_turn(probe: SideBySide, texts: list[str]) -> None:
+    assert sorted(text for _, text in probe.turns) == sorted(texts)
+    assert len({sid for sid, _ in probe.turns}) == len(texts)  # a session per visitor
+    for sid, text in probe.turns:
+        state = probe.sessions.get(sid)
+        assert [t.text for t in state.turns if t.role == "user"] == [text]
+
+
+TWO_ASKS = ["hello! what can you do?", "I loved Toy Story. Recommend 3 movies"]
+
+
+def test_two_visitors_turns_run_side_by_side_with_an_llm_endpoint(agent_parts, endpoint_url, tmp_path) -> None:
+    probe = SideBySide(endpoint_agent(agent_parts, tmp_path, endpoint_url), partner_wait=60)
+    replies = _two_visitors(probe, TWO_ASKS)
+    assert probe.most == 2, "the page ran the two visitors' turns one after the other"
+    assert all(r and not r.startswith("⚠️") for r in replies), replies
+    _each_session_holds_its_own_turn(probe, TWO_ASKS)
+
+
+def test_two_visitors_take_turns_with_the_in_process_model(agent_parts, tmp_path) -> None:
+    probe = SideBySide(build_agent(agent_parts, tmp_path), partner_wait=3)
+    replies = _two_visitors(probe, TWO_ASKS)
+    assert probe.most == 1, "two turns ran at once on the one llama.cpp context"
+    assert all(r and not r.startswith("⚠️") for r in replies), replies
+    _each_session_holds_its_own_turn(probe, TWO_ASKS)
