@@ -295,6 +295,9 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=4, help="few-shot mode: examples per call")
     parser.add_argument("--limit", type=int, help="only the first N rows of each set")
     parser.add_argument("--no-head", action="store_true", help="the LLM's intent alone, without the intent head")
+    parser.add_argument("--grammar", choices=["fallback", "always"], default="fallback",
+                        help="tuned mode: answer free and use the JSON grammar only when the answer does not fit "
+                             "(fallback, the product's default), or every answer under the grammar")
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--save-routes", metavar="FILE", help="write the router's answers (JSON lines) to FILE")
     parser.add_argument("--routes", metavar="FILE",
@@ -321,7 +324,7 @@ def main() -> None:
         router = SavedRoutes(saved)
     else:
         router = make_router(settings, make_chat_model(settings))
-        router.shots = args.shots
+        router.shots, router.grammar = args.shots, args.grammar
     from agent.router import load_head
 
     head = None if args.no_head else load_head()
@@ -336,7 +339,8 @@ def main() -> None:
 
     figures = {"backend": settings.llm_backend, "model": settings.llm_model or "SmolLM2-135M-Instruct Q4_1",
                "mode": router.mode, "adapter": args.adapter or ("shipped" if router.mode == "tuned" else None),
-               "shots": args.shots if router.mode == "few-shot" else 0, "head": head.sure if head else None, "sets": {}}
+               "shots": args.shots if router.mode == "few-shot" else 0,
+               "grammar": getattr(router, "grammar", None), "head": head.sure if head else None, "sets": {}}
     seconds, dump = [], []
     for name, rows in sets.items():
         raw, read = [], []

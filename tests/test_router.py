@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agent.llm import LocalChatModel
-from agent.router import INTENTS, SLOT_KEYS, Router, compact_answer, load_examples, parse_answer
+from agent.router import INTENTS, SLOT_KEYS, Router, compact_answer, load_examples, parse_answer, parse_strict
 
 MODEL_FIXTURES = {"router", "tuned"}  # tests using them are marked model (conftest): they load the LLM
 
@@ -91,3 +91,34 @@ def test_the_compact_answer_round_trips() -> None:
     assert {k: v for k, v in route.slots.items() if v not in (None, [])} == \
         {k: v for k, v in row["slots"].items() if v not in (None, [])}
     assert parse_answer('{"intent": "explain", "slots": {"refer').intent == "explain"  # cut off: label kept
+
+
+def test_a_free_answer_counts_only_when_it_fits_the_schema() -> None:
+    for row in load_examples()[:200]:  # every training answer is one the grammar allows
+        route = parse_strict(compact_answer(row["intent"], row["slots"]))
+        assert route is not None and route.intent == row["intent"], row
+        assert set(route.slots) == set(SLOT_KEYS)
+    for content in ['{"intent":"recommend","slots":{"year_from":"1990"}}',  # a string where an int goes
+                    '{"intent":"recommend","slots":{"genres":["sci fi"]}}',  # a genre not in the list
+                    '{"intent":"recommend","slots":{"mood":"happy"}}',  # a slot that does not exist
+                    '{"intent":"suggest","slots":{}}', '{"intent":"recommend"}',
+                    '{"intent":"recommend","slots":{"count":true}}',  # a bool is not an integer
+                    '{"intent":"explain","slots":{"refer', 'Sure! {"intent":"chitchat","slots":{}}']:
+        assert parse_strict(content) is None, content
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("utterance", ["thanks, that's all", "why the second one?", "any 80s horror, not slashers",
+                                       "I liked Heat but hated Ronin, more like Heat please"])
+def test_the_free_answer_is_the_grammar_answer(tuned: Router, utterance) -> None:
+    """The tuned adapter answers free first (faster); where that answer fits the schema it is the
+    one the grammar would have given, since greedy decoding under the grammar picks the same tokens."""
+    context = [{"role": "user", "text": "a heist film?"},
+               {"role": "assistant", "text": "Try these:", "items": ["Ronin", "Heat", "Thief"]}]
+    free = tuned.route(utterance, context)
+    tuned.grammar = "always"
+    try:
+        constrained = tuned.route(utterance, context)
+    finally:
+        tuned.grammar = "fallback"
+    assert free.to_dict() == constrained.to_dict()

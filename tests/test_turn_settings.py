@@ -55,9 +55,12 @@ class _Answer:
     def __init__(self) -> None:
         self.calls = []
 
-    def invoke(self, messages, json_schema=None, max_tokens=None):
+    def invoke(self, messages, json_schema=None, max_tokens=None, stop=None):
         self.calls.append((messages, max_tokens))
-        return SimpleNamespace(content='{"intent": "chitchat", "slots": {}}')
+        content = '{"intent": "chitchat", "slots": {}}'
+        for word in stop or ():  # as backends do: the answer ends before the stop word
+            content = content.split(word)[0]
+        return SimpleNamespace(content=content)
 
 
 def test_the_router_reads_the_message_cut_and_answer_length() -> None:
