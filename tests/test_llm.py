@@ -168,3 +168,22 @@ def test_local_answer_probabilities_reuse_the_shared_prefix_exactly(local: Local
     assert local.invoke(LABEL, max_tokens=8).content == fresh.invoke(LABEL, max_tokens=8).content
     with pytest.raises(ValueError, match="share a first token"):
         local.answer_probabilities(_ask(titles[0]), ("yes", "yesterday"))
+
+
+def test_explanations_are_written_with_the_shipped_adapter_on_the_default_local_model_only(tmp_path) -> None:
+    from agent.llm import EXPLAIN_ADAPTER, make_explain_model
+
+    chat = LocalChatModel()  # not loaded: models load on their first call
+    assert EXPLAIN_ADAPTER.exists(), "the explanation adapter ships in agent/data (`chatrec tune explain`)"
+    default = make_explain_model(Settings(), chat)
+    assert isinstance(default, LocalChatModel) and default.lora_path == str(EXPLAIN_ADAPTER)
+    assert make_explain_model(Settings(explain_adapter="off"), chat) is chat
+    endpoint = OpenAIChatModel(base_url="http://127.0.0.1:9/v1")
+    assert make_explain_model(Settings(llm_backend="openai", llm_base_url="http://127.0.0.1:9/v1"), endpoint) is endpoint
+    assert make_explain_model(Settings(llm_model=str(tmp_path / "theirs.gguf")), chat) is chat  # fits SmolLM2 only
+    assert make_explain_model(Settings(llm_adapter=str(tmp_path / "tuned.gguf")), chat) is chat
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"")
+    assert make_explain_model(Settings(explain_adapter=str(other)), chat).lora_path == str(other)
+    with pytest.raises(LLMUnavailable, match="CHATREC_EXPLAIN_ADAPTER"):
+        make_explain_model(Settings(explain_adapter=str(tmp_path / "missing.gguf")), chat)

@@ -1,4 +1,4 @@
-"""``chatrec tune data|train|router`` (``tune-router`` too): instruction data and LoRA tuning of the local model."""
+"""``chatrec tune data|train|router|explain`` (``tune-router`` too): instruction data and LoRA tuning of the local model."""
 
 from __future__ import annotations
 
@@ -173,5 +173,47 @@ def tune_router(
                         threads=settings.threads, lead_tokens=INTENT_TOKENS, lead_weight=intent_weight)
     typer.echo(f"tuning on {len(rows)} labelled turns: {config}")
     _, model = train_lora(sft_examples(rows), default_model_path(), config)
+    export_gguf_adapter(model, out, alpha=config.alpha)
+    typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+@tune_app.command("explain")
+def tune_explain(
+    pairs: Annotated[Optional[Path], typer.Option(help="evidence → explanation pairs (JSONL) from `python -m "
+                                                       "agent.tuning.explain_data`; default: <data home>/tune/"
+                                                       "explain_pairs.jsonl")] = None,
+    out: Annotated[Path, typer.Option(help="where to write the llama.cpp LoRA adapter")] = Path("agent/data/explain_lora.gguf"),
+    epochs: Annotated[int, typer.Option(min=1)] = 2,
+    rank: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="cap the run at this many batches (a time box)")] = None,
+    seed: int = 0,
+) -> None:
+    """LoRA-tune the default local model (SmolLM2-135M) to write explanations from the evidence, on CPU.
+
+    Writes the adapter the explain flow loads by default with the default local model (the
+    shipped one was made by this command with its defaults on the pairs named in
+    bench/RESULTS.md); CHATREC_EXPLAIN_ADAPTER=off explains with the base model."""
+    from agent.llm import default_model_path
+    from agent.tuning.instruct import read_instructions
+    from agent.tuning.lora import SftExample, TuneConfig, export_gguf_adapter, train_lora
+
+    settings = load_settings()
+    path = pairs or settings.home / "tune" / "explain_pairs.jsonl"
+    if not path.is_file():
+        fail(f"no explanation pairs at {path}: make them with `python -m agent.tuning.explain_data --out {path}`")
+    try:
+        rows = [r for r in read_instructions(path) if r.task == "explain"]
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    if not rows:
+        fail(f"{path} has no explain rows")
+    config = TuneConfig(rank=rank, alpha=2.0 * rank, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                        threads=settings.threads, max_steps=max_steps)
+    typer.echo(f"tuning on {len(rows)} explanation pairs from {path}: {config}")
+    # checkpoints beside the pairs: Ctrl-C and run it again to resume
+    _, model = train_lora([SftExample(r.messages, r.answer) for r in rows], default_model_path(), config,
+                          checkpoint_dir=settings.home / "tune" / f"{path.stem}-explain-lora", resume=True)
     export_gguf_adapter(model, out, alpha=config.alpha)
     typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
