@@ -254,3 +254,40 @@ def test_the_item_among_their_likes_another_title_as_the_item_and_fragments_are_
     for fine in ("Since you liked Heat, Fargo should suit you.", "If you liked Heat, you might enjoy Fargo.",
                  "Fargo is close to Heat, which you liked.", "\"Fargo\" is close to Heat."):
         assert checker.check(fine, ev).supported, (fine, checker.check(fine, ev).problems)
+
+
+def test_broken_titles_the_item_in_their_list_and_clauses_alone_are_unsupported(checker) -> None:
+    """Families the tuned explainer wrote that passed before (bench/explain_chat.py, read by hand):
+    a title broken apart, the item grouped with their films as what they enjoyed, half a sentence."""
+    robot = CatalogItem("ml-100k:9001", "movie", "I, Robot", 2004, ("Action", "Sci-Fi"), warm=True)
+    near_robot = Evidence(ALIENS, nearest=[{"title": "I, Robot", "item_id": robot.item_id, "share": 0.5}],
+                          shared_genres=["Sci-Fi"], similar_users=(20, 50))
+    problems = checker.check("You enjoyed I and Robot, and Aliens sits near them.", near_robot).problems
+    assert "title: part of a title: Robot" in problems
+    assert checker.check("You enjoyed I, Robot, and Aliens sits near it.", near_robot).supported
+    ev = Evidence(FARGO, nearest=[{"title": "Heat", "item_id": HEAT.item_id, "share": 0.6},
+                                  {"title": "Babe", "item_id": BABE.item_id, "share": 0.4}],
+                  shared_genres=["Crime"], similar_users=(25, 50))
+    for text, problem in (("Heat and Fargo sit close to them, which you enjoyed.", "relation: Fargo among what they liked"),
+                          ("Fargo, Heat and Babe, which you loved, are close.", "relation: Fargo among what they liked"),
+                          ("If you liked Heat.", "fragment: If you liked Heat."),
+                          ("and you liked crime, Fargo should suit you.", "fragment: and you liked crime,")):
+        assert problem in checker.check(text, ev).problems, (text, checker.check(text, ev).problems)
+    for fine in ("Fargo is here because it sits near Heat and Babe, which you liked.",
+                 "Heat and Babe lead to Fargo: it sits near them.", "You liked Heat and Babe, and Fargo sits near them.",
+                 "People who enjoyed Heat and Babe also enjoyed Fargo.", "Because it sits near Heat, which you liked.",
+                 "If you liked Heat and Babe, Fargo should suit you."):
+        assert checker.check(fine, ev).supported, (fine, checker.check(fine, ev).problems)
+
+
+def test_a_titles_own_punctuation_ends_no_sentence(checker) -> None:
+    airplane = CatalogItem("ml-100k:9002", "movie", "Airplane!", 1980, ("Comedy",), warm=True)
+    ev = Evidence(FARGO, nearest=[{"title": "Airplane!", "item_id": airplane.item_id, "share": 0.5},
+                                  {"title": "Heat", "item_id": HEAT.item_id, "share": 0.4}], similar_users=(25, 50))
+    check = checker.check("Fargo sits close to Airplane! and Heat, which you liked. It is here for you.", ev)
+    assert [s.sentence for s in check.sentences] == ["Fargo sits close to Airplane! and Heat, which you liked.",
+                                                     "It is here for you."]
+    assert check.sentences[0].supported
+    batteries = CatalogItem("ml-100k:9003", "movie", "*batteries not included", 1987, ("Comedy",), warm=True)
+    opening = "*batteries not included is here because it is close to Heat, which you liked."
+    assert checker.check(opening, Evidence(batteries, nearest=ev.nearest[1:])).supported  # a title opens it

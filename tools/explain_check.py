@@ -7,8 +7,9 @@ and each claim is checked against the evidence field that could carry it
 ==============  ===================================================  ===========================================
 kind            what the sentence asserts                            supported by
 ==============  ===================================================  ===========================================
-``title``       a catalogue title (TitleSpotter)                     the item, its aliases, the person's nearest
-                                                                     items
+``title``       a catalogue title (TitleSpotter), or a broken one   the item, its aliases, the person's nearest
+                (a capitalised word of a title outside it: "You      items, each whole
+                enjoyed I and Robot" for "I, Robot")
 ``genre``       a genre word (GENRE_LEXICON)                         the item's genres, the shared genres
 ``person``      a name ("Steven Spielberg")                          the item's credits (description: "Directed
                                                                      by … Starring …") or its author
@@ -27,11 +28,13 @@ kind            what the sentence asserts                            supported b
 ``echo``        the prompt instead of the person ("The answer     never
                 is", "The person asked why …", "You asked: …")
 ``relation``    how titles relate, wrongly: the item among what    never
-                the person liked ("You liked Heat and Fargo"),
+                the person liked ("You liked Heat and Fargo",
+                "Heat and Fargo sit close, which you enjoyed"),
                 another title as what the item is or is about
                 ("Men in Black is a Batman and Robin")
 ``fragment``    a sentence that starts mid-phrase (": Heat,       never
-                Babe.")
+                Babe.", "and you liked …") or is a clause
+                without its sentence ("If you liked Heat.")
 ``repeat``      the same sentence again, a phrase right after        never
                 itself ("horror and horror"), a phrase a third time
 ==============  ===================================================  ===========================================
@@ -133,6 +136,13 @@ _ITEM_AS_LIKED = re.compile(  # right after the verb, last of a list joined by "
     _LIKED + r"(?:ITEM\b|(?:TITLE\s*(?:,\s*|\s+and\s+|,\s*and\s+))*TITLE(?:,\s*and|\s+and)\s+ITEM\b"
     r"(?!\s+(?:is|was|sits|lies|should|could|may|might|will|would|fits|suits|has)\b)"  # not a clause of its own
     r"|(?:TITLE\s*(?:,\s*|\s+and\s+|,\s*and\s+))+ITEM\s*(?:[.!?;]|$))", re.I)
+# ... nor one of a list the sentence says they liked ("Heat and ITEM sit close to them, which you enjoyed")
+_TITLE_LIST = re.compile(r"\b(?:ITEM|TITLE)(?:\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)(?:ITEM|TITLE)\b)+")
+_WHICH_THEY_LIKED = re.compile(r"^[^.;!?]*?,?\s*which you(?:'ve| have)?\s+(?:really\s+)?"
+                               r"(?:liked?|loved?|enjoyed|watched|saw|seen)\b", re.I)
+# a clause without its sentence: it opens with a conjunction, or is only the "if" / "since" part
+_OPENS_MID_SENTENCE = re.compile(r"(?:and|but|or|which|that|so|nor)\b")
+_CLAUSE_ONLY = re.compile(r"(?:If|Since|Although|Though|While|Unless)\b[^,;:]*[.!?]?$")
 _ITEM_NEAR_ITSELF = re.compile(r"\bITEM\s+(?:is|sits|lies)?\s*(?:near|close to|like)\s+ITEM\b", re.I)
 # ... and another title is not what it is or what it is about
 _TITLE_AS_ITEM = re.compile(r"\bITEM\s+(?:is|was)\s+(?:(?:a|an|the)\s+)?(?:(?:film|movie|story|book)\s+(?:about|of)\s+)?TITLE\b",
@@ -340,13 +350,27 @@ class ClaimChecker:
         out: list[SentenceCheck] = []
         said: dict[str, int] = {}
         earlier: list[str] = []
-        for sentence in sentences(text):
+        for sentence in self._sentences(text, ev):
             masked = self._mask_titles(sentence, ev)  # a title's own words are no repeat ("Liar Liar")
             check = SentenceCheck(sentence, self._repeats(masked, earlier, said))
             check.claims += self._claims(sentence, ev, support)
             out.append(check)
             earlier.append(masked)
         return TextCheck(out)
+
+    @staticmethod
+    def _sentences(text: str, ev) -> list[str]:
+        """:func:`sentences`, but a title's own "!", "?" or "." ("Airplane!", "Who Framed Roger
+        Rabbit?") ends no sentence: the allowed titles are held out of the split."""
+        from tools.explain import allowed_titles
+
+        held = sorted({t for t in allowed_titles(ev) if t and re.search(r"[.!?]", t)}, key=len, reverse=True)
+        for n, title in enumerate(held):
+            text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", f"\x00{n}\x00", text, flags=re.IGNORECASE)
+        out = sentences(text)
+        for n, title in enumerate(held):
+            out = [s.replace(f"\x00{n}\x00", title) for s in out]
+        return out
 
     def _mask_titles(self, sentence: str, ev) -> str:
         """``sentence`` with each title it names (allowed or not) as one word of its own (``Title0``), so
@@ -371,12 +395,31 @@ class ClaimChecker:
                                    key=lambda pair: len(pair[0]), reverse=True):
             masked = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", token, masked, flags=re.IGNORECASE)
         claims = []
-        if _ITEM_AS_LIKED.search(masked):
+        grouped = any("ITEM" in m.group(0) and _WHICH_THEY_LIKED.match(masked[m.end():])
+                      for m in _TITLE_LIST.finditer(masked))
+        if _ITEM_AS_LIKED.search(masked) or grouped:
             claims.append(Claim("relation", f"{ev.item.title} among what they liked", False))
         if _TITLE_AS_ITEM.search(masked):
             claims.append(Claim("relation", f"{ev.item.title} as another title", False))
         if _ITEM_NEAR_ITSELF.search(masked):
             claims.append(Claim("relation", f"{ev.item.title} near itself", False))
+        return claims
+
+    @staticmethod
+    def _broken_titles(sentence: str, rest: str, support: Support, named: set[str]) -> list[Claim]:
+        """A lone capitalised word of an allowed title left in ``rest`` (the sentence with whole
+        titles blanked) is a title broken apart ("You enjoyed I and Robot"): unsupported, unless it
+        is the sentence's first word or in a name (``named``: runs of capitalised words, checked as
+        a person or as the title's own name, "an adventure with Indiana Jones")."""
+        first = next(iter(words_of(sentence)), "")
+        claims = []
+        for n, word in enumerate(words_of(rest)):
+            low = word.lower()
+            if (not word[0].isupper() or low in _NOT_NAMES or low in _GENRE_WORD_KEYS or low in support.people
+                    or low in named or match_key(word) in support.titles or (n == 0 and word == first)):
+                continue
+            if support.vocabulary.get(stem(word)) in ("item", "nearest"):
+                claims.append(Claim("title", f"part of a title: {word}", False))
         return claims
 
     # -- repetition ---------------------------------------------------------------------------
@@ -462,8 +505,12 @@ class ClaimChecker:
         if echo:
             claims.append(Claim("echo", echo.group(0), False))
         claims += self._relations(sentence, ev, [item.title for key, item in spotted if key not in _GENRE_WORD_KEYS])
-        if re.match(r"[^\w\"'“‘(]", sentence.strip()):
-            claims.append(Claim("fragment", sentence.strip()[:20], False))
+        opening = sentence.strip()
+        by_title = any(opening.lower().startswith(t.lower()) for t in allowed_titles(ev) if t)  # "*batteries not included"
+        if not by_title and (re.match(r"[^\w\"'“‘(]", opening) or _OPENS_MID_SENTENCE.match(opening)
+                             or _CLAUSE_ONLY.match(opening)):
+            claims.append(Claim("fragment", opening[:20], False))
+        claims += self._broken_titles(sentence, rest, support, named)
         # everything else: content words the evidence must hold
         typed = ACCLAIM | AUDIENCE | reaction_words
         content = []
