@@ -256,7 +256,12 @@ class Agent:
         return item.title if item else item_id
 
     def _context(self, state: DialogueState) -> list[dict]:
-        return [{"role": t.role, "text": t.text, "items": [self._title(i) for i in t.items]}
+        """The last turns as the router reads them. A reply that listed items is its opening line
+        with the titles: the list's own lines (years, genres, marks) repeat the titles, cost the
+        router ~70 prompt tokens a turn, and are not what it was tuned on ("Here are some picks:
+        A, B and C" + items)."""
+        return [{"role": t.role, "text": t.text.split("\n", 1)[0] if t.items else t.text,
+                 "items": [self._title(i) for i in t.items]}
                 for t in state.turns[-self.turn.context_turns:]]
 
     def _recent_text(self, state: DialogueState) -> str:
