@@ -291,3 +291,14 @@ def test_a_titles_own_punctuation_ends_no_sentence(checker) -> None:
     batteries = CatalogItem("ml-100k:9003", "movie", "*batteries not included", 1987, ("Comedy",), warm=True)
     opening = "*batteries not included is here because it is close to Heat, which you liked."
     assert checker.check(opening, Evidence(batteries, nearest=ev.nearest[1:])).supported  # a title opens it
+
+
+def test_what_they_said_they_liked_is_taken_up_when_the_writer_leaves_it_out() -> None:
+    ev = fargo_evidence()
+    ev.their_words = their_reasons(["I loved Heat for the twist."], FARGO)
+    e = explainer("Fargo sits near Heat, which you liked.").explanation(ev)
+    assert e.how == "llm+evidence"
+    assert e.text == "Fargo sits near Heat, which you liked. You said you liked the twist, and it is a thriller film too."
+    assert explainer("").check(e.text, ev).supported
+    kept = explainer("Fargo has the twist you like, and it sits near Heat, which you liked.").explanation(ev)
+    assert kept.how == "llm" and kept.text.count("twist") == 1  # said already: not added again

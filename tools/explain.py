@@ -86,6 +86,14 @@ class Evidence:
         return out
 
 
+def _mentions(text: str, said: str) -> bool:
+    """Whether ``text`` takes up what they said ("the music": music, musical, the score's word)."""
+    from tools.explain_check import stem, words_of
+
+    wanted = {stem(w) for w in words_of(said) if w.lower() not in ("the", "a", "an")}
+    return bool(wanted & {stem(w) for w in words_of(text)})
+
+
 def _tie(word: dict) -> str:
     """How the item carries what they said: "it is a thriller too", "its description mentions music"."""
     if word.get("how") == "genre":
@@ -394,6 +402,10 @@ class Explainer:
         if ev.nearest and not names_any(kept, [e["title"] for e in ev.nearest]):
             kept += " " + self.theirs.format(title=ev.item.title,
                                              near=" and ".join(e["title"] for e in ev.nearest[:2]))
+            how = "llm+evidence"
+        said = ev.their_words[0] if ev.their_words else None
+        if said and not _mentions(kept, said["said"]):  # what they said they liked, when the item carries it
+            kept += f" You said you liked {said['said']}, and {_tie(said)}."
             how = "llm+evidence"
         problem = ("dropped unsupported: " + why_dropped) if why_dropped else ""
         return Explanation(kept, raw, how, problem, check, dropped)
