@@ -87,7 +87,7 @@ class Evidence:
 
 
 def _mentions(text: str, said: str) -> bool:
-    """Whether ``text`` takes up what they said ("the music": music, musical, the score's word)."""
+    """Whether ``text`` takes up what they said: a word of it ("the twist": twist, twists) up to its stem."""
     from tools.explain_check import stem, words_of
 
     wanted = {stem(w) for w in words_of(said) if w.lower() not in ("the", "a", "an")}
