@@ -490,7 +490,9 @@ def make_explain_model(settings, llm: BaseChatModel) -> BaseChatModel:
         if not (default_local and EXPLAIN_ADAPTER.exists()):
             return llm
         adapter = EXPLAIN_ADAPTER
-    return LocalChatModel(model_path=settings.llm_model, lora_path=str(adapter), n_threads=settings.threads)
+    # the local model file (with the openai backend llm_model is an endpoint's model name, not a file)
+    return LocalChatModel(model_path=str(local_model_source(settings)), lora_path=str(adapter),
+                          n_threads=settings.threads)
 
 
 def make_chat_model(settings) -> BaseChatModel:

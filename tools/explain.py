@@ -27,7 +27,7 @@ from tools.candidates import CandidateTool, genre_key
 from tools.catalog import CatalogItem
 from tools.chat import LLMUnavailable, as_messages, stream_sentences
 from tools.cross_domain import Via
-from tools.explain_check import ClaimChecker, TextCheck, names_any
+from tools.explain_check import ClaimChecker, TextCheck, names_any, stem, words_of
 from tools.resolve import TitleSpotter, match_key
 from tools.vocabulary import GENRE_ADJECTIVE, GENRE_LEXICON
 
@@ -88,8 +88,6 @@ class Evidence:
 
 def _mentions(text: str, said: str) -> bool:
     """Whether ``text`` takes up what they said: a word of it ("the twist": twist, twists) up to its stem."""
-    from tools.explain_check import stem, words_of
-
     wanted = {stem(w) for w in words_of(said) if w.lower() not in ("the", "a", "an")}
     return bool(wanted & {stem(w) for w in words_of(text)})
 
@@ -148,7 +146,7 @@ def their_reasons(texts: Sequence[str], item: CatalogItem) -> list[dict]:
     ``[{"said": "the twist", "fact": "Thriller", "how": "genre"}]``, at most two, in the order said.
     A phrase in capitals is a title, not a reason; thanks and talk about the films themselves
     ("thanks for the help", "the first one") are not reasons either."""
-    from tools.explain_check import ACCLAIM, FRAMING, REACTIONS, stem, words_of
+    from tools.explain_check import ACCLAIM, FRAMING, REACTIONS
 
     genres = {genre_key(g): g for g in item.genres}
     described = {stem(w) for w in words_of(item.description or "") if len(w) > 3 and not w[0].isupper()}

@@ -164,6 +164,14 @@ _SAME = 90  # rapidfuzz ratio at which a sentence repeats an earlier one
 _CREDIT = re.compile(r"\b(?:Directed|Written|Produced|Narrated) by ([^.]+)\.|\bStarring ([^.]+)\.")
 
 
+def _swap_titles(text: str, tokens: dict[str, str]) -> str:
+    """``text`` with each title (a key of ``tokens``) written as its token, whole words, any case,
+    the longest title first (so "Alien" inside "Aliens" stays)."""
+    for title in sorted(tokens, key=len, reverse=True):
+        text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", tokens[title], text, flags=re.IGNORECASE)
+    return text
+
+
 def stem(word: str) -> str:
     """A crude, consistent stem: lower case, no possessive, no common suffix (both sides of every
     comparison are stemmed the same way, so consistency matters more than linguistics)."""
@@ -364,12 +372,10 @@ class ClaimChecker:
         Rabbit?") ends no sentence: the allowed titles are held out of the split."""
         from tools.explain import allowed_titles
 
-        held = sorted({t for t in allowed_titles(ev) if t and re.search(r"[.!?]", t)}, key=len, reverse=True)
-        for n, title in enumerate(held):
-            text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", f"\x00{n}\x00", text, flags=re.IGNORECASE)
-        out = sentences(text)
-        for n, title in enumerate(held):
-            out = [s.replace(f"\x00{n}\x00", title) for s in out]
+        held = {t: f"\x00{n}\x00" for n, t in enumerate(t for t in allowed_titles(ev) if t and re.search(r"[.!?]", t))}
+        out = sentences(_swap_titles(text, held))
+        for title, token in held.items():
+            out = [s.replace(token, title) for s in out]
         return out
 
     def _mask_titles(self, sentence: str, ev) -> str:
@@ -379,9 +385,7 @@ class ClaimChecker:
 
         spotted = [item.title for _, item in (self.spotter.spot(sentence) if self.spotter is not None else [])]
         parts = {p.strip() for t in [*allowed_titles(ev), *spotted] if t for p in [t, *re.split(r":\s|\s-\s", t)]}
-        for n, title in enumerate(sorted((p for p in parts if len(p) >= 3), key=len, reverse=True)):
-            sentence = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", f"Title{n}", sentence, flags=re.IGNORECASE)
-        return sentence
+        return _swap_titles(sentence, {title: f"Title{n}" for n, title in enumerate(p for p in parts if len(p) >= 3)})
 
     @staticmethod
     def _relations(sentence: str, ev, spotted: Sequence[str]) -> list[Claim]:
@@ -390,10 +394,7 @@ class ClaimChecker:
 
         own = {t for t in (ev.item.title, *ev.item.aliases) if t}
         others = {t for t in (*allowed_titles(ev), *spotted) if t and t not in own}
-        masked = sentence
-        for title, token in sorted([(t, "ITEM") for t in own] + [(t, "TITLE") for t in others],
-                                   key=lambda pair: len(pair[0]), reverse=True):
-            masked = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", token, masked, flags=re.IGNORECASE)
+        masked = _swap_titles(sentence, {t: "TITLE" for t in others} | {t: "ITEM" for t in own})
         claims = []
         grouped = any("ITEM" in m.group(0) and _WHICH_THEY_LIKED.match(masked[m.end():])
                       for m in _TITLE_LIST.finditer(masked))
