@@ -21,6 +21,7 @@ from agent.router import make_router
 from agent.config import Settings
 from agent.llm import OpenAIChatModel
 from agent.router import Route, empty_slots
+from agent.state import DialogueState
 from tests.agents import build_agent
 from tests.servers import free_port
 from tools.resolve import match_key
@@ -489,3 +490,16 @@ def test_markup_is_text_not_a_title_and_counts_agree_with_nouns(parts, tmp_path:
     one = _agent(parts, tmp_path / "one", router=ScriptedRouter().push("recommend", genres=["Comedy"], count=1))
     reply = one.respond("one", "one comedy")
     assert len(reply.items) == 1 and "Here is 1 movie you" in reply.text, reply.text
+
+
+def test_the_words_around_a_title_say_whether_it_was_liked_whatever_the_intent(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter()
+    agent = _agent(parts, tmp_path, router=router)
+    state = DialogueState(session_id="stance")
+    router.push("chitchat").push("chitchat").push("explain", reference="Aladdin")
+    agent.read_turn(state, "I saw Star Wars last year, but I didn't like it at all")  # the router heard no dislike
+    agent.read_turn(state, "my kids watch Toy Story every day")
+    agent.read_turn(state, "why did you pick Aladdin?")  # what was shown, not a taste
+    titles = lambda ids: {parts["catalog"].get(i).title for i in ids}  # noqa: E731
+    assert titles(state.disliked) == {"Star Wars"}
+    assert titles(state.liked) == {"Toy Story"}

@@ -197,3 +197,28 @@ def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
 
     assert second_look("chitchat", empty_slots(), text, spotter)[0] == intent
     assert second_look("recommend", empty_slots(), text, spotter)[0] == "recommend"  # only chit-chat is looked at
+
+
+@pytest.mark.parametrize(("text", "titles", "stances"), [
+    ("I loved Toy Story and Aladdin", ["Toy Story", "Aladdin"], ["liked", "liked"]),
+    ("Heat is on my list", ["Heat"], ["liked"]),  # named with no word against it: people name what they like
+    ("I didn't really care for Titanic", ["Titanic"], ["disliked"]),
+    ("not a big fan of Grease", ["Grease"], ["disliked"]),
+    ("Titanic was too long for me", ["Titanic"], ["disliked"]),
+    ("I watched Cats last week. It was awful.", ["Cats"], ["disliked"]),  # the next sentence, about it
+    ("I watched Cats last week. Then I went home.", ["Cats"], ["liked"]),
+    ("I loved Heat, not so much Ronin", ["Heat", "Ronin"], ["liked", "disliked"]),
+    ("My least favourite films are Grease and Cats", ["Grease", "Cats"], ["disliked", "disliked"]),  # a list
+    ("I hated Grease but Cats was great", ["Grease", "Cats"], ["disliked", "liked"]),
+    ("I've seen Heat but not Ronin", ["Heat", "Ronin"], ["liked", "liked"]),  # not seen is not disliked
+    ("something like Fargo, but nothing like Saw", ["Fargo", "Saw"], ["liked", "disliked"]),
+    ("any western other than Unforgiven?", ["Unforgiven"], ["disliked"]),
+    ("a Nolan film that is NOT Inception", ["Inception"], ["disliked"]),
+    ("who directed Vertigo?", ["Vertigo"], [None]),  # a question about the film says nothing of taste
+    ("what about Vertigo?", ["Vertigo"], ["liked"]),  # a suggestion is not a question about it
+])
+def test_how_a_person_feels_about_each_title_they_name(text: str, titles: list[str], stances: list) -> None:
+    from agent.reading import title_stances
+
+    spans = [(text.index(t), text.index(t) + len(t)) for t in titles]
+    assert title_stances(text, spans) == stances

@@ -178,8 +178,12 @@ class TitleSpotter:
 
     def spot(self, text: str) -> list[tuple[str, CatalogItem]]:
         """(key, item) for each title found, in text order, longest span first at each word."""
+        return [(key, item) for _, _, key, item in self.spans(text)]
+
+    def spans(self, text: str) -> list[tuple[int, int, str, CatalogItem]]:
+        """(start, end, key, item) for each title found: :meth:`spot` with where it is written."""
         words = list(_WORD.finditer(text))
-        found: list[tuple[str, CatalogItem]] = []
+        found: list[tuple[int, int, str, CatalogItem]] = []
         i = 0
         while i < len(words):
             first = words[i].group()
@@ -197,7 +201,7 @@ class TitleSpotter:
             for n in range(min(self.max_words, len(words) - i), 0, -1):
                 key = match_key(text[words[i].start():words[i + n - 1].end()])
                 if key in self.by_key and (n > 1 or (not (opens_sentence or inside_name or a_date) and len(key) >= 4)):
-                    found.append((key, self.by_key[key]))
+                    found.append((words[i].start(), words[i + n - 1].end(), key, self.by_key[key]))
                     i += n - 1
                     break
             i += 1
