@@ -18,8 +18,8 @@ from rapidfuzz import fuzz
 
 from agent.config import Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (CAPABILITIES, genres_in, has_content, readable, sanitize_slots, second_look,
-                           title_stances, without_markup)
+from agent.reading import (CAPABILITIES, carries_taste, genres_in, has_content, readable, sanitize_slots,
+                           second_look, title_stances, without_markup)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -209,15 +209,16 @@ class Agent:
     def read_turn(self, state: DialogueState, text: str, role: str = "user", items: Sequence[str] = ()) -> Route | None:
         """Take one turn of a dialogue held elsewhere (a transcript) into ``state`` without
         answering it. A person's words go through the router and the state as in a live turn
-        (the titles they name, likes, dislikes, constraints); the other speaker's turn
+        (the titles they name, likes, dislikes, constraints) when they name any of those
+        (:func:`agent.reading.carries_taste`; "Hi there" is recorded as is); the other speaker's turn
         (``role="assistant"``) records the catalog ``items`` it suggested, which later
         recommendations leave out as already shown. Returns the person's route."""
         if role != "user":
             state.add_turn(role, text, intent="recommend" if items else "chitchat", items=list(items))
             return None
         words = without_markup(text)
-        if not words or not readable(words):
-            state.add_turn("user", text, intent="chitchat")
+        if not words or not readable(words) or not carries_taste(words, self.resolver.spotter):
+            state.add_turn("user", text, intent="chitchat")  # nothing the state keeps: no router call
             return None
         route = self._second_look(self.router.route(words, self._context(state)), words)
         named, _ = self._apply_route(state, route, words)
@@ -324,7 +325,7 @@ class Agent:
         # each say whether it was liked (the router's liked / disliked slots miss most: ReDial
         # seekers' liked recall 0.31); an explanation request names what was shown, not a taste
         marked_now = set(state.liked) | set(state.disliked)
-        spans = self.resolver.spotter.spans(text)
+        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
         stances = title_stances(text, [(start, end) for start, end, _, _ in spans])
         for (_, _, _, item), stance in zip(spans, stances):
             if item not in named and item.item_id not in marked_now:

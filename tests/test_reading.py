@@ -222,3 +222,30 @@ def test_how_a_person_feels_about_each_title_they_name(text: str, titles: list[s
 
     spans = [(text.index(t), text.index(t) + len(t)) for t in titles]
     assert title_stances(text, spans) == stances
+
+
+@pytest.mark.parametrize(("text", "carries"), [
+    ("Hi there", False), ("Oh I haven't seen that one!", False), ("I'm good, thanks. What else?", False),
+    ("I loved Fargo", True), ("something like dunkirk with Tom Hardy", True),  # a name the spotter may not know
+    ("any comedies?", True), ("only 90s please", True), ("any books?", True),
+    ("why the second one?", True),
+])
+def test_a_transcript_turn_is_routed_only_when_it_names_something_the_state_keeps(spotter, text, carries) -> None:
+    from agent.reading import carries_taste
+
+    assert carries_taste(text, spotter) is carries
+
+
+def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_asked() -> None:
+    from tools.catalog import CatalogItem
+    from tools.resolve import TitleSpotter
+
+    old = CatalogItem("ml-100k:1", "movie", "Jumanji", year=1995, n_ratings=96)
+    new = CatalogItem("redial:2", "movie", "Jumanji", year=2017, n_ratings=0)
+    novel = CatalogItem("book-crossing:3", "book", "The Shape of Water", year=2002, n_ratings=6)
+    film = CatalogItem("redial:4", "movie", "The Shape of Water", year=2017, n_ratings=0)
+    spotter = TitleSpotter([old, new, novel, film])
+    assert [i for _, i in spotter.spot("I loved Jumanji (2017)")] == [new]
+    assert [i for _, i in spotter.spot("I loved Jumanji 2017 and The Shape of Water")] == [new, novel]  # most rated
+    assert [i for _, i in spotter.spot("I loved Jumanji and The Shape of Water", domain="movie")] == [old, film]
+    assert [i for _, i in spotter.spot("The Shape of Water (1999) was great")] == [novel]  # no item of that year

@@ -157,6 +157,9 @@ _SENTENCE_END = re.compile(r"(?:[.!?:][\"'”’)\]]*|\n)\s*$")
 _BEFORE_A_DATE = {"in", "since", "from", "until", "till", "before", "after", "around", "circa", "of", "by", "to"}
 
 
+_YEAR_AFTER = re.compile(r"\s*[(\[]?\s*((?:18|19|20)\d\d)\b")  # "Jumanji (2017)", "It 2017"
+
+
 class TitleSpotter:
     """Catalog titles written in running text ("I loved Toy Story and Aladdin"): spans of up to
     six words that start with a capital and whose key is an item's whole title. A lone word must
@@ -164,23 +167,43 @@ class TitleSpotter:
     ordinary words that happen to be titles ("heat", "What") and words inside other names
     ("Flibbertigibbet Moon") do not count; a sentence also opens after a closing quote
     or a line break, and a lone number after "in" / "since" / … or in brackets is a date ("in 2012",
-    "Home Again (2012)"), not the film. The most
-    rated item wins a shared title."""
+    "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
+    after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
+    "The Shape of Water" is the film, not the novel), else to the most rated."""
 
     def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
         self.max_words = max_words
-        self.by_key: dict[str, CatalogItem] = {}
+        self.by_key: dict[str, CatalogItem] = {}  # the most rated item of each title
+        self.sharing: dict[str, list[CatalogItem]] = {}  # every item of a title several items share, most rated first
         for item in items:
             for title in (item.title, *item.aliases):
                 key = match_key(title)
-                if key and (key not in self.by_key or item.n_ratings > self.by_key[key].n_ratings):
+                if not key:
+                    continue
+                if key in self.by_key and self.by_key[key] is not item:
+                    self.sharing.setdefault(key, [self.by_key[key]]).append(item)
+                if key not in self.by_key or item.n_ratings > self.by_key[key].n_ratings:
                     self.by_key[key] = item
+        for shared in self.sharing.values():
+            shared.sort(key=lambda i: -i.n_ratings)
 
-    def spot(self, text: str) -> list[tuple[str, CatalogItem]]:
-        """(key, item) for each title found, in text order, longest span first at each word."""
-        return [(key, item) for _, _, key, item in self.spans(text)]
+    def _pick(self, key: str, year_after: int | None, domain: str | None) -> CatalogItem:
+        """The item a shared title means here (the class docstring says how)."""
+        shared = self.sharing.get(key)
+        if not shared:
+            return self.by_key[key]
+        if year_after is not None and (dated := [i for i in shared if i.year == year_after]):
+            return dated[0]
+        if domain and (same := [i for i in shared if i.domain == domain]):
+            return same[0]
+        return shared[0]
 
-    def spans(self, text: str) -> list[tuple[int, int, str, CatalogItem]]:
+    def spot(self, text: str, domain: str | None = None) -> list[tuple[str, CatalogItem]]:
+        """(key, item) for each title found, in text order, longest span first at each word;
+        ``domain``: the one a shared title is taken in when it has an item there."""
+        return [(key, item) for _, _, key, item in self.spans(text, domain)]
+
+    def spans(self, text: str, domain: str | None = None) -> list[tuple[int, int, str, CatalogItem]]:
         """(start, end, key, item) for each title found: :meth:`spot` with where it is written."""
         words = list(_WORD.finditer(text))
         found: list[tuple[int, int, str, CatalogItem]] = []
@@ -201,7 +224,10 @@ class TitleSpotter:
             for n in range(min(self.max_words, len(words) - i), 0, -1):
                 key = match_key(text[words[i].start():words[i + n - 1].end()])
                 if key in self.by_key and (n > 1 or (not (opens_sentence or inside_name or a_date) and len(key) >= 4)):
-                    found.append((words[i].start(), words[i + n - 1].end(), key, self.by_key[key]))
+                    end = words[i + n - 1].end()
+                    year = _YEAR_AFTER.match(text, end)
+                    item = self._pick(key, int(year.group(1)) if year else None, domain)
+                    found.append((words[i].start(), end, key, item))
                     i += n - 1
                     break
             i += 1
