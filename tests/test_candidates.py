@@ -50,3 +50,40 @@ def test_a_constraint_says_what_only_when_it_narrows_beyond_the_default_domain()
     assert not Constraint().says_what() and not Constraint(domain="movie").says_what()  # "recommend me a movie"
     assert Constraint(domain="book").says_what() and Constraint(("comedy",)).says_what()
     assert Constraint(year_from=1990).says_what() and Constraint(without=("horror",)).says_what()
+
+
+def test_auto_matches_a_conversations_graph_by_dot_product_and_a_ratings_graph_by_cosine() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from agent.agent import fold_in_for
+
+    conversations = SimpleNamespace(users=np.repeat(np.arange(50), 4))  # 4 films a person
+    ratings = SimpleNamespace(users=np.repeat(np.arange(50), 40))
+    assert fold_in_for(conversations, "auto") == "dot" and fold_in_for(ratings, "auto") == "cosine"
+    assert fold_in_for(conversations, "cosine") == "cosine"  # a set choice stands
+
+
+def test_asking_only_for_genres_gets_the_graphs_favourites_of_them_not_a_text_search() -> None:
+    """Nobody named: "any comedies?" ranks the graph's comedies (the most liked first); the store,
+    which would match "comedy" in titles, is not asked (store=None would fail if it were)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool, describes_more
+    from tools.catalog import Catalog, CatalogItem
+
+    items = [CatalogItem("cat:a", "movie", "The Comedian", 2000, ("Comedy",), warm=True),
+             CatalogItem("cat:b", "movie", "Big Laughs", 2000, ("Comedy",), warm=True),
+             CatalogItem("cat:c", "movie", "Grim", 2000, ("Drama",), warm=True)]
+    vectors = np.array([[0.2, 0.0], [2.0, 0.0], [3.0, 0.0]])  # b and c are the much-liked ones
+    train = sp.csr_matrix(np.array([[0, 1, 1], [1, 1, 1]], dtype=np.float32))
+    rec = GraphRecommender(np.ones((2, 2)), vectors, train, ["u1", "u2"], [i.item_id for i in items], "toy")
+    tool = CandidateTool(rec, Catalog(items), store=None)
+    found = tool.candidates(user_id=None, liked=[], disliked=[], exclude=[], constraint=Constraint(("comedy",)),
+                            query="hi, any good comedies?", k=2)
+    assert [c.item.title for c in found] == ["Big Laughs", "The Comedian"]
+    assert not describes_more("hi, any good comedies?") and not describes_more("sci-fi please")
+    assert describes_more("a thriller set in space") and describes_more("something with talking animals")

@@ -249,3 +249,14 @@ def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_
     assert [i for _, i in spotter.spot("I loved Jumanji 2017 and The Shape of Water")] == [new, novel]  # most rated
     assert [i for _, i in spotter.spot("I loved Jumanji and The Shape of Water", domain="movie")] == [old, film]
     assert [i for _, i in spotter.spot("The Shape of Water (1999) was great")] == [novel]  # no item of that year
+
+
+@pytest.mark.parametrize(("text", "stance"), [
+    ("I loved that one! It was so much like the comics", "liked"), ("Oh yeah, I watched that, I liked it", "liked"),
+    ("that one was great", "liked"), ("I didn't like it", "disliked"), ("that movie was way too boring", "disliked"),
+    ("It was boring.", "disliked"), ("did you like it?", None), ("I haven't seen it", None), ("Hi there", None),
+])
+def test_how_a_message_naming_no_title_speaks_of_the_one_just_suggested(text: str, stance) -> None:
+    from agent.reading import stance_on_it
+
+    assert stance_on_it(text) == stance

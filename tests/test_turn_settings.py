@@ -12,7 +12,7 @@ from agent.router import Router, empty_slots
 TODAY = {"max_message_chars": 2000, "default_count": 5, "max_count": 10, "candidates": 20, "context_turns": 4,
          "mention_match": 85, "title_share": 0.6, "earliest_year": 1870, "profile_titles": 10,
          "dialogue_turns": 2, "dialogue_chars": 160, "router_max_tokens": 160, "chitchat_sentences": 2,
-         "chitchat_max_tokens": 60, "fold_in": "cosine"}
+         "chitchat_max_tokens": 60, "fold_in": "auto", "transcript_router": False}
 
 
 def test_the_defaults_are_todays_numbers_and_each_is_described() -> None:

@@ -26,6 +26,7 @@ from tools.cold_start import graph_key
 from tools.cross_domain import Bridges, Via, content_text, fuse, titles_of
 from tools.item_store import ItemStore, where_clause
 from tools.resolve import match_key
+from tools.vocabulary import GENRE_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,18 @@ class Candidate:
     via: Via | None = None  # a cross-domain pick: the bridge that reached it (tools/cross_domain.py)
 
 
+# words of a chatty request that describe nothing to look for ("any good comedies lately?")
+_CHAT_FILLER = frozenset("seen lately recently recent today tonight tomorrow weekend fun type types kinds".split())
+_GENRE_WORD = re.compile(r"\b(?:" + "|".join(GENRE_WORDS.values()) + r")\b", re.I)
+
+
+def describes_more(query: str, titles: Iterable[str] = ()) -> bool:
+    """Whether a request says what to look for beyond genres: "a thriller set in space" does,
+    "hi, any good comedies?" does not (:func:`tools.cross_domain.content_text`, less the words
+    that name a genre)."""
+    return any(w not in _CHAT_FILLER for w in content_text(_GENRE_WORD.sub(" ", query), titles).split())
+
+
 class CandidateTool:
     """``candidates(...)`` → up to ``k`` scored, filtered catalog items."""
 
@@ -146,7 +159,9 @@ class CandidateTool:
         graph_liked = [g for g in map(self.graph_id, liked) if g]
         graph_disliked = [g for g in map(self.graph_id, disliked) if g]
         found: dict[str, Candidate] = {}
-        if domain == "movie" and (user_id or graph_liked):
+        # nothing named and nothing described beyond genres ("any comedies?"): the graph's most
+        # liked of those genres, not a text search that matches "comedy" in titles ("The Comedian")
+        if domain == "movie" and (user_id or graph_liked or not describes_more(query, titles_of(liked))):
             for cand in self._graph(user_id, graph_liked, graph_disliked, excluded, constraint, k):
                 found.setdefault(cand.item.item_id, cand)
         wanted = k - len(found)

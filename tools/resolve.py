@@ -169,7 +169,8 @@ class TitleSpotter:
     or a line break, and a lone number after "in" / "since" / … or in brackets is a date ("in 2012",
     "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
     after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
-    "The Shape of Water" is the film, not the novel), else to the most rated."""
+    "The Shape of Water" is the film, not the novel), else to the most rated (the newest of
+    equally rated: ReDial's imported films carry no ratings)."""
 
     def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
         self.max_words = max_words
@@ -184,8 +185,8 @@ class TitleSpotter:
                     self.sharing.setdefault(key, [self.by_key[key]]).append(item)
                 if key not in self.by_key or item.n_ratings > self.by_key[key].n_ratings:
                     self.by_key[key] = item
-        for shared in self.sharing.values():
-            shared.sort(key=lambda i: -i.n_ratings)
+        for shared in self.sharing.values():  # most rated first; among the unrated, the newest
+            shared.sort(key=lambda i: (-i.n_ratings, -(i.year or 0)))
 
     def _pick(self, key: str, year_after: int | None, domain: str | None) -> CatalogItem:
         """The item a shared title means here (the class docstring says how)."""
