@@ -348,8 +348,8 @@ class Agent:
                 continue
             if stance == "disliked":
                 state.dislike(item.item_id)
-            elif item.item_id not in disliked_now:
-                state.like(item.item_id)
+            elif item.item_id not in disliked_now and item.item_id not in state.disliked:
+                state.like(item.item_id)  # liked unless said otherwise, now or before: naming it again is no change of mind
         # "I loved that one!" right after the other speaker named one title: that title
         just_named = state.turns[-1].items if state.turns and state.turns[-1].role == "assistant" else []
         if not spans and len(just_named) == 1 and route.intent != "explain" and (stance := stance_on_it(text)):
