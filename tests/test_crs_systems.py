@@ -22,19 +22,23 @@ IT = CatalogItem("redial:1", "movie", "It", 2017, ("Horror",), sources={"redial"
 SPLIT = CatalogItem("redial:2", "movie", "Split", 2017, ("Thriller",), sources={"redial": "2"})
 # a MovieLens film the import linked: its catalogue id stays, ReDial's id (listed twice there) is added
 ALIEN = CatalogItem("ml-100k:183", "movie", "Alien", 1979, ("Horror", "Sci-Fi"), warm=True, graph_item_id="183",
-                    sources={"ml-100k": "183", "redial": "3|4"})
+                    sources={"ml-100k": "183", "redial": "3|4|7"})
 GET_OUT = CatalogItem("redial:5", "movie", "Get Out", 2017, ("Horror",), sources={"redial": "5"})
 OUT = CatalogItem("redial:6", "movie", "Out", 2017, (), sources={"redial": "6"})
 NOT_REDIAL = CatalogItem("ml-100k:1", "movie", "Toy Story", 1995, warm=True, graph_item_id="1", sources={"ml-100k": "1"})
 CATALOG = Catalog([IT, SPLIT, ALIEN, GET_OUT, OUT, NOT_REDIAL])
 ID2INFO = {"1": {"name": "It (2017)"}, "2": {"name": "Split (2017)"}, "3": {"name": "Alien (1979)"},
-           "4": {"name": "Alien (1979)"}, "5": {"name": "Get Out (2017)"}, "6": {"name": "Out (2017)"}}
+           "4": {"name": "Alien (1979)"}, "5": {"name": "Get Out (2017)"}, "6": {"name": "Out (2017)"},
+           "7": {"name": "Alien"}}  # ReDial lists some films again without a year
 
 
 def test_names_map_both_ways_and_a_film_listed_twice_is_one_item() -> None:
     names = ReDialNames(CATALOG, ID2INFO)
-    assert names.item_of["Alien (1979)"] is ALIEN and names.name_of["ml-100k:183"] == "Alien (1979)"
+    assert names.item_of["Alien (1979)"] is names.item_of["Alien"] is ALIEN
+    assert names.name_of["ml-100k:183"] == ["Alien (1979)", "Alien"]
     assert names.item_of["It (2017)"] is IT and "ml-100k:1" not in names.name_of
+    # a ranking names the film by each of ReDial's names, so either label can be hit
+    assert names.ranked(["redial:1", "ml-100k:183", "ml-100k:1"]) == ["It (2017)", "Alien (1979)", "Alien"]
 
 
 def test_the_names_in_a_turn_are_whole_names_in_order() -> None:

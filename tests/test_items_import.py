@@ -42,7 +42,7 @@ ENTRIES = {
                "plot": "Haunted by a book found in her dead brother's room, Pari wanders around.",
                "director": ["Dariush Mehrjui"], "writer": ["J.D. Salinger"], "star": ["Niki Karimi"],
                "imdb_id": "tt0114092"},
-    # no year: never linked (precision first), added as new
+    # no year, but the one known film of its title and not dated otherwise in the file: ml-100k:82
     "100005": {"name": "Jurassic Park", "genre": ["adventure"], "plot": "Dinosaurs.", "director": [],
                "writer": [], "star": [], "imdb_id": "tt0107290"},
     # ml-100k lists Chasing Amy twice (246, 268): a tie, left ambiguous, added as new
@@ -216,15 +216,15 @@ def test_import_links_movies_to_the_catalogue_and_adds_the_rest(home: Path, tmp_
     before = open_catalog(home, progress=False)
     path = _write(tmp_path / "id2info.json", ENTRIES)
     report = add_items(path, home, source="redial")
-    assert (report["read"], report["added"], report["linked"], report["ambiguous"]) == (8, 3, 5, 1)
-    assert report["linked_to"] == {"ml-100k": 2, "ml-latest-small": 3}
-    assert (report["linked_ml_100k"], report["linked_ml_latest_small"], report["enriched"]) == (2, 3, 4)
-    assert report["movies_without_year"] == 1
-    assert report["items"] == report["embedded"] == 7  # 4 enriched + 3 new
-    assert report["store_items"] == N_ITEMS + 2 + 3
+    assert (report["read"], report["added"], report["linked"], report["ambiguous"]) == (8, 2, 6, 1)
+    assert report["linked_to"] == {"ml-100k": 3, "ml-latest-small": 3}
+    assert (report["linked_ml_100k"], report["linked_ml_latest_small"], report["enriched"]) == (3, 3, 5)
+    assert report["movies_without_year"] == 1 and report["links_by_rule"]["title_only_unique"] == 1
+    assert report["items"] == report["embedded"] == 7  # 5 enriched + 2 new
+    assert report["store_items"] == N_ITEMS + 2 + 2
 
     catalog = open_catalog(home, progress=False)
-    assert len(catalog) == len(before) + 3
+    assert len(catalog) == len(before) + 2
     toy, old = catalog.get("ml-100k:1"), before.get("ml-100k:1")
     assert (toy.title, toy.year, toy.warm, toy.graph_item_id, toy.n_ratings) == (
         old.title, old.year, old.warm, old.graph_item_id, old.n_ratings)
@@ -235,11 +235,12 @@ def test_import_links_movies_to_the_catalogue_and_adds_the_rest(home: Path, tmp_
     assert catalog.get("ml-latest-small:78499").sources["redial"] == "100002"
     assert catalog.get("ml-latest-small:2389").sources["redial"] == "100007|100008"
     assert "redial:100001" not in catalog and "redial:100007" not in catalog  # no duplicates
-    for new in ("redial:100004", "redial:100005", "redial:100006"):
+    assert catalog.get("ml-100k:82").sources["redial"] == "100005"
+    for new in ("redial:100004", "redial:100006"):
         assert catalog.get(new).sources == {"redial": new.split(":")[1]} and not catalog.get(new).warm
     index = source_index(catalog, "redial")
     assert index == {"100001": "ml-100k:1", "100002": "ml-latest-small:78499", "100003": "ml-100k:127",
-                     "100004": "redial:100004", "100005": "redial:100005", "100006": "redial:100006",
+                     "100004": "redial:100004", "100005": "ml-100k:82", "100006": "redial:100006",
                      "100007": "ml-latest-small:2389", "100008": "ml-latest-small:2389"}
 
     store = open_store(home)
@@ -247,7 +248,7 @@ def test_import_links_movies_to_the_catalogue_and_adds_the_rest(home: Path, tmp_
     hits = store.search("a cowboy doll threatened by a spaceman figure", k=3, domain="movie")
     assert hits[0].item_id == "ml-100k:1"
     assert [json.loads(line)["item_id"] for line in added_path(home).read_text().splitlines()] == [
-        "ml-100k:1", "ml-latest-small:78499", "ml-100k:127", "redial:100004", "redial:100005", "redial:100006",
+        "ml-100k:1", "ml-latest-small:78499", "ml-100k:127", "redial:100004", "ml-100k:82", "redial:100006",
         "ml-latest-small:2389"]
 
 
@@ -280,10 +281,22 @@ def test_cli_adds_a_json_file_and_says_so(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["items", "add", str(path), "--source", "redial", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert (report["source"], report["added"], report["linked_to"]) == ("redial", 3,
-                                                                        {"ml-100k": 2, "ml-latest-small": 3})
+    assert (report["source"], report["added"], report["linked_to"]) == ("redial", 2,
+                                                                        {"ml-100k": 3, "ml-latest-small": 3})
     text = runner.invoke(app, ["items", "add", str(path), "--source", "redial"], catch_exceptions=False)
     assert text.exit_code == 0
-    assert "read 8 items" in text.output and "3 added as new, 5 linked" in text.output and "0 embedded" in text.output
+    assert "read 8 items" in text.output and "2 added as new, 6 linked" in text.output and "0 embedded" in text.output
     bad = runner.invoke(app, ["items", "add", str(_write(tmp_path / "bad.json", "[1, 2"))])
     assert bad.exit_code == 2 and "bad.json" in bad.output
+
+
+def test_a_movie_without_a_year_links_only_to_the_one_known_movie_of_its_title() -> None:
+    known = [_movie("ml-latest-small:1", "Zootopia", 2016), _movie("ml-100k:2", "Jurassic Park", 1993),
+             _movie("ml-latest-small:3", "It", 1990), _movie("ml-100k:4", "Frozen", 2013),
+             _movie("ml-100k:5", "Frozen", 2010)]
+    new = [_movie("r:1", "Zootopia", None), _movie("r:2", "Jurassic Park", None), _movie("r:3", "Jurassic Park", 1993),
+           _movie("r:4", "It", None), _movie("r:5", "It", 2017),  # the file dates "It" in another year: apart
+           _movie("r:6", "Frozen", None), _movie("r:7", "Unknown Film", None)]
+    links = link_items(new, known)
+    assert links == {"r:1": ("ml-latest-small:1", "title_only_unique"), "r:2": ("ml-100k:2", "title_only_unique"),
+                     "r:3": ("ml-100k:2", "exact")}

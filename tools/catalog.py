@@ -898,13 +898,36 @@ def link_items(new: Sequence[CatalogItem], known: Iterable[CatalogItem],
                ambiguous: list[dict] | None = None) -> dict[str, tuple[str, str]]:
     """Which of the ``new`` movies are ``known`` movies already (e.g. catalogue movies):
     ``{new item_id: (known item_id, rule)}``, by :func:`link_movies`' rules (precision first:
-    ties are left out and reported in ``ambiguous``; a movie without a year never links).
+    ties are left out and reported in ``ambiguous``).
     Several ``new`` entries of one film (same title and year) link to the same known item.
-    Only ``domain == "movie"`` items take part; the known items' aliases count as alternates."""
-    new = [it for it in new if it.domain == "movie" and it.year is not None]
+    Only ``domain == "movie"`` items take part; the known items' aliases count as alternates.
+    A movie without a year links only when its title is one known movie's and no entry of
+    ``new`` dates that title in another year (ReDial lists "Zootopia" with no year: the known
+    "Zootopia" (2016) is it; its "It" could be 1990 or 2017, so it stays apart)."""
+    new = [it for it in new if it.domain == "movie"]
     known = [it for it in known if it.domain == "movie" and it.year is not None]
-    if not new or not known:
+    undated = [it for it in new if it.year is None]
+    new = [it for it in new if it.year is not None]
+    if not (new or undated) or not known:
         return {}
+    links = _dated_links(new, known, ambiguous) if new else {}
+    years_in_new: dict[str, set[int]] = defaultdict(set)
+    for it in new:
+        years_in_new[title_key(it.title)].add(it.year)
+    known_by_title: dict[str, list[CatalogItem]] = defaultdict(list)
+    for it in known:
+        known_by_title[title_key(it.title)].append(it)
+    for it in undated:
+        key = title_key(it.title)
+        same = known_by_title.get(key, [])
+        if len(same) == 1 and years_in_new[key] <= {same[0].year}:
+            links[it.item_id] = (same[0].item_id, "title_only_unique")
+    return links
+
+
+def _dated_links(new: Sequence[CatalogItem], known: Sequence[CatalogItem],
+                 ambiguous: list[dict] | None) -> dict[str, tuple[str, str]]:
+    """:func:`link_items` for movies that have a year (:func:`link_movies`' rules)."""
     a = pd.DataFrame({"item_id": [it.item_id for it in new], "title": [it.title for it in new],
                       "year": [it.year for it in new]})
     b = pd.DataFrame({"item_id": [it.item_id for it in known], "title": [_link_title(it) for it in known],

@@ -38,13 +38,14 @@ class ReDialNames:
 
     def __init__(self, catalog, id2info: dict[str, dict]) -> None:
         self.item_of: dict[str, object] = {}
-        self.name_of: dict[str, str] = {}
+        self.name_of: dict[str, list[str]] = {}  # ReDial lists some films twice ("Jurassic Park", "… (1993)")
         for item in catalog:
             for rid in source_ids(item, SOURCE):  # one film ReDial lists twice carries both ids
                 if rid in id2info:
                     name = id2info[rid]["name"]
                     self.item_of.setdefault(name, item)
-                    self.name_of.setdefault(item.item_id, name)
+                    if name not in self.name_of.setdefault(item.item_id, []):
+                        self.name_of[item.item_id].append(name)
         if len(self.item_of) < 0.5 * len(id2info):
             raise ValueError(f"only {len(self.item_of)} of the {len(id2info)} ReDial movies are in the catalogue: "
                              f"import them first with `chatrec items add ID2INFO --source {SOURCE}`")
@@ -54,6 +55,10 @@ class ReDialNames:
                 self._by_year[m.group(1)].append(name)
         for names in self._by_year.values():
             names.sort(key=len, reverse=True)  # the longest name ending at a year wins
+
+    def ranked(self, item_ids) -> list[str]:
+        """ReDial's names of catalogue items in order: every name of a film ReDial lists twice."""
+        return [name for item_id in item_ids for name in self.name_of.get(item_id, ())]
 
     def mentions(self, text: str) -> list[str]:
         """The names written in ``text``, in order (ReDial writes every mention as "Title (Year)")."""
@@ -121,7 +126,7 @@ class GraphSystem:
                 if gid is not None and gid not in self._mentioned:
                     self._mentioned.append(gid)
         ranked = self.tool.recommender.recommend_from_items(self._mentioned, k=k, allowed=self._allowed)
-        return [self.names.name_of[self.tool.catalog_item(g).item_id] for g, _ in ranked]
+        return self.names.ranked(self.tool.catalog_item(g).item_id for g, _ in ranked)[:k]
 
 
 class AgentSystem:
@@ -152,8 +157,7 @@ class AgentSystem:
         candidates, _ = self.agent.candidates(self.state, query, POOL)
         self.seconds_by_step["reading (router, state)"] += read - started
         self.seconds_by_step["candidates"] += time.perf_counter() - read
-        ranked = [self.names.name_of[c.item.item_id] for c in candidates if c.item.item_id in self.names.name_of]
-        return ranked[:k]
+        return self.names.ranked(c.item.item_id for c in candidates)[:k]
 
 
 def make_system(name: str, *, lines: list[CrsLine], id2info: dict[str, dict], settings: Settings,
