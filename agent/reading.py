@@ -363,7 +363,8 @@ _DISLIKE_BEFORE = re.compile(
     r"other than|except(?: for)?|not (?:anything |something )?(?:that'?s |that is )?(?:like|similar to)|"
     rf"nothing (?:\w+ ){{0,2}}like|pass on|bad things about|not so much|(?:{_BAD}) (?:movies?|films?|ones?) (?:like|such as))\b"
     r"(?:\s+[\w'’-]+){0,4}?\s*$", re.I)
-_NOT_RIGHT_BEFORE = re.compile(r"(?<!\bbut )\b(?:not|no)\s*$", re.I)  # "a film that is NOT X", "No X" (not "seen A but not X")
+_NOT_RIGHT_BEFORE = re.compile(r"\b(?:not|no)\s*$", re.I)  # "a film that is NOT X", "No X", "like A but not X"
+_SEEN_BUT_NOT = re.compile(r"\b(?:seen|saw|watched|heard of|read)\b[^.!?]*\bbut not\s*$", re.I)  # not seen, not disliked
 _DISLIKE_AFTER = re.compile(
     r"^\W*(?:[\w'’-]+[,;]?\s+){0,6}?(?:"
     rf"(?:was|is|were|seemed|seems|felt|looks?|sounds?)\s+(?:just\s+|kind of\s+|kinda\s+|a bit\s+|a little\s+|pretty\s+|"
@@ -394,7 +395,8 @@ def title_stance(text: str, start: int, end: int, next_start: int | None = None)
         after = after[:m.start()] + (" " + follows if _VERDICT.match(follows) else "")
     if _FACT_QUESTION.search(before) and not _TASTE.search(before):
         return None
-    if (_DISLIKE_BEFORE.search(_CLAUSE.split(before[-80:])[-1]) or _NOT_RIGHT_BEFORE.search(before)
+    if (_DISLIKE_BEFORE.search(_CLAUSE.split(before[-80:])[-1])
+            or (_NOT_RIGHT_BEFORE.search(before) and not _SEEN_BUT_NOT.search(before))
             or _DISLIKE_AFTER.search(after)):
         return "disliked"
     return "liked"

@@ -510,6 +510,16 @@ def test_the_words_around_a_title_say_whether_it_was_liked_whatever_the_intent(p
     assert len(router.asked) == (3 if transcript_router else 0)  # words alone: no LLM call
 
 
+def test_the_words_around_a_title_decide_over_the_routers_slots(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter()
+    agent = _agent(parts, tmp_path, router=router)
+    router.push("recommend", disliked=["Star Wars", "Toy Story"])  # the small router read both as disliked
+    agent.respond("over", "I didn't care for Star Wars, but I loved Toy Story")
+    state = agent.sessions.get("over")
+    titles = lambda ids: {parts["catalog"].get(i).title for i in ids}  # noqa: E731
+    assert titles(state.disliked) == {"Star Wars"} and titles(state.liked) == {"Toy Story"}
+
+
 def test_a_transcripts_suggestions_count_as_liked_until_the_person_says_otherwise(parts, tmp_path: Path) -> None:
     agent = _agent(parts, tmp_path)
     state = DialogueState(session_id="suggested")

@@ -211,6 +211,7 @@ def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
     ("My least favourite films are Grease and Cats", ["Grease", "Cats"], ["disliked", "disliked"]),  # a list
     ("I hated Grease but Cats was great", ["Grease", "Cats"], ["disliked", "liked"]),
     ("I've seen Heat but not Ronin", ["Heat", "Ronin"], ["liked", "liked"]),  # not seen is not disliked
+    ("something like Heat but not Scream", ["Heat", "Scream"], ["liked", "disliked"]),
     ("something like Fargo, but nothing like Saw", ["Fargo", "Saw"], ["liked", "disliked"]),
     ("any western other than Unforgiven?", ["Unforgiven"], ["disliked"]),
     ("a Nolan film that is NOT Inception", ["Inception"], ["disliked"]),

@@ -161,13 +161,14 @@ class CandidateTool:
         found: dict[str, Candidate] = {}
         # nothing named and nothing described beyond genres ("any comedies?"): the graph's most
         # liked of those genres, not a text search that matches "comedy" in titles ("The Comedian")
-        if domain == "movie" and (user_id or graph_liked or not describes_more(query, titles_of(liked))):
+        if domain == "movie" and (user_id or graph_liked or not describes_more(query, titles_of((*liked, *disliked)))):
             for cand in self._graph(user_id, graph_liked, graph_disliked, excluded, constraint, k):
                 found.setdefault(cand.item.item_id, cand)
         wanted = k - len(found)
         if wanted > 0:  # other domains, users without graph history, and too-narrow constraints
             profile = list(liked) or (self.history(user_id)[:PROFILE_ITEMS] if user_id else [])
-            for cand in self._store(profile, excluded | set(found), constraint, query, wanted, user_id=user_id):
+            for cand in self._store(profile, excluded | set(found), constraint, query, wanted, user_id=user_id,
+                                    named=titles_of((*liked, *disliked))):
                 found.setdefault(cand.item.item_id, cand)
         fresh = [c for c in found.values() if match_key(c.item.title) not in known_titles]
         return fresh[:k]  # graph order first (its scores do not compare with text scores)
@@ -264,10 +265,11 @@ class CandidateTool:
             return None
 
     def _store(self, liked: Sequence[CatalogItem], excluded: set[str], constraint: Constraint, query: str,
-               k: int, user_id: str | None = None) -> list[Candidate]:
+               k: int, user_id: str | None = None, named: Sequence[str] = ()) -> list[Candidate]:
         """Items of the wanted domain from the store and the cross-domain bridges, fused by rank.
         The request's own words count only for what they describe (:func:`content_text`: not the
-        titles named, not "books" or "something to read"); what the person likes says the rest."""
+        titles ``named``, liked or not, not "books" or "something to read"); what the person
+        likes says the rest."""
         domain = constraint.domain or "movie"
         where = where_clause(domain, constraint.year_from, constraint.year_to)
         fetch = 4 * k + len(excluded)
@@ -283,7 +285,7 @@ class CandidateTool:
             profile /= max(float(np.linalg.norm(profile)), 1e-12)
             lists["text"] = [(h.item_id, h.score) for h in self.store.search_vector(profile, fetch, where,
                                                                                      exclude=excluded)]
-        text = " ".join([content_text(query, titles_of(liked)), *constraint.genres]).strip()
+        text = " ".join([content_text(query, [*titles_of(liked), *named]), *constraint.genres]).strip()
         if text:
             lists["request"] = [(h.item_id, h.score) for h in self.store.search(
                 text, fetch, domain, constraint.year_from, constraint.year_to)]
