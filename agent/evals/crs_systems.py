@@ -1,9 +1,11 @@
 """The recommenders `chatrec eval-crs` measures on ReDial dialogues, besides popularity.
 
-- ``agent``: the live agent's own pipeline reads the dialogue — each seeker turn through the
-  router and the dialogue state (titles resolved, likes, dislikes, genres, years), each
-  recommender turn as what was already suggested — and ranks with the candidates a live turn
-  would get before the LLM's re-rank (the re-rank picks 5 of 20; the benchmark scores 50).
+- ``agent``: the live agent's own pipeline reads the dialogue as a transcript
+  (:meth:`agent.agent.Agent.read_turn`) — each seeker turn into the dialogue state (titles
+  resolved and how each is spoken of, genres, years; through the router when
+  ``TurnSettings.transcript_router`` is on), each recommender turn as films suggested — and
+  ranks with the candidates a live turn would get before the LLM's re-rank (the re-rank picks
+  5 of 20; the benchmark scores 50).
 - ``graph``: the graph recommender folded in from every movie mentioned so far; no LLM.
 
 Both rank the catalogue's movies that carry a ReDial id (``sources["redial"]``, set when
@@ -138,7 +140,7 @@ class AgentSystem:
         self.agent, self.names = agent, names
         self._reader = _DialogueReader()
         self.state = None
-        self.seconds_by_step = {"reading (router, state)": 0.0, "candidates": 0.0}  # where the time goes
+        self.seconds_by_step = {"reading": 0.0, "candidates": 0.0}  # where the time goes
 
     def rank(self, line: CrsLine, k: int = 50) -> list[str]:
         fresh, turns = self._reader.new_turns(line)
@@ -149,13 +151,13 @@ class AgentSystem:
             if index % 2 == 0:  # the seeker (ReDial's contexts start with the seeker, perhaps empty)
                 if text.strip():
                     self.agent.read_turn(self.state, text)
-            else:  # what the recommender suggested is left out later, as a live agent leaves out what it showed
+            else:  # suggested: left out later, and liked until the seeker says otherwise (read_turn)
                 suggested = [self.names.item_of[n].item_id for n in self.names.mentions(text)]
                 self.agent.read_turn(self.state, text, role="assistant", items=suggested)
         read = time.perf_counter()
         query = next((t for t in reversed(line.context[::2]) if t.strip()), "")
         candidates, _ = self.agent.candidates(self.state, query, POOL)
-        self.seconds_by_step["reading (router, state)"] += read - started
+        self.seconds_by_step["reading"] += read - started
         self.seconds_by_step["candidates"] += time.perf_counter() - read
         return self.names.ranked(c.item.item_id for c in candidates)[:k]
 
