@@ -411,20 +411,22 @@ def title_stances(text: str, spans: Sequence[tuple[int, int]]) -> list[str | Non
         next_start = spans[n + 1][0] if n + 1 < len(spans) else None
         stance = title_stance(text, start, end, next_start)
         if n and stance == "liked" and stances[-1] == "disliked" and _LISTED.fullmatch(text[spans[n - 1][1]:start]):
-            first = next((m for m in range(n, 0, -1) if not _LISTED.fullmatch(text[spans[m - 1][1]:spans[m][0]])), 0)
-            if title_stance(text, spans[first][0], spans[first][1], spans[first][1]) == "disliked":  # the dislike came before the list
+            # the list's first title, and whether the words against it came before it (they cover the list)
+            first = next((m for m in range(n, 0, -1)
+                          if not _LISTED.fullmatch(text[spans[m - 1][1]:spans[m][0]])), 0)
+            if title_stance(text, spans[first][0], spans[first][1], spans[first][1]) == "disliked":
                 stance = "disliked"
         stances.append(stance)
     return stances
 
 
 _IT = r"(?:it|that(?: one| movie| film)?|this one)"
-_TASTE_FOR_IT = re.compile(rf"\b(?:i|we)\s+(?:really\s+|also\s+|absolutely\s+|just\s+|totally\s+)*(?P<no>(?:did|do)(?:n'?t| not)\s+"
-                           rf"(?:really\s+)?)?(?:lov|lik|enjoy|ador)\w*\s+{_IT}\b|"
-                           rf"\b{_IT}\s+(?:was|is)\s+(?:really\s+|so\s+|very\s+|pretty\s+)*"
-                           rf"(?P<good>great|good|awesome|amazing|excellent|fantastic|brilliant|hilarious|a (?:great|good|fun))\b|"
-                           rf"\b{_IT}\s+(?:was|is)\s+(?:just\s+|really\s+|so\s+|very\s+|pretty\s+|kind of\s+|a bit\s+|way\s+)*(?P<bad>{_BAD})\b",
-                           re.I)
+_INTENSE = r"(?:just|really|so|very|pretty|kind of|a bit|way|also|absolutely|totally)\s+"
+_TASTE_FOR_IT = re.compile(
+    rf"\b(?:i|we)\s+(?:{_INTENSE})*(?P<no>(?:did|do)(?:n'?t| not)\s+(?:{_INTENSE})*)?(?:lov|lik|enjoy|ador)\w*\s+{_IT}\b|"
+    rf"\b{_IT}\s+(?:was|is)\s+(?:{_INTENSE})*"
+    r"(?:great|good|awesome|amazing|excellent|fantastic|brilliant|hilarious|a (?:great|good|fun))\b|"
+    rf"\b{_IT}\s+(?:was|is)\s+(?:{_INTENSE})*(?P<bad>{_BAD})\b", re.I)
 
 
 def stance_on_it(text: str) -> str | None:
