@@ -65,12 +65,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the whole result (every line's rankings, examples) here")
     parser.add_argument("--ratings", default="ml-latest-small",
                         help="the MovieLens ratings mixed with the conversations ('none': conversations only)")
+    parser.add_argument("--seed", type=int, help="the fold graphs' training seed (TrainConfig.seed when not given): "
+                                                 "how much of a difference is retraining variance")
     parser.add_argument("--baselines", nargs="*", default=["ml-100k", "ml-latest-small"],
                         help="graph datasets the graph system is also measured on (no conversations)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     from recsys import datasets
+    from recsys.train_config import TrainConfig
     from recsys.workflow import train_dataset
     from tools.items import open_catalog
     from tools.movie_graph import build_movie_graph
@@ -89,7 +92,8 @@ def main() -> None:
             others = Path(tmp) / f"others{fold}.jsonl"
             _write_other_folds(args.redial / "valid_data.jsonl", fold, args.folds, others)
             build_movie_graph(name, catalog, base, [others], home=settings.home)
-            train_dataset(name, home=settings.home, progress=False)  # always: the dataset was just rewritten
+            config = TrainConfig(seed=args.seed) if args.seed is not None else None
+            train_dataset(name, config, home=settings.home, progress=False)  # always: the dataset was just rewritten
             names.append(name)
     build_s = time.perf_counter() - started
     systems = {}
@@ -108,7 +112,8 @@ def main() -> None:
 
         write_json(args.json, result)
     summary = result["summary"]
-    emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "lines": summary["lines"], "labels": summary["labels"],
+    emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "seed": args.seed,
+          "lines": summary["lines"], "labels": summary["labels"],
           "build_and_train_s": round(build_s, 1),
           "systems": {n: {k: v for k, v in f.items()} for n, f in summary["systems"].items()},
           "paired": {k: [v["recall@10_diff"], v["recall@10_diff_ci95"]] for k, v in summary["paired"].items()}})
