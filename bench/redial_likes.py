@@ -129,15 +129,22 @@ def main() -> None:
                          "`chatrec items add ../shared/benchmarks/redial/id2info.json --source redial` first")
     cache = RouteCache(agent.router, args.routes)
     agent.router = cache
+    # which titles each seeker turn resolved to, for the "resolved" figure: the titles the words
+    # write out (every one, liked before or not) and, through the router, the ones it named
     named_in_turn: list = []
-    apply_route = agent._apply_route
+    apply_route, taste_in_words = agent._apply_route, agent._taste_in_words
 
-    def recording(state, route, text):  # which titles each turn resolved to, for the "resolved" figure
+    def routed(state, route, text):
         named, unknown = apply_route(state, route, text)
         named_in_turn.extend(item.item_id for item in named)
         return named, unknown
 
-    agent._apply_route = recording
+    def written(*args):
+        spotted = taste_in_words(*args)
+        named_in_turn.extend(item.item_id for item in spotted)
+        return spotted
+
+    agent._apply_route, agent._taste_in_words = routed, written
     counts = {"liked": [0, 0], "disliked": [0, 0]}  # [right, all] per class
     resolved = total = other_film = 0
     misses = []
@@ -154,8 +161,8 @@ def main() -> None:
             named_in_turn.clear()
             agent.read_turn(state, turn["text"], role=turn["role"], items=items)
             if turn["role"] == "user":
-                named |= set(named_in_turn) | {i for i in items if i in state.liked or i in state.disliked}
-                named_titles |= {match_key(agent.catalog.get(i).title) for i in named_in_turn if agent.catalog.get(i)}
+                named |= set(named_in_turn)
+                named_titles |= {match_key(item.title) for item in map(agent.catalog.get, named_in_turn) if item}
         for rid, label in labels.items():
             item_id = item_of.get(rid)
             total += 1

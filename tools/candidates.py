@@ -159,16 +159,17 @@ class CandidateTool:
         graph_liked = [g for g in map(self.graph_id, liked) if g]
         graph_disliked = [g for g in map(self.graph_id, disliked) if g]
         found: dict[str, Candidate] = {}
+        named = titles_of((*liked, *disliked))  # not words of the request, liked or not
         # nothing named and nothing described beyond genres ("any comedies?"): the graph's most
         # liked of those genres, not a text search that matches "comedy" in titles ("The Comedian")
-        if domain == "movie" and (user_id or graph_liked or not describes_more(query, titles_of((*liked, *disliked)))):
+        if domain == "movie" and (user_id or graph_liked or not describes_more(query, named)):
             for cand in self._graph(user_id, graph_liked, graph_disliked, excluded, constraint, k):
                 found.setdefault(cand.item.item_id, cand)
         wanted = k - len(found)
         if wanted > 0:  # other domains, users without graph history, and too-narrow constraints
             profile = list(liked) or (self.history(user_id)[:PROFILE_ITEMS] if user_id else [])
             for cand in self._store(profile, excluded | set(found), constraint, query, wanted, user_id=user_id,
-                                    named=titles_of((*liked, *disliked))):
+                                    named=named):
                 found.setdefault(cand.item.item_id, cand)
         fresh = [c for c in found.values() if match_key(c.item.title) not in known_titles]
         return fresh[:k]  # graph order first (its scores do not compare with text scores)

@@ -174,25 +174,21 @@ class TitleSpotter:
 
     def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
         self.max_words = max_words
-        self.by_key: dict[str, CatalogItem] = {}  # the most rated item of each title
-        self.sharing: dict[str, list[CatalogItem]] = {}  # every item of a title several items share, most rated first
+        self.by_key: dict[str, list[CatalogItem]] = {}  # every item of a title: most rated first, then the newest
         for item in items:
             for title in (item.title, *item.aliases):
                 key = match_key(title)
-                if not key:
-                    continue
-                if key in self.by_key and self.by_key[key] is not item:
-                    self.sharing.setdefault(key, [self.by_key[key]]).append(item)
-                if key not in self.by_key or item.n_ratings > self.by_key[key].n_ratings:
-                    self.by_key[key] = item
-        for shared in self.sharing.values():  # most rated first; among the unrated, the newest
-            shared.sort(key=lambda i: (-i.n_ratings, -(i.year or 0)))
+                same = self.by_key.setdefault(key, []) if key else None
+                if same is not None and all(i is not item for i in same):  # a title and alias alike: once
+                    same.append(item)
+        for same in self.by_key.values():
+            same.sort(key=lambda i: (-i.n_ratings, -(i.year or 0)))
 
     def _pick(self, key: str, year_after: int | None, domain: str | None) -> CatalogItem:
-        """The item a shared title means here (the class docstring says how)."""
-        shared = self.sharing.get(key)
-        if not shared:
-            return self.by_key[key]
+        """The item a title means here (the class docstring says how a shared one is chosen)."""
+        shared = self.by_key[key]
+        if len(shared) == 1:
+            return shared[0]
         if year_after is not None and (dated := [i for i in shared if i.year == year_after]):
             return dated[0]
         if domain and (same := [i for i in shared if i.domain == domain]):
