@@ -1,0 +1,55 @@
+# one-off: writes item_questions.jsonl (kept for the record of how the set was made; not run by anything)
+import hashlib, json
+F = {
+ # family: (asks, [(text, title)])
+ "who-directed": ("director", [("who directed Fargo?", "Fargo"), ("Who directed Vertigo", "Vertigo"),
+     ("who was the director of Casablanca?", "Casablanca"), ("do you know who directed Get Out?", "Get Out")]),
+ "made-by": ("director", [("who made Jaws?", "Jaws"), ("Who's the director behind Inception?", "Inception"),
+     ("which director did Black Panther", "Black Panther"), ("Groundhog Day was directed by who?", "Groundhog Day")]),
+ "who-stars": ("cast", [("who stars in Heat?", "Heat"), ("Who is in The Matrix?", "The Matrix"),
+     ("who's in Mean Girls", "Mean Girls"), ("what actors are in Gone Girl?", "Gone Girl")]),
+ "lead-role": ("cast", [("who plays the lead in Alien?", "Alien"), ("who played the main character in Forrest Gump?", "Forrest Gump"),
+     ("Who was the star of Die Hard?", "Die Hard"), ("who voices the main character in Toy Story?", "Toy Story")]),
+ "actor-in": ("cast", [("is Tom Hanks in Toy Story?", "Toy Story"), ("Is Leonardo DiCaprio in Inception?", "Inception"),
+     ("was Brad Pitt in Heat?", "Heat"), ("does Emma Stone star in La La Land?", "La La Land")]),
+ "who-wrote": ("writer", [("who wrote The Shining?", "The Shining"), ("Who wrote the screenplay for Pulp Fiction?", "Pulp Fiction"),
+     ("who wrote the script of Bridesmaids", "Bridesmaids"), ("who was the writer of Superbad?", "Superbad")]),
+ "when-out": ("year", [("when did Titanic come out?", "Titanic"), ("What year did Jurassic Park come out?", "Jurassic Park"),
+     ("when was Clueless released", "Clueless"), ("What year is Shrek from?", "Shrek")]),
+ "how-old": ("year", [("how old is Casablanca?", "Casablanca"), ("is Star Wars an old movie?", "Star Wars"),
+     ("Is Hereditary a recent film?", "Hereditary"), ("was The Conjuring made in the 80s?", "The Conjuring")]),
+ "what-genre": ("genre", [("what genre is Interstellar?", "Interstellar"), ("What kind of movie is Deadpool?", "Deadpool"),
+     ("what type of film is Coco", "Coco"), ("Which genre would you put Mad Max: Fury Road in?", "Mad Max: Fury Road")]),
+ "is-it-genre": ("genre", [("is Get Out a horror movie?", "Get Out"), ("Is Groundhog Day a comedy?", "Groundhog Day"),
+     ("is The Notebook a romance?", "The Notebook"), ("Is Taken an action film?", "Taken")]),
+ "what-about": ("plot", [("what is Inception about?", "Inception"), ("What's Hereditary about?", "Hereditary"),
+     ("what is the movie Moana about", "Moana"), ("So what's Up about?", "Up")]),
+ "tell-me": ("plot", [("tell me about The Dark Knight", "The Dark Knight"), ("Can you tell me the plot of Finding Nemo?", "Finding Nemo"),
+     ("give me a quick summary of Rocky", "Rocky"), ("what happens in Gone Girl?", "Gone Girl")]),
+ "black-white": ("other", [("is Casablanca in black and white?", "Casablanca"), ("Is Psycho in color?", "Psycho"),
+     ("is Vertigo black and white", "Vertigo"), ("Was The Godfather filmed in colour?", "The Godfather")]),
+ "how-long": ("other", [("how long is Titanic?", "Titanic"), ("What's the running time of The Dark Knight?", "The Dark Knight"),
+     ("is Interstellar a long movie?", "Interstellar"), ("how many minutes is Frozen", "Frozen")]),
+ "where-watch": ("other", [("is Moana on Netflix?", "Moana"), ("Where can I stream Get Out?", "Get Out"),
+     ("can I rent Superbad somewhere?", "Superbad"), ("Is Coco on Disney+?", "Coco")]),
+ "awards": ("other", [("did Titanic win an Oscar?", "Titanic"), ("How many Oscars did The Godfather win?", "The Godfather"),
+     ("was La La Land nominated for best picture?", "La La Land"), ("Did Get Out win any awards?", "Get Out")]),
+ "kids-ok": ("other", [("is Jaws ok for kids?", "Jaws"), ("Is Deadpool suitable for a 10 year old?", "Deadpool"),
+     ("what is Shrek rated?", "Shrek"), ("is Alien too scary for children", "Alien")]),
+ "sequel": ("other", [("is there a sequel to Toy Story?", "Toy Story"), ("Does Jurassic Park have a sequel?", "Jurassic Park"),
+     ("is Taken part of a series?", "Taken"), ("Is there a Mean Girls 2?", "Mean Girls")]),
+ "unknown-title": ("director", [("who directed Flibbertigibbet Moon?", None), ("What is The Glass Orchard Affair about?", None),
+     ("who stars in Quantum Marmalade?", None), ("when did Velvet Thunder Road come out?", None)]),
+ "favourite": ("none", [("what's your favourite movie?", None), ("What is the best film ever made?", None),
+     ("which movie do you like most", None), ("What's your all-time favorite book?", None)]),
+ "movie-trivia": ("none", [("tell me a fun fact about movies", None), ("Who is the greatest director of all time?", None),
+     ("what was the first movie ever made?", None), ("Any trivia about Steven Spielberg?", None)]),
+ "small-talk": ("none", [("hi there, how are you today?", None), ("thanks, that sounds great!", None),
+     ("I'm bored tonight", None), ("Good morning! Busy day?", None)]),
+}
+with open("item_questions.jsonl", "w") as out:
+    for family, (asks, rows) in F.items():
+        half = "dev" if int(hashlib.sha1(family.encode()).hexdigest(), 16) % 2 == 0 else "held"
+        for n, (text, title) in enumerate(rows):
+            out.write(json.dumps({"id": f"{family}-{n}", "family": family, "half": half, "text": text,
+                                  "title": title, "asks": asks if title or asks == "none" else "unknown"}) + "\n")
