@@ -19,8 +19,9 @@ from rapidfuzz import fuzz
 
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, carries_taste, genres_in, has_content, readable, sanitize_slots,
-                           second_look, stance_on_it, title_stances, without_markup)
+from agent.reading import (ASKS_WHY, CAPABILITIES, asked_domain, carries_taste, facts_asked, genres_in, has_content,
+                           readable, referenced_position, sanitize_slots, second_look, stance_on_it, title_stances,
+                           without_markup)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -28,6 +29,8 @@ from tools.candidates import Candidate, CandidateTool, Constraint
 from tools.catalog import Catalog, CatalogItem
 from tools.chat import as_messages, stream_sentences
 from tools.explain import Explainer
+from tools.fact_guard import FactGuard
+from tools.item_facts import ItemFacts
 from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, match_key
 
@@ -87,6 +90,7 @@ class Agent:
         self.catalog: Catalog = tool.catalog
         self.reranker = rerankers[rerank]()
         self.explainer = Explainer(explain_llm or llm, tool, resolver.spotter)
+        self.fact_guard = FactGuard(self.catalog, resolver.spotter, self.explainer.checker)
         self.replies = read_replies()
         self.chitchat_system = read_prompt("chitchat.txt")
         self.chitchat_fallback = read_prompt("chitchat_fallback.txt").strip()
@@ -165,10 +169,18 @@ class Agent:
         timings: dict[str, float] = {}
         try:
             t = time.perf_counter()
-            route = route or self._second_look(self.router.route(words, self._context(state)), words)
+            question = None
+            if route is None:
+                route = self._second_look(self.router.route(words, self._context(state)), words)
+                if route.intent != "explain" and (question := self._item_question(words, route, state)):
+                    # "who directed Fargo?" is chit-chat about Fargo, never a list (issue 24)
+                    route = Route("chitchat", {**route.slots, "titles": [question.title] if question.title else []})
             timings["router"] = time.perf_counter() - t
-            flow = {"recommend": self._recommend, "explain": self._explain}.get(route.intent, self._chitchat)
-            reply = yield from flow(state, words, route, timings)
+            if question is not None:
+                reply = yield from self._answer_item(state, question, timings)
+            else:
+                flow = {"recommend": self._recommend, "explain": self._explain}.get(route.intent, self._chitchat)
+                reply = yield from flow(state, words, route, timings)
         except LLMUnavailable as exc:  # nothing of this turn is kept: the session stays as it was
             log.warning("turn failed, LLM unavailable: %s", exc)
             reply = Reply(session_id, "chitchat", self.replies["llm_down"].format(reason=exc), notes=["llm_down"])
@@ -258,6 +270,47 @@ class Agent:
                 if candidates:
                     return candidates, dropped
         return candidates, ""
+
+    def _item_question(self, text: str, route: Route, state: DialogueState) -> ItemQuestion | None:
+        """A question about one item ("who directed Fargo?", "what is the second one about?",
+        "is it in black and white?"), or None. The item is a title written in the message, a place
+        in the last list, "it" when the last turn showed one item, or a title the router read that
+        the message contains and the catalogue has by that exact name ("Up"); a title the router
+        read that the catalogue lacks is kept to say so."""
+        domain = asked_domain(text) or state.constraints.domain or "movie"
+        spans = self.resolver.spotter.spans(text, domain)
+        asked = facts_asked(text, [(start, end) for start, end, *_ in spans])
+        if not asked:
+            return None
+        if spans:
+            return ItemQuestion(asked, spans[0][3], spans[0][3].title, text)
+        if (position := referenced_position(text)) is not None:
+            item = self.catalog.get(state.reference(position) or "")
+            return ItemQuestion(asked, item, item.title if item else None, text)
+        for mention in route.slots.get("titles") or []:
+            written = _written_as_title(str(mention), text)
+            if written:
+                same = self.resolver.spotter.by_key.get(match_key(written))
+                item = (next((i for i in same if i.domain == domain), same[0])) if same else None
+                return ItemQuestion(asked, item, item.title if item else written, text)
+        if _IT.search(text):
+            shown = state.turns[-1].items if state.turns and state.turns[-1].role == "assistant" else []
+            item = self.catalog.get(shown[0]) if len(shown) == 1 else None
+            return ItemQuestion(asked, item, item.title if item else None, text)
+        return None
+
+    def _answer_item(self, state: DialogueState, question: ItemQuestion, timings: dict) -> Iterator[str]:
+        """The catalogue's facts on the item asked about, or what is not known: no LLM, nothing invented."""
+        t = time.perf_counter()
+        if question.item is not None:
+            text = ItemFacts.of(question.item).answer(question.asked, question.text)
+        elif question.title:
+            text = self.replies["unknown_item"].format(title=question.title)
+        else:
+            text = self.replies["no_item_yet"]
+        timings["reply"] = time.perf_counter() - t
+        yield text
+        return Reply(state.session_id, "chitchat", text, notes=["answered from the catalogue's facts"])
 
     def _second_look(self, route: Route, text: str) -> Route:
         """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not)."""
@@ -464,6 +517,11 @@ class Agent:
         if not words or _leaks(words, self.chitchat_system):
             notes.append("chit-chat fallback: " + ("empty reply" if not words else "the reply repeated the instructions"))
             words = self.chitchat_fallback
+        else:  # no person, year or plot the catalogue does not hold (issue 24: "Pulp Fiction, by Steven Spielberg")
+            about = [item for *_, item in self.resolver.spotter.spans(text, state.constraints.domain or "movie")]
+            guarded = self.fact_guard.keep(words, text, about)
+            notes += [f"dropped an invented fact ({'; '.join(problems)}): {sentence}" for sentence, problems in guarded.dropped]
+            words = guarded.text or self.chitchat_fallback
         timings["reply"] = time.perf_counter() - t
         yield words
         return Reply(state.session_id, "chitchat", words, notes=notes)
@@ -530,6 +588,29 @@ class Agent:
                                      similar_users=False)  # per item on every list: the cheap facts only
         return {"source": cand.source, "nearest": [e["title"] for e in ev.nearest[:2]],
                 "shared_genres": ev.shared_genres}
+
+
+@dataclass
+class ItemQuestion:
+    asked: list[str]  # agent.reading.facts_asked's kinds: director, cast, writer, year, genre, plot, other
+    item: CatalogItem | None  # None: a title the catalogue lacks, or "it" with nothing to point at
+    title: str | None  # the title as asked about (the item's, or the unknown one named)
+    text: str  # the question ("is Tom Hanks in Toy Story?" names a person)
+
+
+_IT = re.compile(r"\b(?:it|that(?: one| movie| film)?|this one|the (?:film|movie))\b", re.I)
+_SMALL_WORDS = {"a", "an", "the", "of", "and", "in", "on", "at", "to", "for", "with", "from", "or", "vs"}
+
+
+def _written_as_title(mention: str, text: str) -> str | None:
+    """``mention`` as the message writes it, when it is written like a title: each word
+    capitalised but the small ones ("Up", "Flibbertigibbet Moon", "The Glass Orchard Affair";
+    not "the funniest actor", which the router may also call a title)."""
+    if not mention.strip() or not (m := re.search(rf"(?<!\w){re.escape(mention.strip())}(?!\w)", text, re.I)):
+        return None
+    words = m.group(0).split()
+    return m.group(0) if all(w[0].isupper() or w[0].isdigit() or w.lower() in _SMALL_WORDS for w in words) \
+        and (words[0][0].isupper() or words[0][0].isdigit()) else None
 
 
 def fold_in_for(data, setting: str) -> str:

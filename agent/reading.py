@@ -420,6 +420,54 @@ def title_stances(text: str, spans: Sequence[tuple[int, int]]) -> list[str | Non
     return stances
 
 
+# What a question about one film asks, by the fact that answers it. A question names the film and
+# asks for something the catalogue may hold (its credits, year, genres, plot) or may not ("is it in
+# black and white?", "is it on Netflix?": "other"); "who directed Fargo?" is never a request for a
+# list. Each kind is the words people use for it, not a sentence: the question shapes are many.
+FACT_WORDS = {
+    "director": r"direct\w*|filmmaker|who made|made by",
+    "writer": r"wr[io]te|writ\w*|screenplay|script|screenwriter|author|adapted from|based on",
+    "cast": r"star(?:s|red|ring)?|actors?|actress\w*|cast|plays?|played|playing|voices?|voiced|lead|"
+            r"main character|who(?:'s| is| was| are| were)\s+in\b|"
+            r"(?-i:(?:[Ii]s|[Ww]as|[Aa]re|[Ww]ere)\s+[A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+)+\s+in)",  # "is Tom Hanks in it?"
+    "year": r"when|what year|which year|how old|released?|come out|came out|recent|newer?|old(?:er)?\s+(?:movie|film|one)|"
+            r"decade|made in (?:the )?\d|"
+            r"\d0'?s|eighties|nineties|seventies|sixties",
+    "genre": r"genre|what kind|what type|what sort|which kind",
+    "plot": r"about|plot|story|storyline|summary|summari[sz]e|synopsis|happens|premise|describe",
+}
+_FACT_KIND = {kind: re.compile(rf"\b(?:{words})\b", re.I) for kind, words in FACT_WORDS.items()}
+_ASKS = re.compile(r"\?\s*$|^\W*(?:(?:so|and|but|ok|okay|hey|also)\W+)?(?:who|whom|whose|what|what's|whats|when|where|which|"
+                   r"how|is|isn't|was|are|were|does|did|do|has|have|can you (?:tell|describe|summari[sz]e)|"
+                   r"(?:please\s+)?(?:tell me|give me (?:a|the) (?:quick |short |brief )?(?:summary|synopsis|plot|rundown)))\b",
+                   re.I)
+_REQUEST = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|something|anything|more like|others?|another|"
+                      r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|if i (?:liked?|loved?)|"
+                      r"(?:any|some|other|more)\s+(?:\w+\s+){0,2}?(?!sequels|prequels|awards|oscars|nominations)\w+(?:ies|s)\b)",
+                      re.I)
+
+
+def facts_asked(text: str, titles: Sequence[tuple[int, int]] = ()) -> list[str]:
+    """The facts a question about a film asks for, in :data:`FACT_WORDS` order ("who directed and
+    starred in Fargo?" → director, cast); ``["other"]`` for a question about it no catalogue fact
+    answers ("is Casablanca in black and white?"); ``[]`` when the message is no such question: a
+    statement, or a request ("what should I watch after Heat?", "anything like Fargo?").
+    Whether it names a film is the caller's to check (the catalogue's titles); ``titles``: the
+    (start, end) of the titles it names, whose own words ask nothing ("Toy Story", "Up")."""
+    for start, end in sorted(titles, reverse=True):
+        text = text[:start] + "Title" + text[end:]
+    if not _ASKS.search(text) or _REQUEST.search(text) or _TASTE_ASKED.search(text):
+        return []
+    kinds = [kind for kind, pattern in _FACT_KIND.items() if pattern.search(text)]
+    genre_asked = re.search(r"^\W*(?:is|was|isn't)\b.*?\b(?:a|an)\s+(.+)$", text, re.I)  # "is Get Out a horror movie?"
+    if "genre" not in kinds and genre_asked and any(genres_in(genre_asked.group(1))):
+        kinds.append("genre")
+    return kinds or ["other"]
+
+
+_TASTE_ASKED = re.compile(r"\b(?:i|we)\s+(?:\w+\s+)?(?:lov|lik|enjoy|ador|hat)\w*\b|\bwould i\b|\bshould i\b|\bwhy\b", re.I)
+
+
 _IT = r"(?:it|that(?: one| movie| film)?|this one)"
 _INTENSE = r"(?:just|really|so|very|pretty|kind of|a bit|way|also|absolutely|totally)\s+"
 _TASTE_FOR_IT = re.compile(
@@ -465,5 +513,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "genre_conflicts", "genres_in",
            "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -481,6 +481,37 @@ def test_a_reply_that_repeats_itself_is_cut_before_it_is_shown(parts, tmp_path: 
     assert reply.text.count("horror") <= 1, reply.text
 
 
+def test_chitchat_that_invents_a_person_or_a_year_loses_that_sentence(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter().push("chitchat")
+    llm = _RepeatingLLM("Happy to chat! Toy Story was directed by Steven Spielberg in 2003. It was a big hit.")
+    reply = _agent(parts, tmp_path, router=router, llm=llm).respond("inv", "Toy Story is on tv tonight")
+    # the ml-100k catalogue credits nobody and dates Toy Story 1995; "It was ..." went on from it
+    assert reply.text == "Happy to chat!", reply.text
+    assert any("invented" in n and "Steven Spielberg" in n for n in reply.notes)
+
+
+def test_a_question_about_a_film_is_answered_from_its_facts_never_with_a_list(parts, tmp_path: Path) -> None:
+    # the router calls two of them requests: a question is still no request
+    router = (ScriptedRouter().push("recommend", titles=["Toy Story"]).push("recommend", liked=["Toy Story"])
+              .push("chitchat", titles=["Flibbertigibbet Moon"]).push("recommend", liked=["Toy Story"])
+              .push("chitchat"))
+    agent = _agent(parts, tmp_path, router=router)
+    director = agent.respond("q", "who directed Toy Story?")
+    assert director.intent == "chitchat" and not director.items
+    assert [match_key(t) for t in director.slots["titles"]] == ["toy story"]
+    # ml-100k's catalogue holds no credits: said so, with what it does hold, and no name made up
+    assert director.text.startswith("I don't know who directed it") and "1995" in director.text
+    year = agent.respond("q", "what year did Toy Story come out?")
+    assert year.intent == "chitchat" and year.text == "Toy Story came out in 1995." and not year.items
+    unknown = agent.respond("q", "who stars in Flibbertigibbet Moon?")
+    assert "don't know a film called Flibbertigibbet Moon" in unknown.text and not unknown.items
+    listed = agent.respond("q", "I loved Toy Story, recommend something")
+    second = agent.catalog.get(listed.items[1].item_id)
+    about = agent.respond("q", "what is the second one about?")
+    assert about.intent == "chitchat" and second.title in about.text and not about.items
+    assert agent.sessions.get("q").last_recommendations == [i.item_id for i in listed.items]  # the list stays
+
+
 def test_markup_is_text_not_a_title_and_counts_agree_with_nouns(parts, tmp_path: Path) -> None:
     agent = _agent(parts, tmp_path)
     reply = agent.respond("xss", "<script>alert(1)</script> give me comedies")

@@ -161,7 +161,6 @@ _RUN = re.compile(r"(?<!\w)(\w[\w'’-]*(?:[\s:]+\w[\w'’-]*){0,5})"
                   r"(?:(?:\s*[,:;]\s*|\s+(?:and|or|&)\s+|\s+)\1(?![\w'’-]))+", re.I)
 _PHRASE = 4  # a phrase of this many words said a third time is a loop
 _SAME = 90  # rapidfuzz ratio at which a sentence repeats an earlier one
-_CREDIT = re.compile(r"\b(?:Directed|Written|Produced|Narrated) by ([^.]+)\.|\bStarring ([^.]+)\.")
 
 
 def _swap_titles(text: str, tokens: dict[str, str]) -> str:
@@ -271,12 +270,9 @@ class Support:
 
 def credits(description: str | None) -> list[str]:
     """The names in a description's credits ("Directed by A. Starring B, C and D.")."""
-    names = []
-    for m in _CREDIT.finditer(description or ""):
-        for part in re.split(r",\s*|\s+and\s+", m.group(1) or m.group(2) or ""):
-            if part.strip():
-                names.append(part.strip())
-    return names
+    from tools.item_facts import credits_by_role
+
+    return [name for names in credits_by_role(description).values() for name in names]
 
 
 def _genre_words(genre: str) -> list[str]:
@@ -533,7 +529,7 @@ class ClaimChecker:
 
 
 _GENRE_WORD_KEYS = {match_key(w) for words in GENRE_LEXICON.values() for w in words}
-_CAPITALISED = r"[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)?"  # "Spielberg", "O'Brien", "Jean-Luc"
+_CAPITALISED = r"[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:[-'’][A-Z]?[a-z]+)?"  # "Spielberg", "O'Brien", "Jean-Luc", "McAdams"
 _NAME = re.compile(r"(?<![\w'’])(" + _CAPITALISED + r"(?:\s+(?:[A-Z]\.\s+)?" + _CAPITALISED + r")+)")
 _NOT_NAMES = {w.lower() for w in ("The", "A", "An", "If", "It", "Its", "This", "That", "You", "Your", "I", "We",
                                   "They", "He", "She", "And", "But", "So", "Since", "As", "Both", "Like", "With",

@@ -1,0 +1,103 @@
+"""Questions about one item are answered from the catalogue's facts, and chit-chat states no fact
+the catalogue does not hold (issue 24, parts 4 and 5). Pure: a small catalogue made here."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.reading import facts_asked
+from tools.catalog import Catalog, CatalogItem
+from tools.fact_guard import FactGuard
+from tools.item_facts import ItemFacts, credits_by_role
+from tools.resolve import TitleSpotter
+
+FARGO = CatalogItem("m:1", "movie", "Fargo", 1996, ("Crime", "Drama", "Thriller"),
+                    description="A car salesman hires two criminals to kidnap his wife. Directed by Joel Coen and "
+                                "Ethan Coen. Written by Ethan Coen and Joel Coen. Starring William H. Macy, "
+                                "Frances McDormand and Steve Buscemi.")
+HEAT = CatalogItem("m:2", "movie", "Heat", 1995, ("Action", "Crime"))  # no description: no credits, no plot
+VERTIGO = CatalogItem("m:3", "movie", "Vertigo", 1958, ("Mystery", "Thriller"),
+                      description="A retired detective is hired to follow a woman. Directed by Alfred Hitchcock.")
+
+
+@pytest.fixture(scope="module")
+def guard() -> FactGuard:
+    catalog = Catalog([FARGO, HEAT, VERTIGO])
+    return FactGuard(catalog, TitleSpotter(catalog.items))
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
+    return [(a, b) for a, b, *_ in TitleSpotter([FARGO, HEAT, VERTIGO]).spans(text)]
+
+
+@pytest.mark.parametrize("text, kinds", [
+    ("who directed Fargo?", ["director"]),
+    ("Fargo was directed by who?", ["director"]),
+    ("who directed and starred in Fargo?", ["director", "cast"]),
+    ("is Tom Hanks in Heat?", ["cast"]),
+    ("when did Heat come out?", ["year"]),
+    ("what kind of movie is Vertigo", ["genre"]),
+    ("is Vertigo a thriller?", ["genre"]),
+    ("what is Fargo about?", ["plot"]),
+    ("is Vertigo in black and white?", ["other"]),
+    ("Was Vertigo filmed in colour?", ["other"]),  # "Was Vertigo filmed in" names no actor
+])
+def test_a_question_about_a_film_says_which_fact_it_asks_for(text: str, kinds: list[str]) -> None:
+    assert facts_asked(text, _spans(text)) == kinds
+
+
+@pytest.mark.parametrize("text", ["what should I watch after Heat?", "anything like Fargo?", "I loved Fargo",
+                                  "Why would I like Heat?", "can you recommend films like Vertigo?",
+                                  "any good thrillers like Heat?"])
+def test_requests_and_statements_are_no_questions_about_a_film(text: str) -> None:
+    assert facts_asked(text, _spans(text)) == []
+
+
+def test_a_titles_own_words_ask_nothing() -> None:
+    story = CatalogItem("m:9", "movie", "Toy Story", 1995, ("Animation",))
+    text = "is there a sequel to Toy Story?"
+    spans = [(a, b) for a, b, *_ in TitleSpotter([story]).spans(text)]
+    assert facts_asked(text, spans) == ["other"]  # not "plot" for the word "story"
+
+
+def test_credits_keep_initials_and_suffixes_inside_a_name() -> None:
+    found = credits_by_role("Plot. Directed by Jon Favreau. Written by X. Starring Robert Downey Jr., "
+                            "Samuel L. Jackson and T.J. Miller.")
+    assert found == {"director": ["Jon Favreau"], "writer": ["X"],
+                     "cast": ["Robert Downey Jr.", "Samuel L. Jackson", "T.J. Miller"]}
+    assert credits_by_role("No credits here.") == {}
+
+
+def test_an_answer_gives_the_facts_asked_and_says_what_it_does_not_know() -> None:
+    fargo = ItemFacts.of(FARGO)
+    assert fargo.plot == "A car salesman hires two criminals to kidnap his wife."
+    assert fargo.answer(["director"]) == "Fargo (1996) was directed by Joel Coen and Ethan Coen."
+    assert "William H. Macy, Frances McDormand and Steve Buscemi" in fargo.answer(["cast"])
+    assert fargo.answer(["year"]) == "Fargo came out in 1996."
+    assert "kidnap his wife" in fargo.answer(["plot"])
+    yes = fargo.answer(["cast"], "is Steve Buscemi in Fargo?")
+    unknown = fargo.answer(["cast"], "is Brad Pitt in Fargo?")
+    assert yes.startswith("Yes") and "Brad Pitt" in unknown and not unknown.startswith("Yes")
+    heat = ItemFacts.of(HEAT).answer(["director"])  # no credits: no name, and what is known instead
+    assert heat.startswith("I don't know who directed it") and "1995" in heat and "action" in heat
+    other = fargo.answer(["other"])
+    assert other.startswith("I don't know that") and "Joel Coen" in other
+
+
+def test_the_guard_drops_people_years_and_plots_the_catalogue_does_not_hold(guard: FactGuard) -> None:
+    message = "tell me about films"
+    assert guard.problems("Fargo was written by Steven Spielberg.", message)
+    assert guard.problems("Heat came out in 2003.", message)
+    assert guard.problems("Vertigo is a 1990s comedy about a young prostitute.", message)
+    assert guard.problems("The first film was made in 1888.", message)
+    assert not guard.problems("Fargo was directed by Joel Coen in 1996.", message)
+    assert not guard.problems("Happy to help, I love a good film too!", message)
+    assert not guard.problems("Alfred Hitchcock is great.", message)  # credited in the catalogue
+    kept = guard.keep("Vertigo is a 1990s comedy. It was a huge hit. Fargo is a crime film.", message)
+    assert kept.text == "Fargo is a crime film."  # "It was a huge hit" went on from the invented one
+    assert [problems for _, problems in kept.dropped][1] == ["goes on from a sentence dropped"]
+
+
+def test_the_guard_takes_what_the_message_says_and_the_film_it_is_about(guard: FactGuard) -> None:
+    assert not guard.problems("Yes, Brad Pitt was in it in 1995.", "was Brad Pitt in Heat in 1995?", [HEAT])
+    assert guard.problems("It stars Brad Pitt.", "who is in Heat?", [HEAT])

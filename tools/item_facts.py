@@ -1,0 +1,144 @@
+"""What the catalogue knows about one item, and answers to questions about it from that alone.
+
+A movie's facts are its year and genres, and where the catalogue has a description (ReDial's
+movies, a user's own items) its plot and credits: "<plot>. Directed by A. Written by B and C.
+Starring D, E and F." A question the facts answer gets them; one they do not ("is it in black and
+white?", "who directed it?" where no credits are known) gets "I don't know that" and what *is*
+known. Nothing here is generated: the agent's small LLM invents plots and names (issue 24).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prompts import read_replies
+from tools.catalog import CatalogItem
+from tools.vocabulary import GENRE_ADJECTIVE
+
+ROLES = {"director": "Directed by", "writer": "Written by", "cast": "Starring"}
+_ROLE = re.compile(r"\b(?:(Directed|Written|Produced|Narrated) by|(Starring))\s+")
+_ROLE_NAME = {"Directed": "director", "Written": "writer", "Produced": "producer", "Narrated": "narrator",
+              "Starring": "cast"}
+# a full stop that ends the credit sentence: not an initial's ("William H. Macy", "T.J. Miller") nor "Jr."'s
+_CREDIT_END = re.compile(r"(?<!\b[A-Z])(?<!\bJr)(?<!\bSr)(?<!\bSt)\.(?=\s|$)")
+
+
+def credits_by_role(description: str | None) -> dict[str, list[str]]:
+    """{"director": [...], "writer": [...], "cast": [...], ...} from a description's credit
+    sentences ("Directed by A. Written by B and C. Starring D, E and F.")."""
+    out: dict[str, list[str]] = {}
+    text = description or ""
+    roles = list(_ROLE.finditer(text))
+    for n, m in enumerate(roles):
+        stop = roles[n + 1].start() if n + 1 < len(roles) else len(text)  # the next credit, at the latest
+        end = _CREDIT_END.search(text, m.end(), stop)
+        listed = text[m.end():end.start() if end else stop].strip().rstrip(".")
+        names = [p.strip() for p in re.split(r",\s*|\s+and\s+", listed) if p.strip()]
+        role = out.setdefault(_ROLE_NAME[m.group(1) or m.group(2)], [])
+        role.extend(n for n in names if n not in role)
+    return out
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    item: CatalogItem
+    plot: str  # the description without its credits ("" when there is none)
+    credits: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, item: CatalogItem) -> ItemFacts:
+        description = item.description or ""
+        first_credit = _ROLE.search(description)  # the credits follow the plot
+        plot = description[:first_credit.start()] if first_credit else description
+        return cls(item, plot.strip(), credits_by_role(description))
+
+    def people(self) -> set[str]:
+        """Every name the facts hold, lower case (a book's author too)."""
+        names = [n for names in self.credits.values() for n in names] + ([self.item.author] if self.item.author else [])
+        return {n.lower() for n in names}
+
+    def genres_said(self) -> str:
+        words = [GENRE_ADJECTIVE.get(g, g).lower() if g != "IMAX" else g for g in self.item.genres]
+        return _listed(list(dict.fromkeys(words))) if words else ""
+
+    def summary(self) -> str:
+        """One sentence of what is known besides the plot: year, genres, director, stars."""
+        replies = read_replies()
+        parts = [replies["facts_what"].format(title=self.item.title_year, kind=self.kind())]
+        if names := self.credits.get("director"):
+            parts.append(replies["facts_directed"].format(names=_listed(names)))
+        if names := self.credits.get("cast"):
+            parts.append(replies["facts_starring"].format(names=_listed(names)))
+        if self.item.author:
+            parts.append(replies["facts_by"].format(names=self.item.author))
+        return ", ".join(parts) + "."
+
+    def kind(self) -> str:
+        noun = "film" if self.item.domain == "movie" else self.item.domain
+        genres = self.genres_said()
+        return f"{_a(genres)} {genres} {noun}" if genres else f"{_a(noun)} {noun}"
+
+    def answer(self, asked: Sequence[str], text: str = "") -> str:
+        """The reply to a question asking for the facts ``asked`` (agent.reading.facts_asked's
+        kinds); ``text``: the question, for a person it names ("is Tom Hanks in Toy Story?")."""
+        replies = read_replies()
+        title = self.item.title_year
+        said: list[str] = []
+        unknown: list[str] = []
+        for kind in asked:
+            if kind in ROLES:
+                names = self.credits.get(kind) or ([self.item.author] if kind == "writer" and self.item.author else [])
+                if not names:
+                    unknown.append(replies[f"unknown_{kind}"])
+                    continue
+                person = _person_asked(text, kind)
+                if person and kind == "cast":
+                    listed = any(person.lower() == n.lower() or person.lower() in n.lower() for n in names)
+                    said.append(replies["cast_yes" if listed else "cast_not_listed"].format(
+                        person=person, title=title, names=_listed(names)))
+                else:
+                    said.append(replies[f"answer_{kind}"].format(title=title, names=_listed(names)))
+            elif kind == "year":
+                said.append(replies["answer_year"].format(title=self.item.title, year=self.item.year)
+                            if self.item.year else "")
+                unknown += [] if self.item.year else [replies["unknown_year"]]
+            elif kind == "genre":
+                if self.item.genres:
+                    said.append(replies["answer_genre"].format(title=title, kind=self.kind()))
+                else:
+                    unknown.append(replies["unknown_genre"])
+            elif kind == "plot":
+                if self.plot:
+                    said.append(replies["answer_plot"].format(title=title, plot=self.plot))
+                else:
+                    unknown.append(replies["unknown_plot"])
+            else:
+                unknown.append(replies["unknown_other"])
+        said = [s for s in said if s]
+        if not unknown:
+            return " ".join(said)
+        head = replies["dont_know"].format(title=title, what=" or ".join(dict.fromkeys(unknown)))
+        return " ".join([head, *said]) if said else f"{head} {replies['what_i_know']} {self.summary()}"
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+_PERSON = re.compile(r"\b(?-i:(?:[Ii]s|[Ww]as|[Dd]oes|[Dd]id)\s+((?:[A-Z][\w.'’-]+\s+)+?[A-Z][\w.'’-]+))\s+"
+                     r"(?:in|star|play|appear|act)\b")
+
+
+def _person_asked(text: str, kind: str) -> str | None:
+    """A person a question names ("is Tom Hanks in Toy Story?" → "Tom Hanks")."""
+    m = _PERSON.search(text) if kind == "cast" else None
+    return m.group(1) if m else None
+
+
+__all__ = ["ItemFacts", "ROLES", "credits_by_role"]
