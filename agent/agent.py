@@ -19,8 +19,8 @@ from rapidfuzz import fuzz
 
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, asked_domain, carries_taste, facts_asked, genres_in, has_content,
-                           readable, referenced_position, sanitize_slots, second_look, stance_on_it, title_stances,
+from agent.reading import (ASKS_WHY, CAPABILITIES, asked_domain, asks, carries_taste, genres_in, has_content,
+                           item_question, names_in, readable, sanitize_slots, second_look, stance_on_it, title_stances,
                            without_markup)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
@@ -169,12 +169,9 @@ class Agent:
         timings: dict[str, float] = {}
         try:
             t = time.perf_counter()
-            question = None
-            if route is None:
-                route = self._second_look(self.router.route(words, self._context(state)), words)
-                if route.intent != "explain" and (question := self._item_question(words, route, state)):
-                    # "who directed Fargo?" is chit-chat about Fargo, never a list (issue 24)
-                    route = Route("chitchat", {**route.slots, "titles": [question.title] if question.title else []})
+            route = route or self._second_look(self.router.route(words, self._context(state)), words)
+            # "who directed Fargo?" is chit-chat about Fargo (the second look), answered from its facts
+            question = self._item_question(words, route, state) if route.intent == "chitchat" else None
             timings["router"] = time.perf_counter() - t
             if question is not None:
                 reply = yield from self._answer_item(state, question, timings)
@@ -272,37 +269,41 @@ class Agent:
         return candidates, ""
 
     def _item_question(self, text: str, route: Route, state: DialogueState) -> ItemQuestion | None:
-        """A question about one item ("who directed Fargo?", "what is the second one about?",
-        "is it in black and white?"), or None. The item is a title written in the message, a place
-        in the last list, "it" when the last turn showed one item, or a title the router read that
-        the message contains and the catalogue has by that exact name ("Up"); a title the router
-        read that the catalogue lacks is kept to say so."""
-        domain = asked_domain(text) or state.constraints.domain or "movie"
-        spans = self.resolver.spotter.spans(text, domain)
-        asked = facts_asked(text, [(start, end) for start, end, *_ in spans])
-        if not asked:
-            return None
-        if spans:
-            return ItemQuestion(asked, spans[0][3], spans[0][3].title, text)
-        if (position := referenced_position(text)) is not None:
-            item = self.catalog.get(state.reference(position) or "")
-            return ItemQuestion(asked, item, item.title if item else None, text)
-        for mention in route.slots.get("titles") or []:
-            written = _written_as_title(str(mention), text)
-            if written:
-                same = self.resolver.spotter.by_key.get(match_key(written))
-                item = (next((i for i in same if i.domain == domain), same[0])) if same else None
-                return ItemQuestion(asked, item, item.title if item else written, text)
-        if _IT.search(text):
-            shown = state.turns[-1].items if state.turns and state.turns[-1].role == "assistant" else []
-            item = self.catalog.get(shown[0]) if len(shown) == 1 else None
-            return ItemQuestion(asked, item, item.title if item else None, text)
-        return None
+        """The item a question about one item asks about (:func:`agent.reading.item_question`):
+        the title spotted, the place in the last list, a title the catalogue has by that exact name
+        ("Up"), or for "it" the one item the last turn showed; None for "is it any good?" with
+        nothing to point at (plain chit-chat)."""
+        domain = state.constraints.domain or "movie"
+        about = item_question(text, route.slots, self.resolver.spotter, asked_domain(text) or domain,
+                              has_list=bool(state.last_recommendations))
+        if about is None:
+            person = next((n for n in [*(route.slots.get("titles") or []), *names_in(text)]
+                           if str(n) in self.fact_guard.people and str(n).lower() in text.lower()), None)
+            # "who is Christopher Nolan?": what the catalogue credits them with
+            return ItemQuestion(["person"], None, str(person), text) if person and asks(text) else None
+        if about.item is not None:
+            return ItemQuestion(about.asked, about.item, about.title, text)
+        if about.position is not None:
+            item = self.catalog.get(state.reference(about.position) or "")
+            return ItemQuestion(about.asked, item, item.title if item else None, text)
+        if about.title:
+            same = self.resolver.spotter.by_key.get(match_key(about.title))
+            item = next((i for i in same if i.domain == domain), same[0]) if same else None
+            if item is None and about.title in self.fact_guard.people:  # "any trivia about Steven Spielberg?"
+                return ItemQuestion(["person"], None, about.title, text)
+            return ItemQuestion(about.asked, item, item.title if item else about.title, text)
+        shown = state.turns[-1].items if state.turns and state.turns[-1].role == "assistant" else []
+        if len(shown) == 1:
+            item = self.catalog.get(shown[0])
+            return ItemQuestion(about.asked, item, item.title if item else None, text)
+        return ItemQuestion(about.asked, None, None, text) if about.asked != ["other"] else None
 
     def _answer_item(self, state: DialogueState, question: ItemQuestion, timings: dict) -> Iterator[str]:
         """The catalogue's facts on the item asked about, or what is not known: no LLM, nothing invented."""
         t = time.perf_counter()
-        if question.item is not None:
+        if question.asked == ["person"]:
+            text = self.fact_guard.people.answer(question.title or "")
+        elif question.item is not None:
             text = ItemFacts.of(question.item).answer(question.asked, question.text)
         elif question.title:
             text = self.replies["unknown_item"].format(title=question.title)
@@ -592,25 +593,11 @@ class Agent:
 
 @dataclass
 class ItemQuestion:
-    asked: list[str]  # agent.reading.facts_asked's kinds: director, cast, writer, year, genre, plot, other
+    asked: list[str]  # agent.reading.facts_asked's kinds (director, cast, writer, year, genre, plot, other), or
+    # ["person"]: a question about a person the catalogue credits ("who is Jordan Peele?"), named in ``title``
     item: CatalogItem | None  # None: a title the catalogue lacks, or "it" with nothing to point at
     title: str | None  # the title as asked about (the item's, or the unknown one named)
     text: str  # the question ("is Tom Hanks in Toy Story?" names a person)
-
-
-_IT = re.compile(r"\b(?:it|that(?: one| movie| film)?|this one|the (?:film|movie))\b", re.I)
-_SMALL_WORDS = {"a", "an", "the", "of", "and", "in", "on", "at", "to", "for", "with", "from", "or", "vs"}
-
-
-def _written_as_title(mention: str, text: str) -> str | None:
-    """``mention`` as the message writes it, when it is written like a title: each word
-    capitalised but the small ones ("Up", "Flibbertigibbet Moon", "The Glass Orchard Affair";
-    not "the funniest actor", which the router may also call a title)."""
-    if not mention.strip() or not (m := re.search(rf"(?<!\w){re.escape(mention.strip())}(?!\w)", text, re.I)):
-        return None
-    words = m.group(0).split()
-    return m.group(0) if all(w[0].isupper() or w[0].isdigit() or w.lower() in _SMALL_WORDS for w in words) \
-        and (words[0][0].isupper() or words[0][0].isdigit()) else None
 
 
 def fold_in_for(data, setting: str) -> str:

@@ -13,10 +13,12 @@ import re
 import time
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
 from agent.config import TurnSettings
+from tools.item_facts import person_asked
 from tools.resolve import match_key
 from tools.vocabulary import GENRE_WORDS  # router genre name → a regex of the words people use for it
 
@@ -324,7 +326,13 @@ def second_look(intent: str, slots: dict, text: str, spotter) -> tuple[str, dict
     is a request. A question about a title ("who directed Vertigo?", "is Casablanca in black and
     white?") and a title named in passing ("Clueless is on tv") stay chit-chat: they are answered
     from the catalogue's facts, never with a list. ``spotter``: the catalog's
-    :class:`tools.resolve.TitleSpotter`. Returns the (intent, slots) to act on."""
+    :class:`tools.resolve.TitleSpotter`. A question about one item (:func:`item_question`) is
+    chit-chat whatever the router said (but an explanation request), with the item in ``titles``
+    and no like read from it. Returns the (intent, slots) to act on."""
+    if intent != "explain" and (about := item_question(text, slots, spotter)) is not None:
+        if intent != "chitchat":
+            log.info("router said %s; a question about one item is chit-chat about it", intent)
+        return "chitchat", {**slots, "titles": [about.title] if about.title else [], "liked": [], "disliked": []}
     if intent != "chitchat":
         return intent, slots
     if match := WHY_TITLE.match(text):
@@ -468,6 +476,91 @@ def facts_asked(text: str, titles: Sequence[tuple[int, int]] = ()) -> list[str]:
 _TASTE_ASKED = re.compile(r"\b(?:i|we)\s+(?:\w+\s+)?(?:lov|lik|enjoy|ador|hat)\w*\b|\bwould i\b|\bshould i\b|\bwhy\b", re.I)
 
 
+@dataclass
+class AboutItem:
+    """What a question about one item asks (:func:`facts_asked`'s kinds) and how it names the item:
+    a catalogue title (``item``), a title the catalogue lacks (``title`` only), a place in the
+    last list (``position``), or "it" / "that one" (none of them)."""
+
+    asked: list[str]
+    title: str | None = None  # as the message writes it ("Fargo", "Flibbertigibbet Moon")
+    item: object | None = None  # the catalogue item of a title spotted in the message
+    position: int | None = None
+
+
+_POINTS_AT = re.compile(r"\b(?:it|that(?: one| movie| film| book)?|this one|the (?:film|movie|book))\b", re.I)
+_SMALL_WORDS = {"a", "an", "the", "of", "and", "in", "on", "at", "to", "for", "with", "from", "or", "vs"}
+
+
+def item_question(text: str, slots: dict, spotter, domain: str | None = None,
+                  has_list: bool = True) -> AboutItem | None:
+    """A question about one item ("who directed Fargo?", "what is the second one about?", "is
+    it in black and white?", "who stars in Flibbertigibbet Moon?"), or None. Only the sentence
+    that asks counts ("Good morning! Busy day?" asks nothing about "Good Morning"). The item: a
+    title the spotter finds there (in ``domain``, else the one the words ask for, else movies;
+    short ones too, "what's Up about?"; not the person asked about, "is Emma Stone in La La
+    Land?"), a place in the last list (``has_list``; without one, only a place said as one: "the
+    second one", not "the first movie ever made"), a title in the router's ``slots`` written
+    like one (each word capitalised: not "the funniest actor"), or "it"."""
+    domain = domain or asked_domain(text) or "movie"
+    for sentence in _QUESTION_SENTENCE.findall(text):
+        spans = spotter.spans(sentence, domain, short=True)
+        asked = facts_asked(sentence, [(start, end) for start, end, *_ in spans])
+        if not asked:
+            continue
+        person = person_asked(sentence)
+        titles = [item for start, end, _, item in spans if sentence[start:end] != person] or \
+            [item for *_, item in spans]
+        if titles:
+            return AboutItem(asked, titles[0].title, titles[0])
+        if (position := referenced_position(sentence)) is not None:  # with no list: only "the second one"
+            return AboutItem(asked, position=position) if has_list or _PLACE_IN_A_LIST.search(sentence) else None
+        for mention in slots.get("titles") or []:
+            if written := _written_as_title(str(mention), sentence):
+                return AboutItem(asked, written)
+        return AboutItem(asked) if _POINTS_AT.search(sentence) else None
+    return None
+
+
+_PLACE_IN_A_LIST = re.compile(r"#\s*\d|\bnumber\s+\w+|\b(?:first|second|third|fourth|fifth|last|top|\d(?:st|nd|rd|th))\s+"
+                              r"(?:one|pick|title|item|suggestion|recommendation|on (?:the|your) list)\b", re.I)
+_QUESTION_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+_NAME_RUN = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*)+")
+_ABOUT_SOMEONE = re.compile(r"\b(?:tell me (?:about|more about)|trivia (?:about|on)|fun facts? (?:about|on)|"
+                            r"(?:know|heard) (?:anything )?(?:about|of))\b", re.I)
+
+
+def asks(text: str) -> bool:
+    """Whether the words ask something: a question, or "tell me about ...", "any trivia on ...?"."""
+    return bool(_ASKS.search(text) or _ABOUT_SOMEONE.search(text))
+
+
+def names_in(text: str) -> list[str]:
+    """Runs of capitalised words ("Steven Spielberg", "Gael García Bernal"), a leading question
+    word or article left off: who a question may be about."""
+    out = []
+    for m in _NAME_RUN.finditer(text):
+        words = m.group(0).split()
+        while words and words[0].lower() in _NOT_A_NAME:
+            words = words[1:]
+        if len(words) >= 2:
+            out.append(" ".join(words).rstrip(".?!,"))
+    return out
+
+
+_NOT_A_NAME = {"who", "what", "when", "where", "which", "how", "is", "was", "are", "were", "does", "did", "do",
+               "the", "a", "an", "any", "tell", "i", "have", "has", "can", "could", "so", "and", "but", "hey", "hi"}
+
+
+def _written_as_title(mention: str, text: str) -> str | None:
+    """``mention`` as ``text`` writes it, when each word but the small ones is capitalised."""
+    if not mention.strip() or not (m := re.search(rf"(?<!\w){re.escape(mention.strip())}(?!\w)", text, re.I)):
+        return None
+    words = m.group(0).split()
+    capitalised = all(w[0].isupper() or w[0].isdigit() or w.lower() in _SMALL_WORDS for w in words)
+    return m.group(0) if capitalised and (words[0][0].isupper() or words[0][0].isdigit()) else None
+
+
 _IT = r"(?:it|that(?: one| movie| film)?|this one)"
 _INTENSE = r"(?:just|really|so|very|pretty|kind of|a bit|way|also|absolutely|totally)\s+"
 _TASTE_FOR_IT = re.compile(
@@ -513,5 +606,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "names_in", "genre_conflicts", "genres_in",
            "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

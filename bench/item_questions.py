@@ -100,6 +100,8 @@ def unsupported_sentences(reply: str, message: str, items, agent: Agent) -> list
     """Sentences the product's fact check (tools.fact_guard, on the explanation's claim checker)
     finds stating what the catalogue does not hold: of the shown reply, so 0 unless the guard
     itself is bypassed; the independent count is :func:`invented`."""
+    if reply in (agent.chitchat_fallback, *agent.replies.values()):  # the agent's own fixed words
+        return []
     return [f"{sentence} {problems}" for sentence in re.split(r"(?<=[.!?])\s+", reply)
             if (problems := agent.fact_guard.problems(sentence, message, items[:1]))]
 

@@ -101,3 +101,38 @@ def test_the_guard_drops_people_years_and_plots_the_catalogue_does_not_hold(guar
 def test_the_guard_takes_what_the_message_says_and_the_film_it_is_about(guard: FactGuard) -> None:
     assert not guard.problems("Yes, Brad Pitt was in it in 1995.", "was Brad Pitt in Heat in 1995?", [HEAT])
     assert guard.problems("It stars Brad Pitt.", "who is in Heat?", [HEAT])
+
+
+def test_the_second_look_makes_a_question_about_a_film_chitchat_about_it() -> None:
+    from agent.reading import item_question, second_look
+    from agent.router import empty_slots
+
+    spotter = TitleSpotter([FARGO, HEAT, VERTIGO])
+    intent, slots = second_look("recommend", {**empty_slots(), "liked": ["Fargo"]}, "who directed Fargo?", spotter)
+    assert intent == "chitchat" and slots["titles"] == ["Fargo"] and slots["liked"] == []
+    assert second_look("explain", empty_slots(), "why did you pick Fargo?", spotter)[0] == "explain"
+    assert second_look("recommend", empty_slots(), "anything like Fargo?", spotter)[0] == "recommend"
+    up = item_question("So what's Up about?", {"titles": ["Up"]}, spotter)  # too short to spot: the router's
+    assert up is not None and up.title == "Up" and up.asked == ["plot"] and up.item is None
+    assert item_question("who is the funniest actor?", {"titles": ["the funniest actor"]}, spotter) is None
+    second = item_question("who directed the second one?", empty_slots(), spotter)
+    assert second is not None and second.position == 2 and second.asked == ["director"]
+    assert item_question("who is in it?", empty_slots(), spotter).asked == ["cast"]
+
+
+def test_a_question_about_a_person_is_answered_from_their_credits() -> None:
+    from tools.item_facts import People
+
+    people = People([FARGO, HEAT, VERTIGO])
+    assert "Joel Coen" in people and "joel coen" in people and "Brad Pitt" not in people
+    assert people.answer("joel coen") == "In my catalogue, Joel Coen directed Fargo (1996); wrote Fargo (1996)."
+    assert "credits nobody called Brad Pitt" in people.answer("Brad Pitt")
+
+
+def test_a_place_in_a_list_that_is_not_there_is_asked_about_only_when_said_as_one() -> None:
+    from agent.reading import item_question
+
+    spotter = TitleSpotter([FARGO, HEAT, VERTIGO])
+    assert item_question("who directed the second one?", {}, spotter, has_list=False).position == 2
+    assert item_question("what was the first movie ever made?", {}, spotter, has_list=False) is None
+    assert item_question("Good morning! Busy day?", {"titles": ["Good Morning"]}, spotter) is None

@@ -196,7 +196,9 @@ def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
     from agent.reading import second_look
 
     assert second_look("chitchat", empty_slots(), text, spotter)[0] == intent
-    assert second_look("recommend", empty_slots(), text, spotter)[0] == "recommend"  # only chit-chat is looked at
+    # a request stays one, but a question about one film is chit-chat whatever the router said
+    question = text in ("who directed Vertigo?", "is Casablanca in black and white")
+    assert second_look("recommend", empty_slots(), text, spotter)[0] == ("chitchat" if question else "recommend")
 
 
 @pytest.mark.parametrize(("text", "titles", "stances"), [

@@ -529,7 +529,9 @@ class ClaimChecker:
 
 
 _GENRE_WORD_KEYS = {match_key(w) for words in GENRE_LEXICON.values() for w in words}
-_CAPITALISED = r"[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:[-'’][A-Z]?[a-z]+)?"  # "Spielberg", "O'Brien", "Jean-Luc", "McAdams"
+_UPPER, _LOWER = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"  # Latin letters, accented too ("García")
+# "Spielberg", "O'Brien", "Jean-Luc", "McAdams"
+_CAPITALISED = rf"[{_UPPER}][{_LOWER}]+(?:[{_UPPER}][{_LOWER}]+)?(?:[-'’][{_UPPER}]?[{_LOWER}]+)?"
 _NAME = re.compile(r"(?<![\w'’])(" + _CAPITALISED + r"(?:\s+(?:[A-Z]\.\s+)?" + _CAPITALISED + r")+)")
 _NOT_NAMES = {w.lower() for w in ("The", "A", "An", "If", "It", "Its", "This", "That", "You", "Your", "I", "We",
                                   "They", "He", "She", "And", "But", "So", "Since", "As", "Both", "Like", "With",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from tools.catalog import Catalog, CatalogItem
 from tools.explain_check import FRAMING, ClaimChecker, _names, sentences
-from tools.item_facts import ItemFacts
+from tools.item_facts import ItemFacts, People
 from tools.resolve import match_key
 
 _YEAR = re.compile(r"\b(1[89]\d\d|20[0-3]\d)\b")
@@ -33,6 +33,8 @@ _DECADE = re.compile(r"\b(?:(1[89]|20)?(\d)0['’]?s)\b|\b(twenties|thirties|for
                      r"eighties|nineties)\b", re.I)
 _DECADE_WORD = {"twenties": 2, "thirties": 3, "forties": 4, "fifties": 5, "sixties": 6, "seventies": 7,
                 "eighties": 8, "nineties": 9}
+_IN_A_NAME = re.compile(r"[-'’]?\s?[A-Z][a-z]")  # a lone title word followed by more of a name
+_WORDS = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _GOES_ON = re.compile(r"\W*(?:he|she|it|they|his|her|its|their|this|that|these|those|also|and|but)\b", re.I)
 _ABOUT_IT = re.compile(r"\b(?:it|it's|its|the (?:film|movie|book|story|plot))\b", re.I)
 # what a sentence about a film may get wrong (a title it names is what it is about, not a claim)
@@ -55,13 +57,13 @@ class FactGuard:
     def __init__(self, catalog: Catalog, spotter, checker: ClaimChecker | None = None) -> None:
         self.catalog, self.spotter = catalog, spotter
         self.checker = checker or ClaimChecker(spotter)
-        self._people: set[str] | None = None
+        self._people: People | None = None
 
-    def people(self) -> set[str]:
-        """Every person the catalogue credits, lower case (built on first use: ~20k descriptions)."""
+    @property
+    def people(self) -> People:
+        """Every person the catalogue credits (built on first use: a pass over the descriptions)."""
         if self._people is None:
-            self._people = {n for item in self.catalog.items if item.description or item.author
-                            for n in ItemFacts.of(item).people()}
+            self._people = People(self.catalog.items)
         return self._people
 
     def keep(self, text: str, message: str, about: Sequence[CatalogItem] = ()) -> GuardedText:
@@ -83,8 +85,9 @@ class FactGuard:
 
     def problems(self, sentence: str, message: str, about: Sequence[CatalogItem] = ()) -> list[str]:
         # a lone title may open the sentence ("Fargo was ..."), but not a common word ("Sorry, ...")
-        named = [item for _, _, key, item in self.spotter.spans(sentence, "movie", openers=True)
-                 if " " in key or key not in FRAMING]
+        named = [item for start, end, key, item in self.spotter.spans(sentence, "movie", openers=True)
+                 if " " in key or (key not in FRAMING and not _IN_A_NAME.match(sentence, end)
+                                   and not sentence[:start].endswith("-"))]  # not "Carrie" of "Carrie-Anne Moss"
         items = list({item.item_id: item for item in [*named, *about]}.values())
         blank = sentence
         for item in named:
@@ -92,9 +95,11 @@ class FactGuard:
         problems = []
         said = message.lower()
         credited = {n for item in items for n in ItemFacts.of(item).people()}
+        described = {w.lower() for item in items for w in _WORDS.findall(item.description or "")}
         for name in _names(blank):
             low = name.lower()
-            if low in said or (items and _credited(low, credited)) or (not items and low in self.people()):
+            if (low in said or (items and _credited(low, credited)) or (not items and low in self.people)
+                    or all(w in described for w in low.split())):  # a place or a character of the plot
                 continue
             problems.append(f"person: {name}")
         years = {item.year for item in items if item.year}
@@ -116,6 +121,7 @@ class FactGuard:
                       for item in about_items]
             claims = [[c for s in check.sentences for c in s.claims if c.kind in _CLAIM_KINDS and not c.supported]
                       for check in checks]
+            claims = [[c for c in found if c.text.lower() not in described] for found in claims]  # its own words
             if all(claims):  # no film the sentence is about holds it
                 problems += [f"{c.kind}: {c.text}" for c in claims[0]]
         return problems

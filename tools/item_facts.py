@@ -97,8 +97,8 @@ class ItemFacts:
                 if not names:
                     unknown.append(replies[f"unknown_{kind}"])
                     continue
-                person = _person_asked(text, kind)
-                if person and kind == "cast":
+                person = person_asked(text) if kind == "cast" else None
+                if person:
                     listed = any(person.lower() == n.lower() or person.lower() in n.lower() for n in names)
                     said.append(replies["cast_yes" if listed else "cast_not_listed"].format(
                         person=person, title=title, names=_listed(names)))
@@ -127,6 +127,46 @@ class ItemFacts:
         return " ".join([head, *said]) if said else f"{head} {replies['what_i_know']} {self.summary()}"
 
 
+class People:
+    """Who the catalogue credits and on what: name (lower case) → [(role, item)], most rated first."""
+
+    SHOWN = 4  # titles named per role; the rest are counted
+
+    def __init__(self, items: Sequence[CatalogItem]) -> None:
+        self.by_name: dict[str, list[tuple[str, CatalogItem]]] = {}
+        self.written: dict[str, str] = {}  # lower case → as the catalogue writes it
+        for item in items:
+            if not item.description and not item.author:
+                continue
+            credited = ItemFacts.of(item).credits | ({"writer": [item.author]} if item.author else {})
+            for role, names in credited.items():
+                for name in names:
+                    self.by_name.setdefault(name.lower(), []).append((role, item))
+                    self.written.setdefault(name.lower(), name)
+        for credits in self.by_name.values():
+            credits.sort(key=lambda pair: (-pair[1].n_ratings, -(pair[1].year or 0)))
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self.by_name
+
+    def answer(self, name: str) -> str:
+        """What the catalogue credits ``name`` with ("In my catalogue, Jordan Peele directed Get
+        Out (2017) and Us (2019), and wrote ..."), or that it credits them with nothing."""
+        replies = read_replies()
+        credits = self.by_name.get(name.lower(), [])
+        if not credits:
+            return replies["unknown_person"].format(name=name)
+        parts = []
+        for role, verb in (("director", "directed"), ("writer", "wrote"), ("cast", "stars in"),
+                           ("producer", "produced"), ("narrator", "narrated")):
+            titles = list(dict.fromkeys(item.title_year for r, item in credits if r == role))
+            if titles:
+                more = len(titles) - self.SHOWN
+                shown = titles[:self.SHOWN] + ([f"{more} more"] if more > 0 else [])
+                parts.append(f"{verb} {_listed(shown)}")
+        return replies["person_credits"].format(name=self.written[name.lower()], credits="; ".join(parts))
+
+
 def _a(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
@@ -135,10 +175,10 @@ _PERSON = re.compile(r"\b(?-i:(?:[Ii]s|[Ww]as|[Dd]oes|[Dd]id)\s+((?:[A-Z][\w.'�
                      r"(?:in|star|play|appear|act)\b")
 
 
-def _person_asked(text: str, kind: str) -> str | None:
-    """A person a question names ("is Tom Hanks in Toy Story?" → "Tom Hanks")."""
-    m = _PERSON.search(text) if kind == "cast" else None
+def person_asked(text: str) -> str | None:
+    """The person a question asks about as cast ("is Tom Hanks in Toy Story?" → "Tom Hanks")."""
+    m = _PERSON.search(text)
     return m.group(1) if m else None
 
 
-__all__ = ["ItemFacts", "ROLES", "credits_by_role"]
+__all__ = ["ItemFacts", "People", "ROLES", "credits_by_role", "person_asked"]

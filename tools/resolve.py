@@ -200,11 +200,12 @@ class TitleSpotter:
         ``domain``: the one a shared title is taken in when it has an item there."""
         return [(key, item) for _, _, key, item in self.spans(text, domain)]
 
-    def spans(self, text: str, domain: str | None = None,
-              openers: bool = False) -> list[tuple[int, int, str, CatalogItem]]:
+    def spans(self, text: str, domain: str | None = None, openers: bool = False,
+              short: bool = False) -> list[tuple[int, int, str, CatalogItem]]:
         """(start, end, key, item) for each title found: :meth:`spot` with where it is written.
         ``openers``: a lone word that opens a sentence counts too ("Fargo is a crime film", in
-        text that talks about films: a model's reply), its other rules still hold."""
+        text that talks about films: a model's reply); ``short``: so does a lone word of two or
+        three letters ("what's Up about?", in a question about one film); their other rules hold."""
         words = list(_WORD.finditer(text))
         found: list[tuple[int, int, str, CatalogItem]] = []
         i = 0
@@ -224,7 +225,7 @@ class TitleSpotter:
             for n in range(min(self.max_words, len(words) - i), 0, -1):
                 key = match_key(text[words[i].start():words[i + n - 1].end()])
                 if key in self.by_key and (n > 1 or (not ((opens_sentence and not openers) or inside_name or a_date)
-                                                      and len(key) >= 4)):
+                                                      and len(key) >= (2 if short else 4) and key != "i")):
                     end = words[i + n - 1].end()
                     year = _YEAR_AFTER.match(text, end)
                     item = self._pick(key, int(year.group(1)) if year else None, domain)
