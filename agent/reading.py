@@ -449,8 +449,11 @@ _ASKS = re.compile(r"\?\s*$|^\W*(?:(?:so|and|but|ok|okay|hey|also)\W+)?(?:who|wh
                    r"how|is|isn't|was|are|were|does|did|do|has|have|can you (?:tell|describe|summari[sz]e)|"
                    r"(?:please\s+)?(?:tell me|give me (?:a|the) (?:quick |short |brief )?(?:summary|synopsis|plot|rundown)))\b",
                    re.I)
+# a request, even when put as a question: asks for titles ("movies for a fan of Rebecca?", "any movie
+# for my daughter?", "what else?") or states a taste ("loved Toy Story, hated Jumanji, ...")
 _REQUEST = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|something|anything|more like|others?|another|"
-                      r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|if i (?:liked?|loved?)|"
+                      r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|what else|a few|think of|"
+                      r"movies|films|books|novels|shows|(?:any|some)\s+(?:good|great|nice|fun|movie|film|book)\b|"
                       r"(?:any|some|other|more)\s+(?:\w+\s+){0,2}?(?!sequels|prequels|awards|oscars|nominations)\w+(?:ies|s)\b)",
                       re.I)
 
@@ -473,7 +476,8 @@ def facts_asked(text: str, titles: Sequence[tuple[int, int]] = ()) -> list[str]:
     return kinds or ["other"]
 
 
-_TASTE_ASKED = re.compile(r"\b(?:i|we)\s+(?:\w+\s+)?(?:lov|lik|enjoy|ador|hat)\w*\b|\bwould i\b|\bshould i\b|\bwhy\b", re.I)
+_TASTE_ASKED = re.compile(r"\b(?:lov(?:e|es|ed|ing)|lik(?:e|es|ed)|enjoy(?:s|ed)?|ador\w*|hat(?:e|es|ed)|fan of|"
+                          r"favou?rites?)\b|\bwould i\b|\bshould i\b|\bwhy\b", re.I)
 
 
 @dataclass
@@ -501,7 +505,8 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
     short ones too, "what's Up about?"; not the person asked about, "is Emma Stone in La La
     Land?"), a place in the last list (``has_list``; without one, only a place said as one: "the
     second one", not "the first movie ever made"), a title in the router's ``slots`` written
-    like one (each word capitalised: not "the funniest actor"), or "it"."""
+    like one (each word capitalised: not "the funniest actor"), "it", or capitalised words inside
+    the sentence (a title the catalogue lacks: "Where can I stream Get Out?")."""
     domain = domain or asked_domain(text) or "movie"
     for sentence in _QUESTION_SENTENCE.findall(text):
         spans = spotter.spans(sentence, domain, short=True)
@@ -509,8 +514,8 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
         if not asked:
             continue
         person = person_asked(sentence)
-        titles = [item for start, end, _, item in spans if sentence[start:end] != person] or \
-            [item for *_, item in spans]
+        titles = [item for start, end, _, item in spans
+                  if sentence[start:end] != person and not sentence[start:end].isdigit()]  # "from 2000-2009"
         if titles:
             return AboutItem(asked, titles[0].title, titles[0])
         if (position := referenced_position(sentence)) is not None:  # with no list: only "the second one"
@@ -518,7 +523,11 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
         for mention in slots.get("titles") or []:
             if written := _written_as_title(str(mention), sentence):
                 return AboutItem(asked, written)
-        return AboutItem(asked) if _POINTS_AT.search(sentence) else None
+        if _POINTS_AT.search(sentence):
+            return AboutItem(asked)
+        if written := _capitalised_inside(sentence):  # "Where can I stream Get Out?" with no such film
+            return AboutItem(asked, written)
+        return None
     return None
 
 
@@ -550,6 +559,19 @@ def names_in(text: str) -> list[str]:
 
 _NOT_A_NAME = {"who", "what", "when", "where", "which", "how", "is", "was", "are", "were", "does", "did", "do",
                "the", "a", "an", "any", "tell", "i", "have", "has", "can", "could", "so", "and", "but", "hey", "hi"}
+
+
+_INSIDE = re.compile(r"(?<=[\w,;:'’] )(?!I\b)[A-Z0-9][\w'’.+-]*(?:\s+(?:(?:of|the|a|an|and)\s+)*[A-Z0-9][\w'’.+-]*)*")
+
+
+def _capitalised_inside(sentence: str) -> str | None:
+    """The first run of capitalised words inside a sentence (not its first word): what a question
+    names as a title the catalogue may not have ("Where can I stream Get Out?")."""
+    for m in _INSIDE.finditer(sentence):
+        run = m.group(0).rstrip(".?!,'’")
+        if len(run) >= 4 or " " in run:
+            return run
+    return None
 
 
 def _written_as_title(mention: str, text: str) -> str | None:

@@ -136,3 +136,12 @@ def test_a_place_in_a_list_that_is_not_there_is_asked_about_only_when_said_as_on
     assert item_question("who directed the second one?", {}, spotter, has_list=False).position == 2
     assert item_question("what was the first movie ever made?", {}, spotter, has_list=False) is None
     assert item_question("Good morning! Busy day?", {"titles": ["Good Morning"]}, spotter) is None
+
+
+def test_a_title_the_catalogue_lacks_is_named_back_not_answered() -> None:
+    from agent.reading import item_question
+
+    spotter = TitleSpotter([FARGO, HEAT, VERTIGO])
+    assert item_question("Where can I stream Get Out?", {}, spotter).title == "Get Out"
+    assert item_question("Is Coco on Disney+?", {}, spotter).title == "Coco"
+    assert item_question("is it on Netflix?", {}, spotter).title is None  # "it": the item just shown
