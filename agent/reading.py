@@ -452,7 +452,7 @@ _ASKS = re.compile(r"\?\s*$|^\W*(?:(?:so|and|but|ok|okay|hey|also)\W+)?(?:who|wh
 # a request, even when put as a question: asks for titles ("movies for a fan of Rebecca?", "any movie
 # for my daughter?", "what else?") or states a taste ("loved Toy Story, hated Jumanji, ...")
 _REQUEST = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|something|anything|more like|others?|another|"
-                      r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|what else|a few|think of|"
+                      r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|what else|what now|now what|a few|think of|"
                       r"movies|films|books|novels|shows|(?:any|some)\s+(?:good|great|nice|fun|movie|film|book)\b|"
                       r"(?:any|some|other|more)\s+(?:\w+\s+){0,2}?(?!sequels|prequels|awards|oscars|nominations)\w+(?:ies|s)\b)",
                       re.I)
