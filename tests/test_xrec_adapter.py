@@ -129,6 +129,29 @@ def test_injection_adds_at_the_reserved_positions_and_nowhere_else(tokenizer) ->
     assert not torch.allclose(logits_in[0, first:], logits_out[0, first:])  # the injection is not a no-op
 
 
+def test_gated_injection_starts_as_the_plain_model_and_opens_only_at_the_reserved_positions(tokenizer,
+                                                                                            tmp_path: Path) -> None:
+    explainer = tiny_explainer(tokenizer, gated=True)
+    input_ids = torch.tensor([explainer.tokenizer(prompt(explainer), add_special_tokens=False)["input_ids"]])
+    users, items = vectors(1)
+    with torch.no_grad():
+        plain = explainer.model(input_ids=input_ids).logits  # the reserved tokens' own embeddings, nothing added
+    _, closed, _ = _layer0_keys(explainer, input_ids, users, items, inject=True)
+    torch.testing.assert_close(closed, plain)  # gates at zero: the model as it reads the prompt alone
+    with torch.no_grad():
+        explainer.gates.fill_(0.5)
+    k_open, opened, (_, positions, _, _) = _layer0_keys(explainer, input_ids, users, items, inject=True)
+    first = int(positions.min())
+    torch.testing.assert_close(opened[0, :first], plain[0, :first])
+    assert not torch.allclose(opened[0, first:], plain[0, first:])
+    explainer.save(tmp_path / "gated")
+    loaded = tiny_explainer(tokenizer, gated=True)
+    loaded.load_adapters(tmp_path / "gated")
+    torch.testing.assert_close(loaded.gates, explainer.gates)
+    with pytest.raises(ValueError, match="trained with gates"):
+        tiny_explainer(tokenizer).load_adapters(tmp_path / "gated")
+
+
 def test_plain_prompts_need_no_vectors_and_a_missing_token_is_refused(tokenizer) -> None:
     explainer = tiny_explainer(tokenizer, max_new_tokens=4)
     plain = explainer.prompt_text([{"role": "user", "content": "Why coffee?"}], with_tokens=False)

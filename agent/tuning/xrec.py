@@ -21,6 +21,13 @@ so it lands before the rotary position encoding, as in XRec.
 
 Served in transformers (CPU, or CUDA with ``device="cuda"``), not llama.cpp: llama.cpp takes input
 embeddings but has no way to add vectors inside its attention layers.
+
+``gated`` (off by default; XRec has no gates): each layer's injection and the input vectors are
+scaled by tanh of a learned gate that starts at zero (LLaMA-Adapter's zero-init attention), and
+the reserved tokens keep their own embedding under the adapted vector. Training then starts from
+the model as it reads the prompt alone, and the gates open only as far as the vectors help: XRec's
+ungated recipe on our 135M model learned the references' style and fell below the prompt-only
+explainer (bench/RESULTS.md, issue 25).
 """
 
 from __future__ import annotations
@@ -105,13 +112,14 @@ class XRecConfig:
     max_steps: int | None = None  # a time box: the plan ends there
     save_every: int = 25  # steps between checkpoints
     max_new_tokens: int = 60
+    gated: bool = False  # zero-init tanh gates on the input vectors and each layer's injection (module docstring)
     device: str = "cpu"
     threads: int | None = None
     steps_done: int = 0
     losses: list[float] = field(default_factory=list)  # mean loss of each checkpoint interval
 
     RECIPE = ("base", "data", "graph_dim", "experts", "dropout", "lr", "weight_decay", "epochs", "batch_size",
-              "seed", "max_steps")
+              "seed", "max_steps", "gated")
 
     def same_recipe(self, other: XRecConfig | None) -> bool:
         """Whether ``other`` (a saved checkpoint's config) was made the same way: only then is it resumed."""
@@ -128,17 +136,20 @@ class _Injection:
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.batch = self.positions = self.vectors = None  # (N,), (N,), (N, hidden) while active
-        for layer in model.model.layers:
+        self.scales = None  # (layers,) per-layer multipliers of the vectors (the gated variant), or None
+        for n, layer in enumerate(model.model.layers):
             attention = layer.self_attn
-            attention.q_proj.register_forward_hook(self._hook(grouped=False))
-            attention.k_proj.register_forward_hook(self._hook(grouped=True))
-            attention.v_proj.register_forward_hook(self._hook(grouped=True))
+            attention.q_proj.register_forward_hook(self._hook(n, grouped=False))
+            attention.k_proj.register_forward_hook(self._hook(n, grouped=True))
+            attention.v_proj.register_forward_hook(self._hook(n, grouped=True))
 
-    def _hook(self, grouped: bool):
+    def _hook(self, layer: int, grouped: bool):
         def add(module, inputs, output):
             if self.vectors is None or output.shape[1] <= int(self.positions.max()):
                 return output  # decode steps (one new token) and passes without vectors
             vectors = self.vectors.to(output.dtype)
+            if self.scales is not None:
+                vectors = vectors * self.scales[layer].to(output.dtype)
             if grouped:  # query heads h*g .. h*g+g-1 share key / value head h
                 group = self.heads // self.kv_heads
                 vectors = vectors.view(-1, self.kv_heads, group, self.head_dim).mean(dim=2).flatten(1)
@@ -149,12 +160,12 @@ class _Injection:
         return add
 
     @contextmanager
-    def active(self, batch, positions, vectors) -> Iterator[None]:
-        self.batch, self.positions, self.vectors = batch, positions, vectors
+    def active(self, batch, positions, vectors, scales=None) -> Iterator[None]:
+        self.batch, self.positions, self.vectors, self.scales = batch, positions, vectors, scales
         try:
             yield
         finally:
-            self.batch = self.positions = self.vectors = None
+            self.batch = self.positions = self.vectors = self.scales = None
 
 
 class GraphExplainer:
@@ -184,6 +195,8 @@ class GraphExplainer:
         for adapter in self.adapters():
             adapter.eval()  # no gate noise or dropout outside train()
         self.injection = _Injection(model)
+        # gated: [input vectors, layer 0, layer 1, ...], tanh(0) = 0 at the start
+        self.gates = nn.Parameter(torch.zeros(1 + len(model.model.layers), device=self.device)) if config.gated else None
 
     # ------------------------------------------------------------------ building blocks
 
@@ -191,7 +204,7 @@ class GraphExplainer:
         return [self.user_adapter, self.item_adapter]
 
     def parameters(self):
-        return [p for a in self.adapters() for p in a.parameters()]
+        return [p for a in self.adapters() for p in a.parameters()] + ([self.gates] if self.gates is not None else [])
 
     def prompt_text(self, messages: Sequence[dict], with_tokens: bool = True) -> str:
         """The chat-templated prompt, ending with ``<EXPLAIN_POS>`` when the adapters are used."""
@@ -216,8 +229,12 @@ class GraphExplainer:
             return embeds, None
         batch, positions, vectors = torch.cat(rows), torch.cat(cols), torch.cat(vectors)
         embeds = embeds.clone()
-        embeds[batch, positions] = vectors
-        return embeds, (batch, positions, vectors)
+        if self.gates is None:
+            embeds[batch, positions] = vectors
+            return embeds, (batch, positions, vectors)
+        scales = torch.tanh(self.gates)  # the token's own embedding stays under the gated vector
+        embeds[batch, positions] = embeds[batch, positions] + scales[0].to(embeds.dtype) * vectors
+        return embeds, (batch, positions, vectors, scales[1:])
 
     def _vectors(self, array):
         if array is None:
@@ -357,8 +374,8 @@ class GraphExplainer:
     def save(self, directory: Path, optimizer=None, schedule=None) -> None:
         """Adapters and config (and, mid-training, the optimizer and schedule), swapped in whole."""
         with atomic_dir(directory) as tmp:
-            torch.save({"user": self.user_adapter.state_dict(), "item": self.item_adapter.state_dict()},
-                       tmp / ADAPTER_FILE)
+            torch.save({"user": self.user_adapter.state_dict(), "item": self.item_adapter.state_dict()}
+                       | ({"gates": self.gates.detach().cpu()} if self.gates is not None else {}), tmp / ADAPTER_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
             if optimizer is not None:
                 torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
@@ -381,6 +398,12 @@ class GraphExplainer:
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.user_adapter.load_state_dict(state["user"])
             self.item_adapter.load_state_dict(state["item"])
+            if (self.gates is None) != ("gates" not in state):
+                raise KeyError("gates: the adapter was trained " + ("with" if "gates" in state else "without") +
+                               " gates and is loaded " + ("without" if self.gates is None else "with") + " them")
+            if self.gates is not None:
+                with torch.no_grad():
+                    self.gates.copy_(state["gates"].to(self.device))
         except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:  # damaged, or another model's shape
             raise ValueError(f"{path} is not a readable XRec adapter for this model ({exc})") from exc
         saved = json.loads((Path(directory) / CONFIG_FILE).read_text())
