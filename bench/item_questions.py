@@ -37,6 +37,7 @@ import numpy as np
 from agent.agent import Agent
 from agent.config import Settings
 from bench.common import emit
+from tools.explain_check import sentences
 from tools.resolve import match_key
 
 SET = Path(__file__).resolve().parent.parent / "evaluation" / "item_questions" / "item_questions.jsonl"
@@ -102,7 +103,7 @@ def unsupported_sentences(reply: str, message: str, items, agent: Agent) -> list
     itself is bypassed; the independent count is :func:`invented`."""
     if reply in (agent.chitchat_fallback, *agent.replies.values()):  # the agent's own fixed words
         return []
-    return [f"{sentence} {problems}" for sentence in re.split(r"(?<=[.!?])\s+", reply)
+    return [f"{sentence} {problems}" for sentence in sentences(reply)
             if (problems := agent.fact_guard.problems(sentence, message, items[:1]))]
 
 

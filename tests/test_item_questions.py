@@ -145,3 +145,14 @@ def test_a_title_the_catalogue_lacks_is_named_back_not_answered() -> None:
     assert item_question("Where can I stream Get Out?", {}, spotter).title == "Get Out"
     assert item_question("Is Coco on Disney+?", {}, spotter).title == "Coco"
     assert item_question("is it on Netflix?", {}, spotter).title is None  # "it": the item just shown
+
+
+def test_an_initials_full_stop_ends_no_sentence() -> None:
+    from tools.chat import first_sentences
+    from tools.explain_check import sentences
+
+    text = "Spielberg directed E.T. the Extra-Terrestrial and A.I. Artificial Intelligence. It was big."
+    assert sentences(text) == ["Spielberg directed E.T. the Extra-Terrestrial and A.I. Artificial Intelligence.",
+                               "It was big."]
+    assert first_sentences("Fargo stars William H. Macy. It is good. A third.", 2) == \
+        "Fargo stars William H. Macy. It is good."

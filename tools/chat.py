@@ -22,7 +22,9 @@ def as_messages(dicts: list[dict]) -> list[BaseMessage]:
     return [kinds[d["role"]](d["content"]) for d in dicts]
 
 
-SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+# where one sentence ends and the next begins; a full stop after a lone capital is an initial's
+# ("William H. Macy", "E.T. the Extra-Terrestrial", "A.I. Artificial Intelligence"), not an end
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)\s+(?=\S)")
 
 
 def _sentences(text: str) -> list[str]:

@@ -53,10 +53,10 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz
 
 from tools.candidates import genre_key
+from tools.chat import SENTENCE_BREAK
 from tools.resolve import match_key
 from tools.vocabulary import GENRE_ADJECTIVE, GENRE_LEXICON, GENRE_PLURAL
 
-SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 
 # Words that frame a recommendation without saying anything about the item: the person, the
