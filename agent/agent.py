@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, asked_domain, asks, carries_taste, genres_in, has_content,
-                           item_question, names_in, readable, sanitize_slots, second_look, stance_on_it, title_stances,
+                           item_question, readable, sanitize_slots, second_look, stance_on_it, title_stances,
                            without_markup)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
@@ -29,6 +29,7 @@ from tools.candidates import Candidate, CandidateTool, Constraint
 from tools.catalog import Catalog, CatalogItem
 from tools.chat import as_messages, stream_sentences
 from tools.explain import Explainer
+from tools.explain_check import capitalised_names
 from tools.fact_guard import FactGuard
 from tools.item_facts import ItemFacts
 from tools.rerank import PointwiseReranker, Reranker, RerankResult
@@ -277,7 +278,7 @@ class Agent:
         about = item_question(text, route.slots, self.resolver.spotter, asked_domain(text) or domain,
                               has_list=bool(state.last_recommendations))
         if about is None:
-            person = next((n for n in [*(route.slots.get("titles") or []), *names_in(text)]
+            person = next((n for n in [*(route.slots.get("titles") or []), *capitalised_names(text)]
                            if str(n) in self.fact_guard.people and str(n).lower() in text.lower()), None)
             # "who is Christopher Nolan?": what the catalogue credits them with
             return ItemQuestion(["person"], None, str(person), text) if person and asks(text) else None
@@ -287,8 +288,7 @@ class Agent:
             item = self.catalog.get(state.reference(about.position) or "")
             return ItemQuestion(about.asked, item, item.title if item else None, text)
         if about.title:
-            same = self.resolver.spotter.by_key.get(match_key(about.title))
-            item = next((i for i in same if i.domain == domain), same[0]) if same else None
+            item = self.resolver.spotter.item_of(about.title, domain)  # "Up": exactly that title
             if item is None and about.title in self.fact_guard.people:  # "any trivia about Steven Spielberg?"
                 return ItemQuestion(["person"], None, about.title, text)
             return ItemQuestion(about.asked, item, item.title if item else about.title, text)

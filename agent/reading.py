@@ -534,7 +534,6 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
 _PLACE_IN_A_LIST = re.compile(r"#\s*\d|\bnumber\s+\w+|\b(?:first|second|third|fourth|fifth|last|top|\d(?:st|nd|rd|th))\s+"
                               r"(?:one|pick|title|item|suggestion|recommendation|on (?:the|your) list)\b", re.I)
 _QUESTION_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
-_NAME_RUN = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*)+")
 _ABOUT_SOMEONE = re.compile(r"\b(?:tell me (?:about|more about)|trivia (?:about|on)|fun facts? (?:about|on)|"
                             r"(?:know|heard) (?:anything )?(?:about|of))\b", re.I)
 
@@ -542,23 +541,6 @@ _ABOUT_SOMEONE = re.compile(r"\b(?:tell me (?:about|more about)|trivia (?:about|
 def asks(text: str) -> bool:
     """Whether the words ask something: a question, or "tell me about ...", "any trivia on ...?"."""
     return bool(_ASKS.search(text) or _ABOUT_SOMEONE.search(text))
-
-
-def names_in(text: str) -> list[str]:
-    """Runs of capitalised words ("Steven Spielberg", "Gael García Bernal"), a leading question
-    word or article left off: who a question may be about."""
-    out = []
-    for m in _NAME_RUN.finditer(text):
-        words = m.group(0).split()
-        while words and words[0].lower() in _NOT_A_NAME:
-            words = words[1:]
-        if len(words) >= 2:
-            out.append(" ".join(words).rstrip(".?!,"))
-    return out
-
-
-_NOT_A_NAME = {"who", "what", "when", "where", "which", "how", "is", "was", "are", "were", "does", "did", "do",
-               "the", "a", "an", "any", "tell", "i", "have", "has", "can", "could", "so", "and", "but", "hey", "hi"}
 
 
 _INSIDE = re.compile(r"(?<=[\w,;:'’] )(?!I\b)[A-Z0-9][\w'’.+-]*(?:\s+(?:(?:of|the|a|an|and)\s+)*[A-Z0-9][\w'’.+-]*)*")
@@ -628,5 +610,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "names_in", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
            "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

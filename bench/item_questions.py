@@ -38,6 +38,7 @@ from agent.agent import Agent
 from agent.config import Settings
 from bench.common import emit
 from tools.explain_check import sentences
+from tools.item_facts import ROLES, credits_by_role
 from tools.resolve import match_key
 
 SET = Path(__file__).resolve().parent.parent / "evaluation" / "item_questions" / "item_questions.jsonl"
@@ -46,7 +47,6 @@ _NAME = re.compile(r"\b([A-Z][a-z'’.-]+(?:\s+(?:[A-Z]\.\s*)?[A-Z][a-z'’-]+)+
 _YEAR = re.compile(r"\b(1[89]\d\d|20[0-3]\d)\b")
 _DONT_KNOW = re.compile(r"\b(?:don'?t|do not|doesn'?t|does not)\s+(?:know|have|hold|say)\b|\bnot sure\b|\bno idea\b|"
                         r"\bcan'?t (?:tell|say)\b|\bnot in (?:my|the) catalog", re.I)
-_CREDIT = {"director": r"Directed by ([^.]+)\.", "writer": r"Written by ([^.]+)\.", "cast": r"Starring ([^.]+)\."}
 
 
 def same_titled(agent: Agent, title: str):
@@ -55,18 +55,13 @@ def same_titled(agent: Agent, title: str):
 
 
 def people_of(items, kind: str) -> list[str]:
-    names = []
-    for item in items:
-        m = re.search(_CREDIT[kind], item.description or "")
-        if m:
-            names += [n.strip() for n in re.split(r",\s*|\s+and\s+", m.group(1)) if n.strip()]
-    return names
+    return [name for item in items for name in credits_by_role(item.description).get(kind, [])]
 
 
 def answered(reply: str, kind: str, items) -> bool | None:
     """Whether the reply states the fact asked; None where no film of that title holds it."""
     low = reply.lower()
-    if kind in _CREDIT:
+    if kind in ROLES:
         names = people_of(items, kind)
         return any(n.split()[-1].lower() in low for n in names) if names else None
     if kind == "year":

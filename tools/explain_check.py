@@ -468,7 +468,7 @@ class ClaimChecker:
         lower = [w.lower().replace("’", "'") for w in words]
         # names: two or more capitalised words in a row that are no title left after blanking
         named = set()
-        for name in _names(rest):
+        for name in capitalised_names(rest):
             parts = [w.lower() for w in words_of(name)]
             ok = all(w in support.people for w in parts)
             in_title = not ok and all(support.vocabulary.get(stem(w)) in ("item", "nearest") for w in parts)
@@ -535,10 +535,13 @@ _CAPITALISED = rf"[{_UPPER}][{_LOWER}]+(?:[{_UPPER}][{_LOWER}]+)?(?:[-'’][{_UP
 _NAME = re.compile(r"(?<![\w'’])(" + _CAPITALISED + r"(?:\s+(?:[A-Z]\.\s+)?" + _CAPITALISED + r")+)")
 _NOT_NAMES = {w.lower() for w in ("The", "A", "An", "If", "It", "Its", "This", "That", "You", "Your", "I", "We",
                                   "They", "He", "She", "And", "But", "So", "Since", "As", "Both", "Like", "With",
-                                  "Try", "People", "Fans", "Because", "Here", "There", "What", "When", "While")}
+                                  "Try", "People", "Fans", "Because", "Here", "There", "What", "When", "While",
+                                  # a question's first word ("Is Samuel L. Jackson in it?")
+                                  "Who", "Is", "Was", "Are", "Were", "Does", "Did", "Do", "Has", "Have", "Can",
+                                  "Could", "Tell", "Any", "Hey", "Hi")}
 
 
-def _names(text: str) -> list[str]:
+def capitalised_names(text: str) -> list[str]:
     """Runs of two or more capitalised words ("Steven Spielberg"), leading function words dropped."""
     out = []
     for m in _NAME.finditer(text):
@@ -606,4 +609,4 @@ def names_any(text: str, titles: Iterable[str]) -> bool:
 
 
 __all__ = ["ACCLAIM", "AUDIENCE", "Claim", "ClaimChecker", "FRAMING", "REACTIONS", "SentenceCheck", "Support",
-           "TextCheck", "credits", "minilm_similar", "names_any", "sentences", "stem", "support_of"]
+           "TextCheck", "capitalised_names", "credits", "minilm_similar", "names_any", "sentences", "stem", "support_of"]

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tools.catalog import Catalog, CatalogItem
-from tools.explain_check import FRAMING, ClaimChecker, _names, sentences
+from tools.explain_check import FRAMING, ClaimChecker, capitalised_names, sentences
 from tools.item_facts import ItemFacts, People
 from tools.resolve import match_key
 
@@ -96,7 +96,7 @@ class FactGuard:
         said = message.lower()
         credited = {n for item in items for n in ItemFacts.of(item).people()}
         described = {w.lower() for item in items for w in _WORDS.findall(item.description or "")}
-        for name in _names(blank):
+        for name in capitalised_names(blank):
             low = name.lower()
             if (low in said or (items and _credited(low, credited)) or (not items and low in self.people)
                     or all(w in described for w in low.split())):  # a place or a character of the plot

@@ -195,6 +195,11 @@ class TitleSpotter:
             return same[0]
         return shared[0]
 
+    def item_of(self, title: str, domain: str | None = None) -> CatalogItem | None:
+        """The item ``title`` names as a whole (no fuzzy match), chosen as a spotted title is; None if none."""
+        key = match_key(title)
+        return self._pick(key, None, domain) if key in self.by_key else None
+
     def spot(self, text: str, domain: str | None = None) -> list[tuple[str, CatalogItem]]:
         """(key, item) for each title found, in text order, longest span first at each word;
         ``domain``: the one a shared title is taken in when it has an item there."""
