@@ -452,8 +452,8 @@ _ASKS = re.compile(r"\?\s*$|^\W*(?:(?:so|and|but|ok|okay|hey|also)\W+)?(?:who|wh
 # a request, even when put as a question: asks for titles ("movies for a fan of Rebecca?", "any movie
 # for my daughter?", "what else?") or states a taste ("loved Toy Story, hated Jumanji, ...")
 _REQUEST = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|something|anything|more like|others?|another|"
-                      r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|what else|what now|now what|a few|think of|"
-                      r"movies|films|books|novels|shows|(?:any|some)\s+(?:good|great|nice|fun|movie|film|book)\b|"
+                      r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|what else|a few|think of|"
+                      r"movies|films|books|novels|shows|(?:any|some)\s+(?:(?:good|great|nice|fun)\s+[a-z]|movie|film|book)|"
                       r"(?:any|some|other|more)\s+(?:\w+\s+){0,2}?(?!sequels|prequels|awards|oscars|nominations)\w+(?:ies|s)\b)",
                       re.I)
 
@@ -514,18 +514,22 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
         if not asked:
             continue
         person = person_asked(sentence)
-        titles = [item for start, end, _, item in spans
-                  if sentence[start:end] != person and not sentence[start:end].isdigit()]  # "from 2000-2009"
+        # a question that names no fact asks about what its own clause names: "is Heat good?", not
+        # "finished Alien, what now?"
+        asking = _LAST_CLAUSE.search(sentence).start() if asked == ["other"] else 0
+        clause = sentence[asking:]
+        titles = [item for start, end, _, item in spans if start >= asking
+                  and sentence[start:end] != person and not sentence[start:end].isdigit()]  # "from 2000-2009"
         if titles:
             return AboutItem(asked, titles[0].title, titles[0])
-        if (position := referenced_position(sentence)) is not None:  # with no list: only "the second one"
-            return AboutItem(asked, position=position) if has_list or _PLACE_IN_A_LIST.search(sentence) else None
+        if (position := referenced_position(clause)) is not None:  # with no list: only "the second one"
+            return AboutItem(asked, position=position) if has_list or _PLACE_IN_A_LIST.search(clause) else None
         for mention in slots.get("titles") or []:
-            if written := _written_as_title(str(mention), sentence):
+            if written := _written_as_title(str(mention), clause):
                 return AboutItem(asked, written)
-        if _POINTS_AT.search(sentence):
+        if _POINTS_AT.search(clause):
             return AboutItem(asked)
-        if written := _capitalised_inside(sentence):  # "Where can I stream Get Out?" with no such film
+        if written := _capitalised_inside(clause):  # "Where can I stream Get Out?" with no such film
             return AboutItem(asked, written)
         return None
     return None
@@ -533,6 +537,7 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
 
 _PLACE_IN_A_LIST = re.compile(r"#\s*\d|\bnumber\s+\w+|\b(?:first|second|third|fourth|fifth|last|top|\d(?:st|nd|rd|th))\s+"
                               r"(?:one|pick|title|item|suggestion|recommendation|on (?:the|your) list)\b", re.I)
+_LAST_CLAUSE = re.compile(r"[^,;:]*$")
 _QUESTION_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 _ABOUT_SOMEONE = re.compile(r"\b(?:tell me (?:about|more about)|trivia (?:about|on)|fun facts? (?:about|on)|"
                             r"(?:know|heard) (?:anything )?(?:about|of))\b", re.I)

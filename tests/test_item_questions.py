@@ -156,3 +156,12 @@ def test_an_initials_full_stop_ends_no_sentence() -> None:
                                "It was big."]
     assert first_sentences("Fargo stars William H. Macy. It is good. A third.", 2) == \
         "Fargo stars William H. Macy. It is good."
+
+
+def test_a_question_that_names_no_fact_is_about_what_its_own_clause_names() -> None:
+    from agent.reading import item_question
+
+    spotter = TitleSpotter([FARGO, HEAT, VERTIGO])
+    assert item_question("saw Vertigo last night, what now?", {}, spotter) is None  # asks for the next one
+    assert item_question("Is Heat any good?", {}, spotter).item is HEAT
+    assert item_question("I saw Fargo, who directed it?", {}, spotter).item is FARGO  # a fact: the whole sentence
