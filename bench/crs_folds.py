@@ -67,6 +67,9 @@ def main() -> None:
                         help="the MovieLens ratings mixed with the conversations ('none': conversations only)")
     parser.add_argument("--seed", type=int, help="the fold graphs' training seed (TrainConfig.seed when not given): "
                                                  "how much of a difference is retraining variance")
+    parser.add_argument("--no-refit", dest="refit", action="store_false",
+                        help="keep the fold graphs as early stopping left them (trained on their split's train part "
+                             "only) instead of training them again on every interaction (`chatrec train --refit`)")
     parser.add_argument("--baselines", nargs="*", default=["ml-100k", "ml-latest-small"],
                         help="graph datasets the graph system is also measured on (no conversations)")
     args = parser.parse_args()
@@ -93,7 +96,7 @@ def main() -> None:
             _write_other_folds(args.redial / "valid_data.jsonl", fold, args.folds, others)
             build_movie_graph(name, catalog, base, [others], home=settings.home)
             config = TrainConfig(seed=args.seed) if args.seed is not None else None
-            train_dataset(name, config, home=settings.home, progress=False)  # always: the dataset was just rewritten
+            train_dataset(name, config, home=settings.home, progress=False, refit=args.refit)  # always: the dataset was just rewritten
             names.append(name)
     build_s = time.perf_counter() - started
     systems = {}
@@ -112,7 +115,7 @@ def main() -> None:
 
         write_json(args.json, result)
     summary = result["summary"]
-    emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "seed": args.seed,
+    emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "seed": args.seed, "refit": args.refit,
           "lines": summary["lines"], "labels": summary["labels"],
           "build_and_train_s": round(build_s, 1),
           "systems": {n: {k: v for k, v in f.items()} for n, f in summary["systems"].items()},

@@ -149,6 +149,13 @@ class SplitConfig(BaseModel):
     min_rating: float | None = None
 
 
+def refit_split(data: InteractionData) -> Split:
+    """Every interaction in train, nothing held out: training again on all of them once early
+    stopping on a split has chosen the epochs (``chatrec train --refit``)."""
+    nothing = data.subset(np.zeros(data.n_interactions, dtype=bool))
+    return Split(data, nothing, nothing)
+
+
 def make_split(data: InteractionData, config: SplitConfig | None = None) -> Split:
     config = config or SplitConfig()
     if config.kind == "last":

@@ -77,7 +77,9 @@ def scorer(model: LightGCN) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def train_lightgcn(split: Split, config: TrainConfig | None = None, progress: bool = True,
                    monitor: Monitor | None = None) -> TrainResult:
-    """Train on ``split.train``, early-stop on ``split.valid``; returns the best model."""
+    """Train on ``split.train``, early-stop on ``split.valid``; returns the best model. With no
+    validation interactions (:func:`refit_split`), it trains for ``config.epochs`` and returns
+    the last epoch's model."""
     config = config or TrainConfig()
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(config.deterministic)
@@ -126,7 +128,11 @@ def _train(split: Split, config: TrainConfig, progress: bool, monitor: Monitor |
             optimizer.step()
             total += float(loss.detach())
         epoch_seconds.append(time.perf_counter() - started)
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        if not valid.nnz:  # a refit: nothing held out to stop on
+            train_seconds += time.perf_counter() - started
+            best_epoch = epoch
+            bar.set_postfix(loss=f"{total / n_batches:.4f}")
+        elif epoch % config.eval_every == 0 or epoch == config.epochs:
             model.eval()
             metrics = evaluate_ranking(scorer(model), valid, exclude=train)
             train_seconds += time.perf_counter() - started

@@ -15,7 +15,7 @@ from recsys.io import data_home
 from recsys.io import write_json
 from recsys.metrics import evaluate_ranking
 from recsys.recommender import GraphRecommender
-from recsys.split import SplitConfig, make_split
+from recsys.split import SplitConfig, make_split, refit_split
 from recsys.train import TrainConfig, evaluate_test, train_lightgcn
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,15 @@ def model_dir(dataset: str, home: Path | None = None) -> Path:
 
 def train_dataset(dataset: str = datasets.DEFAULT_DATASET, config: TrainConfig | None = None,
                   split: SplitConfig | None = None, out_dir: Path | None = None,
-                  home: Path | None = None, progress: bool = True) -> tuple[GraphRecommender, dict]:
+                  home: Path | None = None, progress: bool = True, refit: bool = False
+                  ) -> tuple[GraphRecommender, dict]:
     """Load (fetching if needed), split, train with early stopping, test, and save atomically.
 
     Writes ``lightgcn.pt`` and ``metrics.json`` into ``out_dir`` (default: the data home's
-    ``models/<dataset>/``).
+    ``models/<dataset>/``). ``refit``: then train again on every interaction for the epochs early
+    stopping chose, and save that model; metrics.json keeps the held-out run's figures (the
+    refit model has seen the test part, so ``evaluate_recommender`` refuses it). For small
+    datasets, a conversation graph above all: a user of three films keeps one for training.
     """
     config, split = config or TrainConfig(), split or SplitConfig()
     data = datasets.load(dataset, home)
@@ -54,6 +58,13 @@ def train_dataset(dataset: str = datasets.DEFAULT_DATASET, config: TrainConfig |
         "test": evaluate_test(result.model, parts),
         "curve": result.curve,
     }
+    if refit:
+        parts = refit_split(data)
+        epochs = max(result.best_epoch, 1)
+        log.info("%s: training again on all %d interactions for %d epochs", dataset, data.n_interactions, epochs)
+        result = train_lightgcn(parts, config.model_copy(update={"epochs": epochs}), progress=progress)
+        metrics |= {"refit": {"epochs": epochs, "interactions": data.n_interactions,
+                              "train_seconds": round(result.train_seconds, 2)}}
     recommender = GraphRecommender.from_model(result.model, parts.train_matrix(), parts.train.user_ids,
                                               parts.train.item_ids, dataset, config, metrics, split)
     out_dir = out_dir or model_dir(dataset, home)
@@ -72,6 +83,9 @@ def model_split(recommender: GraphRecommender, home: Path | None = None, progres
     """(the dataset, the split the saved model was trained on), re-created from the model's seed;
     DataError when the data no longer matches the model's ids. Bridged cold items, appended
     after the trained ones, are not the data's and are not compared."""
+    if recommender.metrics.get("refit"):
+        raise DataError(f"the {recommender.dataset} model was trained again on every interaction (--refit), its "
+                        f"test part included: its held-out figures are the ones in metrics.json")
     data = datasets.load(recommender.dataset, home, progress=progress)
     parts = make_split(data, recommender.split)
     trained = len(parts.train.item_ids)

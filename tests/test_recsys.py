@@ -240,3 +240,31 @@ def test_evaluation_on_a_catalogue_smaller_than_k_pads_with_misses():
     result = evaluate_ranking(lambda users: scores[users], truth, sp.csr_matrix((1, 3)), ks=(1, 5))
     assert result["hit@1"] == 0.0 and result["hit@5"] == 1.0
     assert result["precision@5"] == pytest.approx(1 / 5) and result["mrr@5"] == pytest.approx(1 / 3)
+
+
+def test_refit_trains_on_every_interaction_and_its_model_is_not_tested_on_what_it_saw(tmp_path):
+    from recsys.data import DataError
+    from recsys.datasets import add_custom
+    from recsys.split import refit_split
+    from recsys.workflow import evaluate_recommender, train_dataset
+
+    data = _toy_data(n_users=30, n_items=40, per_user=3)  # conversation-sized users: 1 of 3 kept by a split
+    whole = refit_split(data)
+    assert whole.train.n_interactions == data.n_interactions and whole.valid.n_interactions == 0
+    result = train_lightgcn(whole, TrainConfig(epochs=3, patience=1), progress=False)
+    assert (result.best_epoch, result.epochs_run, result.curve) == (3, 3, [])  # nothing to stop on: all epochs
+
+    (tmp_path / "i.csv").write_text("user_id,item_id\n" + "".join(
+        f"{u},{i}\n" for u, i in zip(data.user_ids[data.users], data.item_ids[data.items])))
+    (tmp_path / "m.csv").write_text("item_id,title\n" + "".join(f"{i},Film {i}\n" for i in data.item_ids))
+    add_custom("talk", tmp_path / "i.csv", tmp_path / "m.csv", tmp_path)
+    held, _ = train_dataset("talk", TrainConfig(epochs=4, patience=2), out_dir=tmp_path / "held", home=tmp_path,
+                            progress=False)
+    refit, metrics = train_dataset("talk", TrainConfig(epochs=4, patience=2), out_dir=tmp_path / "refit",
+                                   home=tmp_path, progress=False, refit=True)
+    assert held.train_.nnz < data.n_interactions // 2  # what a split leaves users of three films
+    assert refit.train_.nnz == data.n_interactions
+    assert metrics["refit"]["epochs"] == metrics["best_epoch"] and "test" in metrics
+    assert evaluate_recommender(held, tmp_path)["recall@20"] >= 0
+    with pytest.raises(DataError, match="--refit"):
+        evaluate_recommender(refit, tmp_path)

@@ -115,6 +115,10 @@ def train(
     seed: Annotated[int, typer.Option(help="seed for the split, initialisation and sampling")] = _DEFAULTS.seed,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: settings)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: <data home>/models/<dataset>)")] = None,
+    refit: Annotated[bool, typer.Option(
+        help="then train again on every interaction for the epochs early stopping chose, and save that: for "
+             "small datasets such as a conversation graph (`data movie-graph`), where the held-out parts are "
+             "much of what is known; metrics.json keeps the held-out run's figures")] = False,
 ) -> None:
     """Train LightGCN + BPR with early stopping; writes lightgcn.pt and metrics.json."""
     from recsys.data import DataError
@@ -130,13 +134,15 @@ def train(
                          epochs=epochs, patience=patience, seed=seed, device=device or settings.device)
     try:
         _, metrics = train_dataset(dataset, config, SplitConfig(kind=split, seed=seed, min_rating=min_rating),
-                                   out_dir=out, home=settings.home)
+                                   out_dir=out, home=settings.home, refit=refit)
     except DataError as exc:
         fail(str(exc))
     test = metrics["test"]
     typer.echo(f"{dataset}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
                f"{metrics['train_seconds']:.1f} s; test Recall@20 {test['recall@20']:.4f} "
-               f"NDCG@20 {test['ndcg@20']:.4f} -> {out or model_dir(dataset, settings.home)}")
+               f"NDCG@20 {test['ndcg@20']:.4f}"
+               + (f"; then {metrics['refit']['epochs']} epochs on all {metrics['refit']['interactions']} interactions"
+                  if refit else "") + f" -> {out or model_dir(dataset, settings.home)}")
 
 
 def evaluate(
