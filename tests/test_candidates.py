@@ -87,3 +87,26 @@ def test_asking_only_for_genres_gets_the_graphs_favourites_of_them_not_a_text_se
     assert [c.item.title for c in found] == ["Big Laughs", "The Comedian"]
     assert not describes_more("hi, any good comedies?") and not describes_more("sci-fi please")
     assert describes_more("a thriller set in space") and describes_more("something with talking animals")
+
+
+def test_the_graph_mask_leaves_out_what_was_shown_and_keeps_the_rest_whatever_else_was_shown() -> None:
+    """Shown items the graph does not hold (a book, a film outside it) leave out nothing else;
+    the constraint's mask, kept between turns, is not changed by one turn's exclusions."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog, CatalogItem
+
+    items = [CatalogItem(f"cat:{name}", "movie", f"Film {name}", 2000, (genre,), warm=True)
+             for name, genre in zip("ABCD", ("Drama", "Drama", "Comedy", "Drama"))]
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 1]], dtype=np.float32))
+    rec = GraphRecommender(np.ones((2, 2)), np.eye(4, 2) + 0.5, train, ["u1", "u2"], [i.item_id for i in items], "toy")
+    tool = CandidateTool(rec, Catalog([*items, DUNE]), store=None, fold_in="dot")
+    drama = Constraint(("drama",))
+    assert tool._allowed_mask({DUNE.item_id, "cat:B"}, drama).tolist() == [True, False, False, True]
+    assert tool._allowed_mask({DUNE.item_id}, drama).tolist() == [True, True, False, True]
+    found = tool.candidates(user_id=None, liked=[items[0]], disliked=[], exclude=[DUNE.item_id, "cat:D"],
+                            constraint=drama, k=1)
+    assert [c.item.title for c in found] == ["Film B"]

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 PROFILE_ITEMS = 30  # a dataset user's items that make their text profile for other domains
 RESCORE_POOL = 100  # fold-in candidates re-scored with shared genres
 SCREEN_FORMATS = {"imax"}  # genre_key("IMAX"): "genres" that say nothing about what a film is like
+ADMITTED_MASKS = 32  # constraints whose graph masks are kept (_admitted)
 GENRE_WEIGHT = 1.0  # shared genres (cosine, 0..1) next to the graph score (scaled to 0..1)
 # the store's sources, fused by reciprocal rank (tools/cross_domain.py): the cross-domain bridges
 # first, then text similarity to what they like ("text") and to the content words they asked with
@@ -129,6 +130,7 @@ class CandidateTool:
         self.best_first = best_first or {}
         # graph id → catalog item (warm items by their id in the graph's dataset, bridged ones by catalog id)
         self._catalog_of_graph: dict[str, CatalogItem] = {}
+        self._admitted_masks: dict[tuple, np.ndarray] = {}  # see _admitted
         for item in catalog:
             if (gid := graph_key(item, recommender)) is not None:
                 self._catalog_of_graph.setdefault(gid, item)
@@ -177,11 +179,36 @@ class CandidateTool:
     # -- sources ------------------------------------------------------------------------
 
     def _allowed_mask(self, excluded: set[str], constraint: Constraint) -> np.ndarray:
-        mask = np.zeros(self.recommender.n_items, dtype=bool)
-        for n, gid in enumerate(self.recommender.item_ids):
-            item = self._catalog_of_graph.get(gid)
-            mask[n] = item is not None and item.item_id not in excluded and constraint.admits(item)
+        mask = self._admitted(constraint).copy()
+        for item_id in excluded:
+            for place in self._graph_places.get(item_id, ()):
+                mask[place] = False
         return mask
+
+    @cached_property
+    def _graph_places(self) -> dict[str, list[int]]:
+        """Catalog item id → its places in the graph's item order."""
+        places: dict[str, list[int]] = {}
+        for n, gid in enumerate(self.recommender.item_ids):
+            if (item := self._catalog_of_graph.get(gid)) is not None:
+                places.setdefault(item.item_id, []).append(n)
+        return places
+
+    def _admitted(self, constraint: Constraint) -> np.ndarray:
+        """The graph's items the constraint admits. A conversation graph bridges the whole
+        catalogue (12k films): checking each item on every turn took 80 ms, and a dialogue
+        keeps its constraint for many turns, so the last few masks are kept."""
+        key = (tuple(constraint.genres), constraint.year_from, constraint.year_to, constraint.domain,
+               tuple(constraint.without))
+        if key not in self._admitted_masks:
+            mask = np.zeros(self.recommender.n_items, dtype=bool)
+            for n, gid in enumerate(self.recommender.item_ids):
+                item = self._catalog_of_graph.get(gid)
+                mask[n] = item is not None and constraint.admits(item)
+            if len(self._admitted_masks) >= ADMITTED_MASKS:
+                self._admitted_masks.pop(next(iter(self._admitted_masks)))
+            self._admitted_masks[key] = mask
+        return self._admitted_masks[key]
 
     def _graph(self, user_id: str | None, liked: list[str], disliked: list[str], excluded: set[str],
                constraint: Constraint, k: int) -> list[Candidate]:
