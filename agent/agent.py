@@ -112,15 +112,16 @@ class Agent:
         sessions = open_sessions(settings)  # first: a database that is down fails before the models load
         graph_dataset = graph_dataset or settings.graph_dataset
         catalog, store = open_items(settings.home, settings.chroma_url, progress=progress)
+        data = load_dataset(graph_dataset, settings.home, progress=progress)
         if (model_dir(graph_dataset, settings.home) / "lightgcn.pt").exists():
             recommender = load_recommender(graph_dataset, None, settings.home)
         else:
             log.info("no trained %s model yet: training one (about a minute)", graph_dataset)
-            recommender, _ = train_dataset(graph_dataset, home=settings.home, progress=progress)
+            recommender, _ = train_dataset(graph_dataset, home=settings.home, progress=progress,
+                                           refit=conversation_sized(data))  # see `chatrec train --refit`
         recommender = with_cold_items(recommender, catalog, store)
         store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         llm = make_chat_model(settings)
-        data = load_dataset(graph_dataset, settings.home, progress=progress)
         tool = CandidateTool(recommender, catalog, store, best_first=data.items_best_first(),
                              fold_in=fold_in_for(data, settings.turn.fold_in))
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
@@ -606,7 +607,12 @@ def fold_in_for(data, setting: str) -> str:
     where it keeps popularity (ReDial), the cosine for ratings (MovieLens chat users)."""
     if setting != "auto":
         return setting
-    return "dot" if np.median(np.bincount(data.users)) < CONVERSATION_SIZE else "cosine"
+    return "dot" if conversation_sized(data) else "cosine"
+
+
+def conversation_sized(data) -> bool:
+    """Whether a dataset's people name a few items each (conversations), not hundreds (ratings)."""
+    return bool(np.median(np.bincount(data.users)) < CONVERSATION_SIZE)
 
 
 def _constraint(state: DialogueState) -> Constraint:

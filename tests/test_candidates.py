@@ -110,3 +110,38 @@ def test_the_graph_mask_leaves_out_what_was_shown_and_keeps_the_rest_whatever_el
     found = tool.candidates(user_id=None, liked=[items[0]], disliked=[], exclude=[DUNE.item_id, "cat:D"],
                             constraint=drama, k=1)
     assert [c.item.title for c in found] == ["Film B"]
+
+
+def test_nothing_named_genres_and_more_words_fuse_the_text_search_with_the_graphs_most_liked() -> None:
+    """"comedies about a wedding", no film named: the store's text match and the graph's most liked
+    comedy both lead (the words alone gave ReDial's seekers text matches where people answered with
+    popular films); with no words beyond the genre the graph alone answers (test above)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog, CatalogItem
+    from tools.item_store import SearchHit
+
+    items = [CatalogItem("cat:a", "movie", "Wedding Bells", 2000, ("Comedy",), warm=True),
+             CatalogItem("cat:b", "movie", "Big Laughs", 2000, ("Comedy",), warm=True),
+             CatalogItem("cat:c", "movie", "Grim", 2000, ("Drama",), warm=True)]
+    vectors = np.array([[0.2, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    train = sp.csr_matrix(np.array([[0, 1, 1], [1, 1, 1]], dtype=np.float32))
+    rec = GraphRecommender(np.ones((2, 2)), vectors, train, ["u1", "u2"], [i.item_id for i in items], "toy")
+
+    class WordsStore:  # the text search's answer for the words: the wedding film, then the drama
+        asked: list[str] = []
+
+        def search(self, text, k, domain=None, year_from=None, year_to=None):
+            self.asked.append(text)
+            return [SearchHit(i.item_id, i.title, i.domain, i.year, i.genres, None, True, 0.9) for i in (items[0], items[2])]
+
+    store = WordsStore()
+    tool = CandidateTool(rec, Catalog(items), store=store, fold_in="dot")
+    found = tool.candidates(user_id=None, liked=[], disliked=[], exclude=[], constraint=Constraint(("comedy",)),
+                            query="any comedies about a wedding?", k=2)
+    assert store.asked == ["comedies wedding comedy"]
+    assert {c.item.title for c in found} == {"Wedding Bells", "Big Laughs"}  # the drama is not a comedy
+    assert {c.item.title: c.source for c in found}["Big Laughs"] == "graph"

@@ -98,7 +98,8 @@ def data_movie_graph(
         typer.echo(json.dumps(report))
         return
     typer.echo(f"{name}: {report['users']} users ({report['conversations']} conversations), {report['items']} "
-               f"films, {report['interactions']} interactions; train it with `chatrec train --dataset {name}`")
+               f"films, {report['interactions']} interactions; train it with `chatrec train --dataset {name}"
+               + (" --refit`" if report["conversations"] else "`"))
 
 
 def train(
