@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from functools import cached_property
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class CandidateTool:
         # graph id → catalog item (warm items by their id in the graph's dataset, bridged ones by catalog id)
         self._catalog_of_graph: dict[str, CatalogItem] = {}
         self._admitted_masks: dict[tuple, np.ndarray] = {}  # see _admitted
+        self._masks_lock = threading.Lock()
         for item in catalog:
             if (gid := graph_key(item, recommender)) is not None:
                 self._catalog_of_graph.setdefault(gid, item)
@@ -206,15 +208,18 @@ class CandidateTool:
         keeps its constraint for many turns, so the last few masks are kept."""
         key = (tuple(constraint.genres), constraint.year_from, constraint.year_to, constraint.domain,
                tuple(constraint.without))
-        if key not in self._admitted_masks:
-            mask = np.zeros(self.recommender.n_items, dtype=bool)
-            for n, gid in enumerate(self.recommender.item_ids):
-                item = self._catalog_of_graph.get(gid)
-                mask[n] = item is not None and constraint.admits(item)
+        with self._masks_lock:  # the server's sessions share one tool
+            if (mask := self._admitted_masks.get(key)) is not None:
+                return mask
+        mask = np.zeros(self.recommender.n_items, dtype=bool)
+        for n, gid in enumerate(self.recommender.item_ids):
+            item = self._catalog_of_graph.get(gid)
+            mask[n] = item is not None and constraint.admits(item)
+        with self._masks_lock:
             if len(self._admitted_masks) >= ADMITTED_MASKS:
                 self._admitted_masks.pop(next(iter(self._admitted_masks)))
             self._admitted_masks[key] = mask
-        return self._admitted_masks[key]
+        return mask
 
     def _graph(self, user_id: str | None, liked: list[str], disliked: list[str], excluded: set[str],
                constraint: Constraint, k: int) -> list[Candidate]:
