@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 from agent.config import TurnSettings
+from tools.explain_check import capitalised_names
 from tools.item_facts import person_asked
 from tools.resolve import match_key
 from tools.vocabulary import GENRE_WORDS  # router genre name → a regex of the words people use for it
@@ -279,6 +280,10 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
         out["reference"] = place  # "why the third?": the router left the place out
     if domain := asked_domain(text):
         out["domain"] = domain  # the words say which domain is asked ("… can you suggest some books?")
+    elif slots.get("domain") and not out["titles"] and not capitalised_names(text):
+        # no domain word, no title, no name: nothing points to a domain, so the dialogue's stays
+        # (the router read "any thrillers based on a true story?" as a request for books)
+        out["domain"] = None
     this_year = time.gmtime().tm_year
     years = [slots.get("year_from"), slots.get("year_to")]
     years = [y if isinstance(y, int) and turn.earliest_year <= y <= this_year + 1 else None for y in years]

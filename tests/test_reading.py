@@ -263,3 +263,15 @@ def test_how_a_message_naming_no_title_speaks_of_the_one_just_suggested(text: st
     from agent.reading import stance_on_it
 
     assert stance_on_it(text) == stance
+
+
+def test_a_domain_nothing_in_the_words_points_to_is_not_taken_from_the_router():
+    from agent.reading import sanitize_slots
+
+    def domain(text, routed, titles=()):
+        return sanitize_slots({"domain": routed, "titles": list(titles)}, text, [])["domain"]
+
+    assert domain("any thrillers based on a true story?", "book") is None  # the dialogue's domain stays
+    assert domain("any thrillers based on a true story? something to read", "movie") == "book"  # the words
+    assert domain("more like Dune please", "book", ["Dune"]) == "book"  # a title can say it
+    assert domain("anything by Stephen King?", "book") == "book"  # so can a name

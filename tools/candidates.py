@@ -104,8 +104,9 @@ class Candidate:
     via: Via | None = None  # a cross-domain pick: the bridge that reached it (tools/cross_domain.py)
 
 
-# words of a chatty request that describe nothing to look for ("any good comedies lately?")
-_CHAT_FILLER = frozenset("seen lately recently recent today tonight tomorrow weekend fun type types kinds".split())
+# words of a chatty request that say when or how, not what to look for ("any good comedies lately?");
+# the words that only ask or converse are already out (tools.cross_domain.ASK_WORDS)
+_CHAT_FILLER = frozenset("seen lately recently recent today tonight tomorrow weekend fun".split())
 _GENRE_WORD = re.compile(r"\b(?:" + "|".join(GENRE_WORDS.values()) + r")\b", re.I)
 
 

@@ -55,7 +55,7 @@ best favourite favorite similar same kind sort lot lots few couple maybe perhaps
 thanks thank hi hello hey ok okay yes no not don't dont how why when where get got let let's lets try
 person people guy one ones
 know knew idea ideas help helps interested interest doing think thinking thought wondering wonder asking ask
-trying seeking mood pretty if all see sure mostly especially preferably type types genre genres category
+trying seeking mood pretty if all see sure mostly especially preferably type types kinds genre genres category
 sounds cool yeah yea yep oh lol haha plz pls ur u check hear heard say said thing things stuff watchable
 """.split())  # the second block: words of conversation around a request (ReDial seekers' turns were full of them)
 _WORD = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
