@@ -37,9 +37,10 @@ SCREEN_FORMATS = {"imax"}  # genre_key("IMAX"): "genres" that say nothing about 
 ADMITTED_MASKS = 32  # constraints whose graph masks are kept (_admitted)
 GENRE_WEIGHT = 1.0  # shared genres (cosine, 0..1) next to the graph score (scaled to 0..1)
 # the store's sources, fused by reciprocal rank (tools/cross_domain.py): the cross-domain bridges
-# first, then text similarity to what they like ("text") and to the content words they asked with
+# first, then text similarity to what they like ("text") and to the content words they asked with;
+# "graph": the graph's most liked films of the genres asked, when nothing is named
 SOURCE_WEIGHTS = {"adapted": 1.0, "adapted_new": 0.25, "film_of_book": 1.0, "author": 0.25, "readers": 0.25,
-                  "text": 0.25, "request": 1.0, "popular": 0.5, "graph": 1.0}
+                  "text": 0.25, "request": 1.0, "popular": 0.5, "graph": 0.5}
 
 
 def genre_key(text: str) -> str:
@@ -172,8 +173,9 @@ class CandidateTool:
         if domain == "movie" and not described:
             for cand in self._graph(user_id, graph_liked, graph_disliked, excluded, constraint, k):
                 found.setdefault(cand.item.item_id, cand)
-        # nothing named, genres and more ("thrillers based on a true story"): the text search and
-        # the graph's most liked of those genres, fused (the words alone lost to popularity on ReDial)
+        # nothing named, genres and more ("thrillers based on a true story"): the text search first,
+        # then the graph's most liked of those genres (fused at half weight: ReDial valid R@10 0.116
+        # at equal weight, 0.123 at half, 0.120 with the graph's only filling in after the text's)
         popular = (self._graph(None, [], [], excluded, constraint, k)
                    if domain == "movie" and described and constraint.genres else [])
         wanted = k - len(found)
