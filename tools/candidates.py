@@ -192,18 +192,15 @@ class CandidateTool:
     def _allowed_mask(self, excluded: set[str], constraint: Constraint) -> np.ndarray:
         mask = self._admitted(constraint).copy()
         for item_id in excluded:
-            for place in self._graph_places.get(item_id, ()):
+            if (place := self._graph_place.get(item_id)) is not None:
                 mask[place] = False
         return mask
 
     @cached_property
-    def _graph_places(self) -> dict[str, list[int]]:
-        """Catalog item id → its places in the graph's item order."""
-        places: dict[str, list[int]] = {}
-        for n, gid in enumerate(self.recommender.item_ids):
-            if (item := self._catalog_of_graph.get(gid)) is not None:
-                places.setdefault(item.item_id, []).append(n)
-        return places
+    def _graph_place(self) -> dict[str, int]:
+        """Catalog item id → its place in the graph's item order (one graph id per item: graph_key)."""
+        return {item.item_id: n for n, gid in enumerate(self.recommender.item_ids)
+                if (item := self._catalog_of_graph.get(gid)) is not None}
 
     def _admitted(self, constraint: Constraint) -> np.ndarray:
         """The graph's items the constraint admits. A conversation graph bridges the whole
