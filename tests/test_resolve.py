@@ -220,6 +220,25 @@ def test_title_spotting_needs_a_capital_and_skips_sentence_openers() -> None:
     assert spot("A list:\n- The Godfather") == ["The Godfather"]  # longer titles still count there
 
 
+def test_a_rare_word_opening_a_sentence_is_a_title_and_everyday_words_are_not() -> None:
+    films = {title: CatalogItem(f"m:{n}", "movie", title, 2000 + n) for n, title in enumerate(
+        ["Spaceballs", "I Do", "Anything Else", "Adam", "Titanic", "Jumanji", "Loved", "Braveheart",
+         "How to Lose a Guy in 10 Days", "Star Wars: Episode VIII – The Last Jedi"])}
+    spotter = TitleSpotter(films.values())
+
+    def spot(text: str) -> list[str]:
+        return [item.title for _, item in spotter.spot(text)]
+
+    assert spot("Spaceballs is one of my favorites") == ["Spaceballs"]  # not an everyday word
+    assert spot("I do like that. Anything else you can think of?") == []  # capitals the grammar put there
+    assert spot("I LOVED Braveheart") == ["Braveheart"]  # an everyday word in capitals is said loudly
+    assert spot("Have you seen anything with Adam Sandler?") == []  # the first word of a name
+    assert spot("I love Titanic Jumanji and Braveheart") == ["Titanic", "Jumanji", "Braveheart"]  # a list, no commas
+    assert spot("I liked Braveheart And also Titanic") == ["Braveheart", "Titanic"]  # a new sentence, no stop
+    assert spot("I recently saw How to Lose a Guy in 10 Days and Star Wars: Episode VIII – The Last Jedi") == [
+        "How to Lose a Guy in 10 Days", "Star Wars: Episode VIII – The Last Jedi"]  # titles of eight and seven words
+
+
 def test_a_lone_number_after_in_or_since_or_in_brackets_is_a_date_not_a_title() -> None:
     film = CatalogItem("ml-100k:2012", "movie", "2012", 2009, ("Action",))
     spotter = TitleSpotter([film, HEAT])

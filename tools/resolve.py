@@ -20,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -157,30 +158,56 @@ _SENTENCE_END = re.compile(r"(?:[.!?:][\"'”’)\]]*|\n)\s*$")
 _BEFORE_A_DATE = {"in", "since", "from", "until", "till", "before", "after", "around", "circa", "of", "by", "to"}
 
 
+MAX_TITLE_WORDS = 14  # "The Chronicles of Narnia: The Lion, the Witch and the Wardrobe" has 11
 _YEAR_AFTER = re.compile(r"\s*[(\[]?\s*((?:18|19|20)\d\d)\b")  # "Jumanji (2017)", "It 2017"
 
 
+EVERYDAY_ZIPF = 4.0  # wordfreq's Zipf scale: 4 is ten times in a million words ("alien" 4.3, "psycho" 3.7)
+
+
+@lru_cache(maxsize=1 << 16)
+def everyday_word(word: str) -> bool:
+    """A common English word (wordfreq's frequency, shipped in its wheel): one that opens a
+    sentence says nothing of a title ("Thanks", "Maybe", "Heat"), where a rare one does
+    ("Spaceballs", "Bridesmaids", "Jumanji")."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en") >= EVERYDAY_ZIPF
+
+
+def _loud(word: str) -> bool:
+    """An everyday word in capitals ("I LOVED Rudy"): said loudly, not a name."""
+    return len(word) > 1 and word.isupper() and everyday_word(word)
+
+
 class TitleSpotter:
-    """Catalog titles written in running text ("I loved Toy Story and Aladdin"): spans of up to
-    six words that start with a capital and whose key is an item's whole title. A lone word must
-    have four letters or more, not open a sentence and not follow another capitalised word, so
-    ordinary words that happen to be titles ("heat", "What") and words inside other names
-    ("Flibbertigibbet Moon") do not count; a sentence also opens after a closing quote
+    """Catalog titles written in running text ("I loved Toy Story and Aladdin"): spans as long as
+    the longest title (up to :data:`MAX_TITLE_WORDS`) that start with a capital and whose key is an
+    item's whole title. A span capitalised only where grammar puts a capital (opening a sentence,
+    "I do") counts only with a word that is not everyday English ("Spaceballs is great", not
+    "Anything else?"); an everyday word in capitals is emphasis ("I LOVED Rudy"). A lone word must
+    have four letters or more and not sit in another name (after a capitalised word that is not a
+    title, or before a rare one: "Flibbertigibbet Moon", "Adam Sandler"), so ordinary words that
+    happen to be titles ("heat", "What") do not count; a sentence also opens after a closing quote
     or a line break, and a lone number after "in" / "since" / … or in brackets is a date ("in 2012",
     "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
     after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
     "The Shape of Water" is the film, not the novel), else to the most rated (the newest of
     equally rated: ReDial's imported films carry no ratings)."""
 
-    def __init__(self, items: Iterable[CatalogItem], max_words: int = 6) -> None:
-        self.max_words = max_words
+    def __init__(self, items: Iterable[CatalogItem], max_words: int | None = None) -> None:
         self.by_key: dict[str, list[CatalogItem]] = {}  # every item of a title: most rated first, then the newest
+        longest = 1
         for item in items:
             for title in (item.title, *item.aliases):
                 key = match_key(title)
                 same = self.by_key.setdefault(key, []) if key else None
                 if same is not None and all(i is not item for i in same):  # a title and alias alike: once
                     same.append(item)
+                    longest = max(longest, len(_WORD.findall(title)))
+        # "How to Lose a Guy in 10 Days", "Star Wars: Episode VIII – The Last Jedi": the longest
+        # title, up to a limit (each capitalised word tries every length down from it)
+        self.max_words = max_words or min(longest, MAX_TITLE_WORDS)
         for same in self.by_key.values():
             same.sort(key=lambda i: (-i.n_ratings, -(i.year or 0)))
 
@@ -205,6 +232,18 @@ class TitleSpotter:
         ``domain``: the one a shared title is taken in when it has an item there."""
         return [(key, item) for _, _, key, item in self.spans(text, domain)]
 
+    def _before_a_name(self, text: str, words: list[re.Match], i: int) -> bool:
+        """Whether the lone word ``words[i]`` is the first of a name: a capitalised word that is no
+        everyday one follows it after a space and starts no title ("Adam Sandler", "Jack Nicholson";
+        not "Titanic Jumanji", nor "Braveheart And also ...")."""
+        if i + 1 >= len(words) or not re.fullmatch(r" +", text[words[i].end():words[i + 1].start()]):
+            return False
+        after = words[i + 1].group()
+        if not after[0].isupper() or everyday_word(after):  # a new sentence with no stop: "Braveheart And"
+            return False
+        return not any(match_key(text[words[i + 1].start():words[i + n].end()]) in self.by_key
+                       for n in range(1, min(self.max_words, len(words) - i - 1) + 1))
+
     def spans(self, text: str, domain: str | None = None, openers: bool = False,
               short: bool = False) -> list[tuple[int, int, str, CatalogItem]]:
         """(start, end, key, item) for each title found: :meth:`spot` with where it is written.
@@ -221,16 +260,30 @@ class TitleSpotter:
                 continue
             opens_sentence = i == 0 or _SENTENCE_END.search(text[: words[i].start()]) is not None
             # a lone word right after a capitalised one belongs to another name ("Flibbertigibbet Moon")
-            inside_name = (i > 0 and words[i - 1].group()[0].isupper() and words[i - 1].group() != "I"
+            before = words[i - 1].group() if i else ""
+            inside_name = (i > 0 and before[0].isupper() and before != "I" and not _loud(before)
+                           and not (found and found[-1][1] == words[i - 1].end())  # "Titanic Jumanji": a list
                            and re.fullmatch(r"\s+", text[words[i - 1].end():words[i].start()]) is not None
                            and not (i == 1 or _SENTENCE_END.search(text[: words[i - 1].start()])))
             # "in 2012", "since 1999", "Home Again (2012)": a date, not the film
             a_date = first.isdigit() and i > 0 and (words[i - 1].group().lower() in _BEFORE_A_DATE
                                                     or text[:words[i].start()].rstrip().endswith("("))
+            # capitalised by grammar, not as a name: "Good morning", "I do", "Thanks" open a sentence
+            by_grammar = (opens_sentence or first == "I") and not openers
             for n in range(min(self.max_words, len(words) - i), 0, -1):
-                key = match_key(text[words[i].start():words[i + n - 1].end()])
-                if key in self.by_key and (n > 1 or (not ((opens_sentence and not openers) or inside_name or a_date)
-                                                      and len(key) >= (2 if short else 4) and key != "i")):
+                span = words[i:i + n]
+                key = match_key(text[span[0].start():span[-1].end()])
+                if key not in self.by_key:
+                    continue
+                # a span with no capital but the grammar's is a title only if a word of it is
+                # not everyday English ("Spaceballs is one of my favorites", not "Anything else?");
+                # an everyday word in capitals is said loudly ("I LOVED Rudy"), not named
+                plain = by_grammar and not any(w.group()[0].isupper() or w.group()[0].isdigit() for w in span[1:])
+                if (plain and all(map(everyday_word, (w.group() for w in span)))) or (n == 1 and _loud(first)):
+                    continue
+                if n == 1 and self._before_a_name(text, words, i):
+                    continue
+                if n > 1 or (not (inside_name or a_date) and len(key) >= (2 if short else 4) and key != "i"):
                     end = words[i + n - 1].end()
                     year = _YEAR_AFTER.match(text, end)
                     item = self._pick(key, int(year.group(1)) if year else None, domain)
