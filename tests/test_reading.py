@@ -239,7 +239,7 @@ def test_a_transcript_turn_is_routed_only_when_it_names_something_the_state_keep
     assert carries_taste(text, spotter) is carries
 
 
-def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_asked() -> None:
+def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_asked_else_the_known_one() -> None:
     from tools.catalog import CatalogItem
     from tools.resolve import TitleSpotter
 
@@ -247,11 +247,17 @@ def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_
     new = CatalogItem("redial:2", "movie", "Jumanji", year=2017, n_ratings=0)
     novel = CatalogItem("book-crossing:3", "book", "The Shape of Water", year=2002, n_ratings=6)
     film = CatalogItem("redial:4", "movie", "The Shape of Water", year=2017, n_ratings=0)
-    spotter = TitleSpotter([old, new, novel, film])
-    assert [i for _, i in spotter.spot("I loved Jumanji (2017)")] == [new]
-    assert [i for _, i in spotter.spot("I loved Jumanji 2017 and The Shape of Water")] == [new, novel]  # most rated
-    assert [i for _, i in spotter.spot("I loved Jumanji and The Shape of Water", domain="movie")] == [old, film]
-    assert [i for _, i in spotter.spot("The Shape of Water (1999) was great")] == [novel]  # no item of that year
+    heat = CatalogItem("ml-100k:5", "movie", "Heat", year=1995, n_ratings=50)
+    obscure_heat = CatalogItem("redial:6", "movie", "Heat", year=1986, n_ratings=0)
+    spotter = TitleSpotter([old, new, novel, film, heat, obscure_heat])
+    assert [i for _, i in spotter.spot("I loved Jumanji (1995)")] == [old]
+    assert [i for _, i in spotter.spot("I loved Jumanji 2017 and The Shape of Water (2002)")] == [new, novel]
+    assert [i for _, i in spotter.spot("I loved The Shape of Water", domain="book")] == [novel]
+    assert [i for _, i in spotter.spot("The Shape of Water (1999) was great")] == [film]  # no item of that year
+    # the ratings end in 2002 (the novel): a film of 2017 could have none, so it is not the less known
+    assert [i for _, i in spotter.spot("I loved Jumanji and The Shape of Water", domain="movie")] == [new, film]
+    # a film of 1986 could have been rated and was not: the rated one of the title
+    assert [i for _, i in spotter.spot("I loved Heat")] == [heat]
 
 
 @pytest.mark.parametrize(("text", "stance"), [

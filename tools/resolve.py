@@ -193,7 +193,8 @@ class TitleSpotter:
     "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
     after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
     "The Shape of Water" is the film, not the novel), else to the most rated (the newest of
-    equally rated: ReDial's imported films carry no ratings)."""
+    equally rated: ReDial's imported films carry no ratings), unless one came out after the newest
+    rated film: its ratings could not exist, and the newest such one is taken."""
 
     def __init__(self, items: Iterable[CatalogItem], max_words: int | None = None) -> None:
         self.by_key: dict[str, list[CatalogItem]] = {}  # every item of a title: most rated first, then the newest
@@ -208,6 +209,8 @@ class TitleSpotter:
         # "How to Lose a Guy in 10 Days", "Star Wars: Episode VIII – The Last Jedi": the longest
         # title, up to a limit (each capitalised word tries every length down from it)
         self.max_words = max_words or min(longest, MAX_TITLE_WORDS)
+        self.rated_until = max((i.year for same in self.by_key.values() for i in same if i.n_ratings and i.year),
+                               default=None)  # the newest film the catalogue's ratings could count
         for same in self.by_key.values():
             same.sort(key=lambda i: (-i.n_ratings, -(i.year or 0)))
 
@@ -219,7 +222,12 @@ class TitleSpotter:
         if year_after is not None and (dated := [i for i in shared if i.year == year_after]):
             return dated[0]
         if domain and (same := [i for i in shared if i.domain == domain]):
-            return same[0]
+            shared = same
+        # ratings that could not exist say nothing: a film out after the newest rated one ("Jumanji"
+        # 2017, the ratings ending in 2016) is not less known than the rated film of its title
+        if self.rated_until is not None and (
+                after := [i for i in shared if not i.n_ratings and (i.year or 0) > self.rated_until]):
+            return max(after, key=lambda i: i.year)
         return shared[0]
 
     def item_of(self, title: str, domain: str | None = None) -> CatalogItem | None:
