@@ -239,6 +239,18 @@ def test_a_rare_word_opening_a_sentence_is_a_title_and_everyday_words_are_not() 
         "How to Lose a Guy in 10 Days", "Star Wars: Episode VIII – The Last Jedi"]  # titles of eight and seven words
 
 
+def test_a_short_title_counts_in_capitals_where_a_film_goes() -> None:
+    films = [CatalogItem(f"m:{n}", "movie", title, 2000 + n) for n, title in enumerate(["It", "Up", "Spy", "Finding Nemo"])]
+    spotter = TitleSpotter(films)
+
+    def spot(text: str) -> list[str]:
+        return [item.title for _, item in spotter.spot(text)]
+
+    assert spot("I really enjoyed It") == ["It"]  # after a word of liking
+    assert spot("I love Finding Nemo, Up and Spy") == ["Finding Nemo", "Up", "Spy"]  # listed after a title
+    assert spot("It was great. I liked it, so Up we go") == []  # a sentence's capital; lowercase; no film goes there
+
+
 def test_a_lone_number_after_in_or_since_or_in_brackets_is_a_date_not_a_title() -> None:
     film = CatalogItem("ml-100k:2012", "movie", "2012", 2009, ("Action",))
     spotter = TitleSpotter([film, HEAT])

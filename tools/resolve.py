@@ -175,6 +175,11 @@ def everyday_word(word: str) -> bool:
     return zipf_frequency(word, "en") >= EVERYDAY_ZIPF
 
 
+_FILM_GOES_HERE = re.compile(r"\b(?:seen|saw|watch(?:ed)?|lik(?:e|ed)|lov(?:e|ed)|enjoy(?:ed)?|favou?rite is|"
+                             r"about|movies? like|films? like)\s+$", re.I)
+_LIST_GAP = re.compile(r"\s*(?:,|and|or|&)\s*(?:and\s+|or\s+)?", re.I)
+
+
 def _loud(word: str) -> bool:
     """An everyday word in capitals ("I LOVED Rudy"): said loudly, not a name."""
     return len(word) > 1 and word.isupper() and everyday_word(word)
@@ -291,7 +296,12 @@ class TitleSpotter:
                     continue
                 if n == 1 and self._before_a_name(text, words, i):
                     continue
-                if n > 1 or (not (inside_name or a_date) and len(key) >= (2 if short else 4) and key != "i"):
+                # a short title ("It", "Up", "Spy") in capitals mid-sentence, where a film goes:
+                # after a word of watching or liking, or listed after another title
+                short_here = short or (not by_grammar and first[0].isupper() and not first.isupper()
+                                       and (_FILM_GOES_HERE.search(text, 0, words[i].start())
+                                            or (found and _LIST_GAP.fullmatch(text, found[-1][1], words[i].start()))))
+                if n > 1 or (not (inside_name or a_date) and len(key) >= (2 if short_here else 4) and key != "i"):
                     end = words[i + n - 1].end()
                     year = _YEAR_AFTER.match(text, end)
                     item = self._pick(key, int(year.group(1)) if year else None, domain)
