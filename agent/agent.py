@@ -171,7 +171,7 @@ class Agent:
         timings: dict[str, float] = {}
         try:
             t = time.perf_counter()
-            route = route or self._second_look(self.router.route(words, self._context(state)), words)
+            route = route or self._second_look(self.router.route(words, self._context(state)), words, state)
             # "who directed Fargo?" is chit-chat about Fargo (the second look), answered from its facts
             question = self._item_question(words, route, state) if route.intent == "chitchat" else None
             timings["router"] = time.perf_counter() - t
@@ -245,7 +245,7 @@ class Agent:
             self._apply_route(state, Route(intent, empty_slots()), words)
             state.add_turn("user", text, intent=intent)
             return None
-        route = self._second_look(self.router.route(words, self._context(state)), words)
+        route = self._second_look(self.router.route(words, self._context(state)), words, state)
         named, _ = self._apply_route(state, route, words)
         if route.intent == "recommend":  # as in a live turn: the titles named are what to start from
             for item in named:
@@ -314,9 +314,12 @@ class Agent:
         yield text
         return Reply(state.session_id, "chitchat", text, notes=["answered from the catalogue's facts"])
 
-    def _second_look(self, route: Route, text: str) -> Route:
-        """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not)."""
-        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter)
+    def _second_look(self, route: Route, text: str, state: DialogueState) -> Route:
+        """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not, and
+        a reaction to the suggestions just made that is no request)."""
+        last = state.turns[-1] if state.turns else None
+        after_suggestions = bool(last and last.role == "assistant" and last.items)
+        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, after_suggestions)
         return route if (intent, slots) == (route.intent, route.slots) else Route(intent, slots)
 
     # -- dialogue -----------------------------------------------------------------------

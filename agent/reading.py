@@ -324,7 +324,21 @@ _TASTE = re.compile(r"\b(?:lov(?:e|es|ed|ing)|lik(?:e|es|ed)|enjoy(?:s|ed)?|ador
                     r"hated?|dislike[sd]?|can'?t stand|not (?:a fan|into)|more like)\b", re.I)
 
 
-def second_look(intent: str, slots: dict, text: str, spotter) -> tuple[str, dict]:
+def reacts_only(text: str) -> bool:
+    """Words that answer a suggestion and ask for nothing: no question, no request ("anything
+    else?", "something older"), no genre or years to look for ("I've seen that one, loved it",
+    "Thanks! I'll check out Heat")."""
+    genres, excluded = genres_in(text)
+    return not (asks(text) or _REQUEST.search(text) or genres or excluded or stated_years(text)
+                or _MORE_OR_LESS.search(text))
+
+
+# a change asked of the suggestions: "funnier", "less violent", "shorter", "not so long", "instead"
+_MORE_OR_LESS = re.compile(r"\b(?:(?:funn|scar|light|dark|happ|sill|short|long|old|new|gentl|calm|sadd|quiet|slow|fast)"
+                           r"i?er|more|less|not (?:so|as|too)|instead|rather|only)\b", re.I)
+
+
+def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions: bool = False) -> tuple[str, dict]:
     """Chit-chat that is not: the small router sends some requests there ("I loved The Lion
     King", "Why would I like The Godfather?"). "why would I like X?" asks for an explanation even
     when X is unknown; a statement of taste that names a catalog title ("I loved The Lion King")
@@ -333,11 +347,18 @@ def second_look(intent: str, slots: dict, text: str, spotter) -> tuple[str, dict
     from the catalogue's facts, never with a list. ``spotter``: the catalog's
     :class:`tools.resolve.TitleSpotter`. A question about one item (:func:`item_question`) is
     chit-chat whatever the router said (but an explanation request), with the item in ``titles``
-    and no like read from it. Returns the (intent, slots) to act on."""
+    and no like read from it. ``after_suggestions``: the other speaker's last turn suggested
+    items; a turn that only reacts to them (:func:`reacts_only`: "I've seen Heat, loved it") is
+    chit-chat, whatever the router said, and a taste stated there is not a new request (real
+    seekers' turns: ReDial's, labelled by evaluation/redial's rules). Returns the (intent, slots)
+    to act on."""
     if intent != "explain" and (about := item_question(text, slots, spotter)) is not None:
         if intent != "chitchat":
             log.info("router said %s; a question about one item is chit-chat about it", intent)
         return "chitchat", {**slots, "titles": [about.title] if about.title else [], "liked": [], "disliked": []}
+    if intent == "recommend" and after_suggestions and reacts_only(text):
+        log.info("router said recommend; the turn reacts to the suggestions and asks for nothing: chit-chat")
+        return "chitchat", slots
     if intent != "chitchat":
         return intent, slots
     if match := WHY_TITLE.match(text):
@@ -348,7 +369,7 @@ def second_look(intent: str, slots: dict, text: str, spotter) -> tuple[str, dict
         return "explain", slots
     if _QUESTION.search(text) or not _TASTE.search(text):
         return intent, slots
-    if spotter.spot(text):
+    if spotter.spot(text) and not after_suggestions:
         log.info("router said chitchat; the message states a taste for a title: recommend")
         return "recommend", slots
     return intent, slots

@@ -255,7 +255,9 @@ def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None)
     checked against the words (:func:`agent.reading.sanitize_slots`)."""
     from agent.reading import sanitize_slots, second_look
 
-    intent, slots = second_look(route.intent, route.slots, text, spotter)
+    last = context[-1] if context else {}
+    after_suggestions = last.get("role") == "assistant" and bool(last.get("items"))
+    intent, slots = second_look(route.intent, route.slots, text, spotter, after_suggestions)
     return intent, sanitize_slots(slots, text, last_list(context), turn)
 
 

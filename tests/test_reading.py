@@ -201,6 +201,22 @@ def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
     assert second_look("recommend", empty_slots(), text, spotter)[0] == ("chitchat" if question else "recommend")
 
 
+@pytest.mark.parametrize(("text", "reaction"), [
+    ("I've seen Fargo, loved it", True),  # answers the suggestions and asks for nothing
+    ("Thanks! I'll check out Vertigo", True),
+    ("I loved The Lion King", True),  # after suggestions: a taste told, not a new request
+    ("anything else?", False), ("something funnier", False), ("any comedies instead", False),
+    ("only ones from the 90s", False), ("I loved Fargo, got more like it?", False),
+])
+def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, reaction: bool) -> None:
+    from agent.reading import second_look
+
+    expected = "chitchat" if reaction else "recommend"
+    assert second_look("recommend", empty_slots(), text, spotter, after_suggestions=True)[0] == expected
+    # with nothing suggested just before, the router's request stands
+    assert second_look("recommend", empty_slots(), text, spotter)[0] == "recommend"
+
+
 @pytest.mark.parametrize(("text", "titles", "stances"), [
     ("I loved Toy Story and Aladdin", ["Toy Story", "Aladdin"], ["liked", "liked"]),
     ("Heat is on my list", ["Heat"], ["liked"]),  # named with no word against it: people name what they like
