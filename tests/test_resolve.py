@@ -247,6 +247,7 @@ def test_a_short_title_counts_in_capitals_where_a_film_goes() -> None:
         return [item.title for _, item in spotter.spot(text)]
 
     assert spot("I really enjoyed It") == ["It"]  # after a word of liking
+    assert spot("nothing similar to Spy") == ["Spy"]
     assert spot("I love Finding Nemo, Up and Spy") == ["Finding Nemo", "Up", "Spy"]  # listed after a title
     assert spot("It was great. I liked it, so Up we go") == []  # a sentence's capital; lowercase; no film goes there
 

@@ -176,7 +176,7 @@ def everyday_word(word: str) -> bool:
 
 
 _FILM_GOES_HERE = re.compile(r"\b(?:seen|saw|watch(?:ed)?|lik(?:e|ed)|lov(?:e|ed)|enjoy(?:ed)?|favou?rite is|"
-                             r"about|movies? like|films? like)\s+$", re.I)
+                             r"about|similar to|movies? like|films? like)\s+$", re.I)
 _LIST_GAP = re.compile(r"\s*(?:,|and|or|&)\s*(?:and\s+|or\s+)?", re.I)
 
 
