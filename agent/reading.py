@@ -394,7 +394,7 @@ _DISLIKE_BEFORE = re.compile(
     rf"(?:wasn'?t|isn'?t|aren'?t|weren'?t)\s+(?:{_SOFT})*(?:fan of|fond of|into|interested in)|"
     r"(?:not sure|(?:don'?t|do not) know) (?:if|that|whether) (?:i'?d|i would|i'?ll|i will) (?:like|enjoy)|"
     r"(?:liked|enjoyed|loved|preferred) (?:it|that|this)(?: one)? (?:more|better) than|"
-    r"other than|except(?: for)?|not (?:anything |something )?(?:that'?s |that is )?(?:like|similar to)|"
+    r"other than|except(?: for)?|besides?|apart from|aside from|not (?:anything |something )?(?:that'?s |that is )?(?:like|similar to)|"
     rf"nothing (?:\w+ ){{0,2}}like|pass on|bad things about|not so much|(?:{_BAD}) (?:movies?|films?|ones?) (?:like|such as))\b"
     r"(?:\s+[\w'’-]+){0,4}?\s*$", re.I)
 _NOT_RIGHT_BEFORE = re.compile(r"\b(?:not|no)\s*$", re.I)  # "a film that is NOT X", "No X", "like A but not X"
@@ -407,7 +407,8 @@ _DISLIKE_AFTER = re.compile(
     r"my|for me|worth|interested)\b|"
     rf"(?:didn'?t|don'?t|did not|do not)\s+(?:{_SOFT})*(?:like|love|enjoy|care for)\b|sucked|sucks|"
     r"not (?:really |quite )?(?:my|for me)\b|one time watch|would(?:n'?t| not) (?:watch|see) it again)", re.I)
-_VERDICT = re.compile(rf"\W*(?:(?:it|that|this)(?: one| movie| film)?\b|not\b|(?:{_BAD})\b)", re.I)  # about the title just named
+_VERDICT = re.compile(rf"\W*(?:(?:i think|i thought|i felt|i found|honestly|personally|to be honest|tbh),?\s+)?"
+                      rf"(?:(?:it|that|this)(?: one| movie| film)?\b|not\b|(?:{_BAD})\b)", re.I)  # about the title just named
 _FACT_QUESTION = re.compile(
     r"^\W*(?:who|what(?! about)|when|where|which|how (?:long|old)|is|was|are|does|did)\b[^.!?]*\b(?:direct\w*|star\w*|"
     r"plays?|played|acts?|acted|cast|about|made|releas\w*|come out|came out|rated|long|black and white|based on|"

@@ -232,6 +232,8 @@ def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, 
     ("something like Heat but not Scream", ["Heat", "Scream"], ["liked", "disliked"]),
     ("something like Fargo, but nothing like Saw", ["Fargo", "Saw"], ["liked", "disliked"]),
     ("any western other than Unforgiven?", ["Unforgiven"], ["disliked"]),
+    ("I like most of his films besides Hook", ["Hook"], ["disliked"]),
+    ("I've watched Cats. I think it was okay, wouldn't watch it again", ["Cats"], ["disliked"]),  # a lead-in
     ("a Nolan film that is NOT Inception", ["Inception"], ["disliked"]),
     ("who directed Vertigo?", ["Vertigo"], [None]),  # a question about the film says nothing of taste
     ("what about Vertigo?", ["Vertigo"], ["liked"]),  # a suggestion is not a question about it
