@@ -201,6 +201,27 @@ def test_training_lowers_the_loss_and_a_resumed_run_is_a_straight_run(tokenizer,
         torch.testing.assert_close(a, b)
 
 
+def test_the_contrast_term_asks_another_lines_vectors_to_score_worse(tokenizer) -> None:
+    users, items = vectors(2)
+    lines = [("tea", "It is calm."), ("beer", "Good taps.")]
+
+    def first_step(**contrast) -> tuple[float, float, float]:
+        explainer = tiny_explainer(tokenizer, lr=0.0, batch_size=2, epochs=1, **contrast)
+        examples = [{"prompt": prompt(explainer, w), "target": t, "user": users[n], "item": items[n]}
+                    for n, (w, t) in enumerate(lines)]
+        args = [e["prompt"] for e in examples], [e["target"] for e in examples]
+        with torch.no_grad():
+            right = float(explainer.loss(*args, users, items))
+            swapped = float(explainer.loss(*args, np.roll(users, 1, axis=0), np.roll(items, 1, axis=0)))
+        return explainer.train(examples, progress=False)[0], right, swapped
+
+    plain, right, swapped = first_step()
+    assert plain == pytest.approx(right, abs=0.01)  # (the gates' training noise moves it by ~0.001)
+    # a margin far above the gap: the step's loss is the right vectors' plus weight × (margin − gap)
+    step, right, swapped = first_step(contrast=0.5, margin=10.0)
+    assert step == pytest.approx(right + 0.5 * (10.0 - (swapped - right)), abs=0.01)
+
+
 def test_saved_adapters_load_and_explain_the_same(tokenizer, tmp_path: Path) -> None:
     explainer = tiny_explainer(tokenizer, max_new_tokens=5)
     with torch.no_grad():

@@ -28,6 +28,12 @@ the reserved tokens keep their own embedding under the adapted vector. Training 
 the model as it reads the prompt alone, and the gates open only as far as the vectors help: XRec's
 ungated recipe on our 135M model learned the references' style and fell below the prompt-only
 explainer (bench/RESULTS.md, issue 25).
+
+``contrast`` (off by default; not in XRec): each step also scores the batch with every line given
+another line's user and item vectors, and adds ``contrast`` × max(0, ``margin`` − (that loss − the
+loss with the right vectors)). Style alone lowers both losses alike; only what depends on whose
+vectors the adapter reads can open the margin. The gated adapter scored the same with a random
+other user's and business's vectors as with the right ones (bench/RESULTS.md, issue 25).
 """
 
 from __future__ import annotations
@@ -113,13 +119,15 @@ class XRecConfig:
     save_every: int = 25  # steps between checkpoints
     max_new_tokens: int = 60
     gated: bool = False  # zero-init tanh gates on the input vectors and each layer's injection (module docstring)
+    contrast: float = 0.0  # weight of the margin against other lines' vectors (module docstring); 0: off
+    margin: float = 0.1  # nats a target token: how much worse the loss must be with another line's vectors
     device: str = "cpu"
     threads: int | None = None
     steps_done: int = 0
     losses: list[float] = field(default_factory=list)  # mean loss of each checkpoint interval
 
     RECIPE = ("base", "data", "graph_dim", "experts", "dropout", "lr", "weight_decay", "epochs", "batch_size",
-              "seed", "max_steps", "gated")
+              "seed", "max_steps", "gated", "contrast", "margin")
 
     def same_recipe(self, other: XRecConfig | None) -> bool:
         """Whether ``other`` (a saved checkpoint's config) was made the same way: only then is it resumed."""
@@ -298,8 +306,12 @@ class GraphExplainer:
         bar = tqdm(total=len(order), initial=start, desc="xrec adapters", unit="step", disable=not progress)
         for step in range(start, len(order)):
             batch = [examples[i] for i in order[step]]
-            loss = self.loss([e["prompt"] for e in batch], [e["target"] for e in batch],
-                             np.stack([e["user"] for e in batch]), np.stack([e["item"] for e in batch]))
+            prompts, targets = [e["prompt"] for e in batch], [e["target"] for e in batch]
+            users, items = np.stack([e["user"] for e in batch]), np.stack([e["item"] for e in batch])
+            loss = self.loss(prompts, targets, users, items)
+            if cfg.contrast and len(batch) > 1:  # each line with the next line's vectors
+                others = self.loss(prompts, targets, np.roll(users, 1, axis=0), np.roll(items, 1, axis=0))
+                loss = loss + cfg.contrast * torch.relu(cfg.margin - (others - loss))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
