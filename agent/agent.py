@@ -20,8 +20,8 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, asked_domain, asks, carries_taste, genres_in, has_content,
-                           item_question, readable, sanitize_slots, second_look, stance_on_it, title_stances,
-                           without_markup)
+                           item_question, reacts_only, readable, referenced_position, sanitize_slots,
+                           second_look, stance_on_it, title_stances, without_markup)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -31,7 +31,7 @@ from tools.chat import as_messages, stream_sentences
 from tools.explain import Explainer
 from tools.explain_check import capitalised_names
 from tools.fact_guard import FactGuard
-from tools.item_facts import ItemFacts
+from tools.item_facts import ItemFacts, listed
 from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, match_key
 
@@ -177,6 +177,8 @@ class Agent:
             timings["router"] = time.perf_counter() - t
             if question is not None:
                 reply = yield from self._answer_item(state, question, timings)
+            elif route.intent == "chitchat" and _after_suggestions(state) and reacts_only(words):
+                reply = yield from self._react(state, words, route, timings)
             else:
                 flow = {"recommend": self._recommend, "explain": self._explain}.get(route.intent, self._chitchat)
                 reply = yield from flow(state, words, route, timings)
@@ -317,9 +319,7 @@ class Agent:
     def _second_look(self, route: Route, text: str, state: DialogueState) -> Route:
         """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not, and
         a reaction to the suggestions just made that is no request)."""
-        last = state.turns[-1] if state.turns else None
-        after_suggestions = bool(last and last.role == "assistant" and last.items)
-        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, after_suggestions)
+        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, _after_suggestions(state))
         return route if (intent, slots) == (route.intent, route.slots) else Route(intent, slots)
 
     # -- dialogue -----------------------------------------------------------------------
@@ -509,6 +509,28 @@ class Agent:
                  ] if made.problem else []
         return Reply(state.session_id, "explain", made.text, [item], notes=notes)
 
+    def _react(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
+        """A reaction to the suggestions just made ("I loved the first one", "seen Heat, too slow"):
+        what it says of taste goes into the state as a request's would, and the reply says what was
+        noted and how to get more. The small model, shown the message alone, answered "I loved the
+        first one" with "I'm sorry for your loss". A reaction that notes nothing is chit-chat."""
+        t = time.perf_counter()
+        liked, disliked = set(state.liked), set(state.disliked)
+        self._apply_route(state, route, text)
+        place = referenced_position(text)  # "I loved the first one": the router may leave the place out
+        if place is not None and (item_id := state.reference(place)) and (stance := stance_on_it(text)):
+            (state.like if stance == "liked" else state.dislike)(item_id)
+        now_liked = [self._title(i) for i in state.liked if i not in liked]
+        now_disliked = [self._title(i) for i in state.disliked if i not in disliked]
+        if not (now_liked or now_disliked):
+            return (yield from self._chitchat(state, text, route, timings))
+        said = [self.replies[key].format(titles=listed(titles))
+                for key, titles in (("noted_liked", now_liked), ("noted_disliked", now_disliked)) if titles]
+        words = " ".join(said + [self.replies["noted_more"]])
+        timings["reply"] = time.perf_counter() - t
+        yield words
+        return Reply(state.session_id, "chitchat", words, notes=["a reaction to the suggestions: taste noted"])
+
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
         t = time.perf_counter()
         if CAPABILITIES.search(text):  # "what can you do?": the small model invents other skills
@@ -621,6 +643,12 @@ def conversation_sized(data) -> bool:
 def _constraint(state: DialogueState) -> Constraint:
     c = state.constraints
     return Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without))
+
+
+def _after_suggestions(state: DialogueState) -> bool:
+    """Whether the agent's last turn suggested items (what a reaction answers)."""
+    last = state.turns[-1] if state.turns else None
+    return bool(last and last.role == "assistant" and last.items)
 
 
 def _position(mention) -> int | None:

@@ -326,11 +326,16 @@ _TASTE = re.compile(r"\b(?:lov(?:e|es|ed|ing)|lik(?:e|es|ed)|enjoy(?:s|ed)?|ador
 
 def reacts_only(text: str) -> bool:
     """Words that answer a suggestion and ask for nothing: no question, no request ("anything
-    else?", "something older"), no genre or years to look for ("I've seen that one, loved it",
-    "Thanks! I'll check out Heat")."""
+    else?", "something older"), no genre or years to look for, not "seen them all" (which asks
+    for others): "I've seen that one, loved it", "Thanks! I'll check out Heat"."""
     genres, excluded = genres_in(text)
     return not (asks(text) or _REQUEST.search(text) or genres or excluded or stated_years(text)
-                or _MORE_OR_LESS.search(text))
+                or _MORE_OR_LESS.search(text) or _SEEN_THEM.search(text))
+
+
+# "I've seen all of these", "watched them both", "already saw those": the list is spent
+_SEEN_THEM = re.compile(r"\b(?:seen|saw|watched|read)\b[^.!?]*\b(?:all|these|those|them|both)\b|"
+                        r"\balready (?:seen|saw|watched|read)\b", re.I)
 
 
 # a change asked of the suggestions: "funnier", "less violent", "shorter", "not so long", "instead"
@@ -597,7 +602,9 @@ def _written_as_title(mention: str, text: str) -> str | None:
     return m.group(0) if capitalised and (words[0][0].isupper() or words[0][0].isdigit()) else None
 
 
-_IT = r"(?:it|that(?: one| movie| film)?|this one)"
+_IT = (r"(?:it|that(?: one| movie| film)?|this one|"  # or a place in the list: "the first one", "#2"
+       r"the (?:first|second|third|fourth|fifth|last|top|1st|2nd|3rd|4th|5th)(?: one| movie| film| book| pick)?|"
+       r"#\s*\d|number \d)")
 _INTENSE = r"(?:just|really|so|very|pretty|kind of|a bit|way|also|absolutely|totally)\s+"
 _TASTE_FOR_IT = re.compile(
     rf"\b(?:i|we)\s+(?:{_INTENSE})*(?P<no>(?:did|do)(?:n'?t| not)\s+(?:{_INTENSE})*)?(?:lov|lik|enjoy|ador)\w*\s+{_IT}\b|"
@@ -608,7 +615,8 @@ _TASTE_FOR_IT = re.compile(
 
 def stance_on_it(text: str) -> str | None:
     """How a message that names no title speaks of "it" / "that one" (the one title just
-    suggested): "I loved that one!" → "liked", "I didn't like it" or "that one was boring" →
+    suggested) or of a place in the list ("the first one", "#2"; :func:`referenced_position` says
+    which): "I loved that one!" → "liked", "I didn't like it" or "the second one was boring" →
     "disliked"; a question ("did you like it?") or no taste → None."""
     for sentence in _SENTENCE.split(text):
         if (m := _TASTE_FOR_IT.search(sentence)) and not sentence.rstrip().endswith("?") \

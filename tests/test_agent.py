@@ -366,6 +366,19 @@ def test_chitchat_that_names_a_title_or_asks_why_is_taken_as_a_request(parts, tm
     assert help_reply.intent == "chitchat" and "recommend" in help_reply.text.lower()
 
 
+def test_a_reaction_to_the_list_is_noted_and_seen_them_all_asks_for_more(parts, tmp_path: Path) -> None:
+    # the router calls each of these a request; after a list, only "seen them all" is one
+    router = ScriptedRouter().push("recommend", genres=["comedy"]).push("recommend").push("recommend")
+    agent = _agent(parts, tmp_path, router=router)
+    shown = agent.respond("re", "any comedies?").items
+    loved = agent.respond("re", "I loved the first one")
+    assert loved.intent == "chitchat" and not loved.items
+    assert shown[0].title in loved.text  # what was noted is said, not an LLM's guess
+    assert shown[0].item_id in agent.sessions.get("re").liked
+    more = agent.respond("re", "I've seen all of these")
+    assert more.intent == "recommend" and len(more.items) == 5
+
+
 def test_a_ruled_out_genre_stays_out_and_liked_genres_pull_the_list(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("recommend", genres=["horror"], year_from=1990, year_to=1999)
     agent = _agent(parts, tmp_path, router=router)

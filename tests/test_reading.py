@@ -207,6 +207,7 @@ def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
     ("I loved The Lion King", True),  # after suggestions: a taste told, not a new request
     ("anything else?", False), ("something funnier", False), ("any comedies instead", False),
     ("only ones from the 90s", False), ("I loved Fargo, got more like it?", False),
+    ("I've seen all of these", False), ("already watched them", False),  # the list is spent: others, please
 ])
 def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, reaction: bool) -> None:
     from agent.reading import second_look
@@ -282,6 +283,7 @@ def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_
     ("I loved that one! It was so much like the comics", "liked"), ("Oh yeah, I watched that, I liked it", "liked"),
     ("that one was great", "liked"), ("I didn't like it", "disliked"), ("that movie was way too boring", "disliked"),
     ("It was boring.", "disliked"), ("did you like it?", None), ("I haven't seen it", None), ("Hi there", None),
+    ("I loved the first one", "liked"), ("the second one was too slow", "disliked"),  # a place in the list
 ])
 def test_how_a_message_naming_no_title_speaks_of_the_one_just_suggested(text: str, stance) -> None:
     from agent.reading import stance_on_it
