@@ -31,7 +31,7 @@ from tools.chat import as_messages, stream_sentences
 from tools.explain import Explainer
 from tools.explain_check import capitalised_names
 from tools.fact_guard import FactGuard
-from tools.item_facts import ItemFacts, listed
+from tools.item_facts import ItemFacts, spoken_list
 from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, match_key
 
@@ -524,7 +524,7 @@ class Agent:
         now_disliked = [self._title(i) for i in state.disliked if i not in disliked]
         if not (now_liked or now_disliked):
             return (yield from self._chitchat(state, text, route, timings))
-        said = [self.replies[key].format(titles=listed(titles))
+        said = [self.replies[key].format(titles=spoken_list(titles))
                 for key, titles in (("noted_liked", now_liked), ("noted_disliked", now_disliked)) if titles]
         words = " ".join(said + [self.replies["noted_more"]])
         timings["reply"] = time.perf_counter() - t

@@ -41,7 +41,7 @@ def credits_by_role(description: str | None) -> dict[str, list[str]]:
     return out
 
 
-def listed(names: Sequence[str]) -> str:
+def spoken_list(names: Sequence[str]) -> str:
     """"A", "A and B", "A, B and C": names as a sentence says them."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -66,16 +66,16 @@ class ItemFacts:
 
     def genres_said(self) -> str:
         words = [GENRE_ADJECTIVE.get(g, g).lower() if g != "IMAX" else g for g in self.item.genres]
-        return listed(list(dict.fromkeys(words))) if words else ""
+        return spoken_list(list(dict.fromkeys(words))) if words else ""
 
     def summary(self) -> str:
         """One sentence of what is known besides the plot: year, genres, director, stars."""
         replies = read_replies()
         parts = [replies["facts_what"].format(title=self.item.title_year, kind=self.kind())]
         if names := self.credits.get("director"):
-            parts.append(replies["facts_directed"].format(names=listed(names)))
+            parts.append(replies["facts_directed"].format(names=spoken_list(names)))
         if names := self.credits.get("cast"):
-            parts.append(replies["facts_starring"].format(names=listed(names)))
+            parts.append(replies["facts_starring"].format(names=spoken_list(names)))
         if self.item.author:
             parts.append(replies["facts_by"].format(names=self.item.author))
         return ", ".join(parts) + "."
@@ -102,9 +102,9 @@ class ItemFacts:
                 if person:
                     listed = any(person.lower() == n.lower() or person.lower() in n.lower() for n in names)
                     said.append(replies["cast_yes" if listed else "cast_not_listed"].format(
-                        person=person, title=title, names=listed(names)))
+                        person=person, title=title, names=spoken_list(names)))
                 else:
-                    said.append(replies[f"answer_{kind}"].format(title=title, names=listed(names)))
+                    said.append(replies[f"answer_{kind}"].format(title=title, names=spoken_list(names)))
             elif kind == "year":
                 said.append(replies["answer_year"].format(title=self.item.title, year=self.item.year)
                             if self.item.year else "")
@@ -164,7 +164,7 @@ class People:
             if titles:
                 more = len(titles) - self.SHOWN
                 shown = titles[:self.SHOWN] + ([f"{more} more"] if more > 0 else [])
-                parts.append(f"{verb} {listed(shown)}")
+                parts.append(f"{verb} {spoken_list(shown)}")
         return replies["person_credits"].format(name=self.written[name.lower()], credits="; ".join(parts))
 
 
