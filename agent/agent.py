@@ -240,7 +240,8 @@ class Agent:
                     state.like(item_id)
             return None
         words = without_markup(text)
-        if not words or not readable(words) or not (carries_taste(words, self.resolver.spotter) or stance_on_it(words)):
+        if not words or not readable(words) or not (carries_taste(words, self.resolver.spotter) or stance_on_it(words)
+                                                    or self.fact_guard.people.named_in(words)):
             state.add_turn("user", text, intent="chitchat")  # nothing the state keeps: no router call
             return None
         if not self.turn.transcript_router:  # the words alone: _apply_route reads what the state keeps
@@ -261,8 +262,10 @@ class Agent:
         """Up to ``k`` candidates for the person in ``state`` (what they liked and disliked, the
         active constraints, nothing already shown), before the LLM's re-rank; when the
         constraints leave nothing, the first relaxation that finds some, and what it dropped."""
-        constraint = _constraint(state)
+        constraint = self._constraint(state)
         shown = {i for turn in state.turns for i in turn.items}
+        for start, end, _ in reversed(self.fact_guard.people.named_in(text)):  # "Robert Deniro" says who, not what
+            text = text[:start] + " " + text[end:]
         ask = dict(user_id=state.user_id, liked=[i for i in map(self.catalog.get, state.liked) if i],
                    disliked=[i for i in map(self.catalog.get, state.disliked) if i], exclude=shown, query=text, k=k)
         candidates = self.tool.candidates(constraint=constraint, **ask)
@@ -376,6 +379,10 @@ class Agent:
         # year bounds the words state that cannot both hold come back as slots["conflicts"] (asked
         # about in _recommend), never as an empty range; the router's reversed pair is put in order
         slots = sanitize_slots(route.slots, text, shown, self.turn)
+        people = self.fact_guard.people.named_in(text)
+        if people:  # "Tom Hanks" in the router's titles is a person, not a title to resolve ("Tom Jones?")
+            slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m, people)]
+                                 for key in ("titles", "liked", "disliked")}}
         route.slots = slots
         unknown, named = [], []
         disliked_now: set[str] = set()  # what the router read as disliked in this message
@@ -400,10 +407,26 @@ class Agent:
             if item not in named and item.item_id not in marked_now:
                 named.append(item)
         if route.intent == "recommend":
+            # the people a request names, unless it names them against ("anything but Adam Sandler")
+            wanted = [name for (*_, name), stance in zip(people, title_stances(text, [(a, b) for a, b, _ in people]))
+                      if stance != "disliked"]
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
                                      slots.get("domain"), clear=slots.get("clear") or None,
-                                     without=slots.get("without") or None)
+                                     without=slots.get("without") or None, people=wanted or None)
         return named, unknown
+
+    def _constraint(self, state: DialogueState) -> Constraint:
+        """The state's constraints, the people asked for with the items the catalogue credits them on."""
+        c = state.constraints
+        credited = frozenset(self.fact_guard.people.items_of(c.people)) if c.people else frozenset()
+        return Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without), tuple(c.people), credited)
+
+    def _names_person(self, mention, people: list[tuple[int, int, str]]) -> bool:
+        """Whether a slot's mention is one of the ``people`` named (and no title the catalogue has)."""
+        key = match_key(str(mention))
+        return (any(key == match_key(name) or key.replace(" ", "") == match_key(name).replace(" ", "")
+                    for *_, name in people)
+                and self.resolver.spotter.item_of(str(mention)) is None)
 
     def _taste_in_words(self, state: DialogueState, text: str, intent: str, disliked_now: set[str]) -> list[CatalogItem]:
         """The titles ``text`` writes out, each marked liked or disliked in ``state`` by the words
@@ -413,6 +436,8 @@ class Agent:
         disliked slot was right a third of the time ("I didn't care for A, but I loved B" came
         back with both disliked). An explanation request names what was shown, not a taste."""
         spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
+        people = self.fact_guard.people.named_in(text)  # "Hanks" in "Tom Hanks" is no film
+        spans = [s for s in spans if not any(a <= s[0] and s[1] <= b for a, b, _ in people)]
         if intent == "explain":
             return [item for *_, item in spans]
         for (*_, item), stance in zip(spans, title_stances(text, [(start, end) for start, end, *_ in spans])):
@@ -440,13 +465,13 @@ class Agent:
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self._conflicts(conflicts)))
         count = route.slots.get("count") or self.turn.default_count
-        constraint = _constraint(state)
+        constraint = self._constraint(state)
         liked = [i for i in map(self.catalog.get, state.liked) if i]
         disliked = [i for i in map(self.catalog.get, state.disliked) if i]
         notes = []
         if unknown and not liked and not state.user_id:  # say so and ask; nothing to start from
             timings["candidates"] = time.perf_counter() - t
-            return (yield from self._say(state, "recommend", self._unknown_titles(unknown, state, ask=True)))
+            return (yield from self._say(state, "recommend", self._unknown_titles(unknown, state, ask=True, text=text)))
         if not state.user_id and not liked and not constraint.says_what() and not has_content(text, route.slots):
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self.replies["ask_taste"]))
@@ -475,7 +500,7 @@ class Agent:
         head = (self.replies["recommend_relaxed"].format(constraint=_describe(constraint), dropped=relaxed, **counted)
                 if relaxed else self.replies["recommend"].format(**counted))
         if unknown:
-            head = self._unknown_titles(unknown, state) + " " + head
+            head = self._unknown_titles(unknown, state, text=text) + " " + head
         lines = [head] + [f"{n}. {_label(i)}" for n, i in enumerate(items, 1)]
         text_out = "\n".join(lines)
         for line in lines:
@@ -573,12 +598,18 @@ class Agent:
             message += self.replies["unreadable_known"].format(known=known, example=example)
         return message
 
-    def _unknown_titles(self, unknown: Sequence[str], state: DialogueState, ask: bool = False) -> str:
+    def _unknown_titles(self, unknown: Sequence[str], state: DialogueState, ask: bool = False, text: str = "") -> str:
         """What was not found, said plainly: titles quoted ("I couldn't find …", near matches offered),
         a position in a list that is not there in words ("I haven't shown a list yet") — an internal
-        "#N" never reaches a person. ``ask``: end with a question about which title they meant."""
+        "#N" never reaches a person. ``ask``: end with a question about which title they meant.
+        A name the message ``text`` writes as a person ("movies with Tom Hanks") that the catalogue
+        credits with nothing is said to be that, not offered as "Did you mean Tom Jones?"."""
+        people = [u for u in unknown if 2 <= len(str(u).split()) <= 4
+                  and re.search(_PERSON_BEFORE + re.escape(str(u)) + r"\b", text, re.I)]
+        unknown = [u for u in unknown if u not in people]
         titles = [u for u in unknown if _position(u) is None]
-        parts = []
+        parts = [self.replies["unknown_person_asked"].format(names=" or ".join(f'"{u}"' for u in people[:3]))
+                 ] if people else []
         if titles:
             message = self.replies["unknown_titles"].format(titles=" or ".join(f'"{u}"' for u in titles[:3]))
             near = self.resolver.resolve(titles[0]).candidates
@@ -590,7 +621,7 @@ class Agent:
             domain = "book" if state.constraints.domain == "book" else "film"
             parts.append(self.replies["no_position"].format(count=f"{shown} item" + ("s" if shown != 1 else ""))
                          if shown else self.replies["no_list"].format(domain=domain))
-        elif ask and parts:
+        elif ask and titles:
             parts[-1] += self.replies["ask_which"]
         return " ".join(parts)
 
@@ -641,15 +672,15 @@ def conversation_sized(data) -> bool:
     return bool(np.median(np.bincount(data.users)) < CONVERSATION_SIZE)
 
 
-def _constraint(state: DialogueState) -> Constraint:
-    c = state.constraints
-    return Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without))
 
 
 def _after_suggestions(state: DialogueState) -> bool:
     """Whether the agent's last turn suggested items (what a reaction answers)."""
     last = state.turns[-1] if state.turns else None
     return bool(last and last.role == "assistant" and last.items)
+
+
+_PERSON_BEFORE = r"\b(?:with|by|starring|featuring|stars?|actor|actress|director)\s+"  # "movies with Tom Hanks"
 
 
 def _position(mention) -> int | None:
@@ -681,6 +712,8 @@ def _describe(c: Constraint) -> str:
         parts.append(f"{c.domain}s")
     if c.without:
         parts.append("no " + " or ".join(c.without))
+    if c.people:
+        parts.append("with " + " or ".join(c.people))
     return ", ".join(parts) or "no limits"
 
 

@@ -46,10 +46,11 @@ class Constraints:
     year_to: int | None = None
     domain: str | None = None
     without: list[str] = field(default_factory=list)  # genres ruled out ("I hate horror")
+    people: list[str] = field(default_factory=list)  # credited on what to suggest ("anything with Tom Hanks")
 
     def is_empty(self) -> bool:
         return (not self.genres and not self.without and self.year_from is None and self.year_to is None
-                and self.domain is None)
+                and self.domain is None and not self.people)
 
 
 @dataclass
@@ -89,10 +90,12 @@ class DialogueState:
 
     def update_constraints(self, genres: list[str] | None = None, year_from: int | None = None,
                            year_to: int | None = None, domain: str | None = None,
-                           clear: list[str] | None = None, without: list[str] | None = None) -> None:
+                           clear: list[str] | None = None, without: list[str] | None = None,
+                           people: list[str] | None = None) -> None:
         """New constraints add to the active ones ("only 90s" after "comedies" keeps both); a
-        new year range or domain replaces the old one; ``clear`` names what to drop
-        ("any decade is fine" → ``["year"]``; also "genres", "domain", "all")."""
+        new year range, domain or people replace the old ones ("and with Meg Ryan?" after Tom
+        Hanks asks for her films); ``clear`` names what to drop ("any decade is fine" →
+        ``["year"]``; also "genres", "domain", "people", "all")."""
         for what in clear or ():
             if what in ("year", "all"):
                 self.constraints.year_from = self.constraints.year_to = None
@@ -102,6 +105,8 @@ class DialogueState:
                 self.constraints.without = []
             if what in ("domain", "all"):
                 self.constraints.domain = None
+            if what in ("people", "all"):
+                self.constraints.people = []
         for genre in without or ():  # ruled out now: no longer wanted
             if genre.lower() in self.constraints.genres:
                 self.constraints.genres.remove(genre.lower())
@@ -116,6 +121,8 @@ class DialogueState:
             self.constraints.year_from, self.constraints.year_to = year_from, year_to
         if domain is not None:
             self.constraints.domain = domain
+        if people:
+            self.constraints.people = list(people)
 
     def reference(self, position: int) -> str | None:
         """The item at 1-based ``position`` of the last recommendation list, if there is one."""

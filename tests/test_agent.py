@@ -525,6 +525,40 @@ def test_a_question_about_a_film_is_answered_from_its_facts_never_with_a_list(pa
     assert agent.sessions.get("q").last_recommendations == [i.item_id for i in listed.items]  # the list stays
 
 
+def test_a_request_for_a_persons_films_gets_their_films_not_a_guess_at_a_title(parts, tmp_path: Path) -> None:
+    """ "any movies with Tom Hanks?" was answered "I couldn't find Tom Hanks. Did you mean Tom Jones?"
+    (the router reads a name as a title). The ml-100k slice credits nobody: credits are added here
+    as an imported catalogue (ReDial's) carries them."""
+    from dataclasses import replace
+
+    from agent.state import SessionStore
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog
+    from tools.resolve import TitleResolver
+
+    his = {"toy story", "forrest gump", "apollo 13", "sleepless in seattle", "big", "philadelphia"}
+    items = [replace(i, description="Starring Tom Hanks and Meg Ryan.") if i.domain == "movie" and i.warm
+             and match_key(i.title) in his else i for i in parts["catalog"]]
+    catalog = Catalog(items)
+    credited = {i.item_id for i in items if i.description == "Starring Tom Hanks and Meg Ryan."}
+    assert len(credited) >= 5
+    tool = CandidateTool(parts["tool"].recommender, catalog, parts["tool"].store, best_first=parts["tool"].best_first)
+    router = (ScriptedRouter().push("recommend", titles=["Tom Hanks"])
+              .push("recommend", titles=["tom hanks"], year_from=1950, year_to=1959))
+    agent = Agent(router=router, llm=parts["llm"], tool=tool, resolver=TitleResolver(catalog, parts["tool"].store),
+                  sessions=SessionStore(tmp_path / "sessions.sqlite3"))
+    first = agent.respond("hanks", "any movies with Tom Hanks?")
+    assert first.intent == "recommend" and "couldn't find" not in first.text, first.text
+    assert first.items and {i.item_id for i in first.items} <= credited, first.text
+    assert agent.sessions.get("hanks").constraints.people == ["Tom Hanks"]
+    fifties = agent.respond("fifties", "tom hanks films from the fifties")  # he made none: the years give way
+    assert "dropped the year limit" in fifties.text and {i.item_id for i in fifties.items} <= credited, fifties.text
+    # the ml-100k catalogue itself credits nobody: said so, no "Did you mean Tom Jones?"
+    plain = _agent(parts, tmp_path, router=ScriptedRouter().push("recommend", titles=["Tom Hanks"]))
+    reply = plain.respond("nobody", "any movies with Tom Hanks?")
+    assert reply.text.startswith('My catalogue credits nobody called "Tom Hanks"') and "mean" not in reply.text, reply.text
+
+
 def test_markup_is_text_not_a_title_and_counts_agree_with_nouns(parts, tmp_path: Path) -> None:
     agent = _agent(parts, tmp_path)
     reply = agent.respond("xss", "<script>alert(1)</script> give me comedies")

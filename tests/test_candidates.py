@@ -19,6 +19,20 @@ def test_constraints_admit_and_relax() -> None:
     assert all(c.domain == "movie" for _, c in nineties_crime.relaxations())
 
 
+def test_a_person_asked_for_admits_their_films_and_is_relaxed_last() -> None:
+    with_pacino = Constraint(("crime",), 1990, 1999, "movie", people=("Al Pacino",),
+                             credited=frozenset({HEAT.item_id, GODFATHER.item_id}))
+    assert with_pacino.admits(HEAT) and with_pacino.says_what()
+    assert not with_pacino.admits(FARGO)  # a nineties crime film without him
+    assert not with_pacino.admits(GODFATHER)  # his, but 1972
+    relaxed = dict(with_pacino.relaxations())
+    assert list(relaxed) == ["year", "genres", "year and genres", "year and genres and Al Pacino"]
+    assert relaxed["year"].admits(GODFATHER) and not relaxed["year"].admits(FARGO)  # the person stays
+    assert relaxed["year and genres and Al Pacino"].admits(BABE)
+    only_him = Constraint(people=("Al Pacino",), credited=frozenset({HEAT.item_id}))
+    assert [what for what, _ in only_him.relaxations()] == ["Al Pacino"]
+
+
 def test_the_fold_in_setting_decides_between_the_aligned_and_the_popular_item() -> None:
     """A chat user who named A: B points the same way as A, C is long (much rated) and half aligned.
     The cosine answers B first; the dot product (TurnSettings.fold_in = "dot") answers C first."""

@@ -165,3 +165,26 @@ def test_a_question_that_names_no_fact_is_about_what_its_own_clause_names() -> N
     assert item_question("saw Vertigo last night, what now?", {}, spotter) is None  # asks for the next one
     assert item_question("Is Heat any good?", {}, spotter).item is HEAT
     assert item_question("I saw Fargo, who directed it?", {}, spotter).item is FARGO  # a fact: the whole sentence
+
+
+def test_people_are_found_as_people_type_them() -> None:
+    from tools.item_facts import People
+
+    hanks = CatalogItem("m:4", "movie", "Big", 1988, ("Comedy",), description="Directed by Penny Marshall. "
+                        "Starring Tom Hanks and Robert Loggia.")
+    smith = CatalogItem("m:5", "movie", "Hitch", 2005, ("Comedy",), description="Starring Will Smith.")
+    people = People([FARGO, VERTIGO, hanks, smith])
+
+    def names(text: str) -> list[str]:
+        return [name for *_, name in people.named_in(text)]
+
+    assert names("any movies with Tom Hanks?") == ["Tom Hanks"]
+    assert names("anything with tom hanks") == ["Tom Hanks"]  # "hanks" is no everyday word
+    assert names("i like will smith and penny marshall") == ["Will Smith", "Penny Marshall"]  # all lower case
+    assert names("Will Smith movies please") == ["Will Smith"]
+    assert names("That will smith it, I said") == []  # everyday words, not written as a name
+    assert names("Loved Fargo, the Coen films, and William H. Macy in it") == ["William H. Macy"]
+    assert names("Alfred Hitchcock or Steve Buscemi") == ["Alfred Hitchcock", "Steve Buscemi"]
+    start, end, _ = people.named_in("I love Joel Coen!")[0]
+    assert "I love Joel Coen!"[start:end] == "Joel Coen"
+    assert people.items_of(["tom hanks", "Will Smith"]) == {"m:4", "m:5"}

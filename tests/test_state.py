@@ -23,8 +23,21 @@ def test_constraints_accumulate_and_can_be_revised() -> None:
     assert state.constraints.genres == ["comedy", "romance"]
     state.update_constraints(year_from=2001)
     assert (state.constraints.year_from, state.constraints.year_to) == (2001, None)
+    state.update_constraints(people=["Tom Hanks"])
+    state.update_constraints(genres=["drama"])  # a person stays like a genre ...
+    assert state.constraints.people == ["Tom Hanks"]
+    state.update_constraints(people=["Meg Ryan"])  # ... and another person asked for replaces them
+    assert state.constraints.people == ["Meg Ryan"]
     state.update_constraints(clear=["all"])
     assert state.constraints.is_empty()
+
+
+def test_a_state_saved_before_people_were_kept_still_loads() -> None:
+    import json
+
+    row = json.loads(DialogueState("old").to_json())
+    del row["constraints"]["people"]
+    assert DialogueState.from_json(json.dumps(row)).constraints.people == []
 
 
 def test_likes_and_dislikes_move_and_references_point_into_the_last_list() -> None:

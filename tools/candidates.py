@@ -17,7 +17,7 @@ import re
 import threading
 from functools import cached_property
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,9 +38,10 @@ ADMITTED_MASKS = 32  # constraints whose graph masks are kept (_admitted)
 GENRE_WEIGHT = 1.0  # shared genres (cosine, 0..1) next to the graph score (scaled to 0..1)
 # the store's sources, fused by reciprocal rank (tools/cross_domain.py): the cross-domain bridges
 # first, then text similarity to what they like ("text") and to the content words they asked with;
-# "graph": the graph's most liked films of the genres asked, when nothing is named
+# "graph": the graph's most liked films of the genres asked, when nothing is named; "credited": the
+# most rated films of the people asked for ("anything with Tom Hanks"), which the graph may not hold
 SOURCE_WEIGHTS = {"adapted": 1.0, "adapted_new": 0.25, "film_of_book": 1.0, "author": 0.25, "readers": 0.25,
-                  "text": 0.25, "request": 1.0, "popular": 0.5, "graph": 0.5}
+                  "text": 0.25, "request": 1.0, "popular": 0.5, "graph": 0.5, "credited": 1.0}
 
 
 def genre_key(text: str) -> str:
@@ -55,14 +56,18 @@ class Constraint:
     year_to: int | None = None
     domain: str | None = None
     without: Sequence[str] = ()  # genres ruled out ("I hate horror"): never relaxed
+    people: Sequence[str] = ()  # names ("Tom Hanks"): an item must credit one of them ...
+    credited: frozenset[str] = frozenset()  # ... by the catalogue: the ids of the items that do
 
     def says_what(self) -> bool:
         """Whether it narrows what to recommend: "a movie" names only the default domain."""
-        return bool(self.genres or self.year_from or self.year_to or self.without
+        return bool(self.genres or self.year_from or self.year_to or self.without or self.people
                     or self.domain not in (None, "movie"))
 
     def admits(self, item: CatalogItem) -> bool:
         if self.domain and item.domain != self.domain:
+            return False
+        if self.people and item.item_id not in self.credited:
             return False
         if self.without and any(genre_key(g) in self.without_keys for g in item.genres):
             return False
@@ -86,14 +91,19 @@ class Constraint:
         return frozenset(genre_key(g) for g in self.without)
 
     def relaxations(self) -> list[tuple[str, "Constraint"]]:
-        """Looser versions, most specific drop first: what to offer when nothing matches."""
+        """Looser versions, most specific drop first: what to offer when nothing matches. The
+        people asked for go last: "Tom Hanks in the fifties" means Tom Hanks more than the years."""
         out = []
         if self.year_from is not None or self.year_to is not None:
-            out.append(("year", Constraint(self.genres, None, None, self.domain, self.without)))
+            out.append(("year", replace(self, year_from=None, year_to=None)))
         if self.genres:
-            out.append(("genres", Constraint((), self.year_from, self.year_to, self.domain, self.without)))
+            out.append(("genres", replace(self, genres=())))
         if len(out) == 2:
-            out.append(("year and genres", Constraint((), None, None, self.domain, self.without)))
+            out.append(("year and genres", replace(self, genres=(), year_from=None, year_to=None)))
+        if self.people:
+            loosest = out[-1] if out else ("", self)
+            dropped = " and ".join(p for p in (loosest[0], " and ".join(self.people)) if p)
+            out.append((dropped, replace(loosest[1], people=(), credited=frozenset())))
         return out
 
 
@@ -167,7 +177,7 @@ class CandidateTool:
         found: dict[str, Candidate] = {}
         named = titles_of((*liked, *disliked))  # not words of the request, liked or not
         known = bool(user_id or graph_liked)
-        described = not known and describes_more(query, named)
+        described = not known and describes_more(query, [*named, *constraint.people])  # a name says who, not what
         # nothing named and nothing described beyond genres ("any comedies?"): the graph's most
         # liked of those genres, not a text search that matches "comedy" in titles ("The Comedian")
         if domain == "movie" and not described:
@@ -207,7 +217,7 @@ class CandidateTool:
         catalogue (12k films): checking each item on every turn took 80 ms, and a dialogue
         keeps its constraint for many turns, so the last few masks are kept."""
         key = (tuple(constraint.genres), constraint.year_from, constraint.year_to, constraint.domain,
-               tuple(constraint.without))
+               tuple(constraint.without), tuple(constraint.people))
         with self._masks_lock:  # the server's sessions share one tool
             if (mask := self._admitted_masks.get(key)) is not None:
                 return mask
@@ -329,6 +339,8 @@ class CandidateTool:
             profile /= max(float(np.linalg.norm(profile)), 1e-12)
             lists["text"] = [(h.item_id, h.score) for h in self.store.search_vector(profile, fetch, where,
                                                                                      exclude=excluded)]
+        if constraint.people:  # the films of the people asked for, most rated first: the graph may not hold them
+            lists["credited"] = self._popular(domain, len(constraint.credited), among=constraint.credited)
         text = " ".join([content_text(query, [*titles_of(liked), *named]), *constraint.genres]).strip()
         if text:
             lists["request"] = [(h.item_id, h.score) for h in self.store.search(
@@ -346,8 +358,9 @@ class CandidateTool:
                 break
         return list(out.values())
 
-    def _popular(self, domain: str, n: int) -> list[tuple[str, float]]:
-        ranked = sorted((i for i in self.catalog if i.domain == domain), key=lambda i: (-i.n_ratings, i.item_id))
+    def _popular(self, domain: str, n: int, among: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        items = (i for i in map(self.catalog.get, among) if i) if among is not None else iter(self.catalog)
+        ranked = sorted((i for i in items if i.domain == domain), key=lambda i: (-i.n_ratings, i.item_id))
         return [(i.item_id, float(i.n_ratings)) for i in ranked[:n]]
 
     def _bridged(self, liked: Sequence[CatalogItem], domain: str, user_id: str | None, excluded: set[str],

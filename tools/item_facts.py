@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from prompts import read_replies
 from tools.catalog import CatalogItem
+from tools.resolve import everyday_word
 from tools.vocabulary import GENRE_ADJECTIVE
 
 ROLES = {"director": "Directed by", "writer": "Written by", "cast": "Starring"}
@@ -146,9 +147,46 @@ class People:
                     self.written.setdefault(name.lower(), name)
         for credits in self.by_name.values():
             credits.sort(key=lambda pair: (-pair[1].n_ratings, -(pair[1].year or 0)))
+        # a name as people type it: letters only ("Robert Deniro", "robert de niro" → "robertdeniro");
+        # one word is too often a word ("Madonna" aside), so a name has two or more
+        self._by_letters: dict[str, str] = {}
+        for name in self.by_name:
+            if len(name.split()) >= 2:
+                self._by_letters.setdefault(_letters(name), name)
 
     def __contains__(self, name: str) -> bool:
         return name.lower() in self.by_name
+
+    def items_of(self, names: Sequence[str]) -> set[str]:
+        """The ids of the items the catalogue credits any of ``names`` on (any role)."""
+        return {item.item_id for name in names for _, item in self.by_name.get(name.lower(), ())}
+
+    def named_in(self, text: str) -> list[tuple[int, int, str]]:
+        """The people the catalogue credits that ``text`` names, as (start, end, name as the
+        catalogue writes it), longest first where two overlap: "I love Robert Deniro!",
+        "anything with tom hanks". Lower case counts only where the name has a word that is not
+        everyday English ("hanks", "deniro"), or word for word in a message typed all in lower case ("i like
+        jack black"); elsewhere "Will Smith" needs its capitals."""
+        words = list(_WORD.finditer(text))
+        lower_case = not any(w.group()[:1].isupper() for w in words if w.group() != "I")  # types in lower case
+        found: list[tuple[int, int, str]] = []
+        taken = -1
+        for i in range(len(words)):
+            if words[i].start() < taken:
+                continue
+            for n in range(min(_NAME_WORDS, len(words) - i), 1, -1):
+                span = words[i:i + n]
+                name = self._by_letters.get(_letters(" ".join(w.group() for w in span)))
+                if name is None:
+                    continue
+                written = [w.group() for w in span]
+                as_written = [_letters(w) for w in written] == [_letters(w) for w in name.split()]
+                if (all(w[:1].isupper() for w in written) or not all(everyday_word(w.lower()) for w in written)
+                        or (lower_case and as_written)):  # "that will be all" is not Will Beall
+                    found.append((span[0].start(), span[-1].end(), self.written[name]))
+                    taken = span[-1].end()
+                    break
+        return found
 
     def answer(self, name: str) -> str:
         """What the catalogue credits ``name`` with ("In my catalogue, Jordan Peele directed Get
@@ -166,6 +204,14 @@ class People:
                 shown = titles[:self.SHOWN] + ([f"{more} more"] if more > 0 else [])
                 parts.append(f"{verb} {spoken_list(shown)}")
         return replies["person_credits"].format(name=self.written[name.lower()], credits="; ".join(parts))
+
+
+_WORD = re.compile(r"[^\W_][\w.'’-]*")
+_NAME_WORDS = 4  # the longest name looked for, in words ("Samuel L. Jackson" is three)
+
+
+def _letters(name: str) -> str:
+    return re.sub(r"[\W\d_]", "", name.lower())
 
 
 def _a(word: str) -> str:
