@@ -381,7 +381,7 @@ class Agent:
         slots = sanitize_slots(route.slots, text, shown, self.turn)
         people = self.fact_guard.people.named_in(text)
         if people:  # "Tom Hanks" in the router's titles is a person, not a title to resolve ("Tom Jones?")
-            slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m, people)]
+            slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m)]
                                  for key in ("titles", "liked", "disliked")}}
         route.slots = slots
         unknown, named = [], []
@@ -421,12 +421,11 @@ class Agent:
         credited = frozenset(self.fact_guard.people.items_of(c.people)) if c.people else frozenset()
         return Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without), tuple(c.people), credited)
 
-    def _names_person(self, mention, people: list[tuple[int, int, str]]) -> bool:
-        """Whether a slot's mention is one of the ``people`` named (and no title the catalogue has)."""
-        key = match_key(str(mention))
-        return (any(key == match_key(name) or key.replace(" ", "") == match_key(name).replace(" ", "")
-                    for *_, name in people)
-                and self.resolver.spotter.item_of(str(mention)) is None)
+    def _names_person(self, mention) -> bool:
+        """Whether a slot's mention is, whole, a person the catalogue credits, and no title it has."""
+        mention = str(mention).strip()
+        found = self.fact_guard.people.named_in(mention)
+        return bool(found) and found[0][:2] == (0, len(mention)) and self.resolver.spotter.item_of(mention) is None
 
     def _taste_in_words(self, state: DialogueState, text: str, intent: str, disliked_now: set[str]) -> list[CatalogItem]:
         """The titles ``text`` writes out, each marked liked or disliked in ``state`` by the words
@@ -670,8 +669,6 @@ def fold_in_for(data, setting: str) -> str:
 def conversation_sized(data) -> bool:
     """Whether a dataset's people name a few items each (conversations), not hundreds (ratings)."""
     return bool(np.median(np.bincount(data.users)) < CONVERSATION_SIZE)
-
-
 
 
 def _after_suggestions(state: DialogueState) -> bool:
