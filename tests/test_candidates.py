@@ -60,6 +60,36 @@ def test_the_fold_in_setting_decides_between_the_aligned_and_the_popular_item() 
         CandidateTool(rec, catalog, store=None, fold_in="sum")
 
 
+def test_films_sharing_a_director_or_a_lead_with_the_liked_ones_move_up() -> None:
+    """A chat user who liked A (directed by Ann): the dot product ranks C, D, B; B is Ann's and moves
+    up; E shares only a fifth-billed actor, which is no lead; without credits the order stays."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog, CatalogItem
+
+    def film(name: str, credits: str = "") -> CatalogItem:
+        return CatalogItem(f"cat:{name}", "movie", f"Film {name}", 2000, ("Drama",), warm=True, description=credits)
+
+    cast = "Starring Bo, Cy, Di, Ed and Fay."
+    items = [film("A", "Directed by Ann. " + cast), film("B", "A plot. Directed by Ann."), film("C"), film("D"),
+             film("E", "Starring Gus, Hal, Ike, Jo and Fay.")]
+    vectors = np.array([[1.0, 0.0], [1.0, 0.0], [3.0, 0.0], [2.0, 0.0], [0.5, 0.0]])
+    train = sp.csr_matrix(np.ones((2, 5), dtype=np.float32))
+    rec = GraphRecommender(np.ones((2, 2)), vectors, train, ["u1", "u2"], [i.item_id for i in items], "toy")
+
+    def order(catalog_items: list) -> list[str]:
+        tool = CandidateTool(rec, Catalog(catalog_items), store=None, fold_in="dot")
+        found = tool.candidates(user_id=None, liked=[catalog_items[0]], disliked=[], exclude=[],
+                                constraint=Constraint(), k=4)
+        return [c.item.title for c in found]
+
+    assert order(items) == ["Film B", "Film C", "Film D", "Film E"]
+    assert order([film(i.title[-1]) for i in items]) == ["Film C", "Film D", "Film B", "Film E"]
+
+
 def test_a_constraint_says_what_only_when_it_narrows_beyond_the_default_domain() -> None:
     assert not Constraint().says_what() and not Constraint(domain="movie").says_what()  # "recommend me a movie"
     assert Constraint(domain="book").says_what() and Constraint(("comedy",)).says_what()
