@@ -15,6 +15,9 @@ Sets (``--set``, default all three):
   (evaluation/redial/seeker_labels.jsonl holds ids and labels; the words are joined from
   ``../shared/benchmarks/redial/valid_data.jsonl``, or ``$CHATREC_REDIAL``). Skipped with a
   message when the benchmark file is absent.
+- ``redial-dev``: 200 seeker turns from 200 other valid dialogues (evaluation/redial/dev_labels.jsonl),
+  labelled the same way, for developing the reading: read its misses (``--show-misses``), never
+  ``redial``'s. Not in the default sets.
 
 Figures per set: intent accuracy overall and per intent, the confusion matrix (rows: the label,
 columns: the router's answer), slot exact-match rates on the rows whose label is not empty, and
@@ -44,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "tests" / "data" / "router_set.jsonl"
 HELDOUT = ROOT / "tests" / "data" / "router_heldout.jsonl"
 REDIAL_LABELS = ROOT / "evaluation" / "redial" / "seeker_labels.jsonl"
+REDIAL_DEV_LABELS = ROOT / "evaluation" / "redial" / "dev_labels.jsonl"
 REDIAL_DATA = ROOT.parent / "shared" / "benchmarks" / "redial" / "valid_data.jsonl"
 INTENT_ORDER = ("recommend", "explain", "chitchat")
 TITLE_MATCH = 85  # fuzzy ratio of two match keys for a title to count as the same
@@ -123,6 +127,8 @@ def redial_rows(labels: Path = REDIAL_LABELS, data: Path | None = None) -> list[
 def load_set(name: str) -> list[dict]:
     if name == "redial":
         return redial_rows()
+    if name == "redial-dev":
+        return redial_rows(REDIAL_DEV_LABELS)
     return read_jsonl({"public": PUBLIC, "heldout": HELDOUT}[name])
 
 
@@ -287,7 +293,7 @@ def main() -> None:
     from bench.common import emit
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", nargs="+", choices=["public", "heldout", "redial"], dest="sets",
+    parser.add_argument("--set", nargs="+", choices=["public", "heldout", "redial", "redial-dev"], dest="sets",
                         default=["public", "heldout", "redial"], help="which labelled sets (default: all)")
     parser.add_argument("--reading", action="store_true",
                         help="also score the agent's reading (second look + slot checks; loads the catalog)")
