@@ -19,8 +19,8 @@ from rapidfuzz import fuzz
 
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, asked_domain, asks, carries_taste, genres_in, has_content,
-                           item_question, reacts_only, readable, referenced_position, sanitize_slots,
+from agent.reading import (ASKS_WHY, CAPABILITIES, after_suggestions, asked_domain, asks, carries_taste, genres_in,
+                           has_content, item_question, reacts_only, readable, referenced_position, sanitize_slots,
                            second_look, stance_on_it, title_stances, without_markup)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
@@ -672,9 +672,8 @@ def conversation_sized(data) -> bool:
 
 
 def _after_suggestions(state: DialogueState) -> bool:
-    """Whether the agent's last turn suggested items (what a reaction answers)."""
-    last = state.turns[-1] if state.turns else None
-    return bool(last and last.role == "assistant" and last.items)
+    """Whether this turn answers the agent's suggestions (:func:`agent.reading.after_suggestions`)."""
+    return after_suggestions([(t.role, t.items, t.text) for t in state.turns])
 
 
 _PERSON_BEFORE = r"\b(?:with|by|starring|featuring|stars?|actor|actress|director)\s+"  # "movies with Tom Hanks"

@@ -259,11 +259,10 @@ def print_set(name: str, figures: dict) -> None:
 def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None) -> tuple[str, dict]:
     """What the agent reads from a turn: the second look on the router's answer, then the slots
     checked against the words (:func:`agent.reading.sanitize_slots`)."""
-    from agent.reading import sanitize_slots, second_look
+    from agent.reading import after_suggestions, sanitize_slots, second_look
 
-    last = context[-1] if context else {}
-    after_suggestions = last.get("role") == "assistant" and bool(last.get("items"))
-    intent, slots = second_look(route.intent, route.slots, text, spotter, after_suggestions)
+    answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
+    intent, slots = second_look(route.intent, route.slots, text, spotter, answers)
     return intent, sanitize_slots(slots, text, last_list(context), turn)
 
 

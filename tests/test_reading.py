@@ -208,6 +208,10 @@ def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
     ("anything else?", False), ("something funnier", False), ("any comedies instead", False),
     ("only ones from the 90s", False), ("I loved Fargo, got more like it?", False),
     ("I've seen all of these", False), ("already watched them", False),  # the list is spent: others, please
+    ("That one's good too. Thanks for the suggestions! Goodbye!", True),  # thanks, not a request for more
+    ("of course, i have, those are my kind of movies", True), ("I saw Fargo but haven't heard of Vertigo", True),
+    ("that's another one I have yet to see", True), ("give me another one please", False),
+    ("can you suggest a few more", False),
 ])
 def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, reaction: bool) -> None:
     from agent.reading import second_look
@@ -216,6 +220,42 @@ def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, 
     assert second_look("recommend", empty_slots(), text, spotter, after_suggestions=True)[0] == expected
     # with nothing suggested just before, the router's request stands
     assert second_look("recommend", empty_slots(), text, spotter)[0] == "recommend"
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("hello can you recommend any good movies", "recommend"),  # the router said chit-chat (ReDial dev)
+    ("Hi I like funny movies. Can you help?", "recommend"), ("Other suggestion?", "recommend"),
+    ("do you know Vertigo? im looking for a thriller", "recommend"),  # asks, beside a question about a film
+    ("Thanks for the suggestions!", "chitchat"), ("who directed Vertigo?", "chitchat"),
+])
+def test_words_that_ask_for_suggestions_make_a_request(spotter, text: str, intent: str) -> None:
+    from agent.reading import second_look
+
+    assert second_look("chitchat", empty_slots(), text, spotter)[0] == intent
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("What is that one about?", "chitchat"),  # its plot: a question about the item, not why it was picked
+    ("No I have not, what is it about?", "chitchat"),
+    ("why the third?", "explain"), ("what makes the top one right for me?", "explain"),
+    ("how did you pick these?", "explain"),
+])
+def test_an_explanation_asks_why_and_a_question_about_the_film_asks_what(spotter, text: str, intent: str) -> None:
+    from agent.reading import second_look
+
+    assert second_look("explain", empty_slots(), text, spotter)[0] == intent
+
+
+def test_a_reaction_can_come_turns_after_the_suggestion_but_not_after_a_question_about_taste() -> None:
+    from agent.reading import after_suggestions
+
+    listed = ("assistant", ["ml-100k:1"], "How about Fargo?")
+    assert after_suggestions([listed])
+    assert after_suggestions([listed, ("user", [], "Is that the one with Frances McDormand?"), ("assistant", [], "It is.")])
+    assert not after_suggestions([listed, ("user", [], "seen it"), ("assistant", [], "What kind of movies do you like?")])
+    assert not after_suggestions([("assistant", [], "Hi! What are you in the mood for?")])
+    assert not after_suggestions([listed, ("user", [], "ok")])  # the person's own turn last: nothing to answer
+    assert not after_suggestions([])
 
 
 @pytest.mark.parametrize(("text", "titles", "stances"), [
