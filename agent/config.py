@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from recsys.io import data_home  # not recsys.data: that imports pandas
@@ -110,11 +110,20 @@ class Settings(BaseSettings):
                             "with similar labelled examples (any model); auto: tuned when the default local model is used")
     router_adapter: Path | None = Field(None, description="the tuned router's llama.cpp LoRA adapter (default: the "
                                                           "shipped agent/data/router_lora.gguf; `chatrec tune-router` makes one)")
-    router_head: bool = Field(False, description="check the router's intent with the intent head (a logistic "
-                                                 "regression on the shipped MiniLM embedding of the message, "
-                                                 "agent/data/router_intent_head.jsonl): held-out phrasings 0.860 -> "
-                                                 "0.957, but real ReDial seekers 0.770 -> 0.749 and, MiniLM being "
-                                                 "English, a French request read as chit-chat: off by default")
+    router_head: Literal["off", "explain", "all"] = Field(
+        "explain", description="check the router's intent with the intent head (a logistic regression on the "
+                               "shipped MiniLM embedding of the message, agent/data/router_intent_head.jsonl). "
+                               "explain: it may only turn the router's chit-chat into an explanation request "
+                               "(\"why the third?\" with no list shown): held-out families 0.871 -> 0.935, ReDial "
+                               "seekers unchanged; all: any intent (held-out 0.957, but ReDial's real seekers and a "
+                               "French request read as chit-chat lose); off: the LLM alone. true / false mean all / off")
+
+    @field_validator("router_head", mode="before")
+    @classmethod
+    def _head_from_switch(cls, value):  # CHATREC_ROUTER_HEAD=true predates the explain setting
+        if isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0", "yes", "no", "on"):
+            return "all" if str(value).lower() in ("true", "1", "yes", "on") else "off"
+        return value
     rerank: Literal["graph", "llm", "pointwise", "fused"] = Field(
         "graph", description="how the agent orders the top candidates: graph (the recommender's scored order; "
                              "the default: no LLM re-ranker beat it with SmolLM2-135M, bench/RESULTS.md), llm "

@@ -141,7 +141,10 @@ class IntentHead:
     and "who directed Vertigo?" as a question, not a request. ``sure``: the least probability at
     which its answer is taken over the LLM's (chosen by cross-validation on the training pool)."""
 
-    def __init__(self, path: Path = HEAD_FILE) -> None:
+    def __init__(self, path: Path = HEAD_FILE, only: tuple[str, str] | None = None) -> None:
+        """``only``: the one change of intent the head may make, (from the LLM's, to the head's):
+        ("chitchat", "explain") lets it send "why the third?" to the explanation and nothing else."""
+        self.only = only
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         heads = {r["intent"]: r for r in rows if "intent" in r}
         if set(heads) != set(INTENTS):
@@ -160,17 +163,20 @@ class IntentHead:
     def combine(self, route: "Route", probabilities: dict[str, float]) -> "Route":
         """The LLM's route, with the head's intent where the head is sure and disagrees."""
         intent = max(probabilities, key=probabilities.get)
-        if intent == route.intent or probabilities[intent] < self.sure:
+        if intent == route.intent or probabilities[intent] < self.sure or self.only not in (None, (route.intent, intent)):
             return route
         log.info("router: the intent head (%.2f) reads %s where the LLM read %s", probabilities[intent], intent,
                  route.intent)
         return Route(intent, route.slots)
 
 
-def load_head(path: Path | None = None) -> IntentHead | None:
-    """The shipped intent head, or None when its file is absent."""
+EXPLAIN_ONLY = ("chitchat", "explain")  # Settings.router_head = "explain"
+
+
+def load_head(path: Path | None = None, only: tuple[str, str] | None = None) -> IntentHead | None:
+    """The shipped intent head (``only``: see :class:`IntentHead`), or None when its file is absent."""
     path = path or HEAD_FILE
-    return IntentHead(path) if path.exists() else None
+    return IntentHead(path, only) if path.exists() else None
 
 
 def load_examples(path: Path = TRAIN_FILE) -> list[dict]:
@@ -293,7 +299,8 @@ def make_router(settings: Settings, llm) -> Router:
     from agent.llm import LLMUnavailable, LocalChatModel
 
     mode, adapter = settings.router_mode, Path(settings.router_adapter or ROUTER_ADAPTER)
-    head = "shipped" if settings.router_head else None
+    head = (None if settings.router_head == "off"
+            else load_head(only=EXPLAIN_ONLY if settings.router_head == "explain" else None))
     if mode == "auto":
         default_local = settings.llm_backend == "local" and not settings.llm_model
         mode = "tuned" if default_local and adapter.exists() else "few-shot"

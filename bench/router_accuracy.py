@@ -301,7 +301,9 @@ def main() -> None:
     parser.add_argument("--adapter", help="another router adapter file (tuned mode)")
     parser.add_argument("--shots", type=int, default=4, help="few-shot mode: examples per call")
     parser.add_argument("--limit", type=int, help="only the first N rows of each set")
-    parser.add_argument("--no-head", action="store_true", help="the LLM's intent alone, without the intent head")
+    parser.add_argument("--head", choices=["off", "explain", "all"],
+                        help="the intent head as Settings.router_head (default: the product's setting, explain)")
+    parser.add_argument("--no-head", action="store_true", help="the LLM's intent alone: --head off")
     parser.add_argument("--grammar", choices=["fallback", "always"], default="fallback",
                         help="tuned mode: answer free and use the JSON grammar only when the answer does not fit "
                              "(fallback, the product's default), or every answer under the grammar")
@@ -334,7 +336,10 @@ def main() -> None:
         router.shots, router.grammar = args.shots, args.grammar
     from agent.router import load_head
 
-    head = None if args.no_head else load_head()
+    from agent.router import EXPLAIN_ONLY
+
+    which = "off" if args.no_head else (args.head or settings.router_head)
+    head = None if which == "off" else load_head(only=EXPLAIN_ONLY if which == "explain" else None)
     if not saved:
         router.head = head  # the router applies it, timed with the LLM's call
     spotter = None
@@ -347,7 +352,8 @@ def main() -> None:
     figures = {"backend": settings.llm_backend, "model": settings.llm_model or "SmolLM2-135M-Instruct Q4_1",
                "mode": router.mode, "adapter": args.adapter or ("shipped" if router.mode == "tuned" else None),
                "shots": args.shots if router.mode == "few-shot" else 0,
-               "grammar": getattr(router, "grammar", None), "head": head.sure if head else None, "sets": {}}
+               "grammar": getattr(router, "grammar", None), "head": which, "head_sure": head.sure if head else None,
+               "sets": {}}
     seconds, dump = [], []
     for name, rows in sets.items():
         raw, read = [], []

@@ -95,6 +95,27 @@ def test_the_head_overrides_the_llm_only_when_sure(head) -> None:
     assert head.combine(llm, unsure) is llm
 
 
+def test_the_explain_only_head_may_only_turn_chitchat_into_an_explanation() -> None:
+    from agent.router import EXPLAIN_ONLY, Route, empty_slots, load_head
+
+    head = load_head(only=EXPLAIN_ONLY)
+    sure_explain = {"recommend": 0.02, "explain": 0.97, "chitchat": 0.01}
+    sure_chitchat = {"recommend": 0.01, "explain": 0.02, "chitchat": 0.97}
+    assert head.combine(Route("chitchat", empty_slots()), sure_explain).intent == "explain"  # "why the third?"
+    request = Route("recommend", empty_slots())
+    assert head.combine(request, sure_explain) is request and head.combine(request, sure_chitchat) is request
+    assert head.combine(Route("explain", empty_slots()), sure_chitchat).intent == "explain"
+
+
+@pytest.mark.parametrize(("value", "head"), [(None, "explain"), ("true", "all"), ("false", "off"), ("explain", "explain")])
+def test_the_head_setting_keeps_its_old_switch(monkeypatch, value, head) -> None:
+    from agent.config import Settings
+
+    if value is not None:
+        monkeypatch.setenv("CHATREC_ROUTER_HEAD", value)
+    assert Settings().router_head == head
+
+
 # -- ReDial seekers ----------------------------------------------------------------------------------
 
 def test_redial_labels_are_ids_and_labels_only() -> None:
