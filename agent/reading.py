@@ -324,15 +324,15 @@ _TASTE = re.compile(r"\b(?:lov(?:e|es|ed|ing)|lik(?:e|es|ed)|enjoy(?:s|ed)?|ador
                     r"hated?|dislike[sd]?|can'?t stand|not (?:a fan|into)|more like)\b", re.I)
 
 
-# what asks for more in a reply to suggestions ("any others?", "something older", "what else"); not
-# the nouns of thanks and talk ("thanks for the suggestions", "those are my kind of movies", "the
-# other Spider-Man movies", "another one I have yet to see"): on ReDial dev seekers' reactions
-# (evaluation/redial/dev_labels.jsonl) the broader _REQUEST made 9 of 25 misread reactions requests
+# what asks for more in a reply to suggestions, besides _WANTS_SUGGESTIONS' plain asks ("any
+# others?", "something older", "what else"); not the nouns of thanks and talk ("thanks for the
+# suggestions", "those are my kind of movies", "the other Spider-Man movies", "another one I have
+# yet to see"), which _REQUEST matches: ReDial dev seekers' thanks were read as requests
 _ASKS_FOR_MORE = re.compile(
     r"\b(?:recommend(?!ations?\b)\w*|suggest(?!ions?\b)\w*|similar|something|anything|more like|"
     r"(?:any|some|few|more|the) others\b|any other\b|another\b(?!\s+(?:one|movie|film)\s+(?:i|we|that)\b)|"
-    r"what (?:should|could|can) (?:i|we)|what to watch|watch next|next one|after watching|what else|think of|"
-    r"a few (?:more|other|suggestions|recommendations|ideas|titles|movies|films|books)|looking for|in the mood|"
+    r"what (?:should|could|can) (?:i|we)|watch next|next one|after watching|what else|think of|in the mood|"
+    r"a few (?:more|other|suggestions|recommendations|ideas|titles|movies|films|books)|"
     r"(?:any|more|some (?:more|other|good|new))\s+(?:\w+\s+){0,2}?\w+(?:ies|s)\b)", re.I)
 
 
@@ -341,8 +341,8 @@ def reacts_only(text: str) -> bool:
     else?", "something older"), no genre or years to look for, not "seen them all" (which asks
     for others): "I've seen that one, loved it", "Thanks for the suggestions! I'll check out Heat"."""
     genres, excluded = genres_in(text)
-    return not (asks(text) or _ASKS_FOR_MORE.search(text) or genres or excluded or stated_years(text)
-                or _MORE_OR_LESS.search(text) or _SEEN_THEM.search(text))
+    return not (asks(text) or _WANTS_SUGGESTIONS.search(text) or _ASKS_FOR_MORE.search(text) or genres or excluded
+                or stated_years(text) or _MORE_OR_LESS.search(text) or _SEEN_THEM.search(text))
 
 
 # "I've seen all of these", "watched them both", "already saw those": the list is spent
