@@ -548,6 +548,9 @@ class Agent:
         now_liked = [self._title(i) for i in state.liked if i not in liked]
         now_disliked = [self._title(i) for i in state.disliked if i not in disliked]
         if not (now_liked or now_disliked):
+            if _THANKS.search(text):  # the small model echoed "thanks for the suggestions!" back
+                timings["reply"] = time.perf_counter() - t
+                return (yield from self._say(state, "chitchat", self.replies["welcome"]))
             return (yield from self._chitchat(state, text, route, timings))
         said = [self.replies[key].format(titles=spoken_list(titles))
                 for key, titles in (("noted_liked", now_liked), ("noted_disliked", now_disliked)) if titles]
@@ -676,6 +679,7 @@ def _after_suggestions(state: DialogueState) -> bool:
     return after_suggestions([(t.role, t.items, t.text) for t in state.turns])
 
 
+_THANKS = re.compile(r"\b(?:thanks|thank (?:you|u)|thx|ty|cheers|appreciate (?:it|that|them|this))\b", re.I)
 _PERSON_BEFORE = r"\b(?:with|by|starring|featuring|stars?|actor|actress|director)\s+"  # "movies with Tom Hanks"
 
 

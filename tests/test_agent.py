@@ -368,13 +368,16 @@ def test_chitchat_that_names_a_title_or_asks_why_is_taken_as_a_request(parts, tm
 
 def test_a_reaction_to_the_list_is_noted_and_seen_them_all_asks_for_more(parts, tmp_path: Path) -> None:
     # the router calls each of these a request; after a list, only "seen them all" is one
-    router = ScriptedRouter().push("recommend", genres=["comedy"]).push("recommend").push("recommend")
+    router = (ScriptedRouter().push("recommend", genres=["comedy"]).push("recommend").push("recommend")
+              .push("recommend"))
     agent = _agent(parts, tmp_path, router=router)
     shown = agent.respond("re", "any comedies?").items
     loved = agent.respond("re", "I loved the first one")
     assert loved.intent == "chitchat" and not loved.items
     assert shown[0].title in loved.text  # what was noted is said, not an LLM's guess
     assert shown[0].item_id in agent.sessions.get("re").liked
+    thanks = agent.respond("re", "thanks for the suggestions!")  # no request for more; the model echoed it
+    assert thanks.intent == "chitchat" and thanks.text == agent.replies["welcome"]
     more = agent.respond("re", "I've seen all of these")
     assert more.intent == "recommend" and len(more.items) == 5
 
