@@ -410,8 +410,12 @@ class Agent:
             # the people a request names, unless it names them against ("anything but Adam Sandler")
             wanted = [name for (*_, name), stance in zip(people, title_stances(text, [(a, b) for a, b, _ in people]))
                       if stance != "disliked"]
+            # a later request for genres that names nobody has moved on from the person: "any horror?"
+            # after Tom Hanks is not his horror films (and the relaxation would drop "horror" first)
+            moved_on = not wanted and state.constraints.people and slots.get("genres")
+            clear = [*(slots.get("clear") or []), *(["people"] if moved_on else [])]
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
-                                     slots.get("domain"), clear=slots.get("clear") or None,
+                                     slots.get("domain"), clear=clear or None,
                                      without=slots.get("without") or None, people=wanted or None)
         return named, unknown
 

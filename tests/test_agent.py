@@ -546,7 +546,7 @@ def test_a_request_for_a_persons_films_gets_their_films_not_a_guess_at_a_title(p
     credited = {i.item_id for i in items if i.description == "Starring Tom Hanks and Meg Ryan."}
     assert len(credited) >= 5
     tool = CandidateTool(parts["tool"].recommender, catalog, parts["tool"].store, best_first=parts["tool"].best_first)
-    router = (ScriptedRouter().push("recommend", titles=["Tom Hanks"])
+    router = (ScriptedRouter().push("recommend", titles=["Tom Hanks"]).push("recommend", genres=["horror"])
               .push("recommend", titles=["tom hanks"], year_from=1950, year_to=1959))
     agent = Agent(router=router, llm=parts["llm"], tool=tool, resolver=TitleResolver(catalog, parts["tool"].store),
                   sessions=SessionStore(tmp_path / "sessions.sqlite3"))
@@ -554,6 +554,9 @@ def test_a_request_for_a_persons_films_gets_their_films_not_a_guess_at_a_title(p
     assert first.intent == "recommend" and "couldn't find" not in first.text, first.text
     assert first.items and {i.item_id for i in first.items} <= credited, first.text
     assert agent.sessions.get("hanks").constraints.people == ["Tom Hanks"]
+    horror = agent.respond("hanks", "any good horror movies?")  # moved on: not his horror films, nor his others
+    assert horror.items and all("Horror" in i.genres for i in horror.items), horror.text
+    assert agent.sessions.get("hanks").constraints.people == []
     fifties = agent.respond("fifties", "tom hanks films from the fifties")  # he made none: the years give way
     assert "dropped the year limit" in fifties.text and {i.item_id for i in fifties.items} <= credited, fifties.text
     # the ml-100k catalogue itself credits nobody: said so, no "Did you mean Tom Jones?"
