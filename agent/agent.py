@@ -21,7 +21,7 @@ from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, after_suggestions, asked_domain, asks, carries_taste, genres_in,
                            has_content, item_question, reacts_only, readable, referenced_position, sanitize_slots,
-                           second_look, stance_on_it, title_stances, without_markup)
+                           second_look, stance_on_it, thanks, title_stances, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -128,6 +128,7 @@ class Agent:
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
                     resolver=TitleResolver(catalog, store), sessions=sessions,
                     rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm))
+        agent.fact_guard.people  # every turn looks for names in it (a pass over 25k items: 0.5 s with ReDial's)
         if settings.xrec_adapter:
             from agent.tuning.xrec_agent import load_writer
 
@@ -403,7 +404,7 @@ class Agent:
             named += [i for i in found if i not in named]
         # titles written out in full count even when the router missed them
         marked_now = set(state.liked) | set(state.disliked)
-        for item in self._taste_in_words(state, text, route.intent, disliked_now):
+        for item in self._taste_in_words(state, text, route.intent, disliked_now, people):
             if item not in named and item.item_id not in marked_now:
                 named.append(item)
         if route.intent == "recommend":
@@ -431,16 +432,17 @@ class Agent:
         found = self.fact_guard.people.named_in(mention)
         return bool(found) and found[0][:2] == (0, len(mention)) and self.resolver.spotter.item_of(mention) is None
 
-    def _taste_in_words(self, state: DialogueState, text: str, intent: str, disliked_now: set[str]) -> list[CatalogItem]:
+    def _taste_in_words(self, state: DialogueState, text: str, intent: str, disliked_now: set[str],
+                        people: Sequence[tuple[int, int, str]] = ()) -> list[CatalogItem]:
         """The titles ``text`` writes out, each marked liked or disliked in ``state`` by the words
         around it (:func:`agent.reading.title_stances`); "I loved that one!" right after the other
         speaker named one title marks that title, "I loved the first one" the first they named. The words decide over the router's slots
         (``disliked_now``): on ReDial seekers its liked slot found 0.31 of their likes and its
         disliked slot was right a third of the time ("I didn't care for A, but I loved B" came
-        back with both disliked). An explanation request names what was shown, not a taste."""
+        back with both disliked). An explanation request names what was shown, not a taste.
+        ``people``: the names the message writes (:meth:`tools.item_facts.People.named_in`)."""
         spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
-        people = self.fact_guard.people.named_in(text)  # "Hanks" in "Tom Hanks" is no film
-        spans = [s for s in spans if not any(a <= s[0] and s[1] <= b for a, b, _ in people)]
+        spans = [s for s in spans if not any(a <= s[0] and s[1] <= b for a, b, _ in people)]  # "Hanks" is no film
         if intent == "explain":
             return [item for *_, item in spans]
         for (*_, item), stance in zip(spans, title_stances(text, [(start, end) for start, end, *_ in spans])):
@@ -552,7 +554,7 @@ class Agent:
         now_liked = [self._title(i) for i in state.liked if i not in liked]
         now_disliked = [self._title(i) for i in state.disliked if i not in disliked]
         if not (now_liked or now_disliked):
-            if _THANKS.search(text):  # the small model echoed "thanks for the suggestions!" back
+            if thanks(text):  # the small model echoed "thanks for the suggestions!" back
                 timings["reply"] = time.perf_counter() - t
                 return (yield from self._say(state, "chitchat", self.replies["welcome"]))
             return (yield from self._chitchat(state, text, route, timings))
@@ -610,8 +612,7 @@ class Agent:
         "#N" never reaches a person. ``ask``: end with a question about which title they meant.
         A name the message ``text`` writes as a person ("movies with Tom Hanks") that the catalogue
         credits with nothing is said to be that, not offered as "Did you mean Tom Jones?"."""
-        people = [u for u in unknown if 2 <= len(str(u).split()) <= 4
-                  and re.search(_PERSON_BEFORE + re.escape(str(u)) + r"\b", text, re.I)]
+        people = [u for u in unknown if written_as_person(str(u), text)]
         unknown = [u for u in unknown if u not in people]
         titles = [u for u in unknown if _position(u) is None]
         parts = [self.replies["unknown_person_asked"].format(names=" or ".join(f'"{u}"' for u in people[:3]))
@@ -683,8 +684,6 @@ def _after_suggestions(state: DialogueState) -> bool:
     return after_suggestions([(t.role, t.items, t.text) for t in state.turns])
 
 
-_THANKS = re.compile(r"\b(?:thanks|thank (?:you|u)|thx|ty|cheers|appreciate (?:it|that|them|this))\b", re.I)
-_PERSON_BEFORE = r"\b(?:with|by|starring|featuring|stars?|actor|actress|director)\s+"  # "movies with Tom Hanks"
 
 
 def _position(mention) -> int | None:

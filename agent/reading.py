@@ -628,6 +628,22 @@ _ABOUT_SOMEONE = re.compile(r"\b(?:tell me (?:about|more about)|trivia (?:about|
                             r"(?<!n't )(?<!not )(?<!never )(?:know|heard) (?:anything )?(?:about|of))\b", re.I)
 
 
+_THANKS = re.compile(r"\b(?:thanks|thank (?:you|u)|thx|ty|cheers|appreciate (?:it|that|them|this))\b", re.I)
+_PERSON_BEFORE = r"\b(?:with|by|starring|featuring|stars?|actor|actress|director)\s+"  # "movies with Tom Hanks"
+
+
+def thanks(text: str) -> bool:
+    """Whether the words thank ("thanks for the suggestions!", "thank u", "appreciate it")."""
+    return bool(_THANKS.search(text))
+
+
+def written_as_person(mention: str, text: str) -> bool:
+    """Whether ``text`` writes ``mention`` (two to four words) where a person goes: "movies with Tom
+    Hanks", "directed by Greta Gerwig", "starring Zendaya Coleman"."""
+    return (2 <= len(mention.split()) <= 4
+            and re.search(_PERSON_BEFORE + re.escape(mention) + r"\b", text, re.I) is not None)
+
+
 def asks(text: str) -> bool:
     """Whether the words ask something: a question, or "tell me about ...", "any trivia on ...?"."""
     return bool(_ASKS.search(text) or _ABOUT_SOMEONE.search(text))

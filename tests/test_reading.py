@@ -341,3 +341,13 @@ def test_a_domain_nothing_in_the_words_points_to_is_not_taken_from_the_router():
     assert domain("any thrillers based on a true story? something to read", "movie") == "book"  # the words
     assert domain("more like Dune please", "book", ["Dune"]) == "book"  # a title can say it
     assert domain("anything by Stephen King?", "book") == "book"  # so can a name
+
+
+def test_thanks_and_a_name_written_where_a_person_goes() -> None:
+    from agent.reading import thanks, written_as_person
+
+    assert thanks("Thanks for the suggestions!") and thanks("appreciate it") and not thanks("I loved Heat")
+    assert written_as_person("Tom Hanks", "any movies with Tom Hanks?")
+    assert written_as_person("greta gerwig", "something directed by Greta Gerwig")
+    assert not written_as_person("Tom Hanks", "I loved Tom Hanks")  # could be a title: asked about as one
+    assert not written_as_person("Heat", "a film with Heat")  # one word is no name
