@@ -456,7 +456,7 @@ _DISLIKE_BEFORE = re.compile(
     rf"nothing (?:\w+ ){{0,2}}like|pass on|bad things about|not so much|(?:{_BAD}) (?:movies?|films?|ones?) (?:like|such as))\b"
     r"(?:\s+[\w'’-]+){0,4}?\s*$", re.I)
 _NOT_RIGHT_BEFORE = re.compile(r"\b(?:not|no)\s*$", re.I)  # "a film that is NOT X", "No X", "like A but not X"
-_SEEN_BUT_NOT = re.compile(r"\b(?:seen|saw|watched|heard of|read)\b[^.!?]*\bbut not\s*$", re.I)  # not seen, not disliked
+_SEEN_BUT_NOT = re.compile(r"\b(?:seen|see|saw|watched|watch|heard of|read)\b[^.!?]*\bbut not\s*$", re.I)  # not seen, not disliked
 _DISLIKE_AFTER = re.compile(
     r"^\W*(?:[\w'’-]+[,;]?\s+){0,6}?(?:"
     rf"(?:was|is|were|seemed|seems|felt|looks?|sounds?)\s+(?:just\s+|kind of\s+|kinda\s+|a bit\s+|a little\s+|pretty\s+|"

@@ -67,6 +67,11 @@ def seeker_turns(dialog: dict) -> list[dict]:
         turn["text"] = " ".join(_MENTION.sub(
             lambda m: unquote(_bare_title(names[m.group(1)])) if names.get(m.group(1)) else m.group(0), raw).split())
         turn["ids"] = [i for i in dict.fromkeys(_MENTION.findall(raw)) if names.get(i)]
+        turn["spans"], at = [], 0  # (start, end, id) of each mention as written, in order
+        for i in _MENTION.findall(raw):
+            if names.get(i) and (start := turn["text"].find(title := unquote(_bare_title(names[i])), at)) >= 0:
+                turn["spans"].append((start, start + len(title), i))
+                at = start + len(title)
     return turns
 
 
@@ -78,6 +83,35 @@ def labelled_mentions(dialog: dict, turns: list[dict]) -> dict[str, int]:
     mentioned = {i for t in turns if t["role"] == "user" for i in t["ids"]}
     return {i: a["liked"] for i, a in answers.items()
             if i in mentioned and isinstance(a, dict) and a.get("liked") in (0, 1)}
+
+
+def read_on_spans(dialogs: list[dict], head=None) -> dict[str, list[int]]:
+    """The stance reader alone, on the right title's span (no catalogue, no router): each labelled
+    movie is disliked if a seeker turn naming it reads so (an earlier dislike stands, as in the
+    state), else liked. ``head``: a :class:`agent.stance.StanceHead` revising the rules' reading.
+    [right, all] per class."""
+    from agent.reading import title_stances
+
+    counts = {"liked": [0, 0], "disliked": [0, 0]}
+    for dialog in dialogs:
+        turns = seeker_turns(dialog)
+        labels = labelled_mentions(dialog, turns)
+        read: dict[str, str] = {}
+        for turn in turns:
+            if turn["role"] != "user" or not turn["spans"]:
+                continue
+            spans = [(a, b) for a, b, _ in turn["spans"]]
+            stances = title_stances(turn["text"], spans)
+            if head is not None:
+                stances = head.revise(turn["text"], spans, stances)
+            for (*_, rid), stance in zip(turn["spans"], stances):
+                if stance and read.get(rid) != "disliked":
+                    read[rid] = stance
+        for rid, label in labels.items():
+            kind = "liked" if label == 1 else "disliked"
+            counts[kind][1] += 1
+            counts[kind][0] += read.get(rid, "liked") == kind
+    return counts
 
 
 class RouteCache:
@@ -112,6 +146,9 @@ def main() -> None:
     parser.add_argument("--dialogues", type=int, help="the first N dialogues of the half only")
     parser.add_argument("--routes", type=Path, help="keep the router's answers here and reuse them")
     parser.add_argument("--show", type=int, default=0, help="print N missed mentions with their turn")
+    parser.add_argument("--spans", action="store_true",
+                        help="only the stance reader on the right title's span, with and without the stance head "
+                             "(no catalogue, no router: seconds)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not args.data.exists():
@@ -122,6 +159,8 @@ def main() -> None:
     dialogs = [d for d in read_jsonl(args.data)
                if args.half == "all" or fold_of(str(d["conversationId"]), 2) == HALVES[args.half]]
     dialogs = dialogs[:args.dialogues] if args.dialogues else dialogs
+    if args.spans:
+        return spans_only(dialogs, args.half)
     agent = Agent.from_settings(Settings(), progress=True)
     item_of = source_index(agent.catalog, "redial")
     if len(item_of) < 1000:
@@ -192,6 +231,28 @@ def main() -> None:
           "balanced_accuracy": round(balanced, 4), "resolved": round(resolved / max(total, 1), 4),
           "same_title_other_film": other_film,
           "router_calls": cache.fresh})
+
+
+def spans_only(dialogs: list[dict], half: str) -> None:
+    from agent.stance import load_stance_head
+
+    def balanced(counts):
+        recall = {k: right / max(n, 1) for k, (right, n) in counts.items()}
+        return recall, (recall["liked"] + recall["disliked"]) / 2
+
+    head = load_stance_head()
+    figures = {"bench": "redial_likes_spans", "half": half, "dialogues": len(dialogs)}
+    for name, reader in (("rules", None), ("rules_head", head)):
+        if name == "rules_head" and head is None:
+            print("no stance head (agent/data/stance_head.jsonl): build it with python -m agent.tuning.stance_data")
+            continue
+        counts = read_on_spans(dialogs, reader)
+        recall, score = balanced(counts)
+        print(f"{name:11s} liked {counts['liked'][0]}/{counts['liked'][1]} ({recall['liked']:.3f}), disliked "
+              f"{counts['disliked'][0]}/{counts['disliked'][1]} ({recall['disliked']:.3f}), balanced {score:.3f}")
+        figures |= {f"{name}_liked_recall": round(recall["liked"], 4),
+                    f"{name}_disliked_recall": round(recall["disliked"], 4), f"{name}_balanced": round(score, 4)}
+    emit(figures)
 
 
 if __name__ == "__main__":

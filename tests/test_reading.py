@@ -270,6 +270,8 @@ def test_a_reaction_can_come_turns_after_the_suggestion_but_not_after_a_question
     ("My least favourite films are Grease and Cats", ["Grease", "Cats"], ["disliked", "disliked"]),  # a list
     ("I hated Grease but Cats was great", ["Grease", "Cats"], ["disliked", "liked"]),
     ("I've seen Heat but not Ronin", ["Heat", "Ronin"], ["liked", "liked"]),  # not seen is not disliked
+    ("I did see Good Will Hunting but not Dead Poets Society", ["Good Will Hunting", "Dead Poets Society"],
+     ["liked", "liked"]),
     ("something like Heat but not Scream", ["Heat", "Scream"], ["liked", "disliked"]),
     ("something like Fargo, but nothing like Saw", ["Fargo", "Saw"], ["liked", "disliked"]),
     ("any western other than Unforgiven?", ["Unforgiven"], ["disliked"]),
