@@ -19,9 +19,10 @@ from rapidfuzz import fuzz
 
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, after_suggestions, asked_domain, asks, carries_taste, genres_in,
-                           has_content, item_question, reacts_only, readable, referenced_position, sanitize_slots,
-                           second_look, stance_on_it, thanks, title_stances, without_markup, written_as_person)
+from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain, asks,
+                           carries_taste, genres_in, has_content, item_question, reacts_only, readable,
+                           referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
+                           without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -411,10 +412,14 @@ class Agent:
             # the people a request names, unless it names them against ("anything but Adam Sandler")
             wanted = [name for (*_, name), stance in zip(people, title_stances(text, [(a, b) for a, b, _ in people]))
                       if stance != "disliked"]
-            # a later request for genres that names nobody has moved on from the person: "any horror?"
-            # after Tom Hanks is not his horror films (and the relaxation would drop "horror" first)
-            moved_on = not wanted and state.constraints.people and slots.get("genres")
-            clear = [*(slots.get("clear") or []), *(["people"] if moved_on else [])]
+            # a later request for genres or titles that names nobody has moved on from the person: "any
+            # horror?" after Tom Hanks is not his horror films (and the relaxation would drop "horror"
+            # first), "something like Heat" not his films like Heat
+            moved_on = not wanted and state.constraints.people and (slots.get("genres") or named)
+            # and genres asked for replace the ones asked before ("what about horror?" after comedies
+            # is not "comedy or horror"), unless the words add them ("with some romance too")
+            new_genres = slots.get("genres") and not adds_to_what_was_asked(text)
+            clear = [*(slots.get("clear") or []), *(["people"] if moved_on else []), *(["genres"] if new_genres else [])]
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
                                      slots.get("domain"), clear=clear or None,
                                      without=slots.get("without") or None, people=wanted or None)

@@ -632,6 +632,16 @@ _THANKS = re.compile(r"\b(?:thanks|thank (?:you|u)|thx|ty|cheers|appreciate (?:i
 _PERSON_BEFORE = r"\b(?:with|by|starring|featuring|stars?|actor|actress|director)\s+"  # "movies with Tom Hanks"
 
 
+_ADDS = re.compile(r"\b(?:also|as well|plus|in addition|additionally|on top of that|mixed with|combined with|"
+                   r"and some|with some|with a bit of|both)\b|\btoo\s*[.!?]*\s*$", re.I)
+
+
+def adds_to_what_was_asked(text: str) -> bool:
+    """Whether a request's genres add to the ones asked before ("any with some romance too?",
+    "also thrillers") rather than replace them ("what about horror?" after comedies)."""
+    return bool(_ADDS.search(text))
+
+
 def thanks(text: str) -> bool:
     """Whether the words thank ("thanks for the suggestions!", "thank u", "appreciate it")."""
     return bool(_THANKS.search(text))

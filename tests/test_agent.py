@@ -547,6 +547,7 @@ def test_a_request_for_a_persons_films_gets_their_films_not_a_guess_at_a_title(p
     assert len(credited) >= 5
     tool = CandidateTool(parts["tool"].recommender, catalog, parts["tool"].store, best_first=parts["tool"].best_first)
     router = (ScriptedRouter().push("recommend", titles=["Tom Hanks"]).push("recommend", genres=["horror"])
+              .push("recommend", titles=["Tom Hanks"]).push("recommend", titles=["Fargo"])
               .push("recommend", titles=["tom hanks"], year_from=1950, year_to=1959))
     agent = Agent(router=router, llm=parts["llm"], tool=tool, resolver=TitleResolver(catalog, parts["tool"].store),
                   sessions=SessionStore(tmp_path / "sessions.sqlite3"))
@@ -557,12 +558,30 @@ def test_a_request_for_a_persons_films_gets_their_films_not_a_guess_at_a_title(p
     horror = agent.respond("hanks", "any good horror movies?")  # moved on: not his horror films, nor his others
     assert horror.items and all("Horror" in i.genres for i in horror.items), horror.text
     assert agent.sessions.get("hanks").constraints.people == []
+    agent.respond("hanks", "any movies with Tom Hanks?")
+    like = agent.respond("hanks", "something like Fargo")  # a title named: moved on from him too
+    assert agent.sessions.get("hanks").constraints.people == [] and like.items, like.text
     fifties = agent.respond("fifties", "tom hanks films from the fifties")  # he made none: the years give way
     assert "dropped the year limit" in fifties.text and {i.item_id for i in fifties.items} <= credited, fifties.text
     # the ml-100k catalogue itself credits nobody: said so, no "Did you mean Tom Jones?"
     plain = _agent(parts, tmp_path, router=ScriptedRouter().push("recommend", titles=["Tom Hanks"]))
     reply = plain.respond("nobody", "any movies with Tom Hanks?")
     assert reply.text.startswith('My catalogue credits nobody called "Tom Hanks"') and "mean" not in reply.text, reply.text
+
+
+def test_genres_asked_for_replace_the_ones_before_unless_the_words_add_them(parts, tmp_path: Path) -> None:
+    """ "what about horror?" after comedies is not "comedy or horror"; "with some romance too" is."""
+    router = (ScriptedRouter().push("recommend", genres=["comedy"]).push("recommend", genres=["horror"])
+              .push("recommend", genres=["comedy"]).push("recommend", genres=["horror"]))
+    agent = _agent(parts, tmp_path, router=router)
+    agent.respond("g", "any good comedies?")
+    agent.respond("g", "what about horror?")
+    assert agent.sessions.get("g").constraints.genres == ["horror"]
+    agent.respond("g", "and some comedy too")
+    assert agent.sessions.get("g").constraints.genres == ["horror", "comedy"]
+    reply = agent.respond("g", "now just horror please")
+    assert agent.sessions.get("g").constraints.genres == ["horror"]
+    assert reply.items and all("Horror" in i.genres for i in reply.items), reply.text
 
 
 def test_markup_is_text_not_a_title_and_counts_agree_with_nouns(parts, tmp_path: Path) -> None:

@@ -189,3 +189,16 @@ def test_nothing_named_genres_and_more_words_fuse_the_text_search_with_the_graph
     assert store.asked == ["comedies wedding comedy"]
     assert [c.item.title for c in found] == ["Wedding Bells", "Big Laughs"]  # the drama is not a comedy
     assert {c.item.title: c.source for c in found}["Big Laughs"] == "graph"
+
+
+def test_a_list_shows_a_title_once_when_one_of_its_films_has_no_year():
+    """ReDial's year-less "Ghost" beside "Ghost (1990)" read as the same film listed twice."""
+    from tools.candidates import Candidate, _one_per_film
+    from tools.catalog import CatalogItem
+
+    def cand(item_id, title, year):
+        return Candidate(CatalogItem(item_id, "movie", title, year, ("Drama",), warm=True), 1.0, "graph")
+
+    pool = [cand("a", "Ghost", 1990), cand("b", "Ghost", None), cand("c", "Heat", 1995),
+            cand("d", "Ghost", 1998), cand("e", "Heat", None), cand("f", "Up", None), cand("g", "Up", 2009)]
+    assert [c.item.item_id for c in _one_per_film(pool)] == ["a", "c", "d", "f"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.reading import asked_count, sanitize_slots
+from agent.reading import adds_to_what_was_asked, asked_count, sanitize_slots
 from agent.router import empty_slots
 
 
@@ -353,3 +353,15 @@ def test_thanks_and_a_name_written_where_a_person_goes() -> None:
     assert written_as_person("greta gerwig", "something directed by Greta Gerwig")
     assert not written_as_person("Tom Hanks", "I loved Tom Hanks")  # could be a title: asked about as one
     assert not written_as_person("Heat", "a film with Heat")  # one word is no name
+
+
+@pytest.mark.parametrize("text, adds", [
+    ("what about horror?", False),
+    ("any good comedies", False),
+    ("and some comedy too", True),
+    ("also thrillers", True),
+    ("a horror with a bit of comedy", True),
+    ("a comedy that isn't too long please", False),  # "too" inside, not at the end
+])
+def test_genres_add_to_the_ones_before_only_when_the_words_say_so(text, adds):
+    assert adds_to_what_was_asked(text) is adds

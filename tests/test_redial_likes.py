@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.redial_likes import labelled_mentions, seeker_turns
+from bench.redial_likes import labelled_mentions, read_on_spans, seeker_turns
 
 DIALOG = {
     "conversationId": "1", "initiatorWorkerId": 7, "respondentWorkerId": 8,
@@ -20,10 +20,16 @@ DIALOG = {
 def test_a_dialogue_is_turns_with_bare_titles_and_the_ids_each_names() -> None:
     turns = seeker_turns(DIALOG)
     assert [t["role"] for t in turns] == ["user", "assistant", "user"]
-    assert turns[0] == {"role": "user", "text": "hi I loved Why Him? but not Alien", "ids": ["11", "12"]}
+    assert turns[0] == {"role": "user", "text": "hi I loved Why Him? but not Alien", "ids": ["11", "12"],
+                        "spans": [(11, 19, "11"), (28, 33, "12")]}  # where each title is written
     assert turns[1]["ids"] == ["13", "14"]
 
 
 def test_only_movies_the_seeker_named_and_answered_yes_or_no_for_are_scored() -> None:
     # 13: "did not say"; 14: disliked, but only the recommender named it
     assert labelled_mentions(DIALOG, seeker_turns(DIALOG)) == {"11": 1, "12": 0}
+
+
+def test_the_stance_reader_alone_reads_each_labelled_title_on_its_own_span() -> None:
+    # "hi I loved Why Him? but not Alien": 11 liked (right), 12 disliked (right)
+    assert read_on_spans([DIALOG]) == {"liked": [1, 1], "disliked": [1, 1]}

@@ -134,6 +134,22 @@ def describes_more(query: str, titles: Iterable[str] = ()) -> bool:
     return any(w not in _CHAT_FILLER for w in content_text(_GENRE_WORD.sub(" ", query), titles).split())
 
 
+def _one_per_film(candidates: list[Candidate]) -> list[Candidate]:
+    """The first of candidates sharing a title when one of them has no year: an imported catalogue's
+    year-less "Ghost" may be the "Ghost (1990)" it could not be linked to, and a list showing
+    "Ghost" twice reads as broken. Two years are two films, both kept."""
+    years: dict[str, set] = {}
+    kept = []
+    for cand in candidates:
+        key, year = match_key(cand.item.title), cand.item.year
+        seen = years.setdefault(key, set())
+        if seen and (year is None or None in seen):
+            continue
+        seen.add(year)
+        kept.append(cand)
+    return kept
+
+
 class CandidateTool:
     """``candidates(...)`` → up to ``k`` scored, filtered catalog items."""
 
@@ -202,7 +218,7 @@ class CandidateTool:
                                     named=named, graph=popular):
                 found.setdefault(cand.item.item_id, cand)
         fresh = [c for c in found.values() if match_key(c.item.title) not in known_titles]
-        return fresh[:k]  # graph order first (its scores do not compare with text scores)
+        return _one_per_film(fresh)[:k]  # graph order first (its scores do not compare with text scores)
 
     # -- sources ------------------------------------------------------------------------
 
