@@ -26,7 +26,7 @@ from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
-from tools.candidates import Candidate, CandidateTool, Constraint
+from tools.candidates import Candidate, CandidateTool, Constraint, genre_key
 from tools.catalog import Catalog, CatalogItem
 from tools.chat import as_messages, stream_sentences
 from tools.explain import Explainer
@@ -67,9 +67,13 @@ class Reply:
         return asdict(self)
 
 
-def _item_for_reply(c: Candidate, why: dict | None = None) -> ReplyItem:
+def _item_for_reply(c: Candidate, why: dict | None = None, asked: Sequence[str] = ()) -> ReplyItem:
+    """``asked``: the genres the person asked for go first among the item's, which a list shows
+    three of ("what about horror?" listed Aliens as "Action, Sci-Fi, Thriller": Horror was fourth)."""
     item = c.item
-    return ReplyItem(item.item_id, item.title, item.year, list(item.genres), item.domain, round(c.score, 4), c.source,
+    keys = {genre_key(g) for g in asked}
+    genres = sorted(item.genres, key=lambda g: genre_key(g) not in keys)  # stable: the rest keep their order
+    return ReplyItem(item.item_id, item.title, item.year, genres, item.domain, round(c.score, 4), c.source,
                      item.author, c.source == "cold" or not item.warm, why or {})
 
 
@@ -412,14 +416,16 @@ class Agent:
             # the people a request names, unless it names them against ("anything but Adam Sandler")
             wanted = [name for (*_, name), stance in zip(people, title_stances(text, [(a, b) for a, b, _ in people]))
                       if stance != "disliked"]
-            # a later request for genres or titles that names nobody has moved on from the person: "any
-            # horror?" after Tom Hanks is not his horror films (and the relaxation would drop "horror"
-            # first), "something like Heat" not his films like Heat
-            moved_on = not wanted and state.constraints.people and (slots.get("genres") or named)
-            # and genres asked for replace the ones asked before ("what about horror?" after comedies
-            # is not "comedy or horror"), unless the words add them ("with some romance too")
-            new_genres = slots.get("genres") and not adds_to_what_was_asked(text)
-            clear = [*(slots.get("clear") or []), *(["people"] if moved_on else []), *(["genres"] if new_genres else [])]
+            # A request that says what to start from anew replaces what it replaces: genres asked for
+            # replace the ones asked before ("what about horror?" after comedies is not "comedy or
+            # horror"), titles to start from replace the genres ("something like Heat" after horror is
+            # not horror like Heat), and either, naming nobody, moves on from the person asked for
+            # ("any horror?" after Tom Hanks is not his horror films) — unless the words add to what
+            # was asked ("with some romance too").
+            start_from = [item for item in named if item.item_id not in state.disliked]
+            anew = bool(slots.get("genres") or start_from) and not adds_to_what_was_asked(text)
+            clear = [*(slots.get("clear") or []), *(["genres"] if anew else []),
+                     *(["people"] if anew and not wanted and state.constraints.people else [])]
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
                                      slots.get("domain"), clear=clear or None,
                                      without=slots.get("without") or None, people=wanted or None)
@@ -504,7 +510,7 @@ class Agent:
         timings["rerank"] = time.perf_counter() - t
         t = time.perf_counter()
         chosen = [candidates[i] for i in result.order]
-        items = [_item_for_reply(cand, self._why(cand, state, liked)) for cand in chosen]
+        items = [_item_for_reply(cand, self._why(cand, state, liked), state.constraints.genres) for cand in chosen]
         domain = constraint.domain or "movie"
         counted = {"are": "is" if len(items) == 1 else "are", "items": _count_of(len(items), domain)}
         head = (self.replies["recommend_relaxed"].format(constraint=_describe(constraint), dropped=relaxed, **counted)

@@ -94,8 +94,9 @@ class DialogueState:
                            people: list[str] | None = None) -> None:
         """New constraints add to the active ones ("only 90s" after "comedies" keeps both); a
         new year range, domain or people replace the old ones ("and with Meg Ryan?" after Tom
-        Hanks asks for her films); ``clear`` names what to drop ("any decade is fine" →
-        ``["year"]``; also "genres", "domain", "people", "all")."""
+        Hanks asks for her films); ``clear`` names what to drop first ("any decade is fine" →
+        ``["year"]``; also "genres", "domain", "people", "all"; the agent clears the genres
+        when a request asks for others: ``Agent._apply_route``)."""
         for what in clear or ():
             if what in ("year", "all"):
                 self.constraints.year_from = self.constraints.year_to = None

@@ -570,9 +570,11 @@ def test_a_request_for_a_persons_films_gets_their_films_not_a_guess_at_a_title(p
 
 
 def test_genres_asked_for_replace_the_ones_before_unless_the_words_add_them(parts, tmp_path: Path) -> None:
-    """ "what about horror?" after comedies is not "comedy or horror"; "with some romance too" is."""
+    """ "what about horror?" after comedies is not "comedy or horror"; "with some comedy too" is; a
+    film to start from replaces the genres."""
     router = (ScriptedRouter().push("recommend", genres=["comedy"]).push("recommend", genres=["horror"])
-              .push("recommend", genres=["comedy"]).push("recommend", genres=["horror"]))
+              .push("recommend", genres=["comedy"]).push("recommend", genres=["horror"])
+              .push("recommend", titles=["Fargo"]))
     agent = _agent(parts, tmp_path, router=router)
     agent.respond("g", "any good comedies?")
     agent.respond("g", "what about horror?")
@@ -581,7 +583,9 @@ def test_genres_asked_for_replace_the_ones_before_unless_the_words_add_them(part
     assert agent.sessions.get("g").constraints.genres == ["horror", "comedy"]
     reply = agent.respond("g", "now just horror please")
     assert agent.sessions.get("g").constraints.genres == ["horror"]
-    assert reply.items and all("Horror" in i.genres for i in reply.items), reply.text
+    assert reply.items and all(i.genres[0] == "Horror" for i in reply.items), reply.text  # the genre asked, shown first
+    agent.respond("g", "something like Fargo")  # a film to start from: not horror like Fargo
+    assert agent.sessions.get("g").constraints.genres == []
 
 
 def test_markup_is_text_not_a_title_and_counts_agree_with_nouns(parts, tmp_path: Path) -> None:
