@@ -297,6 +297,8 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     wanted, ruled_out = genres_in(text)
     out["genres"] = [g for g in slots.get("genres") or [] if g not in ruled_out] or wanted
     out["without"] = ruled_out
+    for key in ("titles", "liked", "disliked"):  # "i like sci fi and fantasy": genres, not the film "Fantasy"
+        out[key] = [m for m in out[key] if not any(_GENRE[g].fullmatch(str(m).strip()) for g in (*wanted, *ruled_out))]
     # what the words contradict themselves on is said back as a question (the agent asks), never
     # turned into an empty range or a silent choice: "conflicts" holds {"years": [from, to]} for
     # bounds that cannot both hold, {"genres": [...]} for genres asked for and ruled out at once
@@ -404,6 +406,11 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
     chit-chat, whatever the router said, and a taste stated there is not a new request (real
     seekers' turns: ReDial's, labelled by evaluation/redial's rules). Returns the (intent, slots)
     to act on."""
+    if intent == "explain" and _TASTE.search(text) and not _ASKS_A_REASON.search(text) and not _QUESTION.search(text):
+        # a statement of taste asks for no reason ("hey i like sci fi and fantasy movies", read as
+        # an explanation of "Fantasy" right after an explanation request): the rules for chit-chat
+        log.info("router said explain; the words state a taste and ask no reason: read as chit-chat")
+        intent = "chitchat"
     wants = _WANTS_SUGGESTIONS.search(text)
     if ((intent != "explain" or not _ASKS_A_REASON.search(text)) and not wants
             and (about := item_question(text, slots, spotter)) is not None
@@ -427,8 +434,10 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
         return "explain", slots
     if _QUESTION.search(text) or not _TASTE.search(text):
         return intent, slots
-    if spotter.spot(text) and not after_suggestions:
-        log.info("router said chitchat; the message states a taste for a title: recommend")
+    if (spotter.spot(text) or genres_in(text)[0]) and not after_suggestions:
+        # "I loved The Lion King", "hi there, i like sci fi and fantasy movies": a taste told
+        # before any suggestion is what to recommend from (evaluation/redial's rules say so too)
+        log.info("router said chitchat; the message states a taste for a title or genre: recommend")
         return "recommend", slots
     return intent, slots
 

@@ -188,3 +188,21 @@ def test_people_are_found_as_people_type_them() -> None:
     start, end, _ = people.named_in("I love Joel Coen!")[0]
     assert "I love Joel Coen!"[start:end] == "Joel Coen"
     assert people.items_of(["tom hanks", "Will Smith"]) == {"m:4", "m:5"}
+
+
+def test_a_statement_of_taste_is_no_explanation_request() -> None:
+    """ "hey i like sci fi and fantasy movies" right after "why the third one?" came back from the
+    router as an explanation of a film called "Fantasy"; told before any suggestion, a taste for
+    genres is what to recommend from, as a taste for a title is."""
+    from agent.reading import second_look
+    from agent.router import empty_slots
+
+    spotter = TitleSpotter([FARGO, HEAT, VERTIGO])
+    taste = "hey i like sci fi and fantasy movies"
+    assert second_look("explain", empty_slots(), taste, spotter)[0] == "recommend"
+    assert second_look("chitchat", empty_slots(), taste, spotter)[0] == "recommend"
+    assert second_look("chitchat", empty_slots(), taste, spotter, after_suggestions=True)[0] == "chitchat"
+    assert second_look("explain", empty_slots(), "hi, I'm not into anything tonight", spotter)[0] == "chitchat"
+    assert second_look("explain", empty_slots(), "I loved Heat", spotter)[0] == "recommend"  # a taste for a title
+    assert second_look("explain", empty_slots(), "I like Heat, why did you pick Fargo?", spotter)[0] == "explain"
+    assert second_look("explain", empty_slots(), "what makes the top one right for me?", spotter)[0] == "explain"

@@ -56,7 +56,7 @@ OLD_GENRE_WORDS = {
     "musical": r"musicals?",
     "mystery": r"myster(?:y|ies)",
     "romance": r"romance|romantic|rom-?coms?",
-    "sci-fi": r"sci-?fi|science[- ]fiction",
+    "sci-fi": r"sci[- ]?fi|science[- ]fiction",
     "thriller": r"thrillers?",
     "war": r"war (?:movies?|films?|stories)",
     "western": r"westerns?",

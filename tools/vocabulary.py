@@ -71,7 +71,7 @@ GENRES: tuple[Genre, ...] = (
           "mysteries"),
     Genre("romance", "Romance", r"romance|romantic|rom-?coms?",
           ("romance", "romances", "romantic", "rom-com", "romcom", "rom-coms", "love story"), "romance", "romances"),
-    Genre("sci-fi", "Sci-Fi", r"sci-?fi|science[- ]fiction",
+    Genre("sci-fi", "Sci-Fi", r"sci[- ]?fi|science[- ]fiction",
           ("sci-fi", "scifi", "sci fi", "science fiction", "science-fiction"), "sci-fi", "sci-fi films"),
     Genre("thriller", "Thriller", r"thrillers?", ("thriller", "thrillers"), "thriller", "thrillers"),
     Genre("war", "War", r"war (?:movies?|films?|stories)", ("war", "wars"), "war", "war films"),
