@@ -291,8 +291,9 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
         years.reverse()
     out["year_from"], out["year_to"] = years
     count = slots.get("count")
-    out["count"] = (count if isinstance(count, int) and 1 <= count <= turn.max_count
-                    else asked_count(text, turn.max_count))
+    # a count the words write ("3 westerns", "three"): the router read "like after 2010" as two films
+    written = isinstance(count, int) and re.search(rf"(?<![\w.]){count}(?![\w.])", match_key(text))
+    out["count"] = count if written and 1 <= count <= turn.max_count else asked_count(text, turn.max_count)
     # the words themselves: genres asked for or ruled out, open year ranges
     wanted, ruled_out = genres_in(text)
     out["genres"] = [g for g in slots.get("genres") or [] if g not in ruled_out] or wanted
@@ -473,7 +474,8 @@ _DISLIKE_AFTER = re.compile(
     rf"(?:wasn'?t|isn'?t|weren'?t|was not|is not)\s+(?:{_SOFT})*(?:good|great|funny|scary|interesting|fond|fan|"
     r"my|for me|worth|interested)\b|"
     rf"(?:didn'?t|don'?t|did not|do not)\s+(?:{_SOFT})*(?:like|love|enjoy|care for)\b|sucked|sucks|"
-    r"not (?:really |quite )?(?:my|for me)\b|one time watch|would(?:n'?t| not) (?:watch|see) it again)", re.I)
+    r"not (?:really |quite )?(?:my|for me)\b|not (?:really )?(?:a |much of a |the biggest )?fan\b|"
+    r"one time watch|would(?:n'?t| not) (?:watch|see) it again)", re.I)
 _VERDICT = re.compile(rf"\W*(?:(?:i think|i thought|i felt|i found|honestly|personally|to be honest|tbh),?\s+)?"
                       rf"(?:(?:it|that|this)(?: one| movie| film)?\b|not\b|(?:{_BAD})\b)", re.I)  # about the title just named
 _FACT_QUESTION = re.compile(
@@ -710,7 +712,15 @@ def stance_on_it(text: str) -> str | None:
         if (m := _TASTE_FOR_IT.search(sentence)) and not sentence.rstrip().endswith("?") \
                 and not re.match(r"\s*(?:did|do|have|would|will)\s+you\b", sentence, re.I):
             return "disliked" if m.group("no") or m.group("bad") else "liked"
+    # the words a title is turned against with, around "the first one" as around a title ("I've
+    # seen the first one, not a fan", "not a fan of that one", "the second was too slow")
+    for m in _POINTED_AT.finditer(text):
+        if not _QUESTION.search(text) and title_stance(text, m.start(), m.end()) == "disliked":
+            return "disliked"
     return None
+
+
+_POINTED_AT = re.compile(rf"\b{_IT}\b|\bthe (?:first|second|third|fourth|fifth|last|top)\b", re.I)
 
 
 _NAME_INSIDE = re.compile(r"(?<=[\w,;'’] )(?!I\b)[A-Z0-9]")  # a capitalised word inside a sentence

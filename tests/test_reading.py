@@ -365,3 +365,14 @@ def test_thanks_and_a_name_written_where_a_person_goes() -> None:
 ])
 def test_genres_add_to_the_ones_before_only_when_the_words_say_so(text, adds):
     assert adds_to_what_was_asked(text) is adds
+
+
+@pytest.mark.parametrize("text, router_count, count", [
+    ("anything newer? like after 2010", 2, None),  # the router's 2 is no count the words write
+    ("give me three westerns", 3, 3),
+    ("3 comedies please", 3, 3),
+    ("some comedies", 4, None),
+    ("five thrillers", None, 5),  # the words fill what the router missed
+])
+def test_a_count_is_one_the_words_write(text, router_count, count):
+    assert sanitize_slots({**empty_slots(), "count": router_count}, text, [])["count"] == count
