@@ -107,7 +107,6 @@ def sure_threshold(x: np.ndarray, y: np.ndarray, classes: int, folds: int = 5, p
 
 def build_head(out: Path = HEAD_FILE) -> dict:
     """Fit the head on the pool and write it (one JSON line per intent, then one of facts)."""
-    from recsys.io import atomic_write_text
     from tools.embeddings import MODEL_NAME, embed
     from tools.vocabulary import INTENTS
 
@@ -116,12 +115,20 @@ def build_head(out: Path = HEAD_FILE) -> dict:
     y = np.array([INTENTS.index(r["intent"]) for r in rows])
     threshold, covered = sure_threshold(x, y, len(INTENTS))
     w, b = fit_softmax(x, y, len(INTENTS))
-    lines = [json.dumps({"intent": intent, "bias": round(float(b[i]), 6),
-                         "weights": [round(float(v), 6) for v in w[:, i]]}) for i, intent in enumerate(INTENTS)]
     facts = {"model": MODEL_NAME, "rows": len(rows), "sure": threshold, "cv_share_sure": covered}
+    write_head(out, "intent", INTENTS, w, b, facts)
+    return facts
+
+
+def write_head(out: Path, key: str, classes: Sequence[str], w: np.ndarray, b: np.ndarray, facts: dict) -> None:
+    """A logistic-regression head as the agent loads it: one JSON line per class (``key``: its
+    name, its bias and weights), then one line of facts."""
+    from recsys.io import atomic_write_text
+
+    lines = [json.dumps({key: name, "bias": round(float(b[i]), 6), "weights": [round(float(v), 6) for v in w[:, i]]})
+             for i, name in enumerate(classes)]
     lines.append(json.dumps({"facts": facts}))
     atomic_write_text(out, "\n".join(lines) + "\n")
-    return facts
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ straddle train and test) is printed for the record.
 from __future__ import annotations
 
 import argparse
-import json
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.stance import HEAD_FILE, STANCES, stance_window
-from agent.tuning.router_data import fit_softmax, load_rows, softmax
+from agent.tuning.router_data import fit_softmax, load_rows, softmax, write_head
 
 TRAIN_FILE = HEAD_FILE.parent / "stance_train.jsonl"
 SURE = 0.9
@@ -67,7 +66,6 @@ def family_cv(x: np.ndarray, y: np.ndarray, families: list[str], folds: int = 5)
 
 
 def build_head(out: Path = HEAD_FILE, sure: float = SURE, train: Path = TRAIN_FILE) -> dict:
-    from recsys.io import atomic_write_text
     from tools.embeddings import MODEL_NAME, embed
 
     rows = load_rows(train)
@@ -75,12 +73,9 @@ def build_head(out: Path = HEAD_FILE, sure: float = SURE, train: Path = TRAIN_FI
     y = np.array([STANCES.index(r["stance"]) for r in rows])
     cv = family_cv(x, y, [r["family"] for r in rows])
     w, b = balanced_fit(x, y)
-    lines = [json.dumps({"stance": stance, "bias": round(float(b[i]), 6),
-                         "weights": [round(float(v), 6) for v in w[:, i]]}) for i, stance in enumerate(STANCES)]
     facts = {"model": MODEL_NAME, "rows": len(rows), "families": len({r["family"] for r in rows}),
              "sure": sure, "family_cv_recall": cv}
-    lines.append(json.dumps({"facts": facts}))
-    atomic_write_text(out, "\n".join(lines) + "\n")
+    write_head(out, "stance", STANCES, w, b, facts)
     return facts
 
 
