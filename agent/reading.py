@@ -714,13 +714,14 @@ def stance_on_it(text: str) -> str | None:
             return "disliked" if m.group("no") or m.group("bad") else "liked"
     # the words a title is turned against with, around "the first one" as around a title ("I've
     # seen the first one, not a fan", "not a fan of that one", "the second was too slow")
-    for m in _POINTED_AT.finditer(text):
-        if not _QUESTION.search(text) and title_stance(text, m.start(), m.end()) == "disliked":
-            return "disliked"
+    if _QUESTION.search(text):
+        return None
+    if any(title_stance(text, m.start(), m.end()) == "disliked" for m in _POINTED_AT.finditer(text)):
+        return "disliked"
     return None
 
 
-_POINTED_AT = re.compile(rf"\b{_IT}\b|\bthe (?:first|second|third|fourth|fifth|last|top)\b", re.I)
+_POINTED_AT = re.compile(rf"(?<!\w){_IT}(?!\w)", re.I)  # "#2" too, which \b would miss
 
 
 _NAME_INSIDE = re.compile(r"(?<=[\w,;'’] )(?!I\b)[A-Z0-9]")  # a capitalised word inside a sentence

@@ -376,3 +376,17 @@ def test_genres_add_to_the_ones_before_only_when_the_words_say_so(text, adds):
 ])
 def test_a_count_is_one_the_words_write(text, router_count, count):
     assert sanitize_slots({**empty_slots(), "count": router_count}, text, [])["count"] == count
+
+
+@pytest.mark.parametrize("text, stance", [
+    ("I've seen the first one, not a fan", "disliked"),  # the small model answered "I'm sorry for your loss"
+    ("not a fan of that one", "disliked"),
+    ("seen the second, not for me", "disliked"),
+    ("I loved the first one", "liked"),
+    ("what about the second one?", None),
+    ("I have not seen it", None),
+])
+def test_a_reaction_to_a_place_in_the_list_is_read_like_one_to_a_title(text, stance):
+    from agent.reading import stance_on_it
+
+    assert stance_on_it(text) == stance
