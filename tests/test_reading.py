@@ -319,6 +319,23 @@ def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_
     assert [i for _, i in spotter.spot("I loved Jumanji and The Shape of Water", domain="movie")] == [new, film]
     # a film of 1986 could have been rated and was not: the rated one of the title
     assert [i for _, i in spotter.spot("I loved Heat")] == [heat]
+    # the words say which: the oldest or the newest of the title, whatever the ratings
+    assert [i for _, i in spotter.spot("I really liked the original Jumanji", domain="movie")] == [old]
+    assert [i for _, i in spotter.spot("I saw the first Jumanji, not the new one")] == [old]
+    assert [i for _, i in spotter.spot("did not see the new Heat yet")] == [heat]  # 1995 is the newest
+    assert [i for _, i in spotter.spot("The old Heat was better")] == [obscure_heat]
+    assert [i for _, i in spotter.spot("the Heat remake was fine")] == [heat]
+
+
+def test_a_short_shared_title_is_spotted_after_the_words_that_say_which_film() -> None:
+    from tools.catalog import CatalogItem
+    from tools.resolve import TitleSpotter
+
+    old = CatalogItem("ml-100k:1", "movie", "It", year=1990, n_ratings=2)
+    new = CatalogItem("redial:2", "movie", "It", year=2017, n_ratings=0)
+    spotter = TitleSpotter([old, new])
+    assert [i for _, i in spotter.spot("I love the original It better though")] == [old]
+    assert [i for _, i in spotter.spot("The new It and Jigsaw were pretty good")] == [new]
 
 
 @pytest.mark.parametrize(("text", "stance"), [

@@ -176,7 +176,11 @@ def everyday_word(word: str) -> bool:
 
 
 _FILM_GOES_HERE = re.compile(r"\b(?:seen|saw|watch(?:ed)?|lik(?:e|ed)|lov(?:e|ed)|enjoy(?:ed)?|favou?rite is|"
-                             r"about|similar to|movies? like|films? like)\s+$", re.I)
+                             r"about|similar to|movies? like|films? like|the (?:original|new))\s+$", re.I)
+# which film of a shared title, said in words: "the original Jumanji", "the new It", "the It remake"
+_OLDEST_BEFORE = re.compile(r"\b(?:original|first|old|older|oldest)\s+$", re.I)
+_NEWEST_BEFORE = re.compile(r"\b(?:new|newer|newest|latest|recent)\s+$", re.I)
+_NEWEST_AFTER = re.compile(r"\s+(?:remake|reboot)\b", re.I)
 _LIST_GAP = re.compile(r"\s*(?:,|and|or|&)\s*(?:and\s+|or\s+)?", re.I)
 
 
@@ -197,7 +201,8 @@ class TitleSpotter:
     or a line break, and a lone number after "in" / "since" / … or in brackets is a date ("in 2012",
     "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
     after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
-    "The Shape of Water" is the film, not the novel), else to the most rated (the newest of
+    "The Shape of Water" is the film, not the novel), else to the oldest or the newest when the
+    words say which ("the original Jumanji", "the new It", "the It remake"), else to the most rated (the newest of
     equally rated: ReDial's imported films carry no ratings), unless one came out after the newest
     rated film: its ratings could not exist, and the newest such one is taken."""
 
@@ -219,8 +224,9 @@ class TitleSpotter:
         for same in self.by_key.values():
             same.sort(key=lambda i: (-i.n_ratings, -(i.year or 0)))
 
-    def _pick(self, key: str, year_after: int | None, domain: str | None) -> CatalogItem:
-        """The item a title means here (the class docstring says how a shared one is chosen)."""
+    def _pick(self, key: str, year_after: int | None, domain: str | None, edition: str | None = None) -> CatalogItem:
+        """The item a title means here (the class docstring says how a shared one is chosen);
+        ``edition``: "oldest" or "newest", as the words around the title said."""
         shared = self.by_key[key]
         if len(shared) == 1:
             return shared[0]
@@ -228,6 +234,8 @@ class TitleSpotter:
             return dated[0]
         if domain and (same := [i for i in shared if i.domain == domain]):
             shared = same
+        if edition and (dated := [i for i in shared if i.year]):
+            return (min if edition == "oldest" else max)(dated, key=lambda i: i.year)
         # ratings that could not exist say nothing: a film out after the newest rated one ("Jumanji"
         # 2017, the ratings ending in 2016) is not less known than the rated film of its title
         if self.rated_until is not None and (
@@ -304,7 +312,10 @@ class TitleSpotter:
                 if n > 1 or (not (inside_name or a_date) and len(key) >= (2 if short_here else 4) and key != "i"):
                     end = words[i + n - 1].end()
                     year = _YEAR_AFTER.match(text, end)
-                    item = self._pick(key, int(year.group(1)) if year else None, domain)
+                    before = text[:words[i].start()]
+                    edition = ("oldest" if _OLDEST_BEFORE.search(before) else "newest"
+                               if _NEWEST_BEFORE.search(before) or _NEWEST_AFTER.match(text, end) else None)
+                    item = self._pick(key, int(year.group(1)) if year else None, domain, edition)
                     found.append((words[i].start(), end, key, item))
                     i += n - 1
                     break
