@@ -474,7 +474,7 @@ _DISLIKE_AFTER = re.compile(
     rf"(?:wasn'?t|isn'?t|weren'?t|was not|is not)\s+(?:{_SOFT})*(?:good|great|funny|scary|interesting|fond|fan|"
     r"my|for me|worth|interested)\b|"
     rf"(?:didn'?t|don'?t|did not|do not)\s+(?:{_SOFT})*(?:like|love|enjoy|care for)\b|sucked|sucks|"
-    r"not (?:really |quite )?(?:my|for me)\b|not (?:really )?(?:a |much of a |the biggest )?fan\b|"
+    r"not (?:really |quite )?(?:my|for me)\b|not (?:really )?(?:a |much of a |the biggest )?fan\b(?!\s+of\s+(?-i:[A-Z]))|"
     r"one time watch|would(?:n'?t| not) (?:watch|see) it again)", re.I)
 _VERDICT = re.compile(rf"\W*(?:(?:i think|i thought|i felt|i found|honestly|personally|to be honest|tbh),?\s+)?"
                       rf"(?:(?:it|that|this)(?: one| movie| film)?\b|not\b|(?:{_BAD})\b)", re.I)  # about the title just named
@@ -483,6 +483,9 @@ _FACT_QUESTION = re.compile(
     r"plays?|played|acts?|acted|cast|about|made|releas\w*|come out|came out|rated|long|black and white|based on|"
     r"written|wrote|score|sequel)\b", re.I)
 _SENTENCE = re.compile(r"[.!?]+(?:\s|$)|\n")
+# "I loved X even though it wasn't scary": a reservation about a film liked in so many words
+_LIKED_BEFORE = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|ador(?:e|ed)|favou?rite)\b(?:\s+[\w'’-]+){0,3}?\s*$", re.I)
+_CONCEDES = re.compile(r"^\W*(?:even though|although|though|even if)\b", re.I)
 _LISTED = re.compile(r"\s*(?:,\s*(?:and|or)?|and|or|&|nor)\s*$", re.I)  # "A and B", "A, B or C"
 
 
@@ -495,13 +498,15 @@ def title_stance(text: str, start: int, end: int, next_start: int | None = None)
     before = text[sentence_start:start]
     after = text[end:next_start if next_start is not None else len(text)]
     if (m := _SENTENCE.search(after)) is not None:  # "X. It was too corny": the next sentence, if about it
-        follows = _SENTENCE.split(after[m.end():], maxsplit=1)[0]
+        # (stops written twice, "Mother! . I think it was okay", end no sentence)
+        follows = _SENTENCE.split(after[m.end():].lstrip(" .!?\n"), maxsplit=1)[0]
         after = after[:m.start()] + (" " + follows if _VERDICT.match(follows) else "")
     if _FACT_QUESTION.search(before) and not _TASTE.search(before):
         return None
     if (_DISLIKE_BEFORE.search(_CLAUSE.split(before[-80:])[-1])
             or (_NOT_RIGHT_BEFORE.search(before) and not _SEEN_BUT_NOT.search(before))
-            or _DISLIKE_AFTER.search(after)):
+            or (_DISLIKE_AFTER.search(after)
+                and not (_CONCEDES.match(after) and _LIKED_BEFORE.search(_CLAUSE.split(before[-80:])[-1])))):
         return "disliked"
     return "liked"
 

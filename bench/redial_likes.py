@@ -214,7 +214,7 @@ def main() -> None:
             counts[kind][0] += got == kind
             if got != kind:
                 said = next((t["text"] for t in turns if t["role"] == "user" and rid in t["ids"]), "")
-                misses.append((kind, got, item_id in named, said))
+                misses.append((kind, got, item_id in named, expected.title if expected else rid, said))
     cache.save()
     recall = {k: (right / n if n else None) for k, (right, n) in counts.items()}
     balanced = (recall["liked"] + recall["disliked"]) / 2 if None not in recall.values() else None
@@ -223,8 +223,8 @@ def main() -> None:
     print(f"balanced accuracy {balanced:.3f} (target >= 0.85); resolved {resolved}/{total} = "
           f"{resolved / max(total, 1):.3f} (target >= 0.95); a film of the same title instead: {other_film}; "
           f"router calls made {cache.fresh}")
-    for kind, got, found, said in misses[:args.show]:
-        print(f"- {kind} read as {got}{'' if found else ' (not resolved)'}: {said[:200]}")
+    for kind, got, found, title, said in misses[:args.show]:
+        print(f"- {kind} read as {got}{'' if found else ' (not resolved)'}: [{title}] {said[:200]}")
     emit({"bench": "redial_likes", "half": args.half, "dialogues": len(dialogs), "mentions": total,
           "liked_recall": round(recall["liked"], 4), "disliked_recall": round(recall["disliked"], 4),
           "liked_mentions": counts["liked"][1], "disliked_mentions": counts["disliked"][1],

@@ -277,6 +277,11 @@ def test_a_reaction_can_come_turns_after_the_suggestion_but_not_after_a_question
     ("any western other than Unforgiven?", ["Unforgiven"], ["disliked"]),
     ("I like most of his films besides Hook", ["Hook"], ["disliked"]),
     ("I've watched Cats. I think it was okay, wouldn't watch it again", ["Cats"], ["disliked"]),  # a lead-in
+    ("I've watched Mother! . I think it was okay, wouldn't watch it again", ["Mother!"], ["disliked"]),  # a stop twice
+    ("I loved Heat even though it was too long", ["Heat"], ["liked"]),  # a reservation, not a verdict
+    ("I watched Heat even though it was boring", ["Heat"], ["disliked"]),  # no like said: the verdict stands
+    ("something like Ronin with De Niro, not a fan of Tom Cruise", ["Ronin"], ["liked"]),  # a fan of someone else
+    ("I saw Ronin, not a fan of it", ["Ronin"], ["disliked"]),
     ("a Nolan film that is NOT Inception", ["Inception"], ["disliked"]),
     ("who directed Vertigo?", ["Vertigo"], [None]),  # a question about the film says nothing of taste
     ("what about Vertigo?", ["Vertigo"], ["liked"]),  # a suggestion is not a question about it
