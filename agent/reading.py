@@ -629,10 +629,22 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
             if written := _written_as_title(str(mention), clause):
                 return AboutItem(asked, written)
         if _POINTS_AT.search(clause):
-            return AboutItem(asked)
+            return _named_before(text[:text.find(sentence)], asked, spotter, domain, has_list) or AboutItem(asked)
         if written := _capitalised_inside(clause):  # "Where can I stream Get Out?" with no such film
             return AboutItem(asked, written)
         return None
+    return None
+
+
+def _named_before(earlier: str, asked: list[str], spotter, domain: str, has_list: bool) -> AboutItem | None:
+    """What "it" in a question points at when the same message named it first: "I liked the
+    second one. Who is in it?", "Just saw Heat. Who directed it?" (the last one named)."""
+    if not earlier.strip():
+        return None
+    if spans := spotter.spans(earlier, domain):
+        return AboutItem(asked, spans[-1][3].title, spans[-1][3])
+    if (position := referenced_position(earlier)) is not None and (has_list or _PLACE_IN_A_LIST.search(earlier)):
+        return AboutItem(asked, position=position)
     return None
 
 

@@ -255,7 +255,7 @@ class Router:
             # the adapter's answers end with the slots' and the answer's closing braces and have no
             # other "}}": stopping there keeps a runaway answer (an unclosed string) short
             free = self.llm.invoke(messages, max_tokens=self.turn.router_max_tokens, stop=["}}"]).content + "}}"
-            route = parse_strict(free)
+            route = parse_strict(free) or parse_salvaged(free)
             if route is not None:
                 return route
             log.info("router answer did not fit the schema, asking again with the grammar: %r", free[:200])
@@ -277,6 +277,32 @@ def parse_strict(content: str) -> Route | None:
     if not fits(value, SCHEMA):
         return None
     return Route(value["intent"], {**empty_slots(), **value["slots"]})
+
+
+def parse_salvaged(content: str) -> Route | None:
+    """The route of a complete answer whose only misfits are list values outside their enum (a
+    genre the model made up: "sophomerousment"), those values dropped; else None. Asked again
+    under the grammar, the model would have to write *some* genre, the nearest allowed token (it
+    wrote Sci-Fi for "something smarter"), while the rest of its answer was sound."""
+    try:
+        value = json.loads(content)
+    except json.JSONDecodeError:
+        return None
+    if not (isinstance(value, dict) and value.get("intent") in INTENTS and isinstance(value.get("slots"), dict)):
+        return None
+    properties = SCHEMA["properties"]["slots"]["properties"]
+    slots, dropped = {}, []
+    for key, item in value["slots"].items():
+        items_schema = properties.get(key, {}).get("items", {})
+        if isinstance(item, list) and "enum" in items_schema:
+            dropped += [v for v in item if v not in items_schema["enum"]]
+            item = [v for v in item if v in items_schema["enum"]]
+        slots[key] = item
+    value = {"intent": value["intent"], "slots": slots}
+    if not dropped or not fits(value, SCHEMA):
+        return None
+    log.info("router answer named values outside the schema, dropped: %r", dropped)
+    return Route(value["intent"], {**empty_slots(), **slots})
 
 
 def parse_answer(content: str) -> Route:
@@ -316,4 +342,4 @@ def make_router(settings: Settings, llm) -> Router:
 
 
 __all__ = ["HEAD_FILE", "INTENTS", "IntentHead", "ROUTER_ADAPTER", "SLOT_KEYS", "Route", "Router", "SCHEMA", "Slots", "compact_answer", "empty_slots", "fits", "parse_strict",
-           "load_examples", "load_head", "make_router", "parse_answer", "render_context"]
+           "load_examples", "load_head", "make_router", "parse_answer", "parse_salvaged", "render_context"]

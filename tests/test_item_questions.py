@@ -118,6 +118,12 @@ def test_the_second_look_makes_a_question_about_a_film_chitchat_about_it() -> No
     second = item_question("who directed the second one?", empty_slots(), spotter)
     assert second is not None and second.position == 2 and second.asked == ["director"]
     assert item_question("who is in it?", empty_slots(), spotter).asked == ["cast"]
+    # "it" in the question is what the same message named first: a place in the list or a title
+    liked_second = item_question("I liked the second one. Who is in it?", empty_slots(), spotter)
+    assert liked_second is not None and liked_second.position == 2 and liked_second.asked == ["cast"]
+    heat = item_question("Just saw Heat last night! Who directed it?", empty_slots(), spotter)
+    assert heat is not None and heat.item == HEAT and heat.asked == ["director"]
+    assert item_question("Wow. Who directed it?", empty_slots(), spotter).item is None  # nothing named first
 
 
 def test_a_question_about_a_person_is_answered_from_their_credits() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from agent.llm import LocalChatModel
-from agent.router import INTENTS, SLOT_KEYS, Router, compact_answer, load_examples, parse_answer, parse_strict
+from agent.router import (INTENTS, SLOT_KEYS, Router, compact_answer, load_examples, parse_answer, parse_salvaged,
+                          parse_strict)
 
 MODEL_FIXTURES = {"router", "tuned"}  # tests using them are marked model (conftest): they load the LLM
 
@@ -105,6 +106,17 @@ def test_a_free_answer_counts_only_when_it_fits_the_schema() -> None:
                     '{"intent":"recommend","slots":{"count":true}}',  # a bool is not an integer
                     '{"intent":"explain","slots":{"refer', 'Sure! {"intent":"chitchat","slots":{}}']:
         assert parse_strict(content) is None, content
+
+
+def test_a_made_up_list_value_is_dropped_and_the_rest_of_the_answer_kept() -> None:
+    route = parse_salvaged('{"intent":"recommend","slots":{"genres":["sophomerousment","comedy"],"clear":["genres"]}}')
+    assert route is not None and route.intent == "recommend"
+    assert route.slots["genres"] == ["comedy"] and route.slots["clear"] == ["genres"]
+    for content in ['{"intent":"recommend","slots":{"genres":["comedy"]}}',  # fits already: parse_strict's
+                    '{"intent":"recommend","slots":{"genres":["x"],"year_from":"1990"}}',  # another misfit
+                    '{"intent":"suggest","slots":{"genres":["x"]}}', '{"intent":"recommend","slots":{"genres":["x"',
+                    '["recommend"]']:
+        assert parse_salvaged(content) is None, content
 
 
 @pytest.mark.model
