@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain, asks,
-                           carries_taste, genres_in, has_content, item_question, reacts_only, readable,
+                           carries_taste, genre_taste, genres_in, has_content, item_question, reacts_only, readable,
                            referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
                            without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
@@ -35,8 +35,10 @@ from tools.fact_guard import FactGuard
 from tools.item_facts import ItemFacts, spoken_list
 from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, everyday_word, match_key
+from tools.vocabulary import GENRES
 
 log = logging.getLogger(__name__)
+_GENRE_PLURAL = {g.router: g.plural for g in GENRES}  # "sci-fi" → "sci-fi films"
 
 
 @dataclass
@@ -184,6 +186,8 @@ class Agent:
             timings["router"] = time.perf_counter() - t
             if question is not None:
                 reply = yield from self._answer_item(state, question, timings)
+            elif route.intent == "chitchat" and _after_suggestions(state) and (genres := genre_taste(words)):
+                reply = yield from self._note_genres(state, genres, timings)
             elif route.intent == "chitchat" and _after_suggestions(state) and reacts_only(words):
                 reply = yield from self._react(state, words, route, timings)
             else:
@@ -575,6 +579,17 @@ class Agent:
         timings["reply"] = time.perf_counter() - t
         yield words
         return Reply(state.session_id, "chitchat", words, notes=["a reaction to the suggestions: taste noted"])
+
+    def _note_genres(self, state: DialogueState, genres: list[str], timings: dict) -> Iterator[str]:
+        """A taste for genres told after suggestions ("I like sci-fi too"): kept with what was asked
+        for the next list, and said back. The small model answered it "I'm not equipped to
+        recommend movies"; a request for them now would undo the chit-chat the words are."""
+        t = time.perf_counter()
+        state.update_constraints(genres)
+        words = self.replies["noted_genres"].format(genres=spoken_list([_GENRE_PLURAL[g] for g in genres]))
+        timings["reply"] = time.perf_counter() - t
+        yield words
+        return Reply(state.session_id, "chitchat", words, notes=["a taste for genres: kept for the next list"])
 
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
         t = time.perf_counter()

@@ -348,6 +348,16 @@ def reacts_only(text: str) -> bool:
                 or stated_years(text) or _MORE_OR_LESS.search(text) or _SEEN_THEM.search(text))
 
 
+def genre_taste(text: str) -> list[str]:
+    """The genres a message says the person likes when it says only that ("I like sci-fi too",
+    "big fan of westerns"): no question, no request; router genre names."""
+    wanted, _ = genres_in(text)
+    if not wanted or not _TASTE.search(text) or asks(text) or _WANTS_SUGGESTIONS.search(text) \
+            or _ASKS_FOR_MORE.search(text):
+        return []
+    return wanted
+
+
 # "I've seen all of these", "watched them both", "already saw those": the list is spent
 _SEEN_THEM = re.compile(r"\b(?:seen|saw|watched|read)\b[^.!?]*\b(?:all|these|those|them|both)\b|"
                         r"\balready (?:seen|saw|watched|read)\b", re.I)
@@ -767,4 +777,4 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
 
 
 __all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
-           "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]
+           "genre_taste", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -412,3 +412,14 @@ def test_a_reaction_to_a_place_in_the_list_is_read_like_one_to_a_title(text, sta
     from agent.reading import stance_on_it
 
     assert stance_on_it(text) == stance
+
+
+@pytest.mark.parametrize(("text", "genres"), [
+    ("I like sci-fi too", ["sci-fi"]), ("big fan of westerns", ["western"]),
+    ("any westerns?", []), ("more westerns please", []),  # a request, not a taste told
+    ("I don't like horror", []), ("I loved Heat", []),
+])
+def test_a_taste_for_genres_told_and_nothing_asked(text: str, genres: list[str]) -> None:
+    from agent.reading import genre_taste
+
+    assert genre_taste(text) == genres
