@@ -20,9 +20,9 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain, asks,
-                           carries_taste, genre_taste, genres_in, has_content, item_question, reacts_only, readable,
-                           referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
-                           without_markup, written_as_person)
+                           carries_taste, genre_taste, genres_in, greets_only, has_content, item_question, reacts_only,
+                           readable, referenced_position, sanitize_slots, second_look, stance_on_it, thanks,
+                           title_stances, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -206,7 +206,10 @@ class Agent:
         state.add_turn("user", text, intent=route.intent)
         # only a recommendation becomes the list "the second one" points into
         shown = [i.item_id for i in reply.items] if reply.intent == "recommend" else []
-        state.add_turn("assistant", reply.text, intent=reply.intent, items=shown)
+        # what an explanation or an answer spoke of: "who directed it?" next asks about that one
+        about = ([i.item_id for i in reply.items] if reply.intent == "explain"
+                 else [question.item.item_id] if question is not None and question.item is not None else [])
+        state.add_turn("assistant", reply.text, intent=reply.intent, items=shown, about=about)
         self.sessions.save(state)
         timings["total"] = time.perf_counter() - started
         reply.timings = {k: round(v, 4) for k, v in timings.items()}
@@ -289,8 +292,8 @@ class Agent:
     def _item_question(self, text: str, route: Route, state: DialogueState) -> ItemQuestion | None:
         """The item a question about one item asks about (:func:`agent.reading.item_question`):
         the title spotted, the place in the last list, a title the catalogue has by that exact name
-        ("Up"), or for "it" the one item the last turn showed; None for "is it any good?" with
-        nothing to point at (plain chit-chat)."""
+        ("Up"), or for "it" the one item the last turn showed or spoke of (an explanation, an
+        answer); None for "is it any good?" with nothing to point at (plain chit-chat)."""
         domain = state.constraints.domain or "movie"
         about = item_question(text, route.slots, self.resolver.spotter, asked_domain(text) or domain,
                               has_list=bool(state.last_recommendations))
@@ -309,7 +312,8 @@ class Agent:
             if item is None and about.title in self.fact_guard.people:  # "any trivia about Steven Spielberg?"
                 return ItemQuestion(["person"], None, about.title, text)
             return ItemQuestion(about.asked, item, item.title if item else about.title, text)
-        shown = state.turns[-1].items if state.turns and state.turns[-1].role == "assistant" else []
+        last = state.turns[-1] if state.turns and state.turns[-1].role == "assistant" else None
+        shown = (last.items or last.about) if last else []
         if len(shown) == 1:
             item = self.catalog.get(shown[0])
             return ItemQuestion(about.asked, item, item.title if item else None, text)
@@ -596,6 +600,9 @@ class Agent:
         if CAPABILITIES.search(text):  # "what can you do?": the small model invents other skills
             timings["reply"] = time.perf_counter() - t
             return (yield from self._say(state, "chitchat", self.replies["help"]))
+        if greets_only(text):  # "hello": it invented them there too ("any creative writing project")
+            timings["reply"] = time.perf_counter() - t
+            return (yield from self._say(state, "chitchat", self.replies["greeting"]))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
         words = stream_sentences(self.llm, as_messages(messages), self.turn.chitchat_sentences,

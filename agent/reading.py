@@ -680,6 +680,18 @@ def adds_to_what_was_asked(text: str) -> bool:
     return bool(_ADDS.search(text))
 
 
+# a greeting and nothing else: "hi", "hello there!", "hey, how are you?", "good evening"
+_GREETING_ONLY = re.compile(
+    r"^\W*(?:(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))(?:\s+there)?\W*)+"
+    r"(?:(?:how are you|how's it going|how are things|what's up|sup)(?:\s+(?:doing|today))*\W*)?$", re.I)
+
+
+def greets_only(text: str) -> bool:
+    """Whether the message is a greeting and nothing more (the small model answered "hello" with
+    "I'm here to help with any creative writing project")."""
+    return bool(_GREETING_ONLY.match(text))
+
+
 def thanks(text: str) -> bool:
     """Whether the words thank ("thanks for the suggestions!", "thank u", "appreciate it")."""
     return bool(_THANKS.search(text))
@@ -777,4 +789,4 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
 
 
 __all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
-           "genre_taste", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]
+           "genre_taste", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -36,6 +36,7 @@ class Turn:
     text: str
     intent: str | None = None
     items: list[str] = field(default_factory=list)  # item ids shown in this turn, in order
+    about: list[str] = field(default_factory=list)  # the item an explanation or an answer spoke of: "it" next
     at: float = field(default_factory=time.time)
 
 
@@ -67,8 +68,9 @@ class DialogueState:
 
     # -- what the person told us -----------------------------------------------------------
 
-    def add_turn(self, role: str, text: str, intent: str | None = None, items: list[str] | None = None) -> Turn:
-        turn = Turn(role, text, intent, list(items or []))
+    def add_turn(self, role: str, text: str, intent: str | None = None, items: list[str] | None = None,
+                 about: list[str] | None = None) -> Turn:
+        turn = Turn(role, text, intent, list(items or []), list(about or []))
         self.turns.append(turn)
         del self.turns[:-MAX_TURNS]
         if role == "assistant" and items:

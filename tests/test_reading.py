@@ -423,3 +423,13 @@ def test_a_taste_for_genres_told_and_nothing_asked(text: str, genres: list[str])
     from agent.reading import genre_taste
 
     assert genre_taste(text) == genres
+
+
+@pytest.mark.parametrize(("text", "greets"), [
+    ("hi", True), ("Hello there!", True), ("Hey! How are you doing today?", True), ("good evening", True),
+    ("hi, I loved Heat", False), ("hello can you help me find a movie", False), ("hi, any 90s comedies?", False),
+])
+def test_a_greeting_and_nothing_more(text: str, greets: bool) -> None:
+    from agent.reading import greets_only
+
+    assert greets_only(text) is greets
