@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain, asks,
-                           carries_taste, genre_taste, genres_in, greets_only, has_content, item_question, reacts_only,
+                           carries_taste, genre_tastes, genres_in, greets_only, has_content, item_question, reacts_only,
                            readable, referenced_position, sanitize_slots, second_look, stance_on_it, thanks,
                            title_stances, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
@@ -186,8 +186,8 @@ class Agent:
             timings["router"] = time.perf_counter() - t
             if question is not None:
                 reply = yield from self._answer_item(state, question, timings)
-            elif route.intent == "chitchat" and _after_suggestions(state) and (genres := genre_taste(words)):
-                reply = yield from self._note_genres(state, genres, timings)
+            elif route.intent == "chitchat" and _after_suggestions(state) and any(tastes := genre_tastes(words)):
+                reply = yield from self._note_genres(state, *tastes, timings)
             elif route.intent == "chitchat" and _after_suggestions(state) and reacts_only(words):
                 reply = yield from self._react(state, words, route, timings)
             else:
@@ -584,13 +584,15 @@ class Agent:
         yield words
         return Reply(state.session_id, "chitchat", words, notes=["a reaction to the suggestions: taste noted"])
 
-    def _note_genres(self, state: DialogueState, genres: list[str], timings: dict) -> Iterator[str]:
-        """A taste for genres told after suggestions ("I like sci-fi too"): kept with what was asked
-        for the next list, and said back. The small model answered it "I'm not equipped to
-        recommend movies"; a request for them now would undo the chit-chat the words are."""
+    def _note_genres(self, state: DialogueState, liked: list[str], ruled_out: list[str], timings: dict) -> Iterator[str]:
+        """A taste for genres told after suggestions ("I like sci-fi too", "not into horror though"):
+        kept for the next list, and said back. The small model answered them "I'm not equipped to
+        recommend movies"; a new list now would undo the chit-chat the words are."""
         t = time.perf_counter()
-        state.update_constraints(genres)
-        words = self.replies["noted_genres"].format(genres=spoken_list([_GENRE_PLURAL[g] for g in genres]))
+        state.update_constraints(liked, without=ruled_out)
+        said = [self.replies[key].format(genres=spoken_list([_GENRE_PLURAL[g] for g in genres]))
+                for key, genres in (("noted_genres", liked), ("noted_no_genres", ruled_out)) if genres]
+        words = " ".join(said + [self.replies["noted_genres_more"]])
         timings["reply"] = time.perf_counter() - t
         yield words
         return Reply(state.session_id, "chitchat", words, notes=["a taste for genres: kept for the next list"])

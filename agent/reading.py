@@ -298,6 +298,10 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     wanted, ruled_out = genres_in(text)
     out["genres"] = [g for g in slots.get("genres") or [] if g not in ruled_out] or wanted
     out["without"] = ruled_out
+    if slots.get("genres") and not out["genres"] and "genres" in (out.get("clear") or []):
+        # the router took "not into comedies" for comedies asked anew: its clearing of the genres
+        # asked before (westerns) was part of that misreading
+        out["clear"] = [c for c in out["clear"] if c != "genres"]
     for key in ("titles", "liked", "disliked"):  # "i like sci fi and fantasy": genres, not the film "Fantasy"
         out[key] = [m for m in out[key] if not any(_GENRE[g].fullmatch(str(m).strip()) for g in (*wanted, *ruled_out))]
     # what the words contradict themselves on is said back as a question (the agent asks), never
@@ -348,14 +352,14 @@ def reacts_only(text: str) -> bool:
                 or stated_years(text) or _MORE_OR_LESS.search(text) or _SEEN_THEM.search(text))
 
 
-def genre_taste(text: str) -> list[str]:
-    """The genres a message says the person likes when it says only that ("I like sci-fi too",
-    "big fan of westerns"): no question, no request; router genre names."""
-    wanted, _ = genres_in(text)
-    if not wanted or not _TASTE.search(text) or asks(text) or _WANTS_SUGGESTIONS.search(text) \
+def genre_tastes(text: str) -> tuple[list[str], list[str]]:
+    """(genres liked, genres ruled out) when a message tells a taste for genres and asks nothing
+    ("I like sci-fi too", "not into horror though"); router genre names; ([], []) otherwise."""
+    wanted, ruled_out = genres_in(text)
+    if not (wanted or ruled_out) or not _TASTE.search(text) or asks(text) or _WANTS_SUGGESTIONS.search(text) \
             or _ASKS_FOR_MORE.search(text):
-        return []
-    return wanted
+        return [], []
+    return wanted, ruled_out
 
 
 # "I've seen all of these", "watched them both", "already saw those": the list is spent
@@ -789,4 +793,4 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
 
 
 __all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
-           "genre_taste", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]
+           "genre_tastes", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -71,6 +71,11 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     assert (out["year_from"], out["year_to"]) == (2000, None)
     kept = sanitize_slots({**empty_slots(), "genres": ["drama"]}, "something moving", [])
     assert kept["genres"] == ["drama"] and kept["without"] == []  # the router's plausible slot stays
+    # the router read "not into comedies" as comedies asked anew: its clearing of the genres before goes too
+    misread = sanitize_slots({**empty_slots(), "genres": ["comedy"], "clear": ["genres"]}, "not into comedies though", [])
+    assert misread["genres"] == [] and misread["without"] == ["comedy"] and misread["clear"] == []
+    anew = sanitize_slots({**empty_slots(), "genres": ["horror"], "clear": ["genres"]}, "what about horror instead?", [])
+    assert anew["genres"] == ["horror"] and anew["clear"] == ["genres"]
 
 
 @pytest.mark.parametrize("text, wanted, ruled_out", [
@@ -414,15 +419,16 @@ def test_a_reaction_to_a_place_in_the_list_is_read_like_one_to_a_title(text, sta
     assert stance_on_it(text) == stance
 
 
-@pytest.mark.parametrize(("text", "genres"), [
-    ("I like sci-fi too", ["sci-fi"]), ("big fan of westerns", ["western"]),
-    ("any westerns?", []), ("more westerns please", []),  # a request, not a taste told
-    ("I don't like horror", []), ("I loved Heat", []),
+@pytest.mark.parametrize(("text", "liked", "ruled_out"), [
+    ("I like sci-fi too", ["sci-fi"], []), ("big fan of westerns", ["western"], []),
+    ("not into horror though", [], ["horror"]), ("I hate musicals", [], ["musical"]),
+    ("any westerns?", [], []), ("more westerns please", [], []),  # a request, not a taste told
+    ("no horror please, something else", [], []), ("I loved Heat", [], []),
 ])
-def test_a_taste_for_genres_told_and_nothing_asked(text: str, genres: list[str]) -> None:
-    from agent.reading import genre_taste
+def test_a_taste_for_genres_told_and_nothing_asked(text: str, liked: list[str], ruled_out: list[str]) -> None:
+    from agent.reading import genre_tastes
 
-    assert genre_taste(text) == genres
+    assert genre_tastes(text) == (liked, ruled_out)
 
 
 @pytest.mark.parametrize(("text", "greets"), [
