@@ -265,6 +265,14 @@ def _mentioned(mention, text: str, shown: Sequence[str], threshold: int) -> bool
             or any(fuzz.ratio(key, match_key(title)) >= threshold for title in shown))
 
 
+# "more", "others", "another": more of what was asked; words that let some of it go ("any decade",
+# "instead", "start over", "something different") are what a "clear" slot stands on
+_MORE_OF_IT = re.compile(r"\b(?:more|others|another)\b", re.I)
+_DROPS_WHAT_WAS_ASKED = re.compile(r"\b(?:any|instead|forget|start over|from scratch|reset|whatever|"
+                                   r"(?:does|do)(?:n'?t| not) matter|(?:don'?t|do not) care|no matter|different|"
+                                   r"never ?mind|rather|not? (?:just|only)|regardless)\b", re.I)
+
+
 def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSettings | None = None) -> dict:
     """The router's slots with what cannot be right removed: titles neither in the message nor
     in the list it points to, impossible years (a reversed range is put in order), silly counts.
@@ -298,6 +306,9 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     wanted, ruled_out = genres_in(text)
     out["genres"] = [g for g in slots.get("genres") or [] if g not in ruled_out] or wanted
     out["without"] = ruled_out
+    if out.get("clear") and _MORE_OF_IT.search(text) and not _DROPS_WHAT_WAS_ASKED.search(text):
+        # "ok give me 3 more, but not too gory": more of what was asked (the router cleared it all)
+        out["clear"] = []
     if slots.get("genres") and not out["genres"] and "genres" in (out.get("clear") or []):
         # the router took "not into comedies" for comedies asked anew: its clearing of the genres
         # asked before (westerns) was part of that misreading
@@ -362,8 +373,9 @@ def genre_tastes(text: str) -> tuple[list[str], list[str]]:
     return wanted, ruled_out
 
 
-# "I've seen all of these", "watched them both", "already saw those": the list is spent
-_SEEN_THEM = re.compile(r"\b(?:seen|saw|watched|read)\b[^.!?]*\b(?:all|these|those|them|both)\b|"
+# "I've seen all of these", "watched them both", "already saw those": the list is spent (not "I've
+# seen It and Get Out, loved both": the titles they name)
+_SEEN_THEM = re.compile(r"\b(?:seen|saw|watched|read)\s+(?:[\w'’]+\s+){0,3}?(?:all|these|those|them|both)\b|"
                         r"\balready (?:seen|saw|watched|read)\b", re.I)
 
 
@@ -780,7 +792,8 @@ def carries_taste(text: str, spotter) -> bool:
                 or referenced_position(text) is not None)
 
 
-_COUNT = re.compile(r"\b(\d{1,2})\s+(?:[\w-]+\s+){0,3}?[\w-]*[a-z]s\b")
+_COUNT = re.compile(r"\b(\d{1,2})\s+(?:[\w-]+\s+){0,3}?[\w-]*[a-z]s\b|"  # "2 westerns"
+                    r"\b([2-9]|\d\d)\s+(?:more|others)\b")  # "3 more" ("one more please" is another list)
 
 
 def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
@@ -788,7 +801,7 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     words do not (``match_key`` has turned number words into digits). None when the words ask
     for none, or for more than ``max_count``."""
     match = _COUNT.search(match_key(text))
-    n = int(match.group(1)) if match else 0
+    n = int(match.group(1) or match.group(2)) if match else 0
     return n if 1 <= n <= max_count else None
 
 

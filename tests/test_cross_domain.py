@@ -165,6 +165,11 @@ def test_words_that_describe_content_stay() -> None:
     assert content_text("a thriller set in space, something to read") == "thriller set space"
     assert content_text("any books like Jurassic Park but funnier?", ["Jurassic Park"]) == "funnier"
     assert content_text("a courtroom drama novel") == "courtroom drama"
+    # what a negation rules out is not searched for: a sentence vector has no "not"
+    assert content_text("a thriller set in space, not too violent") == "thriller set space"
+    assert content_text("something funny with no romance") == "funny"
+    assert content_text("not too violent and with a strong female lead") == "strong female lead"
+    assert content_text("nothing but westerns") == "westerns"
 
 
 def test_fusion_by_rank() -> None:

@@ -57,7 +57,7 @@ def test_sanitize_drops_invented_titles_and_impossible_values() -> None:
 @pytest.mark.parametrize(("text", "count"), [
     ("could you find me three space movies from the 70s", 3), ("3 westerns made after 1990", 3),
     ("two books like Dune?", 2), ("something from the 80s", None), ("movies from 1994", None),
-    ("one more please", None), ("twenty comedies", None),
+    ("one more please", None), ("twenty comedies", None), ("ok give me 3 more, but not too gory", 3),
 ])
 def test_a_count_the_router_missed_is_read_from_the_words(text: str, count: int | None) -> None:
     assert asked_count(text) == count
@@ -69,6 +69,9 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     out = sanitize_slots(slots, "I hate horror movies, show me comedies from 2000 onwards", [])
     assert out["genres"] == ["comedy"] and out["without"] == ["horror"]
     assert (out["year_from"], out["year_to"]) == (2000, None)
+    # "more" keeps what was asked unless the words let some of it go
+    assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "ok give me 3 more, but not too gory", [])["clear"] == []
+    assert sanitize_slots({**empty_slots(), "clear": ["year"]}, "more please, any decade", [])["clear"] == ["year"]
     kept = sanitize_slots({**empty_slots(), "genres": ["drama"]}, "something moving", [])
     assert kept["genres"] == ["drama"] and kept["without"] == []  # the router's plausible slot stays
     # the router read "not into comedies" as comedies asked anew: its clearing of the genres before goes too
@@ -439,3 +442,15 @@ def test_a_greeting_and_nothing_more(text: str, greets: bool) -> None:
     from agent.reading import greets_only
 
     assert greets_only(text) is greets
+
+
+@pytest.mark.parametrize(("text", "reacts"), [
+    ("I've seen It and Get Out, loved both", True),  # "both": the titles they name
+    ("I loved the first one", True), ("Thanks for the suggestions! I'll check out Heat", True),
+    ("I have seen all of these", False), ("watched them both already", False),  # the list is spent: others
+    ("anything else?", False), ("something older", False), ("any westerns?", False),
+])
+def test_a_reaction_answers_a_suggestion_and_asks_for_nothing(text: str, reacts: bool) -> None:
+    from agent.reading import reacts_only
+
+    assert reacts_only(text) is reacts

@@ -61,14 +61,22 @@ sounds cool yeah yea yep oh lol haha plz pls ur u check hear heard say said thin
 _WORD = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
 
 
+# what the words rule out is no word to search for: a sentence vector has no "not" ("not too
+# gory" found Gomorrah, Go and Gorky Park); "nothing but", "not only", "no matter" rule nothing out
+_NEGATED = re.compile(r"\b(?:not|no|nothing|without|never|nor|less|(?:is|are|was|do|does|did)n'?t)\b"
+                      r"(?!\s+(?:but|only|just|matter)\b)[^,.;:!?]*?(?=[,.;:!?]|\b(?:but|and|with|though)\b|$)", re.I)
+
+
 def content_text(query: str, titles: Iterable[str] = ()) -> str:
     """The words of a request that say what to look for: ``query`` without the ``titles`` it
     names (whole, case-insensitively), the words that only name a domain ("books", "something to
-    read") and the words that only ask. ``"any books for someone who likes these?"`` -> ``""``;
-    ``"a thriller set in space, something to read"`` -> ``"thriller set space"``."""
+    read"), the words that only ask and the words a negation rules out. ``"any books for someone
+    who likes these?"`` -> ``""``; ``"a thriller set in space, something to read"`` -> ``"thriller
+    set space"``; ``"a comedy, not too silly"`` -> ``"comedy"``."""
     text = query.lower()
     for title in sorted({t.lower().strip() for t in titles if t and len(t.strip()) >= 2}, key=len, reverse=True):
         text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", " ", text)
+    text = _NEGATED.sub(" ", text)
     words = [w.replace("\u2019", "'") for w in _WORD.findall(text)]
     kept = [w for w in words if w not in DOMAIN_WORDS and w not in ASK_WORDS and not w.isdigit()]
     return " ".join(kept)
