@@ -469,10 +469,13 @@ class Agent:
                 state.dislike(item.item_id)
             elif stance == "liked" and (item.item_id in disliked_now or item.item_id not in state.disliked):
                 state.like(item.item_id)  # an earlier dislike stands: naming it again is no change of mind
-        just_named = state.turns[-1].items if state.turns and state.turns[-1].role == "assistant" else []
+        last = state.turns[-1] if state.turns and state.turns[-1].role == "assistant" else None
+        just_named = last.items if last else []
         place = referenced_position(text)  # "I loved the first one": the router may leave the place out
+        # "I didn't like that one" right after an explanation or an answer: the item it spoke of
+        spoken_of = just_named or (last.about if last else [])
         meant = (just_named[place - 1] if place is not None and 1 <= place <= len(just_named)
-                 else just_named[0] if place is None and len(just_named) == 1 else None)
+                 else spoken_of[0] if place is None and len(spoken_of) == 1 else None)
         if not spans and meant and (stance := stance_on_it(text)):
             (state.like if stance == "liked" else state.dislike)(meant)
         return [item for *_, item in spans]

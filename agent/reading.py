@@ -396,7 +396,8 @@ _WANTS_SUGGESTIONS = re.compile(
     r"\b(?:(?:can|could|would|will) (?:you|u) (?:please |pls )?(?:recommend|suggest|help|give me)|recommend me|suggest me|"
     r"(?:any|other|more|some) (?:good |other |more |new )?(?:suggestions?|recommendations?|ideas)\b|"
     r"looking for (?:a|an|some|something|movies?|films?|good)|help me (?:choose|find|pick|decide)|in the mood for|"
-    r"what (?:should|could|can) (?:i|we) (?:watch|see)|what to watch)", re.I)
+    r"what (?:should|could|can) (?:i|we) (?:watch|see)|what to watch|"
+    r"something (?:else|different)|(?:give|show) me (?:another|more|others|something))", re.I)
 
 
 # the other speaker asking what the person likes: the answer states a taste to start from

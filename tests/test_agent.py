@@ -82,8 +82,10 @@ def test_a_chat_user_gets_five_new_movies_then_an_explanation_naming_one(parts, 
 
 
 def test_greetings_get_a_short_friendly_reply_and_no_items(parts, tmp_path: Path) -> None:
-    reply = _agent(parts, tmp_path).respond("s2", "hi there!")
+    agent = _agent(parts, tmp_path)
+    reply = agent.respond("s2", "hi there!")
     assert reply.intent == "chitchat" and reply.text.strip() and not reply.items
+    assert reply.text == agent.replies["greeting"]  # what the agent does, not a skill the model made up
     assert set(reply.timings) >= {"router", "reply"}
 
 
@@ -380,6 +382,31 @@ def test_a_reaction_to_the_list_is_noted_and_seen_them_all_asks_for_more(parts, 
     assert thanks.intent == "chitchat" and thanks.text == agent.replies["welcome"]
     more = agent.respond("re", "I've seen all of these")
     assert more.intent == "recommend" and len(more.items) == 5
+
+
+def test_what_an_explanation_spoke_of_is_what_it_and_that_one_point_at_next(parts, tmp_path: Path) -> None:
+    router = (ScriptedRouter().push("recommend", genres=["comedy"]).push("explain", reference=2).push("chitchat")
+              .push("recommend"))
+    agent = _agent(parts, tmp_path, router=router)
+    shown = agent.respond("ab", "any comedies?").items
+    agent.respond("ab", "why the second one?")
+    asked = agent.respond("ab", "who directed it?")
+    assert asked.intent == "chitchat" and not asked.items and shown[1].title in asked.text
+    again = agent.respond("ab", "I didn't like that one, something else")
+    assert again.intent == "recommend" and shown[1].item_id in agent.sessions.get("ab").disliked
+    assert shown[1].item_id not in {i.item_id for i in again.items}
+
+
+def test_a_taste_for_genres_told_after_a_list_is_kept_for_the_next(parts, tmp_path: Path) -> None:
+    router = ScriptedRouter().push("recommend", genres=["comedy"]).push("chitchat").push("chitchat")
+    agent = _agent(parts, tmp_path, router=router)
+    agent.respond("gt", "any comedies?")
+    noted = agent.respond("gt", "I like westerns too")
+    assert noted.intent == "chitchat" and not noted.items and "westerns" in noted.text
+    ruled_out = agent.respond("gt", "not into horror though")
+    assert "horror" in ruled_out.text
+    constraints = agent.sessions.get("gt").constraints
+    assert "western" in constraints.genres and constraints.without == ["horror"]
 
 
 def test_a_ruled_out_genre_stays_out_and_liked_genres_pull_the_list(parts, tmp_path: Path) -> None:
