@@ -337,7 +337,8 @@ class Agent:
     def _second_look(self, route: Route, text: str, state: DialogueState) -> Route:
         """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not, and
         a reaction to the suggestions just made that is no request)."""
-        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, _after_suggestions(state))
+        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, _after_suggestions(state),
+                                    self.fact_guard.people)
         return route if (intent, slots) == (route.intent, route.slots) else Route(intent, slots)
 
     # -- dialogue -----------------------------------------------------------------------

@@ -214,6 +214,14 @@ CAPABILITIES = re.compile(r"\b(?:what (?:can|do) you do|who are you|what are you
                           r"what can i (?:ask|say)|help me use)\b", re.I)
 
 
+# the words right before a person's name that ask for their films: "what about Meg Ryan", "anything
+# starring Zendaya", "more by Nolan", "any movies with Tom Hanks" (not "who is Meg Ryan?", nor
+# "Cast Away with Tom Hanks was great")
+PERSON_ASKED_FOR = re.compile(r"(?:^\W*(?:and\s+|ok\s+|okay\s+|so\s+)?(?:what|how) about|"
+                              r"\b(?:any|anything|something|some|more|other|movies?|films?)\s+(?:\w+\s+)?"
+                              r"(?:with|starring|featuring|by|from|directed by))\s*$", re.I)
+
+
 # -- what the agent can read at all ------------------------------------------------------------
 
 # markup is text, never part of a request: a tag, and what a script or style element holds
@@ -419,7 +427,8 @@ def after_suggestions(turns: Sequence[tuple[str, Sequence, str]]) -> bool:
             and not _ASKS_TASTE.search(turns[-1][2] or ""))
 
 
-def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions: bool = False) -> tuple[str, dict]:
+def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions: bool = False,
+                people=None) -> tuple[str, dict]:
     """Chit-chat that is not: the small router sends some requests there ("I loved The Lion
     King", "Why would I like The Godfather?"). "why would I like X?" asks for an explanation even
     when X is unknown; a statement of taste that names a catalog title ("I loved The Lion King")
@@ -432,8 +441,9 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
     and no like read from it. ``after_suggestions`` (:func:`after_suggestions`): the turn
     answers the other speaker's suggestions; a turn that only reacts to them (:func:`reacts_only`: "I've seen Heat, loved it") is
     chit-chat, whatever the router said, and a taste stated there is not a new request (real
-    seekers' turns: ReDial's, labelled by evaluation/redial's rules). Returns the (intent, slots)
-    to act on."""
+    seekers' turns: ReDial's, labelled by evaluation/redial's rules). ``people``: the catalogue's
+    credits (:class:`tools.item_facts.People`), for chit-chat that asks for a person's films
+    ("what about meg ryan": the small model apologised). Returns the (intent, slots) to act on."""
     if intent == "explain" and _TASTE.search(text) and not _ASKS_A_REASON.search(text) and not _QUESTION.search(text):
         # a statement of taste asks for no reason ("hey i like sci fi and fantasy movies", read as
         # an explanation of "Fantasy" right after an explanation request): the rules for chit-chat
@@ -453,6 +463,9 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
         return intent, slots
     if wants:
         log.info("router said chitchat; the words ask for suggestions: recommend")
+        return "recommend", slots
+    if people is not None and (named := people.named_in(text)) and PERSON_ASKED_FOR.search(text[:named[0][0]]):
+        log.info("router said chitchat; the words ask for a person's films: recommend")
         return "recommend", slots
     if match := WHY_TITLE.match(text):
         log.info("router said chitchat; 'why would I like …' asks for an explanation")
@@ -598,7 +611,8 @@ def facts_asked(text: str, titles: Sequence[tuple[int, int]] = ()) -> list[str]:
     if not _ASKS.search(text) or _REQUEST.search(text) or _TASTE_ASKED.search(text):
         return []
     kinds = [kind for kind, pattern in _FACT_KIND.items() if pattern.search(text)]
-    genre_asked = re.search(r"^\W*(?:is|was|isn't)\b.*?\b(?:a|an)\s+(.+)$", text, re.I)  # "is Get Out a horror movie?"
+    # "is Get Out a horror movie?", "the second one sounds good, is it a comedy?" (its last clause)
+    genre_asked = re.search(r"^\W*(?:is|was|isn't)\b.*?\b(?:a|an)\s+(.+)$", _LAST_CLAUSE.search(text).group(), re.I)
     if "genre" not in kinds and genre_asked and any(genres_in(genre_asked.group(1))):
         kinds.append("genre")
     return kinds or ["other"]
@@ -806,5 +820,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
            "genre_tastes", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

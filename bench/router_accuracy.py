@@ -256,13 +256,13 @@ def print_set(name: str, figures: dict) -> None:
 
 # -- running ------------------------------------------------------------------------------------
 
-def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None) -> tuple[str, dict]:
-    """What the agent reads from a turn: the second look on the router's answer, then the slots
-    checked against the words (:func:`agent.reading.sanitize_slots`)."""
+def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None, people=None) -> tuple[str, dict]:
+    """What the agent reads from a turn: the second look on the router's answer (``people``: the
+    catalogue's credits), then the slots checked against the words (:func:`agent.reading.sanitize_slots`)."""
     from agent.reading import after_suggestions, sanitize_slots, second_look
 
     answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
-    intent, slots = second_look(route.intent, route.slots, text, spotter, answers)
+    intent, slots = second_look(route.intent, route.slots, text, spotter, answers, people)
     return intent, sanitize_slots(slots, text, last_list(context), turn)
 
 
@@ -342,12 +342,14 @@ def main() -> None:
     head = None if which == "off" else load_head(only=EXPLAIN_ONLY if which == "explain" else None)
     if not saved:
         router.head = head  # the router applies it, timed with the LLM's call
-    spotter = None
+    spotter = people = None
     if args.reading:
         from tools.catalog import load_catalog
+        from tools.item_facts import People
         from tools.resolve import TitleSpotter
 
-        spotter = TitleSpotter(load_catalog(settings.home, progress=False).items)
+        items = load_catalog(settings.home, progress=False).items
+        spotter, people = TitleSpotter(items), People(items)
 
     figures = {"backend": settings.llm_backend, "model": settings.llm_model or "SmolLM2-135M-Instruct Q4_1",
                "mode": router.mode, "adapter": args.adapter or ("shipped" if router.mode == "tuned" else None),
@@ -372,7 +374,7 @@ def main() -> None:
             if len(raw) % 50 == 0:
                 print(f"  {name}: {len(raw)}/{len(rows)}", file=sys.stderr, flush=True)
             if spotter is not None:
-                read.append(agent_reading(route, row["utterance"], row["context"], spotter, settings.turn))
+                read.append(agent_reading(route, row["utterance"], row["context"], spotter, settings.turn, people))
             if args.show_misses and route.intent != row["intent"]:
                 print(f"  MISS {row['id']} {row['utterance'][:120]!r}: {row['intent']} -> {route.intent}"
                       + (f" (reading: {read[-1][0]})" if read else ""))

@@ -516,7 +516,7 @@ def test_a_reply_that_repeats_itself_is_cut_before_it_is_shown(parts, tmp_path: 
     router = ScriptedRouter().push("chitchat")
     llm = _RepeatingLLM("I love movies! I love movies! I love movies! What do you like?")
     agent = _agent(parts, tmp_path, router=router, llm=llm)
-    reply = agent.respond("rep", "hey there")
+    reply = agent.respond("rep", "what a day it has been")  # no greeting: those get the agent's own
     assert reply.text.count("I love movies") == 1, reply.text
     router.push("chitchat")
     llm.text = "horror and horror and horror and horror and horror and horror"
@@ -590,6 +590,10 @@ def test_a_request_for_a_persons_films_gets_their_films_not_a_guess_at_a_title(p
     assert agent.sessions.get("hanks").constraints.people == [] and like.items, like.text
     fifties = agent.respond("fifties", "tom hanks films from the fifties")  # he made none: the years give way
     assert "dropped the year limit" in fifties.text and {i.item_id for i in fifties.items} <= credited, fifties.text
+    router.push("chitchat")  # the router took it for chit-chat, and the small model apologised
+    her = agent.respond("ryan", "what about meg ryan")
+    assert her.intent == "recommend" and her.items and {i.item_id for i in her.items} <= credited, her.text
+    assert agent.sessions.get("ryan").constraints.people == ["Meg Ryan"]
     # the ml-100k catalogue itself credits nobody: said so, no "Did you mean Tom Jones?"
     plain = _agent(parts, tmp_path, router=ScriptedRouter().push("recommend", titles=["Tom Hanks"]))
     reply = plain.respond("nobody", "any movies with Tom Hanks?")

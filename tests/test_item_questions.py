@@ -124,6 +124,8 @@ def test_the_second_look_makes_a_question_about_a_film_chitchat_about_it() -> No
     heat = item_question("Just saw Heat last night! Who directed it?", empty_slots(), spotter)
     assert heat is not None and heat.item == HEAT and heat.asked == ["director"]
     assert item_question("Wow. Who directed it?", empty_slots(), spotter).item is None  # nothing named first
+    comedy = item_question("the second one sounds good, is it a comedy?", empty_slots(), spotter)
+    assert comedy is not None and comedy.position == 2 and comedy.asked == ["genre"]  # the asking clause's kind
 
 
 def test_a_question_about_a_person_is_answered_from_their_credits() -> None:

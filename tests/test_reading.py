@@ -454,3 +454,18 @@ def test_a_reaction_answers_a_suggestion_and_asks_for_nothing(text: str, reacts:
     from agent.reading import reacts_only
 
     assert reacts_only(text) is reacts
+
+
+def test_chitchat_that_asks_for_a_persons_films_is_a_request() -> None:
+    from agent.reading import second_look
+    from tools.catalog import CatalogItem
+    from tools.item_facts import People
+    from tools.resolve import TitleSpotter
+
+    film = CatalogItem("redial:1", "movie", "Sleepless in Seattle", year=1993, description="Starring Meg Ryan.")
+    people, spotter = People([film]), TitleSpotter([film])
+    assert "Meg Ryan" in people
+    assert second_look("chitchat", empty_slots(), "what about meg ryan", spotter, True, people)[0] == "recommend"
+    assert second_look("chitchat", empty_slots(), "anything starring Meg Ryan?", spotter, True, people)[0] == "recommend"
+    assert second_look("chitchat", empty_slots(), "who is Meg Ryan?", spotter, True, people)[0] == "chitchat"
+    assert second_look("chitchat", empty_slots(), "what about meg ryan", spotter, True)[0] == "chitchat"  # no credits
