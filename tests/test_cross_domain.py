@@ -170,6 +170,11 @@ def test_words_that_describe_content_stay() -> None:
     assert content_text("something funny with no romance") == "funny"
     assert content_text("not too violent and with a strong female lead") == "strong female lead"
     assert content_text("nothing but westerns") == "westerns"
+    # a plain word misspelt is still a plain word, not something to search for ("So Fine", "Funny Farm")
+    assert content_text("recomend me som funy movis from the 80s") == "80s"
+    assert content_text("a moive about dogs") == "dogs"
+    assert content_text("live action kids movies") == "live action kids"  # "live" is English, not "love" misspelt
+    assert content_text("a heist movie with a twist") == "heist twist"
 
 
 def test_fusion_by_rank() -> None:

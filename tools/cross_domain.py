@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,42 @@ trying seeking mood pretty if all see sure mostly especially preferably type typ
 sounds cool yeah yea yep oh lol haha plz pls ur u check hear heard say said thing things stuff watchable
 """.split())  # the second block: words of conversation around a request (ReDial seekers' turns were full of them)
 _WORD = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
+# a word no English text uses much and one typo away from a word above or a genre's ("recomend
+# som funy movis" searched the store for "So Fine" and "Funny Farm"): that word, misspelt
+TYPO_ZIPF = 3.5  # wordfreq's scale: "som" 3.2, "recomend" 2.1, "movis" 0; "live" 5.5, "heist" 3.4
+
+
+@lru_cache(maxsize=1)
+def _genre_words() -> frozenset[str]:
+    from tools.vocabulary import GENRES
+
+    return frozenset(w for g in GENRES for phrase in (*g.named, g.plural, g.adjective) for w in phrase.split())
+
+
+@lru_cache(maxsize=1 << 14)
+def misspelt_plain_word(word: str) -> bool:
+    """Whether ``word`` is a typo of an asking, domain or genre word: rare in English and one
+    edit (a letter added, dropped, changed, or two swapped) from one of them."""
+    if len(word) < 3 or word in ASK_WORDS or word in DOMAIN_WORDS or word in _genre_words():
+        return False
+    from wordfreq import zipf_frequency
+
+    if zipf_frequency(word, "en") >= TYPO_ZIPF:
+        return False
+    return any(_one_edit(word, known) for known in (*ASK_WORDS, *DOMAIN_WORDS, *_genre_words(), "funny", "scary")
+               if len(known) >= 3 and abs(len(known) - len(word)) <= 1)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one insertion, deletion, substitution or swap of neighbours."""
+    if a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 # what the words rule out is no word to search for: a sentence vector has no "not" ("not too
@@ -78,7 +115,8 @@ def content_text(query: str, titles: Iterable[str] = ()) -> str:
         text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", " ", text)
     text = _NEGATED.sub(" ", text)
     words = [w.replace("\u2019", "'") for w in _WORD.findall(text)]
-    kept = [w for w in words if w not in DOMAIN_WORDS and w not in ASK_WORDS and not w.isdigit()]
+    kept = [w for w in words if w not in DOMAIN_WORDS and w not in ASK_WORDS and not w.isdigit()
+            and not misspelt_plain_word(w)]
     return " ".join(kept)
 
 
