@@ -19,10 +19,10 @@ from rapidfuzz import fuzz
 
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain, asks,
-                           carries_taste, genre_tastes, genres_in, greets_only, has_content, item_question, reacts_only,
-                           readable, referenced_position, sanitize_slots, second_look, stance_on_it, thanks,
-                           title_stances, without_markup, written_as_person)
+from agent.reading import (ASKS_WHY, CAPABILITIES, LAST, adds_to_what_was_asked, after_suggestions, asked_domain,
+                           asks, carries_taste, genre_tastes, genres_in, greets_only, has_content, item_question,
+                           place_only, reacts_only, readable, referenced_position, sanitize_slots, second_look,
+                           stance_on_it, thanks, title_stances, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -339,6 +339,9 @@ class Agent:
         a reaction to the suggestions just made that is no request)."""
         intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, _after_suggestions(state),
                                     self.fact_guard.people)
+        last = next((t for t in reversed(state.turns) if t.role == "assistant"), None)
+        if last is not None and last.intent == "explain" and (place := place_only(text)) is not None:
+            intent, slots = "explain", {**slots, "reference": place}  # "and the last one?" right after "why the first?"
         return route if (intent, slots) == (route.intent, route.slots) else Route(intent, slots)
 
     # -- dialogue -----------------------------------------------------------------------
@@ -475,6 +478,7 @@ class Agent:
         place = referenced_position(text)  # "I loved the first one": the router may leave the place out
         # "I didn't like that one" right after an explanation or an answer: the item it spoke of
         spoken_of = just_named or (last.about if last else [])
+        place = len(just_named) if place == LAST else place
         meant = (just_named[place - 1] if place is not None and 1 <= place <= len(just_named)
                  else spoken_of[0] if place is None and len(spoken_of) == 1 else None)
         if not spans and meant and (stance := stance_on_it(text)):

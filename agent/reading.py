@@ -190,21 +190,42 @@ _ORDINALS = {"first": 1, "1st": 1, "top": 1, "second": 2, "2nd": 2, "third": 3, 
              "forth": 4, "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
              "ninth": 9, "9th": 9, "tenth": 10, "10th": 10}
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
-_PLACE = re.compile(r"#\s*(?P<hash>\d{1,2})\b|\b(?:number|no\.|pick|item|recommendation|suggestion)\s*"
+_PLACE = re.compile(r"\bthe\s+(?P<last>last)(?=\s+(?:one|pick|title|suggestion|recommendation)\b|\s*[?.!,]|\s*$)|"
+                    r"#\s*(?P<hash>\d{1,2})\b|\b(?:number|no\.|pick|item|recommendation|suggestion)\s*"
                     r"(?P<num>\d{1,2}|" + "|".join(_NUMBERS) + r")\b|\bthe\s+(?P<ord>" + "|".join(_ORDINALS) + r")\b"
                     r"(?!\s+(?:time|times|half|place|thing|things|movie of|book of|film of|episode|season|part|"
                     r"installment|sequel|chapter|of))", re.I)
 
 
+LAST = -1  # "the last one": the list's last place, whatever its length
+
+
 def referenced_position(text: str) -> int | None:
     """The place in the last list the words point to ("the third", "#2", "number 4", "pick two",
-    "the top one"), or None. Only one place: "the first and the third" points to none."""
+    "the top one"; "the last one" is :data:`LAST`), or None. Only one place: "the first and the
+    third" points to none."""
     found = set()
     for match in _PLACE.finditer(text):
+        if match.group("last"):
+            found.add(LAST)
+            continue
         value = match.group("hash") or match.group("num") or match.group("ord")
         value = value.lower()
         found.add(int(value) if value.isdigit() else _NUMBERS.get(value) or _ORDINALS[value])
     return found.pop() if len(found) == 1 else None
+
+
+# a message that names a place in the list and nothing else: "and the last one?", "what about the third?"
+_PLACE_FILLER = frozenset("and ok okay so also then what how about the one pick number no item why".split())
+
+
+def place_only(text: str) -> int | None:
+    """The place a message names when it says nothing else ("and the last one?", "what about #2?",
+    "the third?"): after an explanation it asks the same of that place. None otherwise."""
+    if (place := referenced_position(text)) is None:
+        return None
+    rest = _PLACE.sub(" ", text.lower())
+    return place if all(w in _PLACE_FILLER for w in re.findall(r"[a-z0-9']+", rest)) else None
 
 
 WHY_TITLE = re.compile(r"^\s*why\s+(?:would|should|do|did|will|might)\s+(?:i|you)\s+"
@@ -820,5 +841,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "LAST", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
            "genre_tastes", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -128,7 +128,9 @@ class DialogueState:
             self.constraints.people = list(people)
 
     def reference(self, position: int) -> str | None:
-        """The item at 1-based ``position`` of the last recommendation list, if there is one."""
+        """The item at 1-based ``position`` of the last recommendation list (-1: its last), if there is one."""
+        if position == -1 and self.last_recommendations:  # agent.reading.LAST: "the last one"
+            return self.last_recommendations[-1]
         if 1 <= position <= len(self.last_recommendations):
             return self.last_recommendations[position - 1]
         return None

@@ -397,6 +397,16 @@ def test_what_an_explanation_spoke_of_is_what_it_and_that_one_point_at_next(part
     assert shown[1].item_id not in {i.item_id for i in again.items}
 
 
+def test_a_place_alone_right_after_an_explanation_asks_the_same_of_it(parts, tmp_path: Path) -> None:
+    # the router took "and the last one?" for a request: a new list answered it
+    router = ScriptedRouter().push("recommend", genres=["comedy"]).push("explain", reference=1).push("recommend")
+    agent = _agent(parts, tmp_path, router=router)
+    shown = agent.respond("pl", "any comedies?").items
+    agent.respond("pl", "why the first one?")
+    last = agent.respond("pl", "and the last one?")
+    assert last.intent == "explain" and [i.item_id for i in last.items] == [shown[-1].item_id], last.text
+
+
 def test_a_taste_for_genres_told_after_a_list_is_kept_for_the_next(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("recommend", genres=["comedy"]).push("chitchat").push("chitchat")
     agent = _agent(parts, tmp_path, router=router)

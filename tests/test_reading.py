@@ -469,3 +469,14 @@ def test_chitchat_that_asks_for_a_persons_films_is_a_request() -> None:
     assert second_look("chitchat", empty_slots(), "anything starring Meg Ryan?", spotter, True, people)[0] == "recommend"
     assert second_look("chitchat", empty_slots(), "who is Meg Ryan?", spotter, True, people)[0] == "chitchat"
     assert second_look("chitchat", empty_slots(), "what about meg ryan", spotter, True)[0] == "chitchat"  # no credits
+
+
+@pytest.mark.parametrize(("text", "place", "only"), [
+    ("and the last one?", -1, -1), ("why the last one?", -1, -1), ("what about the third?", 3, 3), ("and #2?", 2, 2),
+    ("I loved the last one", -1, None), ("the last movie I saw was Heat", None, None),  # a film, not a place
+    ("the last time I saw it", None, None),
+])
+def test_the_last_place_in_the_list_and_a_message_that_names_only_a_place(text: str, place, only) -> None:
+    from agent.reading import place_only, referenced_position
+
+    assert referenced_position(text) == place and place_only(text) == only
