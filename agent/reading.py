@@ -471,6 +471,10 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
         log.info("router said explain; the words state a taste and ask no reason: read as chit-chat")
         intent = "chitchat"
     wants = _WANTS_SUGGESTIONS.search(text)
+    if intent == "explain" and not _ASKS_A_REASON.search(text) and (wants or _ASKS_FOR_MORE.search(text)):
+        # "something by agatha christie" right after an explanation: a request, and no reason asked
+        log.info("router said explain; the words ask for more and no reason: recommend")
+        intent = "recommend"
     if ((intent != "explain" or not _ASKS_A_REASON.search(text)) and not wants
             and (about := item_question(text, slots, spotter)) is not None
             and (intent != "explain" or "other" not in about.asked)):

@@ -480,3 +480,14 @@ def test_the_last_place_in_the_list_and_a_message_that_names_only_a_place(text: 
     from agent.reading import place_only, referenced_position
 
     assert referenced_position(text) == place and place_only(text) == only
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("something by agatha christie", "recommend"), ("anything else like it?", "recommend"),  # more, no reason asked
+    ("why the second?", "explain"), ("why would I like something like that?", "explain"),
+    ("how did you pick these?", "explain"),
+])
+def test_an_explanation_the_router_saw_in_a_request_for_more(spotter, text: str, intent: str) -> None:
+    from agent.reading import second_look
+
+    assert second_look("explain", empty_slots(), text, spotter)[0] == intent
