@@ -335,13 +335,14 @@ class Agent:
         return Reply(state.session_id, "chitchat", text, notes=["answered from the catalogue's facts"])
 
     def _second_look(self, route: Route, text: str, state: DialogueState) -> Route:
-        """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not, and
-        a reaction to the suggestions just made that is no request)."""
+        """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not, a
+        reaction to the suggestions just made that is no request), and a place named alone right
+        after an explanation ("and the last one?") asks the same of that place."""
         intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, _after_suggestions(state),
                                     self.fact_guard.people)
         last = next((t for t in reversed(state.turns) if t.role == "assistant"), None)
         if last is not None and last.intent == "explain" and (place := place_only(text)) is not None:
-            intent, slots = "explain", {**slots, "reference": place}  # "and the last one?" right after "why the first?"
+            intent, slots = "explain", {**slots, "reference": place}
         return route if (intent, slots) == (route.intent, route.slots) else Route(intent, slots)
 
     # -- dialogue -----------------------------------------------------------------------

@@ -539,7 +539,8 @@ _DISLIKE_AFTER = re.compile(
     rf"(?:wasn'?t|isn'?t|weren'?t|was not|is not)\s+(?:{_SOFT})*(?:good|great|funny|scary|interesting|fond|fan|"
     r"my|for me|worth|interested)\b|"
     rf"(?:didn'?t|don'?t|did not|do not)\s+(?:{_SOFT})*(?:like|love|enjoy|care for)\b|sucked|sucks|"
-    r"not (?:really |quite )?(?:my|for me)\b|not (?:really )?(?:a |much of a |the biggest )?fan\b(?!\s+of\s+(?-i:[A-Z]))|"
+    r"not (?:really |quite )?(?:my|for me)\b|"
+    r"not (?:really )?(?:a |much of a |the biggest )?fan\b(?!\s+of\s+(?-i:[A-Z]))|"  # not "... of Tom Cruise"
     r"one time watch|would(?:n'?t| not) (?:watch|see) it again)", re.I)
 _VERDICT = re.compile(rf"\W*(?:(?:i think|i thought|i felt|i found|honestly|personally|to be honest|tbh),?\s+)?"
                       rf"(?:(?:it|that|this)(?: one| movie| film)?\b|not\b|(?:{_BAD})\b)", re.I)  # about the title just named
@@ -549,7 +550,8 @@ _FACT_QUESTION = re.compile(
     r"written|wrote|score|sequel)\b", re.I)
 _SENTENCE = re.compile(r"[.!?]+(?:\s|$)|\n")
 # "I loved X even though it wasn't scary": a reservation about a film liked in so many words
-_LIKED_BEFORE = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|ador(?:e|ed)|favou?rite)\b(?:\s+[\w'’-]+){0,3}?\s*$", re.I)
+_LIKED_BEFORE = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|ador(?:e|ed)|favou?rite)\b"
+                           r"(?:\s+[\w'’-]+){0,3}?\s*$", re.I)
 _CONCEDES = re.compile(r"^\W*(?:even though|although|though|even if)\b", re.I)
 _LISTED = re.compile(r"\s*(?:,\s*(?:and|or)?|and|or|&|nor)\s*$", re.I)  # "A and B", "A, B or C"
 
@@ -568,10 +570,10 @@ def title_stance(text: str, start: int, end: int, next_start: int | None = None)
         after = after[:m.start()] + (" " + follows if _VERDICT.match(follows) else "")
     if _FACT_QUESTION.search(before) and not _TASTE.search(before):
         return None
-    if (_DISLIKE_BEFORE.search(_CLAUSE.split(before[-80:])[-1])
+    clause_before = _CLAUSE.split(before[-80:])[-1]
+    if (_DISLIKE_BEFORE.search(clause_before)
             or (_NOT_RIGHT_BEFORE.search(before) and not _SEEN_BUT_NOT.search(before))
-            or (_DISLIKE_AFTER.search(after)
-                and not (_CONCEDES.match(after) and _LIKED_BEFORE.search(_CLAUSE.split(before[-80:])[-1])))):
+            or (_DISLIKE_AFTER.search(after) and not (_CONCEDES.match(after) and _LIKED_BEFORE.search(clause_before)))):
         return "disliked"
     return "liked"
 

@@ -75,7 +75,8 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     kept = sanitize_slots({**empty_slots(), "genres": ["drama"]}, "something moving", [])
     assert kept["genres"] == ["drama"] and kept["without"] == []  # the router's plausible slot stays
     # the router read "not into comedies" as comedies asked anew: its clearing of the genres before goes too
-    misread = sanitize_slots({**empty_slots(), "genres": ["comedy"], "clear": ["genres"]}, "not into comedies though", [])
+    misread = sanitize_slots({**empty_slots(), "genres": ["comedy"], "clear": ["genres"]},
+                             "not into comedies though", [])
     assert misread["genres"] == [] and misread["without"] == ["comedy"] and misread["clear"] == []
     anew = sanitize_slots({**empty_slots(), "genres": ["horror"], "clear": ["genres"]}, "what about horror instead?", [])
     assert anew["genres"] == ["horror"] and anew["clear"] == ["genres"]
