@@ -374,8 +374,11 @@ class Agent:
         if not mention:
             return None
         last = [self.catalog.get(i) for i in state.last_recommendations]
-        best = max(((fuzz.WRatio(match_key(mention), match_key(i.title)), i) for i in last if i), default=(0, None),
-                    key=lambda pair: pair[0])
+        # WRatio alone let "Coco and Moana" be "The One and Only, Genuine, Original Family Band"
+        # (85.5, on "and"): the words they share must make up one of the two as well
+        best = max(((min(fuzz.WRatio(match_key(mention), match_key(i.title)),
+                         fuzz.token_set_ratio(match_key(mention), match_key(i.title))), i) for i in last if i),
+                   default=(0, None), key=lambda pair: pair[0])
         if best[0] >= self.turn.mention_match:  # "that Fargo one" points into the list just shown
             return best[1]
         return self.resolver.resolve(mention).item

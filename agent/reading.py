@@ -290,8 +290,15 @@ def _mentioned(mention, text: str, shown: Sequence[str], threshold: int) -> bool
     key = match_key(str(mention))
     if not key:
         return False
+    # a title of the last list only when the words point into it ("I loved it", "the second one",
+    # "seen those"): "they loved Coco and Moana" came back with the list's first film liked too
     return (fuzz.partial_ratio(key, match_key(text)) >= threshold
-            or any(fuzz.ratio(key, match_key(title)) >= threshold for title in shown))
+            or (_POINTS_INTO_LIST.search(text) is not None
+                and any(fuzz.ratio(key, match_key(title)) >= threshold for title in shown)))
+
+
+_POINTS_INTO_LIST = re.compile(r"\b(?:it|that|this|those|these|them|both|all|ones?|first|second|third|fourth|fifth|"
+                               r"last|top|#\s*\d|number|\d(?:st|nd|rd|th))\b", re.I)
 
 
 # "more", "others", "another": more of what was asked; words that let some of it go ("any decade",

@@ -407,6 +407,16 @@ def test_a_place_alone_right_after_an_explanation_asks_the_same_of_it(parts, tmp
     assert last.intent == "explain" and [i.item_id for i in last.items] == [shown[-1].item_id], last.text
 
 
+def test_titles_the_router_joined_are_not_taken_for_a_title_of_the_list(parts, tmp_path: Path) -> None:
+    # "Heat and Fargo" scored 85.5 against "Sex, Lies, and Videotape" (WRatio, on "and"): it was liked
+    agent = _agent(parts, tmp_path)
+    state = DialogueState(session_id="joined")
+    tape = next(i for i in parts["catalog"] if i.title == "Sex, Lies, and Videotape")
+    state.last_recommendations = [tape.item_id]
+    assert agent._resolve("Heat and Fargo", state) != tape
+    assert agent._resolve("the videotape one", state) == tape  # a title of the list, said in part
+
+
 def test_a_taste_for_genres_told_after_a_list_is_kept_for_the_next(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("recommend", genres=["comedy"]).push("chitchat").push("chitchat")
     agent = _agent(parts, tmp_path, router=router)

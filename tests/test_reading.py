@@ -72,6 +72,11 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     # "more" keeps what was asked unless the words let some of it go
     assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "ok give me 3 more, but not too gory", [])["clear"] == []
     assert sanitize_slots({**empty_slots(), "clear": ["year"]}, "more please, any decade", [])["clear"] == ["year"]
+    # a title of the last list stays only when the words point into the list
+    shown = ["Family Band", "Toy Story"]
+    assert sanitize_slots({**empty_slots(), "liked": ["Family Band"]}, "they loved Coco and Moana", shown)["liked"] == []
+    assert sanitize_slots({**empty_slots(), "liked": ["Family Band"]}, "they loved the first one", shown)["liked"] == \
+        ["Family Band"]
     kept = sanitize_slots({**empty_slots(), "genres": ["drama"]}, "something moving", [])
     assert kept["genres"] == ["drama"] and kept["without"] == []  # the router's plausible slot stays
     # the router read "not into comedies" as comedies asked anew: its clearing of the genres before goes too
