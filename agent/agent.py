@@ -20,9 +20,9 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, LAST, adds_to_what_was_asked, after_suggestions, asked_domain,
-                           asks, carries_taste, genre_tastes, genres_in, greets_only, has_content, item_question,
-                           place_only, reacts_only, readable, referenced_position, sanitize_slots, second_look,
-                           stance_on_it, thanks, title_stances, without_markup, written_as_person)
+                           asks, asks_my_taste, carries_taste, genre_tastes, genres_in, greets_only, has_content,
+                           item_question, place_only, reacts_only, readable, referenced_position, sanitize_slots,
+                           second_look, stance_on_it, thanks, title_stances, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -617,6 +617,9 @@ class Agent:
         if greets_only(text):  # "hello": it invented them there too ("any creative writing project")
             timings["reply"] = time.perf_counter() - t
             return (yield from self._say(state, "chitchat", self.replies["greeting"]))
+        if asks_my_taste(text):  # "do you like comedies?": it claimed a comedy show of its own
+            timings["reply"] = time.perf_counter() - t
+            return (yield from self._say(state, "chitchat", self.replies["my_taste"]))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
         words = stream_sentences(self.llm, as_messages(messages), self.turn.chitchat_sentences,

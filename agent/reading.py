@@ -757,6 +757,18 @@ def greets_only(text: str) -> bool:
     return bool(_GREETING_ONLY.match(text))
 
 
+# the agent's own taste asked about: "do you like comedies?", "what's your favorite movie?"
+_ASKS_MY_TASTE = re.compile(r"\b(?:do|did|would) (?:you|u) (?:like|love|enjoy|prefer)\b|"
+                            r"\bwhat(?:'s| is| are|s) (?:your|ur) (?:fav(?:ou?rite)?s?|top)\b|"
+                            r"\b(?:your|ur) (?:fav(?:ou?rite)?s?|top) (?:movies?|films?|books?|genres?)\b", re.I)
+
+
+def asks_my_taste(text: str) -> bool:
+    """Whether the words ask the agent what it likes (the small model answered "do you like
+    comedies?" with "I'm so glad you enjoyed my comedy show")."""
+    return bool(_ASKS_MY_TASTE.search(text))
+
+
 def thanks(text: str) -> bool:
     """Whether the words thank ("thanks for the suggestions!", "thank u", "appreciate it")."""
     return bool(_THANKS.search(text))
@@ -855,4 +867,4 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
 
 
 __all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "LAST", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
-           "genre_tastes", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]
+           "asks_my_taste", "genre_tastes", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -89,6 +89,12 @@ def test_greetings_get_a_short_friendly_reply_and_no_items(parts, tmp_path: Path
     assert set(reply.timings) >= {"router", "reply"}
 
 
+def test_a_question_about_the_agents_own_taste_gets_its_own_words(parts, tmp_path: Path) -> None:
+    agent = _agent(parts, tmp_path, router=ScriptedRouter().push("chitchat"))
+    taste = agent.respond("s2t", "do you like comedies?")  # SmolLM2: "I'm so glad you enjoyed my comedy show"
+    assert taste.intent == "chitchat" and taste.text == agent.replies["my_taste"] and not taste.items
+
+
 def test_a_restart_keeps_the_session(parts, tmp_path: Path) -> None:
     first = _agent(parts, tmp_path)
     first.respond("s3", "hello")

@@ -497,3 +497,13 @@ def test_an_explanation_the_router_saw_in_a_request_for_more(spotter, text: str,
     from agent.reading import second_look
 
     assert second_look("explain", empty_slots(), text, spotter)[0] == intent
+
+
+@pytest.mark.parametrize(("text", "asks"), [
+    ("do you like comedies?", True), ("what's your favorite movie?", True), ("whats ur fav film", True),
+    ("do you know any good comedies?", False), ("would you recommend Heat?", False), ("I loved Heat", False),
+])
+def test_a_question_about_the_agents_own_taste(text: str, asks: bool) -> None:
+    from agent.reading import asks_my_taste
+
+    assert asks_my_taste(text) is asks
