@@ -412,7 +412,7 @@ class Agent:
         for key, mark in (("liked", state.like), ("disliked", state.dislike)):
             for mention in slots.get(key) or []:
                 found = [item] if (item := self._resolve(mention, state)) else self._split_mention(str(mention), state)
-                if not found:
+                if not found and not _everyday_words(str(mention), text):
                     unknown.append(str(mention))
                 for item in found:
                     mark(item.item_id)
@@ -420,7 +420,7 @@ class Agent:
                         disliked_now.add(item.item_id)
         for mention in slots.get("titles") or []:
             found = [item] if (item := self._resolve(mention, state)) else self._split_mention(str(mention), state)
-            if not found and str(mention) not in unknown:
+            if not found and str(mention) not in unknown and not _everyday_words(str(mention), text):
                 unknown.append(str(mention))
             named += [i for i in found if i not in named]
         # titles written out in full count even when the router missed them
@@ -734,6 +734,14 @@ def _after_suggestions(state: DialogueState) -> bool:
     return after_suggestions([(t.role, t.items, t.text) for t in state.turns])
 
 
+
+
+def _everyday_words(mention: str, text: str) -> bool:
+    """Whether a "title" the catalogue does not know is everyday words the message types in lower
+    case ("surprise me" → "surprise"): no title was named, so none is asked about ("Did you mean
+    Conspiracy in Death?"). A title it does know ("i loved heat") is resolved before this."""
+    words = mention.split()
+    return bool(words) and mention == mention.lower() and mention in text and all(map(everyday_word, words))
 
 
 def _position(mention) -> int | None:

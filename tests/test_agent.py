@@ -95,6 +95,13 @@ def test_a_question_about_the_agents_own_taste_gets_its_own_words(parts, tmp_pat
     assert taste.intent == "chitchat" and taste.text == agent.replies["my_taste"] and not taste.items
 
 
+def test_everyday_words_the_router_took_for_a_title_are_not_asked_about(parts, tmp_path: Path) -> None:
+    # "surprise me" came back as the title "surprise": "Did you mean Conspiracy in Death or Open Secret?"
+    agent = _agent(parts, tmp_path, router=ScriptedRouter().push("recommend", titles=["surprise"]))
+    reply = agent.respond("sp", "surprise me")
+    assert reply.intent == "recommend" and "couldn't find" not in reply.text and "mean" not in reply.text, reply.text
+
+
 def test_a_restart_keeps_the_session(parts, tmp_path: Path) -> None:
     first = _agent(parts, tmp_path)
     first.respond("s3", "hello")

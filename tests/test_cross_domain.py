@@ -175,6 +175,8 @@ def test_words_that_describe_content_stay() -> None:
     assert content_text("a moive about dogs") == "dogs"
     assert content_text("live action kids movies") == "live action kids"  # "live" is English, not "love" misspelt
     assert content_text("a heist movie with a twist") == "heist twist"
+    assert content_text("nah, seen it. something else?") == ""  # "seen" searched for found Now You See Me, Saw
+    assert content_text("surprise me") == ""
 
 
 def test_fusion_by_rank() -> None:

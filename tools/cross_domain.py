@@ -58,6 +58,7 @@ person people guy one ones
 know knew idea ideas help helps interested interest doing think thinking thought wondering wonder asking ask
 trying seeking mood pretty if all see sure mostly especially preferably type types kinds genre genres category
 sounds cool yeah yea yep oh lol haha plz pls ur u check hear heard say said thing things stuff watchable
+seen saw nah nope surprise random
 """.split())  # the second block: words of conversation around a request (ReDial seekers' turns were full of them)
 _WORD = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
 # a word no English text uses much and one typo away from a word above or a genre's ("recomend
