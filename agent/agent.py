@@ -19,12 +19,12 @@ from rapidfuzz import fuzz
 
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, LAST, adds_to_what_was_asked, after_suggestions, asked_domain,
+from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain,
                            asks, asks_my_taste, carries_taste, genre_tastes, genres_in, greets_only, has_content,
                            item_question, place_only, reacts_only, readable, referenced_position, sanitize_slots,
                            second_look, stance_on_it, thanks, title_stances, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
-from agent.state import DialogueState, SessionStore, open_sessions
+from agent.state import LAST, DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint, genre_key
 from tools.catalog import Catalog, CatalogItem
@@ -35,10 +35,9 @@ from tools.fact_guard import FactGuard
 from tools.item_facts import ItemFacts, spoken_list
 from tools.rerank import PointwiseReranker, Reranker, RerankResult
 from tools.resolve import TitleResolver, everyday_word, match_key
-from tools.vocabulary import GENRES
+from tools.vocabulary import ROUTER_GENRE_PLURAL
 
 log = logging.getLogger(__name__)
-_GENRE_PLURAL = {g.router: g.plural for g in GENRES}  # "sci-fi" → "sci-fi films"
 
 
 @dataclass
@@ -376,9 +375,9 @@ class Agent:
         last = [self.catalog.get(i) for i in state.last_recommendations]
         # WRatio alone let "Coco and Moana" be "The One and Only, Genuine, Original Family Band"
         # (85.5, on "and"): the words they share must make up one of the two as well
-        best = max(((min(fuzz.WRatio(match_key(mention), match_key(i.title)),
-                         fuzz.token_set_ratio(match_key(mention), match_key(i.title))), i) for i in last if i),
-                   default=(0, None), key=lambda pair: pair[0])
+        key = match_key(mention)
+        best = max(((min(fuzz.WRatio(key, title := match_key(i.title)), fuzz.token_set_ratio(key, title)), i)
+                    for i in last if i), default=(0, None), key=lambda pair: pair[0])
         if best[0] >= self.turn.mention_match:  # "that Fargo one" points into the list just shown
             return best[1]
         return self.resolver.resolve(mention).item
@@ -602,7 +601,7 @@ class Agent:
         recommend movies"; a new list now would undo the chit-chat the words are."""
         t = time.perf_counter()
         state.update_constraints(liked, without=ruled_out)
-        said = [self.replies[key].format(genres=spoken_list([_GENRE_PLURAL[g] for g in genres]))
+        said = [self.replies[key].format(genres=spoken_list([ROUTER_GENRE_PLURAL[g] for g in genres]))
                 for key, genres in (("noted_genres", liked), ("noted_no_genres", ruled_out)) if genres]
         words = " ".join(said + [self.replies["noted_genres_more"]])
         timings["reply"] = time.perf_counter() - t

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 from agent.config import TurnSettings
+from agent.state import LAST
 from tools.explain_check import capitalised_names
 from tools.item_facts import person_asked
 from tools.resolve import match_key
@@ -195,9 +196,6 @@ _PLACE = re.compile(r"\bthe\s+(?P<last>last)(?=\s+(?:one|pick|title|suggestion|r
                     r"(?P<num>\d{1,2}|" + "|".join(_NUMBERS) + r")\b|\bthe\s+(?P<ord>" + "|".join(_ORDINALS) + r")\b"
                     r"(?!\s+(?:time|times|half|place|thing|things|movie of|book of|film of|episode|season|part|"
                     r"installment|sequel|chapter|of))", re.I)
-
-
-LAST = -1  # "the last one": the list's last place, whatever its length
 
 
 def referenced_position(text: str) -> int | None:
@@ -866,5 +864,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "LAST", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
            "asks_my_taste", "genre_tastes", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -28,6 +28,7 @@ from pathlib import Path
 STATE_FORMAT = 1
 SESSIONS_FILE = "sessions.sqlite3"  # in the data home
 MAX_TURNS = 200  # older turns are dropped from the stored state (the router reads the recent ones)
+LAST = -1  # a place in the last list: its last ("the last one"), whatever its length
 
 
 @dataclass
@@ -129,7 +130,7 @@ class DialogueState:
 
     def reference(self, position: int) -> str | None:
         """The item at 1-based ``position`` of the last recommendation list (-1: its last), if there is one."""
-        if position == -1 and self.last_recommendations:  # agent.reading.LAST: "the last one"
+        if position == LAST and self.last_recommendations:
             return self.last_recommendations[-1]
         if 1 <= position <= len(self.last_recommendations):
             return self.last_recommendations[position - 1]

@@ -83,7 +83,8 @@ GENRE_WORDS: dict[str, str] = {g.router: g.asked for g in GENRES}
 GENRE_LEXICON: dict[str, tuple[str, ...]] = {g.catalogue: g.named for g in GENRES}
 GENRE_ADJECTIVE: dict[str, str] = {g.catalogue: g.adjective for g in GENRES}
 GENRE_PLURAL: dict[str, str] = {g.catalogue: g.plural for g in GENRES}
+ROUTER_GENRE_PLURAL: dict[str, str] = {g.router: g.plural for g in GENRES}  # "sci-fi" → "sci-fi films"
 
 
-__all__ = ["GENRES", "GENRE_ADJECTIVE", "GENRE_LEXICON", "GENRE_PLURAL", "GENRE_WORDS", "INTENTS", "ROUTER_GENRES",
+__all__ = ["GENRES", "GENRE_ADJECTIVE", "GENRE_LEXICON", "GENRE_PLURAL", "GENRE_WORDS", "ROUTER_GENRE_PLURAL", "INTENTS", "ROUTER_GENRES",
            "Genre"]
