@@ -18,6 +18,9 @@ Sets (``--set``, default all three):
 - ``redial-dev``: 200 seeker turns from 200 other valid dialogues (evaluation/redial/dev_labels.jsonl),
   labelled the same way, for developing the reading: read its misses (``--show-misses``), never
   ``redial``'s. Not in the default sets.
+- ``redial-dev2``: 200 seeker turns from 200 more valid dialogues outside both sets
+  (evaluation/redial/dev2_labels.jsonl), labelled the same way; measured untouched once, then
+  read for development like ``redial-dev``. Not in the default sets.
 
 Figures per set: intent accuracy overall and per intent, the confusion matrix (rows: the label,
 columns: the router's answer), slot exact-match rates on the rows whose label is not empty, and
@@ -48,6 +51,7 @@ PUBLIC = ROOT / "tests" / "data" / "router_set.jsonl"
 HELDOUT = ROOT / "tests" / "data" / "router_heldout.jsonl"
 REDIAL_LABELS = ROOT / "evaluation" / "redial" / "seeker_labels.jsonl"
 REDIAL_DEV_LABELS = ROOT / "evaluation" / "redial" / "dev_labels.jsonl"
+REDIAL_DEV2_LABELS = ROOT / "evaluation" / "redial" / "dev2_labels.jsonl"
 REDIAL_DATA = ROOT.parent / "shared" / "benchmarks" / "redial" / "valid_data.jsonl"
 INTENT_ORDER = ("recommend", "explain", "chitchat")
 TITLE_MATCH = 85  # fuzzy ratio of two match keys for a title to count as the same
@@ -129,6 +133,8 @@ def load_set(name: str) -> list[dict]:
         return redial_rows()
     if name == "redial-dev":
         return redial_rows(REDIAL_DEV_LABELS)
+    if name == "redial-dev2":
+        return redial_rows(REDIAL_DEV2_LABELS)
     return read_jsonl({"public": PUBLIC, "heldout": HELDOUT}[name])
 
 
@@ -292,7 +298,7 @@ def main() -> None:
     from bench.common import emit
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", nargs="+", choices=["public", "heldout", "redial", "redial-dev"], dest="sets",
+    parser.add_argument("--set", nargs="+", choices=["public", "heldout", "redial", "redial-dev", "redial-dev2"], dest="sets",
                         default=["public", "heldout", "redial"], help="which labelled sets (default: all)")
     parser.add_argument("--reading", action="store_true",
                         help="also score the agent's reading (second look + slot checks; loads the catalog)")
