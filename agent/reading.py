@@ -388,10 +388,20 @@ _ASKS_FOR_MORE = re.compile(
     r"(?:any|more|some (?:more|other|good|new))\s+(?:\w+\s+){0,2}?\w+(?:ies|s)\b)", re.I)
 
 
+# a clause that describes the film suggested, not what to look for next: "it sounds funny",
+# "that's like something I would see", "this one looks scary" (ReDial dev2 seekers' reactions were
+# read as requests for comedies, for "something"); it ends where the clause does
+_DESCRIBES_IT = re.compile(r"\b(?:it|that|this|they|those|these|which)(?: one| movie| film)?"
+                           r"(?:'s|’s| is| was| are| were| sounds?| looks?| seems?)\b"
+                           r".*?(?=[,.;:!?]|\b(?:but|and|or|though|however|yet|while|so|can|could|any)\b|$)", re.I)
+
+
 def reacts_only(text: str) -> bool:
     """Words that answer a suggestion and ask for nothing: no question, no request ("anything
     else?", "something older"), no genre or years to look for, not "seen them all" (which asks
-    for others): "I've seen that one, loved it", "Thanks for the suggestions! I'll check out Heat"."""
+    for others): "I've seen that one, loved it", "Thanks for the suggestions! I'll check out Heat",
+    "It sounds funny, I'll look for it" (what the suggestion is like, not what to look for)."""
+    text = _DESCRIBES_IT.sub(" ", text)
     genres, excluded = genres_in(text)
     return not (asks(text) or _WANTS_SUGGESTIONS.search(text) or _ASKS_FOR_MORE.search(text) or genres or excluded
                 or stated_years(text) or _MORE_OR_LESS.search(text) or _SEEN_THEM.search(text))
@@ -428,7 +438,8 @@ _ASKS_A_REASON = re.compile(r"\b(?:why|how come|reasons?|what makes|makes? (?:it
 # suggestion?"): the router sent such ReDial dev seekers' turns to chit-chat
 _WANTS_SUGGESTIONS = re.compile(
     r"\b(?:(?:can|could|would|will) (?:you|u) (?:please |pls )?(?:recommend|suggest|help|give me)|recommend me|suggest me|"
-    r"(?:any|other|more|some) (?:good |other |more |new )?(?:suggestions?|recommendations?|ideas)\b|"
+    r"(?:any|other|more|some)\s+(?:[\w'’]+\s+){0,3}?(?:suggestions?|recommendations?|ideas)\b|"
+    r"(?:you|u) (?:can|could|would|might) (?:\w+ )?(?:recommend|suggest)|"
     r"looking for (?:a|an|some|something|movies?|films?|good)|help me (?:choose|find|pick|decide)|in the mood for|"
     r"what (?:should|could|can) (?:i|we) (?:watch|see)|what to watch|"
     r"something (?:else|different)|(?:give|show) me (?:another|more|others|something))", re.I)
@@ -437,7 +448,8 @@ _WANTS_SUGGESTIONS = re.compile(
 # the other speaker asking what the person likes: the answer states a taste to start from
 _ASKS_TASTE = re.compile(r"\b(?:what (?:kinds?|types?|sorts?|genres?) of|what (?:are you|do you|would you) (?:looking|like|"
                          r"enjoy|want|in the mood|prefer)|what do you like|do you like (?:\w+ ){0,2}(?:movies|films|ones)|"
-                         r"are you (?:into|a fan of)|what(?:'s| is) your favou?rite)\b", re.I)
+                         r"are you (?:into|a fan of)|what(?:'s| is) your favou?rite|"
+                         r"what (?:[\w'’]+ ){0,2}?(?:movies?|films?|genres?|shows?) (?:do|would|did|are) (?:you|u))\b", re.I)
 
 
 def after_suggestions(turns: Sequence[tuple[str, Sequence, str]]) -> bool:
@@ -505,12 +517,29 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
         return "explain", slots
     if _QUESTION.search(text) or not _TASTE.search(text):
         return intent, slots
-    if (spotter.spot(text) or genres_in(text)[0]) and not after_suggestions:
-        # "I loved The Lion King", "hi there, i like sci fi and fantasy movies": a taste told
-        # before any suggestion is what to recommend from (evaluation/redial's rules say so too)
-        log.info("router said chitchat; the message states a taste for a title or genre: recommend")
+    if (spotter.spot(text) or genres_in(text)[0] or likes_described_films(text)) and not after_suggestions:
+        # "I loved The Lion King", "hi there, i like sci fi and fantasy movies", "I love movies
+        # based on real life": a taste told before any suggestion is what to recommend from
+        # (evaluation/redial's rules say so too)
+        log.info("router said chitchat; the message states a taste for a title, a genre or a kind of film: recommend")
         return "recommend", slots
     return intent, slots
+
+
+# a taste for a kind of film said in words of its own: "I love movies based on real life", "I like
+# sad movies", "into films with a twist" (not "I love movies", "I like all kinds of films")
+_LIKES_FILMS = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|prefer|into|fan of)\s+"
+                          r"(?P<before>(?:[\w'’-]+\s+){0,3}?)(?:movies|films|flicks)\b"
+                          r"(?P<after>\s+(?:that|which|with|about|based|where|set in|from the|starring|featuring)\b)?", re.I)
+_SAYS_NO_KIND = {"good", "great", "all", "the", "a", "an", "most", "some", "those", "these", "kind", "kinds", "of",
+                 "type", "types", "sort", "sorts", "watching", "to", "watch", "any", "many", "lots", "lot", "different",
+                 "other", "really", "just", "your", "my", "seeing", "see", "every", "most", "fun"}
+
+
+def likes_described_films(text: str) -> bool:
+    """Whether the words tell a taste for a kind of film they describe (:data:`_LIKES_FILMS`)."""
+    return any(m.group("after") or set(m.group("before").lower().split()) - _SAYS_NO_KIND
+               for m in _LIKES_FILMS.finditer(text))
 
 
 # How a person feels about a title they name, from the words around it. People who name a film

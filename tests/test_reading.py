@@ -226,6 +226,10 @@ def test_the_second_look_on_chitchat(spotter, text: str, intent: str) -> None:
     ("of course, i have, those are my kind of movies", True), ("I saw Fargo but haven't heard of Vertigo", True),
     ("that's another one I have yet to see", True), ("give me another one please", False),
     ("can you suggest a few more", False),
+    # what the suggestion is like is no request for it: not a comedy asked for, not "something" asked
+    ("Oh I missed that one! It looks hilarious, I'll find it tonight", True),
+    ("this one sounds like something my wife would watch. thanks", True),
+    ("it sounds scary, got any comedies?", False), ("that's a good one but I want something lighter", False),
 ])
 def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, reaction: bool) -> None:
     from agent.reading import second_look
@@ -241,6 +245,13 @@ def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, 
     ("Hi I like funny movies. Can you help?", "recommend"), ("Other suggestion?", "recommend"),
     ("do you know Vertigo? im looking for a thriller", "recommend"),  # asks, beside a question about a film
     ("Thanks for the suggestions!", "chitchat"), ("who directed Vertigo?", "chitchat"),
+    # more words between "any" and "suggestions", and "you could recommend" said the other way round
+    ("got any really good recommendations?", "recommend"), ("have you got some other great ideas for me", "recommend"),
+    ("loved it. anything else you could recommend?", "recommend"), ("ok, any you would suggest?", "recommend"),
+    # a taste for a kind of film described in words, before anything was suggested
+    ("hey! I really like films about time travel", "recommend"), ("i love gloomy movies", "recommend"),
+    ("I enjoy movies set in space", "recommend"),
+    ("I like movies", "chitchat"), ("I love all kinds of films!", "chitchat"),  # no kind told
 ])
 def test_words_that_ask_for_suggestions_make_a_request(spotter, text: str, intent: str) -> None:
     from agent.reading import second_look
@@ -267,6 +278,7 @@ def test_a_reaction_can_come_turns_after_the_suggestion_but_not_after_a_question
     assert after_suggestions([listed])
     assert after_suggestions([listed, ("user", [], "Is that the one with Frances McDormand?"), ("assistant", [], "It is.")])
     assert not after_suggestions([listed, ("user", [], "seen it"), ("assistant", [], "What kind of movies do you like?")])
+    assert not after_suggestions([listed, ("user", [], "meh"), ("assistant", [], "ok, what films do you like then?")])
     assert not after_suggestions([("assistant", [], "Hi! What are you in the mood for?")])
     assert not after_suggestions([listed, ("user", [], "ok")])  # the person's own turn last: nothing to answer
     assert not after_suggestions([])
