@@ -1,9 +1,14 @@
-"""Candidates for a turn (tools/candidates.py) without a model: the constraints and how they relax."""
+"""Candidates for a turn (tools/candidates.py): the constraints and how they relax, the graph's
+fold-in (no model), and films near in meaning fused in for a conversation graph (a real store)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.items import BABE, DUNE, FARGO, GODFATHER, HEAT
 from tools.candidates import Constraint, genre_key
+
+MODEL_FIXTURES = {"shark_store"}  # builds a real item store (sentence embeddings)
 
 
 def test_constraints_admit_and_relax() -> None:
@@ -205,3 +210,56 @@ def test_a_list_shows_a_title_once_when_one_of_its_films_has_no_year():
     pool = [cand("a", "Ghost", 1990), cand("b", "Ghost", None), cand("c", "Heat", 1995),
             cand("d", "Ghost", 1998), cand("e", "Heat", None), cand("f", "Up", None), cand("g", "Up", 2009)]
     assert [c.item.item_id for c in _one_per_film(pool)] == ["a", "c", "d", "f"]
+
+
+
+TOPICS = ["baking bread", "a chess tournament", "a mountain railway", "a jazz trumpeter", "a small-town election",
+          "a vineyard harvest", "a ballet school", "a lighthouse keeper's diary", "a spelling bee", "an auction house",
+          "a farm in winter", "a high-school debate team", "a wedding planner", "a retired boxer's diner",
+          "a cross-country cycling race", "a violin maker", "a city bus driver", "a museum night guard",
+          "a garden show", "a knitting club", "a radio quiz host", "a taxi dispatcher", "a fashion week model",
+          "a stamp collector", "a college rowing crew"]
+
+
+@pytest.fixture(scope="module")
+def shark_store(tmp_path_factory: pytest.TempPathFactory):
+    """Films in a real store: A and F about sharks, 25 others about anything else."""
+    from tools.catalog import CatalogItem
+    from tools.item_store import ItemStore
+
+    sharks = [CatalogItem("cat:A", "movie", "Fin", 2000, ("Drama",), warm=True,
+                          description="A great white shark terrorizes a beach town and the police chief hunts it."),
+              CatalogItem("cat:F", "movie", "Deep Water Teeth", 2001, ("Drama",), warm=True,
+                          description="A giant shark attacks swimmers off an island resort; a biologist hunts it.")]
+    others = [CatalogItem(f"cat:{n}", "movie", f"Film {n}", 2000, ("Drama",), warm=True,
+                          description=f"A quiet drama about {topic}.") for n, topic in enumerate(TOPICS)]
+    store = ItemStore(tmp_path_factory.mktemp("sharks") / "chroma")
+    store.build([*sharks, *others], progress=False)
+    return sharks, others, store
+
+
+def test_a_conversation_graph_moves_up_the_films_near_in_meaning_to_the_liked_ones(shark_store) -> None:
+    """A conversation graph has seen few films together: the graph ranks the other shark film last
+    of 26; fused by rank with the films nearest in meaning to the liked one, it moves far up. A
+    MovieLens-style graph (cosine fold-in) and a tool without a store keep the graph's order."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog
+
+    (liked, shark), others, store = shark_store
+    items = [liked, shark, *others]
+    vectors = np.array([[1.0, 0.0], [0.5, 0.3], *([1.0 - 0.01 * n, 0.1] for n in range(len(others)))])
+    train = sp.csr_matrix(np.ones((2, len(items)), dtype=np.float32))
+    rec = GraphRecommender(np.ones((2, 2)), vectors, train, ["u1", "u2"], [i.item_id for i in items], "toy")
+
+    def place(fold_in: str, with_store: bool = True) -> int:
+        tool = CandidateTool(rec, Catalog(items), store if with_store else None, fold_in=fold_in)
+        found = tool.candidates(user_id=None, liked=[liked], disliked=[], exclude=[], constraint=Constraint(), k=26)
+        assert len(found) == 26
+        return [c.item.item_id for c in found].index(shark.item_id)
+
+    assert place("dot", with_store=False) == 25 and place("cosine") == 25
+    assert place("dot") < 15
