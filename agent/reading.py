@@ -526,6 +526,30 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
     return intent, slots
 
 
+def whole_titles(mentions: Sequence, text: str, spans: Sequence[tuple]) -> list:
+    """The router cuts titles at their commas: "Crazy", "Stupid", "Love a lot" for "Crazy, Stupid,
+    Love", "Monsters" and "Inc." for "Monsters, Inc." (and "Monsters" is a film of its own). A
+    mention written inside a longer title the words write out (``spans``: the title spotter's
+    (start, end, …)), or running into one, is that title, once; a mention that holds whole titles
+    ("Toy Story and Aladdin") and list places (2, "#2") stay as they are."""
+    out: list = []
+    lowered = text.lower()
+    for mention in mentions:
+        whole = mention
+        needle = mention.strip().lower() if isinstance(mention, str) else ""
+        written = (m.start() for m in re.finditer(re.escape(needle), lowered)) if needle else ()
+        for start in written:
+            end = start + len(needle)
+            cut = next((text[a:b] for a, b, *_ in spans if a < end and start < b and not (start <= a and b <= end)),
+                       None)
+            if cut:
+                whole = cut
+                break
+        if whole not in out:
+            out.append(whole)
+    return out
+
+
 # a taste for a kind of film said in words of its own: "I love movies based on real life", "I like
 # sad movies", "into films with a twist" (not "I love movies", "I like all kinds of films")
 _LIKES_FILMS = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|prefer|into|fan of)\s+"

@@ -176,6 +176,8 @@ def test_mentions_item_names_the_item_at_that_position() -> None:
 def test_mentions_any_and_not_empty() -> None:
     assert de.check_mentions_any(["couldn't find", "not in the catalog"], "I COULDN'T FIND that.").passed
     assert not de.check_mentions_any(["Fargo"], "Heat is good").passed
+    assert not de.check_mentions_none(["couldn't find"], "I COULDN'T FIND that.").passed
+    assert de.check_mentions_none(["Fargo", "did you mean"], "Heat is good").passed
     assert de.check_not_empty("Hello").passed
     assert not de.check_not_empty("  \n").passed
 

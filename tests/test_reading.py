@@ -519,3 +519,16 @@ def test_a_question_about_the_agents_own_taste(text: str, asks: bool) -> None:
     from agent.reading import asks_my_taste
 
     assert asks_my_taste(text) is asks
+
+
+def test_a_title_the_router_cut_at_its_commas_is_the_whole_title() -> None:
+    from agent.reading import whole_titles
+
+    text = "loved Crazy, Stupid, Love a lot and Monsters, Inc. too, also Toy Story and Aladdin"
+    spans = [(text.index(t), text.index(t) + len(t)) for t in ("Crazy, Stupid, Love", "Monsters, Inc.", "Toy Story",
+                                                              "Aladdin")]
+    cut = ["Crazy", "Stupid", "Love a lot", "Monsters", "Inc."]
+    assert whole_titles(cut, text, spans) == ["Crazy, Stupid, Love", "Monsters, Inc."]
+    # whole titles, a mention holding two of them, list places and words not written stay as they are
+    kept = ["Toy Story and Aladdin", "Aladdin", 2, "#1", "Heat"]
+    assert whole_titles(kept, text, spans) == kept

@@ -21,8 +21,9 @@ A file holds one dialogue, or several under ``dialogues:``::
           not_empty: true             # reply text is not empty
 
 Optional keys beyond that contract: ``description`` (a dialogue's purpose, in words),
-``genres_none`` (no item has any of these genres: "I hate horror") and ``no_repeats: true``
-(no item of any earlier turn's list comes back: "something else").
+``genres_none`` (no item has any of these genres: "I hate horror"), ``no_repeats: true``
+(no item of any earlier turn's list comes back: "something else") and ``mentions_none`` (the
+reply text contains none of these: "couldn't find" where every title named is in the catalogue).
 
 Titles compare after :func:`normalize_title`, genres after :func:`normalize_genre`. A check on
 the items themselves (``include_any_titles``, ``genres_any``, ``year_range``, ``domain``)
@@ -61,7 +62,7 @@ TURN_KEYS = ("say", "expect")
 # the order checks are run and reported in
 EXPECT_KEYS = ("intent", "count", "min_count", "exclude_titles", "include_any_titles", "genres_any",
                "genres_min_share", "genres_none", "year_range", "domain", "no_repeats", "mentions_item",
-               "mentions_any", "not_empty")
+               "mentions_any", "mentions_none", "not_empty")
 
 
 # ------------------------------------------------------------------------------- normalisers
@@ -213,6 +214,14 @@ def check_mentions_any(phrases: Sequence[str], text: str) -> Check:
     return Check("mentions_any", False, f"says none of {', '.join(repr(p) for p in phrases)}")
 
 
+def check_mentions_none(phrases: Sequence[str], text: str) -> Check:
+    lower = text.lower()
+    found = [p for p in phrases if p.lower() in lower]
+    if found:
+        return Check("mentions_none", False, f"says {found[0]!r}")
+    return Check("mentions_none", True, f"says none of {', '.join(repr(p) for p in phrases)}")
+
+
 def check_not_empty(text: str) -> Check:
     return Check("not_empty", bool(text.strip()), f"{len(text.strip())} characters" if text.strip() else "empty reply")
 
@@ -236,6 +245,7 @@ def run_checks(expect: dict, outcome: dict, earlier: Sequence[Sequence[dict]]) -
         "no_repeats": lambda v: check_no_repeats(items, earlier),
         "mentions_item": lambda v: check_mentions_item(v, text, previous),
         "mentions_any": lambda v: check_mentions_any(v, text),
+        "mentions_none": lambda v: check_mentions_none(v, text),
         "not_empty": lambda v: check_not_empty(text),
     }
     switches = ("no_repeats", "not_empty")  # `false` asks for nothing
@@ -376,7 +386,8 @@ class _Validator:
                     self.error(at, f"expect.mentions_item must be a position >= 1, not {value!r}")
                 elif turn_no == 1:
                     self.error(at, "expect.mentions_item on the first turn: there is no earlier list to point into")
-            elif key in ("exclude_titles", "include_any_titles", "genres_any", "genres_none", "mentions_any"):
+            elif key in ("exclude_titles", "include_any_titles", "genres_any", "genres_none", "mentions_any",
+                         "mentions_none"):
                 self.strings(key, value, at, non_empty=key != "exclude_titles")
             elif key == "genres_min_share":
                 if not _is_number(value) or not 0 <= value <= 1:
