@@ -136,6 +136,9 @@ def test_asking_only_for_genres_gets_the_graphs_favourites_of_them_not_a_text_se
     assert [c.item.title for c in found] == ["Big Laughs", "The Comedian"]
     assert not describes_more("hi, any good comedies?") and not describes_more("sci-fi please")
     assert describes_more("a thriller set in space") and describes_more("something with talking animals")
+    # when and where they will watch says nothing of what: not a text search for "rainy" and "sunday"
+    assert not describes_more("what's a good movie for a rainy sunday?")
+    assert not describes_more("any good films for friday night")
     # the years are the year constraint, not words to search for
     assert not describes_more("looking for a good comedy from the 90s") and not describes_more("older westerns")
     assert describes_more("a thriller set in space from the 90s")

@@ -358,3 +358,10 @@ def test_the_cli_builds_the_table_and_samples_it(tmp_path: Path, monkeypatch) ->
     assert report["embedded"] == 0 and "chatrec items build" in report["note"]  # no store yet: nothing embedded
     plain = CliRunner().invoke(app, ["items", "adaptations", "--sample", "2", "--no-embed"])
     assert plain.exit_code == 0 and "film-book pairs" in plain.output and "<-" in plain.output
+
+
+def test_a_place_in_the_list_is_no_word_to_search_for() -> None:
+    assert content_text("seen the first one. anything lighter?") == "lighter"
+    assert content_text("loved the 2nd pick, something darker like it") == "darker"
+    assert content_text("not #3, maybe number two with more action") == "action"
+    assert content_text("the first time travel movie") == "first time travel"  # no place in a list

@@ -249,7 +249,9 @@ def test_the_item_among_their_likes_another_title_as_the_item_and_fragments_are_
                           ("You liked Fargo, and you loved Heat.", "relation: Fargo among what they liked"),
                           ("You liked Heat and Fargo 25 of the 50 people watched it.",
                            "relation: Fargo among what they liked"),
-                          ("Fargo sits near Fargo, which you liked.", "relation: Fargo near itself")):
+                          ("Fargo sits near Fargo, which you liked.", "relation: Fargo near itself"),
+                          ("Fargo is a crime film, much like Fargo.", "relation: Fargo near itself"),
+                          ("Fargo, a thriller similar to Fargo, suits you.", "relation: Fargo near itself")):
         assert problem in checker.check(text, ev).problems, text
     for fine in ("Since you liked Heat, Fargo should suit you.", "If you liked Heat, you might enjoy Fargo.",
                  "Fargo is close to Heat, which you liked.", "\"Fargo\" is close to Heat."):

@@ -130,9 +130,11 @@ class Candidate:
     via: Via | None = None  # a cross-domain pick: the bridge that reached it (tools/cross_domain.py)
 
 
-# words of a chatty request that say when or how, not what to look for ("any good comedies lately?");
-# the words that only ask or converse are already out (tools.cross_domain.ASK_WORDS)
-_CHAT_FILLER = frozenset("lately recently recent today tonight tomorrow weekend fun".split())  # "seen": an ask word
+# words of a chatty request that say when or how, not what to look for ("any good comedies lately?",
+# "a good movie for a rainy sunday": Sunday Bloody Sunday, Rain Man, Any Given Sunday); the words
+# that only ask or converse are already out (tools.cross_domain.ASK_WORDS)
+_CHAT_FILLER = frozenset("lately recently recent today tonight tomorrow weekend weekends fun rainy snowy lazy cozy "
+                         "morning afternoon evening night nights monday tuesday wednesday thursday friday saturday sunday".split())
 _GENRE_WORD = re.compile(r"\b(?:" + "|".join(GENRE_WORDS.values()) + r")\b", re.I)
 # and the words that say when it came out, which the year constraint already holds: "a good comedy
 # from the 90s" is a request for comedies (the graph's favourites of the decade), not a text search

@@ -48,7 +48,7 @@ ASK_WORDS = frozenset("""
 a an the and or but so of for to in on at by with from about as into than then there here
 i i'm im i've ive i'd id me my mine we us our you your yours he she it its they them their this that these those
 is are was were be been being am do does did have has had can could would should will shall may might must
-any some something anything everything nothing someone somebody anyone anybody who whom what which whatever
+any some something anything everything nothing someone somebody anyone anybody who whom what what's whats which whatever
 recommend recommends recommended recommendation recommendations suggest suggests suggestion suggestions
 please give show find tell offer pick picks want wanted wants need looking look like likes liked love loves
 loved enjoy enjoys enjoyed fan fans into also too else other others more another next new good great nice
@@ -104,17 +104,23 @@ def _one_edit(a: str, b: str) -> bool:
 _NEGATED = re.compile(r"\b(?:not|no|nothing|without|never|nor|less|(?:is|are|was|do|does|did)n'?t)\b"
                       r"(?!\s+(?:but|only|just|matter)\b)[^,.;:!?]*?(?=[,.;:!?]|\b(?:but|and|with|though)\b|$)", re.I)
 
+# a place in the list just shown says which one, not what to look for ("seen the first one,
+# anything lighter?" listed The First Time, First Blood and Loaded Weapon 1)
+_LIST_PLACE = re.compile(r"\b(?:first|second|third|fourth|fifth|last|top|\d(?:st|nd|rd|th))\s+"
+                         r"(?:one|ones|pick|picks|title|suggestion|recommendation|movie|film|book)s?\b|"
+                         r"#\s*\d+|\bnumber\s+(?:\d+|one|two|three|four|five)\b", re.I)
+
 
 def content_text(query: str, titles: Iterable[str] = ()) -> str:
     """The words of a request that say what to look for: ``query`` without the ``titles`` it
     names (whole, case-insensitively), the words that only name a domain ("books", "something to
-    read"), the words that only ask and the words a negation rules out. ``"any books for someone
-    who likes these?"`` -> ``""``; ``"a thriller set in space, something to read"`` -> ``"thriller
+    read"), the words that only ask, a place in the list shown ("the first one") and the words a
+    negation rules out. ``"any books for someone who likes these?"`` -> ``""``; ``"a thriller set in space, something to read"`` -> ``"thriller
     set space"``; ``"a comedy, not too silly"`` -> ``"comedy"``."""
     text = query.lower()
     for title in sorted({t.lower().strip() for t in titles if t and len(t.strip()) >= 2}, key=len, reverse=True):
         text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", " ", text)
-    text = _NEGATED.sub(" ", text)
+    text = _LIST_PLACE.sub(" ", _NEGATED.sub(" ", text))
     words = [w.replace("\u2019", "'") for w in _WORD.findall(text)]
     kept = [w for w in words if w not in DOMAIN_WORDS and w not in ASK_WORDS and not w.isdigit()
             and not misspelt_plain_word(w)]

@@ -143,7 +143,9 @@ _WHICH_THEY_LIKED = re.compile(r"^[^.;!?]*?,?\s*which you(?:'ve| have)?\s+(?:rea
 # a clause without its sentence: it opens with a conjunction, or is only the "if" / "since" part
 _OPENS_MID_SENTENCE = re.compile(r"(?:and|but|or|which|that|so|nor)\b")
 _CLAUSE_ONLY = re.compile(r"(?:If|Since|Although|Though|While|Unless)\b[^,;:]*[.!?]?$")
-_ITEM_NEAR_ITSELF = re.compile(r"\bITEM\s+(?:is|sits|lies)?\s*(?:near|close to|like)\s+ITEM\b", re.I)
+# the item likened to itself anywhere in a sentence: "Fargo sits near Fargo", "Scream is a comedy
+# film, like Scream" (the tuned explainer's, read in chat)
+_ITEM_NEAR_ITSELF = re.compile(r"\bITEM\b[^.!?]*?\b(?:near|close to|like|similar to|akin to)\s+ITEM\b", re.I)
 # ... and another title is not what it is or what it is about
 _TITLE_AS_ITEM = re.compile(r"\bITEM\s+(?:is|was)\s+(?:(?:a|an|the)\s+)?(?:(?:film|movie|story|book)\s+(?:about|of)\s+)?TITLE\b",
                             re.I)
