@@ -206,20 +206,21 @@ def check_mentions_item(position: int, text: str, previous: Sequence[dict] | Non
     return Check("mentions_item", False, f"does not name item {position}, {title!r}")
 
 
-def check_mentions_any(phrases: Sequence[str], text: str) -> Check:
+def _said(phrases: Sequence[str], text: str) -> list[str]:
     lower = text.lower()
-    found = [p for p in phrases if p.lower() in lower]
-    if found:
-        return Check("mentions_any", True, f"says {found[0]!r}")
-    return Check("mentions_any", False, f"says none of {', '.join(repr(p) for p in phrases)}")
+    return [p for p in phrases if p.lower() in lower]
+
+
+def check_mentions_any(phrases: Sequence[str], text: str) -> Check:
+    found = _said(phrases, text)
+    return Check("mentions_any", bool(found), f"says {found[0]!r}" if found
+                 else f"says none of {', '.join(repr(p) for p in phrases)}")
 
 
 def check_mentions_none(phrases: Sequence[str], text: str) -> Check:
-    lower = text.lower()
-    found = [p for p in phrases if p.lower() in lower]
-    if found:
-        return Check("mentions_none", False, f"says {found[0]!r}")
-    return Check("mentions_none", True, f"says none of {', '.join(repr(p) for p in phrases)}")
+    found = _said(phrases, text)
+    return Check("mentions_none", not found, f"says {found[0]!r}" if found
+                 else f"says none of {', '.join(repr(p) for p in phrases)}")
 
 
 def check_not_empty(text: str) -> Check:
