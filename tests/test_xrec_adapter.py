@@ -152,6 +152,42 @@ def test_gated_injection_starts_as_the_plain_model_and_opens_only_at_the_reserve
         tiny_explainer(tokenizer).load_adapters(tmp_path / "gated")
 
 
+def test_centered_adapters_give_the_mean_line_the_shared_vector_and_each_line_its_own_part(tokenizer,
+                                                                                          tmp_path: Path) -> None:
+    explainer = tiny_explainer(tokenizer, centered=True)
+    users, items = vectors(3)
+    with torch.no_grad():
+        explainer.styles.normal_()
+        explainer.centers = torch.as_tensor(np.stack([users.mean(0), items.mean(0)]), dtype=torch.float32)
+        center = explainer._adapt(0, explainer.centers[:1])
+        torch.testing.assert_close(center, explainer.styles[:1])  # the mean line gets the shared vector alone
+        own = explainer._adapt(0, torch.as_tensor(users, dtype=torch.float32))
+        plain = explainer.user_adapter(torch.as_tensor(users, dtype=torch.float32))
+        # each line: the shared vector plus what its vectors give beyond the mean line's
+        torch.testing.assert_close(own, explainer.styles[0] + plain - explainer.user_adapter(explainer.centers[:1]))
+        assert not torch.allclose(own[0], own[1])
+    explainer.save(tmp_path / "centered")
+    loaded = tiny_explainer(tokenizer, centered=True)
+    loaded.load_adapters(tmp_path / "centered")
+    torch.testing.assert_close(loaded.styles, explainer.styles)
+    torch.testing.assert_close(loaded.centers, explainer.centers)
+    with pytest.raises(ValueError, match="trained centered"):
+        tiny_explainer(tokenizer).load_adapters(tmp_path / "centered")
+
+
+def test_a_few_centered_steps_lower_the_loss_and_fix_the_mean_line(tokenizer) -> None:
+    explainer = tiny_explainer(tokenizer, centered=True, lr=0.05, batch_size=2, epochs=8)
+    users, items = vectors(2)
+    examples = [{"prompt": prompt(explainer, w), "target": t, "user": u, "item": i}
+                for w, t, u, i in zip(("a quiet cafe", "loud bars"), ("Calm coffee.", "Great beer."), users, items)]
+    before = explainer.loss([e["prompt"] for e in examples], [e["target"] for e in examples], users, items).item()
+    explainer.train(examples, progress=False)
+    after = explainer.loss([e["prompt"] for e in examples], [e["target"] for e in examples], users, items).item()
+    assert after < before
+    torch.testing.assert_close(explainer.centers, torch.as_tensor(np.stack([users.mean(0), items.mean(0)]),
+                                                                  dtype=torch.float32))
+
+
 def test_plain_prompts_need_no_vectors_and_a_missing_token_is_refused(tokenizer) -> None:
     explainer = tiny_explainer(tokenizer, max_new_tokens=4)
     plain = explainer.prompt_text([{"role": "user", "content": "Why coffee?"}], with_tokens=False)

@@ -30,6 +30,9 @@ def xrec_train(
                                                           "(not XRec's recipe; saved apart, in adapter[-gated]-contrast; "
                                                           "0: off)")] = 0.0,
     margin: Annotated[float, typer.Option(min=0.0, help="that margin, in nats a target token")] = 0.1,
+    centered: Annotated[bool, typer.Option(help="a learned vector per reserved token plus each line's own part of "
+                                                "the adapters' output (not XRec's recipe; saved apart, in "
+                                                "adapter[-gated][-contrast]-centered)")] = False,
     pairs: Annotated[Optional[Path], typer.Option(help="train the agent's own adapter instead, on explanation "
                                                        "pairs from `python -m agent.tuning.explain_data` (the "
                                                        "graph the agent uses; for CHATREC_XREC_ADAPTER)")] = None,
@@ -45,7 +48,7 @@ def xrec_train(
     settings = load_settings()
     config = XRecConfig(base=str(local_model_source(settings)), epochs=epochs, lr=lr, batch_size=batch_size,
                         max_steps=max_steps, device=device or settings.device, threads=settings.threads, gated=gated,
-                        contrast=contrast, margin=margin)
+                        contrast=contrast, margin=margin, centered=centered)
     try:
         if pairs is not None:
             from agent.tuning.xrec_agent import train_on_pairs
@@ -53,7 +56,7 @@ def xrec_train(
             explainer, saved = train_on_pairs(settings, pairs, config, resume=not fresh)
         else:
             explainer, _ = train_adapters(settings.home, xrec_dir(data_dir), config, resume=not fresh)
-            saved = adapter_dir(settings.home, gated, bool(contrast))
+            saved = adapter_dir(settings.home, gated, bool(contrast), centered)
     except (XRecDataError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     losses = explainer.config.losses
@@ -71,6 +74,7 @@ def xrec_explain(
     compare: Annotated[bool, typer.Option(help="also show the prompt-only explainer and random vectors")] = False,
     gated: Annotated[bool, typer.Option(help="the gated adapters (`xrec train --gated`)")] = False,
     contrast: Annotated[bool, typer.Option(help="the adapters trained with --contrast")] = False,
+    centered: Annotated[bool, typer.Option(help="the adapters trained with --centered")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Why USER would enjoy ITEM, written by the local LLM with the adapters fed the graph's vectors
@@ -83,7 +87,7 @@ def xrec_explain(
     try:
         directory = xrec_dir(data_dir)
         row = find_pair(directory, user, item)
-        saved = adapter_dir(settings.home, gated, contrast)
+        saved = adapter_dir(settings.home, gated, contrast, centered)
         explainer = load_explainer(Path(read_config(saved).base), read_config(saved), saved)
         graph = yelp_graph(settings.home, directory, progress=False, threads=settings.threads)
     except (XRecDataError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -34,6 +34,13 @@ another line's user and item vectors, and adds ``contrast`` × max(0, ``margin``
 loss with the right vectors)). Style alone lowers both losses alike; only what depends on whose
 vectors the adapter reads can open the margin. The gated adapter scored the same with a random
 other user's and business's vectors as with the right ones (bench/RESULTS.md, issue 25).
+
+``centered`` (off by default; not in XRec): what the adapters put in is a learned vector per reserved
+token (the same for every line) plus the adapter's output for this line *less its output for the
+mean line* (the training lines' mean user and item vectors). The part of the injection that is the
+same for every line — the references' style, which the ungated and gated adapters learned — has a
+place of its own, so only what depends on whose vectors they are can come through the adapters:
+another line's vectors change exactly that part (the random ablation).
 """
 
 from __future__ import annotations
@@ -121,13 +128,14 @@ class XRecConfig:
     gated: bool = False  # zero-init tanh gates on the input vectors and each layer's injection (module docstring)
     contrast: float = 0.0  # weight of the margin against other lines' vectors (module docstring); 0: off
     margin: float = 0.1  # nats a target token: how much worse the loss must be with another line's vectors
+    centered: bool = False  # a learned vector per reserved token + the adapter's output less the mean line's
     device: str = "cpu"
     threads: int | None = None
     steps_done: int = 0
     losses: list[float] = field(default_factory=list)  # mean loss of each checkpoint interval
 
     RECIPE = ("base", "data", "graph_dim", "experts", "dropout", "lr", "weight_decay", "epochs", "batch_size",
-              "seed", "max_steps", "gated", "contrast", "margin")
+              "seed", "max_steps", "gated", "contrast", "margin", "centered")
 
     def same_recipe(self, other: XRecConfig | None) -> bool:
         """Whether ``other`` (a saved checkpoint's config) was made the same way: only then is it resumed."""
@@ -205,6 +213,9 @@ class GraphExplainer:
         self.injection = _Injection(model)
         # gated: [input vectors, layer 0, layer 1, ...], tanh(0) = 0 at the start
         self.gates = nn.Parameter(torch.zeros(1 + len(model.model.layers), device=self.device)) if config.gated else None
+        # centered: [user, item] vectors the same for every line, and the mean line's graph vectors
+        self.styles = nn.Parameter(torch.zeros(2, hidden, device=self.device)) if config.centered else None
+        self.centers = torch.zeros(2, config.graph_dim, device=self.device) if config.centered else None
 
     # ------------------------------------------------------------------ building blocks
 
@@ -212,7 +223,17 @@ class GraphExplainer:
         return [self.user_adapter, self.item_adapter]
 
     def parameters(self):
-        return [p for a in self.adapters() for p in a.parameters()] + ([self.gates] if self.gates is not None else [])
+        return ([p for a in self.adapters() for p in a.parameters()] + ([self.gates] if self.gates is not None else [])
+                + ([self.styles] if self.styles is not None else []))
+
+    def _adapt(self, which: int, vectors):
+        """The ``which`` adapter (0 user, 1 item) on a batch of graph vectors; centered: the
+        line's own part (less the mean line's) on top of the learned vector shared by all lines."""
+        adapter = self.adapters()[which]
+        if self.styles is None:
+            return adapter(vectors)
+        both = adapter(torch.cat([vectors, self.centers[which:which + 1]]))  # one pass: the same dropout mode
+        return self.styles[which] + both[:-1] - both[-1:]
 
     def prompt_text(self, messages: Sequence[dict], with_tokens: bool = True) -> str:
         """The chat-templated prompt, ending with ``<EXPLAIN_POS>`` when the adapters are used."""
@@ -223,8 +244,8 @@ class GraphExplainer:
         """Input embeddings with the adapted vectors at the reserved tokens, and what to inject."""
         embeds = self.model.get_input_embeddings()(input_ids)
         rows, cols, vectors = [], [], []
-        for token, adapted in ((self.user_id, self.user_adapter(user_vectors) if user_vectors is not None else None),
-                               (self.item_id, self.item_adapter(item_vectors) if item_vectors is not None else None)):
+        for token, adapted in ((self.user_id, self._adapt(0, user_vectors) if user_vectors is not None else None),
+                               (self.item_id, self._adapt(1, item_vectors) if item_vectors is not None else None)):
             if adapted is None:
                 continue
             where = (input_ids == token).nonzero()
@@ -293,6 +314,10 @@ class GraphExplainer:
             order += [epoch[i:i + cfg.batch_size] for i in range(0, len(epoch), cfg.batch_size)]
         if cfg.max_steps:
             order = order[:cfg.max_steps]
+        if self.centers is not None and not cfg.steps_done:  # the mean line, fixed before the first step
+            self.centers = torch.as_tensor(np.stack([np.mean([e["user"] for e in examples], axis=0),
+                                                     np.mean([e["item"] for e in examples], axis=0)]),
+                                           dtype=torch.float32, device=self.device)
         optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s, len(order)) / len(order))))
@@ -387,7 +412,9 @@ class GraphExplainer:
         """Adapters and config (and, mid-training, the optimizer and schedule), swapped in whole."""
         with atomic_dir(directory) as tmp:
             torch.save({"user": self.user_adapter.state_dict(), "item": self.item_adapter.state_dict()}
-                       | ({"gates": self.gates.detach().cpu()} if self.gates is not None else {}), tmp / ADAPTER_FILE)
+                       | ({"gates": self.gates.detach().cpu()} if self.gates is not None else {})
+                       | ({"styles": self.styles.detach().cpu(), "centers": self.centers.cpu()}
+                          if self.styles is not None else {}), tmp / ADAPTER_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
             if optimizer is not None:
                 torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
@@ -416,6 +443,13 @@ class GraphExplainer:
             if self.gates is not None:
                 with torch.no_grad():
                     self.gates.copy_(state["gates"].to(self.device))
+            if (self.styles is None) != ("styles" not in state):
+                raise KeyError("centered: the adapter was trained " + ("centered" if "styles" in state else "plain")
+                               + " and is loaded " + ("plain" if self.styles is None else "centered"))
+            if self.styles is not None:
+                with torch.no_grad():
+                    self.styles.copy_(state["styles"].to(self.device))
+                self.centers = state["centers"].to(self.device)
         except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:  # damaged, or another model's shape
             raise ValueError(f"{path} is not a readable XRec adapter for this model ({exc})") from exc
         saved = json.loads((Path(directory) / CONFIG_FILE).read_text())

@@ -42,9 +42,11 @@ SYSTEMS = ("adapter", "prompt", "random")
 XREC_HOME = Path("models") / "xrec-yelp"  # under the data home: the graph, the adapters, the generations
 
 
-def adapter_dir(home: Path, gated: bool = False, contrast: bool = False) -> Path:
-    """Where the adapters trained on Yelp live (the gated and contrastive variants beside XRec's own recipe)."""
-    return Path(home) / XREC_HOME / ("adapter" + ("-gated" if gated else "") + ("-contrast" if contrast else ""))
+def adapter_dir(home: Path, gated: bool = False, contrast: bool = False, centered: bool = False) -> Path:
+    """Where the adapters trained on Yelp live (the gated, contrastive and centered variants beside
+    XRec's own recipe)."""
+    return Path(home) / XREC_HOME / ("adapter" + ("-gated" if gated else "") + ("-contrast" if contrast else "")
+                                     + ("-centered" if centered else ""))
 
 
 def yelp_graph(home: Path, directory: Path, progress: bool = True, threads: int | None = None) -> XRecGraph:
@@ -155,7 +157,7 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
     from agent.tuning.xrec import data_stamp, load_explainer, read_config
 
     graph = yelp_graph(home, directory, progress=progress, threads=config.threads)
-    target = adapter_dir(home, config.gated, bool(config.contrast))
+    target = adapter_dir(home, config.gated, bool(config.contrast), config.centered)
     config.data = data_stamp(Path(directory) / "train.jsonl", Path(directory) / "total_trn.csv")
     saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     rows = read_jsonl(Path(directory) / "train.jsonl")
