@@ -264,12 +264,17 @@ def print_set(name: str, figures: dict) -> None:
 
 def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None, people=None) -> tuple[str, dict]:
     """What the agent reads from a turn: the second look on the router's answer (``people``: the
-    catalogue's credits), then the slots checked against the words (:func:`agent.reading.sanitize_slots`)."""
-    from agent.reading import after_suggestions, sanitize_slots, second_look
+    catalogue's credits), then the slots checked against the words (:func:`agent.reading.sanitize_slots`)
+    and titles cut at their commas made whole again (:func:`agent.reading.whole_titles`), as
+    :meth:`agent.agent.Agent._apply_route` does."""
+    from agent.reading import after_suggestions, sanitize_slots, second_look, whole_titles
 
     answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
     intent, slots = second_look(route.intent, route.slots, text, spotter, answers, people)
-    return intent, sanitize_slots(slots, text, last_list(context), turn)
+    slots = sanitize_slots(slots, text, last_list(context), turn)
+    spans = spotter.spans(text, slots.get("domain") or "movie")
+    return intent, {**slots, **{key: whole_titles(slots.get(key) or [], text, spans)
+                                for key in ("titles", "liked", "disliked")}}
 
 
 class SavedRoutes:
