@@ -20,14 +20,14 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain,
-                           asks, asks_my_taste, carries_taste, genre_tastes, genres_in, greets_only, has_content,
+                           asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_in, greets_only, has_content,
                            item_question, place_only, reacts_only, readable, referenced_position, sanitize_slots,
                            second_look, stance_on_it, thanks, title_stances, whole_titles, without_markup,
                            written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import LAST, DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
-from tools.candidates import Candidate, CandidateTool, Constraint, genre_key
+from tools.candidates import Candidate, CandidateTool, Constraint, describes_more, genre_key
 from tools.catalog import Catalog, CatalogItem
 from tools.chat import as_messages, stream_sentences
 from tools.explain import Explainer
@@ -188,6 +188,9 @@ class Agent:
                 reply = yield from self._answer_item(state, question, timings)
             elif route.intent == "chitchat" and _after_suggestions(state) and any(tastes := genre_tastes(words)):
                 reply = yield from self._note_genres(state, *tastes, timings)
+            elif route.intent == "chitchat" and _after_suggestions(state) and not asks(words) \
+                    and (about := described_taste(words)):
+                reply = yield from self._note_about(state, about, timings)
             elif route.intent == "chitchat" and _after_suggestions(state) and reacts_only(words):
                 reply = yield from self._react(state, words, route, timings)
             else:
@@ -277,6 +280,8 @@ class Agent:
         constraints leave nothing, the first relaxation that finds some, and what it dropped."""
         constraint = self._constraint(state)
         shown = {i for turn in state.turns for i in turn.items}
+        if state.constraints.about and not describes_more(text):  # "more please" after "I love movies about X"
+            text = " ".join([text, *state.constraints.about])
         for start, end, _ in reversed(self.fact_guard.people.named_in(text)):  # "Robert Deniro" says who, not what
             text = text[:start] + " " + text[end:]
         ask = dict(user_id=state.user_id, liked=[i for i in map(self.catalog.get, state.liked) if i],
@@ -442,8 +447,11 @@ class Agent:
             # was asked ("with some romance too").
             start_from = [item for item in named if item.item_id not in state.disliked]
             anew = bool(slots.get("genres") or start_from) and not adds_to_what_was_asked(text)
+            # and a kind of film told after a list ("I love movies about friendship") stays until a
+            # request starts anew or describes what it wants itself
             clear = [*(slots.get("clear") or []), *(["genres"] if anew else []),
-                     *(["people"] if anew and not wanted and state.constraints.people else [])]
+                     *(["people"] if anew and not wanted and state.constraints.people else []),
+                     *(["about"] if state.constraints.about and (anew or describes_more(text)) else [])]
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
                                      slots.get("domain"), clear=clear or None,
                                      without=slots.get("without") or None, people=wanted or None)
@@ -610,6 +618,17 @@ class Agent:
         timings["reply"] = time.perf_counter() - t
         yield words
         return Reply(state.session_id, "chitchat", words, notes=["a taste for genres: kept for the next list"])
+
+    def _note_about(self, state: DialogueState, about: str, timings: dict) -> Iterator[str]:
+        """A kind of film told after suggestions in words of its own ("I love movies about
+        friendship"): what the next request looks for, unless it describes something itself; the
+        small model answered "I'm so glad you enjoyed my movie recommendations"."""
+        t = time.perf_counter()
+        state.update_constraints(about=[about])
+        words = " ".join([self.replies["noted_about"].format(about=about), self.replies["noted_genres_more"]])
+        timings["reply"] = time.perf_counter() - t
+        yield words
+        return Reply(state.session_id, "chitchat", words, notes=["a kind of film told: kept for the next list"])
 
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
         t = time.perf_counter()

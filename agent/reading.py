@@ -553,7 +553,7 @@ def whole_titles(mentions: Sequence, text: str, spans: Sequence[tuple]) -> list:
 # a taste for a kind of film said in words of its own: "I love movies based on real life", "I like
 # sad movies", "into films with a twist" (not "I love movies", "I like all kinds of films")
 _LIKES_FILMS = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|prefer|into|fan of)\s+"
-                          r"(?P<before>(?:[\w'’-]+\s+){0,3}?)(?:movies|films|flicks)\b"
+                          r"(?P<before>(?:[\w'’-]+\s+){0,3}?)(?P<films>movies|films|flicks)\b"
                           r"(?P<after>\s+(?:that|which|with|about|based|where|set in|from the|starring|featuring)\b)?", re.I)
 _SAYS_NO_KIND = {"good", "great", "all", "the", "a", "an", "most", "some", "those", "these", "kind", "kinds", "of",
                  "type", "types", "sort", "sorts", "watching", "to", "watch", "any", "many", "lots", "lot", "different",
@@ -562,8 +562,19 @@ _SAYS_NO_KIND = {"good", "great", "all", "the", "a", "an", "most", "some", "thos
 
 def likes_described_films(text: str) -> bool:
     """Whether the words tell a taste for a kind of film they describe (:data:`_LIKES_FILMS`)."""
-    return any(m.group("after") or set(m.group("before").lower().split()) - _SAYS_NO_KIND
-               for m in _LIKES_FILMS.finditer(text))
+    return bool(described_taste(text))
+
+
+def described_taste(text: str) -> str:
+    """The kind of film a taste is told for, as said: "I love movies about friendship" → "movies
+    about friendship", "I like sad movies" → "sad movies"; "" when the words describe none."""
+    for m in _LIKES_FILMS.finditer(text):
+        films = m.group("films").lower()
+        if m.group("after"):
+            return f"{films} {_CLAUSE.split(text[m.start('after'):])[0].strip()}"
+        if kind := [w for w in m.group("before").split() if w.lower() not in _SAYS_NO_KIND]:
+            return f"{' '.join(kind)} {films}"
+    return ""
 
 
 # How a person feels about a title they name, from the words around it. People who name a film

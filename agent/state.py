@@ -49,10 +49,11 @@ class Constraints:
     domain: str | None = None
     without: list[str] = field(default_factory=list)  # genres ruled out ("I hate horror")
     people: list[str] = field(default_factory=list)  # credited on what to suggest ("anything with Tom Hanks")
+    about: list[str] = field(default_factory=list)  # what to look for, told after a list ("about friendship")
 
     def is_empty(self) -> bool:
         return (not self.genres and not self.without and self.year_from is None and self.year_to is None
-                and self.domain is None and not self.people)
+                and self.domain is None and not self.people and not self.about)
 
 
 @dataclass
@@ -94,12 +95,13 @@ class DialogueState:
     def update_constraints(self, genres: list[str] | None = None, year_from: int | None = None,
                            year_to: int | None = None, domain: str | None = None,
                            clear: list[str] | None = None, without: list[str] | None = None,
-                           people: list[str] | None = None) -> None:
+                           people: list[str] | None = None, about: list[str] | None = None) -> None:
         """New constraints add to the active ones ("only 90s" after "comedies" keeps both); a
         new year range, domain or people replace the old ones ("and with Meg Ryan?" after Tom
         Hanks asks for her films); ``clear`` names what to drop first ("any decade is fine" →
         ``["year"]``; also "genres", "domain", "people", "all"; the agent clears the genres
-        when a request asks for others: ``Agent._apply_route``)."""
+        when a request asks for others: ``Agent._apply_route``; "about" drops the description told
+        after a list). ``about`` replaces the description ("movies about friendship")."""
         for what in clear or ():
             if what in ("year", "all"):
                 self.constraints.year_from = self.constraints.year_to = None
@@ -111,6 +113,8 @@ class DialogueState:
                 self.constraints.domain = None
             if what in ("people", "all"):
                 self.constraints.people = []
+            if what in ("about", "all"):
+                self.constraints.about = []
         for genre in without or ():  # ruled out now: no longer wanted
             if genre.lower() in self.constraints.genres:
                 self.constraints.genres.remove(genre.lower())
@@ -127,6 +131,8 @@ class DialogueState:
             self.constraints.domain = domain
         if people:
             self.constraints.people = list(people)
+        if about:
+            self.constraints.about = list(about)
 
     def reference(self, position: int) -> str | None:
         """The item at 1-based ``position`` of the last recommendation list (-1: its last), if there is one."""

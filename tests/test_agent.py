@@ -442,6 +442,24 @@ def test_a_taste_for_genres_told_after_a_list_is_kept_for_the_next(parts, tmp_pa
     assert "western" in constraints.genres and constraints.without == ["horror"]
 
 
+def test_a_kind_of_film_told_after_a_list_is_what_the_next_one_looks_for(parts, tmp_path: Path) -> None:
+    router = (ScriptedRouter().push("recommend", genres=["comedy"]).push("chitchat").push("recommend")
+              .push("recommend"))
+    agent = _agent(parts, tmp_path, router=router)
+    agent.respond("ab", "any comedies?")
+    noted = agent.respond("ab", "I love movies about friendship")
+    assert noted.intent == "chitchat" and not noted.items and "movies about friendship" in noted.text
+    assert agent.sessions.get("ab").constraints.about == ["movies about friendship"]
+    asked = []
+    search = agent.tool.store.search
+    agent.tool.store.search = lambda text, *a, **kw: asked.append(text) or search(text, *a, **kw)
+    more = agent.respond("ab", "more please")
+    assert more.intent == "recommend" and more.items
+    assert any("friendship" in text for text in asked), asked  # the store looked for it
+    agent.respond("ab", "something about dogs instead")  # a request that describes for itself replaces it
+    assert agent.sessions.get("ab").constraints.about == []
+
+
 def test_a_ruled_out_genre_stays_out_and_liked_genres_pull_the_list(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("recommend", genres=["horror"], year_from=1990, year_to=1999)
     agent = _agent(parts, tmp_path, router=router)

@@ -532,3 +532,14 @@ def test_a_title_the_router_cut_at_its_commas_is_the_whole_title() -> None:
     # whole titles, a mention holding two of them, list places and words not written stay as they are
     kept = ["Toy Story and Aladdin", "Aladdin", 2, "#1", "Heat"]
     assert whole_titles(kept, text, spans) == kept
+
+
+@pytest.mark.parametrize(("text", "about"), [
+    ("I love movies about friendship", "movies about friendship"), ("i like sad movies", "sad movies"),
+    ("Hi, I love films based on real life, any ideas?", "films based on real life"),
+    ("I like movies", ""), ("I love all kinds of films!", ""), ("loved it, thanks", ""),
+])
+def test_the_kind_of_film_a_taste_is_told_for(text: str, about: str) -> None:
+    from agent.reading import described_taste
+
+    assert described_taste(text) == about

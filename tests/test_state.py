@@ -28,6 +28,12 @@ def test_constraints_accumulate_and_can_be_revised() -> None:
     assert state.constraints.people == ["Tom Hanks"]
     state.update_constraints(people=["Meg Ryan"])  # ... and another person asked for replaces them
     assert state.constraints.people == ["Meg Ryan"]
+    state.update_constraints(about=["movies about friendship"])  # a kind of film told after a list
+    state.update_constraints(about=["sad movies"])  # a new one replaces it
+    assert state.constraints.about == ["sad movies"] and state.constraints.genres == ["comedy", "romance", "drama"]
+    state.update_constraints(clear=["about"])
+    assert state.constraints.about == []
+    state.update_constraints(about=["sad movies"])
     state.update_constraints(clear=["all"])
     assert state.constraints.is_empty()
 
@@ -36,8 +42,9 @@ def test_a_state_saved_before_people_were_kept_still_loads() -> None:
     import json
 
     row = json.loads(DialogueState("old").to_json())
-    del row["constraints"]["people"]
-    assert DialogueState.from_json(json.dumps(row)).constraints.people == []
+    del row["constraints"]["people"], row["constraints"]["about"]
+    loaded = DialogueState.from_json(json.dumps(row)).constraints
+    assert loaded.people == [] and loaded.about == []
 
 
 def test_likes_and_dislikes_move_and_references_point_into_the_last_list() -> None:
