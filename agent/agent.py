@@ -20,8 +20,8 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain,
-                           asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_in, greets_only, has_content,
-                           item_question, place_only, reacts_only, readable, referenced_position, sanitize_slots,
+                           asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_in,
+                           greets_only, has_content, item_question, place_only, reacts_only, readable, referenced_position, sanitize_slots,
                            second_look, stance_on_it, thanks, title_stances, whole_titles, without_markup,
                            written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
@@ -411,7 +411,8 @@ class Agent:
             slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m)]
                                  for key in ("titles", "liked", "disliked")}}
         spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")
-        slots = {**slots, **{key: whole_titles(slots.get(key) or [], text, spans) for key in ("titles", "liked", "disliked")}}
+        slots = {**slots, **{key: whole_titles(slots.get(key) or [], text, spans)
+                             for key in ("titles", "liked", "disliked")}}
         route.slots = slots
         unknown, named = [], []
         disliked_now: set[str] = set()  # what the router read as disliked in this message

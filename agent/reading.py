@@ -449,7 +449,8 @@ _WANTS_SUGGESTIONS = re.compile(
 _ASKS_TASTE = re.compile(r"\b(?:what (?:kinds?|types?|sorts?|genres?) of|what (?:are you|do you|would you) (?:looking|like|"
                          r"enjoy|want|in the mood|prefer)|what do you like|do you like (?:\w+ ){0,2}(?:movies|films|ones)|"
                          r"are you (?:into|a fan of)|what(?:'s| is) your favou?rite|"
-                         r"what (?:[\w'’]+ ){0,2}?(?:movies?|films?|genres?|shows?) (?:do|would|did|are) (?:you|u))\b", re.I)
+                         r"what (?:[\w'’]+ ){0,2}?(?:movies?|films?|genres?|shows?) (?:do|would|did|are) "
+                         r"(?:you|u))\b", re.I)
 
 
 def after_suggestions(turns: Sequence[tuple[str, Sequence, str]]) -> bool:
@@ -554,10 +555,11 @@ def whole_titles(mentions: Sequence, text: str, spans: Sequence[tuple]) -> list:
 # sad movies", "into films with a twist" (not "I love movies", "I like all kinds of films")
 _LIKES_FILMS = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|prefer|into|fan of)\s+"
                           r"(?P<before>(?:[\w'’-]+\s+){0,3}?)(?P<films>movies|films|flicks)\b"
-                          r"(?P<after>\s+(?:that|which|with|about|based|where|set in|from the|starring|featuring)\b)?", re.I)
+                          r"(?P<after>\s+(?:that|which|with|about|based|where|set in|from the|starring|"
+                          r"featuring)\b)?", re.I)
 _SAYS_NO_KIND = {"good", "great", "all", "the", "a", "an", "most", "some", "those", "these", "kind", "kinds", "of",
                  "type", "types", "sort", "sorts", "watching", "to", "watch", "any", "many", "lots", "lot", "different",
-                 "other", "really", "just", "your", "my", "seeing", "see", "every", "most", "fun"}
+                 "other", "really", "just", "your", "my", "seeing", "see", "every", "fun"}
 
 
 def likes_described_films(text: str) -> bool:

@@ -134,7 +134,8 @@ class Candidate:
 # "a good movie for a rainy sunday": Sunday Bloody Sunday, Rain Man, Any Given Sunday); the words
 # that only ask or converse are already out (tools.cross_domain.ASK_WORDS)
 _CHAT_FILLER = frozenset("lately recently recent today tonight tomorrow weekend weekends fun rainy snowy lazy cozy "
-                         "morning afternoon evening night nights monday tuesday wednesday thursday friday saturday sunday".split())
+                         "morning afternoon evening night nights monday tuesday wednesday thursday friday saturday "
+                         "sunday".split())
 _GENRE_WORD = re.compile(r"\b(?:" + "|".join(GENRE_WORDS.values()) + r")\b", re.I)
 # and the words that say when it came out, which the year constraint already holds: "a good comedy
 # from the 90s" is a request for comedies (the graph's favourites of the decade), not a text search
@@ -446,7 +447,8 @@ class CandidateTool:
         """``found`` (the graph's candidates, best first) fused by rank with the films nearest in
         meaning to the liked ones (:data:`TEXT_NEIGHBOUR_WEIGHT`); the first ``k``."""
         where = where_clause("movie", constraint.year_from, constraint.year_to)
-        near = [(item_id, score) for item_id, score in self._nearest_in_text(liked, where, TEXT_NEIGHBOUR_FETCH, excluded)
+        near = [(item_id, score)
+                for item_id, score in self._nearest_in_text(liked, where, TEXT_NEIGHBOUR_FETCH, excluded)
                 if (item := self.catalog.get(item_id)) is not None and constraint.admits(item)]
         if not near:
             return found
