@@ -21,9 +21,9 @@ from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain,
                            asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_in,
-                           greets_only, has_content, item_question, place_only, reacts_only, readable, referenced_position, sanitize_slots,
-                           second_look, stance_on_it, thanks, title_stances, whole_titles, without_markup,
-                           written_as_person)
+                           greets_only, has_content, item_question, place_only, reacts_only, readable,
+                           referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
+                           with_whole_titles, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.state import LAST, DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -410,9 +410,8 @@ class Agent:
         if people:  # "Tom Hanks" in the router's titles is a person, not a title to resolve ("Tom Jones?")
             slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m)]
                                  for key in ("titles", "liked", "disliked")}}
-        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")
-        slots = {**slots, **{key: whole_titles(slots.get(key) or [], text, spans)
-                             for key in ("titles", "liked", "disliked")}}
+        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
+        slots = with_whole_titles(slots, text, spans)  # "Monsters", "Inc." → "Monsters, Inc."
         route.slots = slots
         unknown, named = [], []
         disliked_now: set[str] = set()  # what the router read as disliked in this message
@@ -433,7 +432,7 @@ class Agent:
             named += [i for i in found if i not in named]
         # titles written out in full count even when the router missed them
         marked_now = set(state.liked) | set(state.disliked)
-        for item in self._taste_in_words(state, text, route.intent, disliked_now, people):
+        for item in self._taste_in_words(state, text, spans, route.intent, disliked_now, people):
             if item not in named and item.item_id not in marked_now:
                 named.append(item)
         if route.intent == "recommend":
@@ -470,16 +469,16 @@ class Agent:
         found = self.fact_guard.people.named_in(mention)
         return bool(found) and found[0][:2] == (0, len(mention)) and self.resolver.spotter.item_of(mention) is None
 
-    def _taste_in_words(self, state: DialogueState, text: str, intent: str, disliked_now: set[str],
-                        people: Sequence[tuple[int, int, str]] = ()) -> list[CatalogItem]:
+    def _taste_in_words(self, state: DialogueState, text: str, spans: Sequence[tuple], intent: str,
+                        disliked_now: set[str], people: Sequence[tuple[int, int, str]] = ()) -> list[CatalogItem]:
         """The titles ``text`` writes out, each marked liked or disliked in ``state`` by the words
         around it (:func:`agent.reading.title_stances`); "I loved that one!" right after the other
         speaker named one title marks that title, "I loved the first one" the first they named. The words decide over the router's slots
         (``disliked_now``): on ReDial seekers its liked slot found 0.31 of their likes and its
         disliked slot was right a third of the time ("I didn't care for A, but I loved B" came
         back with both disliked). An explanation request names what was shown, not a taste.
-        ``people``: the names the message writes (:meth:`tools.item_facts.People.named_in`)."""
-        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
+        ``spans``: the titles the spotter finds in ``text``; ``people``: the names the message writes
+        (:meth:`tools.item_facts.People.named_in`)."""
         spans = [s for s in spans if not any(a <= s[0] and s[1] <= b for a, b, _ in people)]  # "Hanks" is no film
         if intent == "explain":
             return [item for *_, item in spans]
@@ -615,10 +614,8 @@ class Agent:
         state.update_constraints(liked, without=ruled_out)
         said = [self.replies[key].format(genres=spoken_list([ROUTER_GENRE_PLURAL[g] for g in genres]))
                 for key, genres in (("noted_genres", liked), ("noted_no_genres", ruled_out)) if genres]
-        words = " ".join(said + [self.replies["noted_genres_more"]])
         timings["reply"] = time.perf_counter() - t
-        yield words
-        return Reply(state.session_id, "chitchat", words, notes=["a taste for genres: kept for the next list"])
+        return (yield from self._noted(state, said, "a taste for genres: kept for the next list"))
 
     def _note_about(self, state: DialogueState, about: str, timings: dict) -> Iterator[str]:
         """A kind of film told after suggestions in words of its own ("I love movies about
@@ -626,10 +623,15 @@ class Agent:
         small model answered "I'm so glad you enjoyed my movie recommendations"."""
         t = time.perf_counter()
         state.update_constraints(about=[about])
-        words = " ".join([self.replies["noted_about"].format(about=about), self.replies["noted_genres_more"]])
         timings["reply"] = time.perf_counter() - t
+        return (yield from self._noted(state, [self.replies["noted_about"].format(about=about)],
+                                       "a kind of film told: kept for the next list"))
+
+    def _noted(self, state: DialogueState, said: list[str], note: str) -> Iterator[str]:
+        """A taste told after a list, said back with the offer of more (chit-chat, no items)."""
+        words = " ".join([*said, self.replies["noted_genres_more"]])
         yield words
-        return Reply(state.session_id, "chitchat", words, notes=["a kind of film told: kept for the next list"])
+        return Reply(state.session_id, "chitchat", words, notes=[note])
 
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
         t = time.perf_counter()

@@ -518,7 +518,7 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
         return "explain", slots
     if _QUESTION.search(text) or not _TASTE.search(text):
         return intent, slots
-    if (spotter.spot(text) or genres_in(text)[0] or likes_described_films(text)) and not after_suggestions:
+    if (spotter.spot(text) or genres_in(text)[0] or described_taste(text)) and not after_suggestions:
         # "I loved The Lion King", "hi there, i like sci fi and fantasy movies", "I love movies
         # based on real life": a taste told before any suggestion is what to recommend from
         # (evaluation/redial's rules say so too)
@@ -551,6 +551,11 @@ def whole_titles(mentions: Sequence, text: str, spans: Sequence[tuple]) -> list:
     return out
 
 
+def with_whole_titles(slots: dict, text: str, spans: Sequence[tuple]) -> dict:
+    """``slots`` with the titles, likes and dislikes the router cut made whole (:func:`whole_titles`)."""
+    return {**slots, **{key: whole_titles(slots.get(key) or [], text, spans) for key in ("titles", "liked", "disliked")}}
+
+
 # a taste for a kind of film said in words of its own: "I love movies based on real life", "I like
 # sad movies", "into films with a twist" (not "I love movies", "I like all kinds of films")
 _LIKES_FILMS = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|prefer|into|fan of)\s+"
@@ -560,11 +565,6 @@ _LIKES_FILMS = re.compile(r"\b(?:lov(?:e|ed)|lik(?:e|ed)|enjoy(?:ed)?|prefer|int
 _SAYS_NO_KIND = {"good", "great", "all", "the", "a", "an", "most", "some", "those", "these", "kind", "kinds", "of",
                  "type", "types", "sort", "sorts", "watching", "to", "watch", "any", "many", "lots", "lot", "different",
                  "other", "really", "just", "your", "my", "seeing", "see", "every", "fun"}
-
-
-def likes_described_films(text: str) -> bool:
-    """Whether the words tell a taste for a kind of film they describe (:data:`_LIKES_FILMS`)."""
-    return bool(described_taste(text))
 
 
 def described_taste(text: str) -> str:

@@ -267,14 +267,12 @@ def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None,
     catalogue's credits), then the slots checked against the words (:func:`agent.reading.sanitize_slots`)
     and titles cut at their commas made whole again (:func:`agent.reading.whole_titles`), as
     :meth:`agent.agent.Agent._apply_route` does."""
-    from agent.reading import after_suggestions, sanitize_slots, second_look, whole_titles
+    from agent.reading import after_suggestions, sanitize_slots, second_look, with_whole_titles
 
     answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
     intent, slots = second_look(route.intent, route.slots, text, spotter, answers, people)
     slots = sanitize_slots(slots, text, last_list(context), turn)
-    spans = spotter.spans(text, slots.get("domain") or "movie")
-    return intent, {**slots, **{key: whole_titles(slots.get(key) or [], text, spans)
-                                for key in ("titles", "liked", "disliked")}}
+    return intent, with_whole_titles(slots, text, spotter.spans(text, slots.get("domain") or "movie"))
 
 
 class SavedRoutes:
@@ -303,7 +301,8 @@ def main() -> None:
     from bench.common import emit
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", nargs="+", choices=["public", "heldout", "redial", "redial-dev", "redial-dev2"], dest="sets",
+    parser.add_argument("--set", nargs="+", choices=["public", "heldout", "redial", "redial-dev", "redial-dev2"],
+                        dest="sets",
                         default=["public", "heldout", "redial"], help="which labelled sets (default: all)")
     parser.add_argument("--reading", action="store_true",
                         help="also score the agent's reading (second look + slot checks; loads the catalog)")

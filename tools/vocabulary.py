@@ -86,5 +86,5 @@ GENRE_PLURAL: dict[str, str] = {g.catalogue: g.plural for g in GENRES}
 ROUTER_GENRE_PLURAL: dict[str, str] = {g.router: g.plural for g in GENRES}  # "sci-fi" → "sci-fi films"
 
 
-__all__ = ["GENRES", "GENRE_ADJECTIVE", "GENRE_LEXICON", "GENRE_PLURAL", "GENRE_WORDS", "ROUTER_GENRE_PLURAL", "INTENTS", "ROUTER_GENRES",
-           "Genre"]
+__all__ = ["GENRES", "GENRE_ADJECTIVE", "GENRE_LEXICON", "GENRE_PLURAL", "GENRE_WORDS", "ROUTER_GENRE_PLURAL", "INTENTS",
+           "ROUTER_GENRES", "Genre"]
