@@ -70,6 +70,9 @@ def main() -> None:
     parser.add_argument("--no-refit", dest="refit", action="store_false",
                         help="keep the fold graphs as early stopping left them (trained on their split's train part "
                              "only) instead of training them again on every interaction (`chatrec train --refit`)")
+    parser.add_argument("--mentioned", choices=crs.MENTIONED, default="first",
+                        help="films the dialogue already named: ranked first (latest first) or left out "
+                             "(agent.evals.crs_systems)")
     parser.add_argument("--baselines", nargs="*", default=["ml-100k", "ml-latest-small"],
                         help="graph datasets the graph system is also measured on (no conversations)")
     args = parser.parse_args()
@@ -102,11 +105,12 @@ def main() -> None:
     systems = {}
     for system in args.systems:
         systems[f"{system}+conversations"] = FoldedSystem(system, {
-            fold: make_system(system, lines=all_lines, id2info=id2info, settings=settings, graph_dataset=name)
+            fold: make_system(system, lines=all_lines, id2info=id2info, settings=settings, graph_dataset=name,
+                              mentioned=args.mentioned)
             for fold, name in enumerate(names)}, args.folds)
     for dataset in args.baselines:  # the graph alone is cheap to run over other datasets
         systems[f"graph:{dataset}"] = make_system("graph", lines=all_lines, id2info=id2info, settings=settings,
-                                                  graph_dataset=dataset)
+                                                  graph_dataset=dataset, mentioned=args.mentioned)
     systems["popularity"] = crs.PopularitySystem(all_lines, crs.catalogue_names(id2info))
     result = crs.evaluate(lines, systems, id2info, progress=True)
     print(crs.format_table(result))
@@ -116,6 +120,7 @@ def main() -> None:
         write_json(args.json, result)
     summary = result["summary"]
     emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "seed": args.seed, "refit": args.refit,
+          "mentioned": args.mentioned,
           "lines": summary["lines"], "labels": summary["labels"],
           "build_and_train_s": round(build_s, 1),
           "systems": {n: {k: v for k, v in f.items()} for n, f in summary["systems"].items()},

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.evals.crs import CrsLine
-from agent.evals.crs_systems import ReDialNames, _DialogueReader
+from agent.evals.crs_systems import ReDialNames, _DialogueReader, _named_first, make_system
 from recsys.data import DataError
 from tools.catalog import Catalog, CatalogItem
 from tools.movie_graph import build_movie_graph, conversation_users
@@ -52,6 +52,18 @@ def test_the_names_in_a_turn_are_whole_names_in_order() -> None:
 def test_the_names_need_the_import_first() -> None:
     with pytest.raises(ValueError, match="chatrec items add ID2INFO --source redial"):
         ReDialNames(Catalog([NOT_REDIAL]), ID2INFO)
+
+
+def test_films_named_before_go_first_latest_first_each_once() -> None:
+    # named in the order the dialogue named them ("It", then "Alien", then "It" again)
+    assert _named_first(["redial:1", "ml-100k:183", "redial:1"], ["redial:2", "ml-100k:183", "redial:5"]) == [
+        "redial:1", "ml-100k:183", "redial:2", "redial:5"]
+    assert _named_first([], ["redial:2", "redial:5"]) == ["redial:2", "redial:5"]
+
+
+def test_an_unknown_way_with_named_films_is_refused_before_the_agent_loads() -> None:
+    with pytest.raises(ValueError, match="first, leave-out"):
+        make_system("agent", lines=[], id2info=ID2INFO, settings=None, mentioned="keep")
 
 
 def _line(dialog: str, context: list[str]) -> CrsLine:

@@ -135,6 +135,8 @@ def test_the_command_stops_on_a_bad_line_before_anything_runs(tmp_path: Path, mo
     assert result.exit_code == 2 and "none.json: cannot read" in result.output
     result = runner.invoke(app, ["eval-crs", str(tmp_path / "tiny.jsonl"), "--items", str(items), "--system", "oracle"])
     assert result.exit_code == 2 and "unknown --system oracle" in result.output
+    result = runner.invoke(app, ["eval-crs", str(tmp_path / "tiny.jsonl"), "--items", str(items), "--mentioned", "keep"])
+    assert result.exit_code == 2 and "unknown --mentioned 'keep'" in result.output
 
 
 # ------------------------------------------------------------------------------------ metric
@@ -231,11 +233,11 @@ def test_the_factory_builds_popularity_and_asks_crs_systems_for_the_rest(tmp_pat
     monkeypatch.setitem(sys.modules, "agent.evals.crs_systems", fake)
     assert list(crs.make_systems(["popularity"], lines=lines, id2info=id2info)) == ["popularity"] and not calls
     built = crs.make_systems(["agent", "graph", "popularity"], lines=lines, id2info=id2info, settings="S",
-                             graph_dataset="ml-latest-small")
+                             graph_dataset="ml-latest-small", mentioned="leave-out")
     assert list(built) == ["agent", "graph", "popularity"]
-    assert [(n, kw["lines"] is lines, kw["id2info"] is id2info, kw["settings"], kw["graph_dataset"])
-            for n, kw in calls] == [("agent", True, True, "S", "ml-latest-small"),
-                                    ("graph", True, True, "S", "ml-latest-small")]
+    assert [(n, kw["lines"] is lines, kw["id2info"] is id2info, kw["settings"], kw["graph_dataset"], kw["mentioned"])
+            for n, kw in calls] == [("agent", True, True, "S", "ml-latest-small", "leave-out"),
+                                    ("graph", True, True, "S", "ml-latest-small", "leave-out")]
 
 
 def test_the_report_shows_a_crs_run(tmp_path: Path) -> None:
@@ -270,6 +272,7 @@ def test_the_command_on_20_real_lines_keeps_the_json_contract(tmp_path: Path, mo
     got = json.loads(out.read_text(encoding="utf-8"))
     s = got["summary"]
     assert set(s) >= {"lines", "labels", "coverage", "seconds_per_line", "systems", "paired", "examples"}
+    assert s["mentioned"] == "first"  # the default way with films the dialogue named
     assert s["lines"] == 20 and 20 <= s["labels"] <= 200 and 0 < s["coverage"] <= 1
     assert set(s["systems"]["popularity"]) >= {"recall@1", "recall@10", "recall@50", "ndcg@10", "mrr@10",
                                                "recall@10_ci95", "seconds_per_line"}

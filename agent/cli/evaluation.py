@@ -234,6 +234,10 @@ def eval_crs(
     graph_dataset: Annotated[Optional[str], typer.Option(
         help="the ratings the graph recommender is trained on: ml-100k (to 1998), ml-latest-small (to 2016) or "
              "a `chatrec data movie-graph` dataset; trained on first use (default: settings, ml-100k)")] = None,
+    mentioned: Annotated[str, typer.Option(
+        help="films the dialogue already named (and the seeker did not dislike): 'first' ranks them ahead, the "
+             "latest first, as ReDial's recommenders often name them again and iEvaLM counts it; 'leave-out' ranks "
+             "only new films, as a chat turn does")] = "first",
     backend: BackendOption = None,
 ) -> None:
     """Conversational recommendation on real dialogues (ReDial, iEvaLM's "original" protocol): for
@@ -251,6 +255,8 @@ def eval_crs(
     names = list(dict.fromkeys(systems)) if systems else list(crs.SYSTEMS)
     if unknown := [n for n in names if n not in crs.SYSTEMS]:
         fail(f"unknown --system {', '.join(unknown)}: choose from {', '.join(crs.SYSTEMS)}")
+    if mentioned not in crs.MENTIONED:
+        fail(f"unknown --mentioned {mentioned!r}: choose from {', '.join(crs.MENTIONED)}")
     try:
         all_lines = crs.read_crs_file(file)
         id2info = crs.read_id2info(items)
@@ -261,12 +267,13 @@ def eval_crs(
     graph_dataset = graph_dataset or settings.graph_dataset
     try:
         built = crs.make_systems(names, lines=all_lines, id2info=id2info, settings=settings,
-                                 graph_dataset=graph_dataset)
+                                 graph_dataset=graph_dataset, mentioned=mentioned)
         result = crs.evaluate(lines, built, id2info, progress=True)
+        result["summary"]["mentioned"] = mentioned
     except (LLMUnavailable, DataError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     meta = run_meta(settings, dataset=f"ReDial {file.name}", seed=crs.SEED, file=str(file), items=str(items),
-                    limit=limit, systems=names, graph_dataset=graph_dataset)
+                    limit=limit, systems=names, graph_dataset=graph_dataset, mentioned=mentioned)
     saved = save_run("crs", result, meta, settings.home)
     if json_out is not None:
         write_json(json_out, result)

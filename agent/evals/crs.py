@@ -56,6 +56,8 @@ from recsys.data import DataError
 K = 50  # how many names a system returns per line (Recall@50 needs 50)
 CUTOFFS = (1, 10, 50)
 SYSTEMS = ("agent", "graph", "popularity")  # what --system takes; all three by default
+# what agent and graph do with the films the dialogue already named (agent.evals.crs_systems)
+MENTIONED = ("first", "leave-out")
 METRICS = ("recall@1", "recall@10", "recall@50", "ndcg@10", "mrr@10")
 N_BOOT = 2000
 SEED = 0
@@ -220,13 +222,14 @@ class PopularitySystem:
 
 
 def make_systems(names: Sequence[str], *, lines: list[CrsLine], id2info: dict[str, dict],
-                 settings=None, graph_dataset: str = "ml-100k") -> dict[str, CrsSystem]:
+                 settings=None, graph_dataset: str = "ml-100k", mentioned: str = "first") -> dict[str, CrsSystem]:
     """Build the named systems, in the order given.
 
     ``popularity`` is built here from ``lines`` (every line of the file: ``--limit`` only picks
     which lines are measured); ``agent`` and ``graph`` come from
     :func:`agent.evals.crs_systems.make_system` (imported only when asked for: it loads the
-    agent), over a graph trained on ``graph_dataset``. Raises :class:`ValueError` for an unknown name.
+    agent), over a graph trained on ``graph_dataset``, doing ``mentioned`` (one of :data:`MENTIONED`)
+    with the films the dialogue named. Raises :class:`ValueError` for an unknown name.
     """
     if unknown := [n for n in names if n not in SYSTEMS]:
         raise ValueError(f"unknown system {', '.join(unknown)}: choose from {', '.join(SYSTEMS)}")
@@ -238,7 +241,7 @@ def make_systems(names: Sequence[str], *, lines: list[CrsLine], id2info: dict[st
         from agent.evals.crs_systems import make_system
 
         systems[name] = make_system(name, lines=lines, id2info=id2info, settings=settings,
-                                    graph_dataset=graph_dataset)
+                                    graph_dataset=graph_dataset, mentioned=mentioned)
     return systems
 
 
