@@ -27,11 +27,14 @@ from tools.vocabulary import GENRE_WORDS  # router genre name → a regex of the
 log = logging.getLogger(__name__)
 _TURN = TurnSettings()  # the defaults, when no settings are passed
 _GENRE = {genre: re.compile(rf"\b(?:{words})\b", re.I) for genre, words in GENRE_WORDS.items()}
-# "I hate horror", "no horror", "not a fan of scary movies", "nothing (too) scary", "anything but westerns"
+# "I hate horror", "no horror", "not a fan of scary movies", "nothing (too) scary", "anything but westerns",
+# "something less scary", "I don't care for tear jerkers"
 # (the words between may not cross punctuation: "no, I want comedies" wants comedies; "nothing but
 # comedies" and "nothing beats a good western" ask for them)
-_NEGATION = re.compile(r"\b(?:hate|hates|dislike|can't stand|cannot stand|don'?t like|do not like|not a fan of|"
-                       r"no|not|nothing(?!\s+(?:but|beats?|better|compares?)\b)|without|avoid|except|never|none of)"
+_NEGATION = re.compile(r"\b(?:hate|hates|dislike|can't stand|cannot stand|don'?t like|do not like|don'?t care for|"
+                       r"do not care for|not a fan of|"
+                       r"no|not|less|nothing(?!\s+(?:but|beats?|better|compares?)\b)|without|avoid|except|never|"
+                       r"none of)"
                        r"\b(?:\s+[\w'-]+){0,3}?\s*$", re.I)
 
 _CLAUSE = re.compile(r"[,.;:!?]|\b(?:but|and|or|though|however|yet|while)\b", re.I)

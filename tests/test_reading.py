@@ -18,6 +18,14 @@ from agent.router import empty_slots
     ("nothing too scary please", [], ["horror"]),
     ("more like Star Wars", [], []),  # "war" only as "war movies"
     ("I loved Toy Story and Aladdin", [], []),
+    # moods and their comparatives ask for the genre that carries them
+    ("seen the first one. anything lighter?", ["comedy"], []),
+    ("something a bit scarier please", ["horror"], []),
+    ("a feel-good film for tonight", ["comedy"], []),
+    ("I need a good tearjerker", ["drama"], []),
+    ("something less scary this time", [], ["horror"]),
+    ("it was hilarious, and a bit creepy", [], []),  # a reaction to a film seen asks for nothing
+    ("does it have a happy ending? I don't care for tear jerkers", [], ["drama"]),
 ])
 def test_genres_the_words_ask_for_or_rule_out(text, wanted, ruled_out) -> None:
     from agent.reading import genres_in

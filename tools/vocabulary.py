@@ -29,7 +29,10 @@ class Genre:
     """One genre and its word forms.
 
     ``asked``: a regex (matched case-insensitively as whole words) of the words people use when
-    they ask for it or rule it out; "war" only as "war movies", not "Star Wars".
+    they ask for it or rule it out; "war" only as "war movies", not "Star Wars". Moods people ask
+    for count, comparatives too ("anything lighter?", "something scarier", "a feel-good film", "a
+    tearjerker"; a mood read as a search word found films with "Light" in their titles), not the
+    words of a reaction to a film seen ("it was hilarious", "creepy", "it made me laugh").
 
     ``named``: the words that name it in an explanation (tools/explain.py's guard). Nouns and
     their plurals, the standard compound spellings, and adjectives that only ever name the genre
@@ -56,24 +59,26 @@ GENRES: tuple[Genre, ...] = (
           ("animation", "animated", "cartoon", "cartoons", "anime"), "animation", "animated films"),
     Genre("children's", "Children's", r"kids|children'?s?",
           ("children's", "childrens", "children", "kids", "kid's", "kids'"), "children's", "children's films"),
-    Genre("comedy", "Comedy", r"comed(?:y|ies)|comedic|funny|rom-?coms?",
+    Genre("comedy", "Comedy", r"comed(?:y|ies)|comedic|funn(?:y|ier|iest)|light[- ]?hearted|lighter|feel[- ]?good|"
+          r"rom-?coms?",
           ("comedy", "comedies", "comedic", "rom-com", "romcom", "rom-coms"), "comedy", "comedies"),
     Genre("crime", "Crime", r"crime", ("crime", "crimes"), "crime", "crime films"),
     Genre("documentary", "Documentary", r"documentar(?:y|ies)", ("documentary", "documentaries"), "documentary",
           "documentaries"),
-    Genre("drama", "Drama", r"dramas?", ("drama", "dramas"), "drama", "dramas"),
+    Genre("drama", "Drama", r"dramas?|tear[- ]?jerkers?", ("drama", "dramas"), "drama", "dramas"),
     Genre("fantasy", "Fantasy", r"fantasy", ("fantasy", "fantasies"), "fantasy", "fantasy films"),
     Genre("film-noir", "Film-Noir", r"film[- ]noirs?|noirs?", ("film noir", "film-noir", "noir"), "noir",
           "film noirs"),
-    Genre("horror", "Horror", r"horror|scary", ("horror", "horrors"), "horror", "horror films"),
+    Genre("horror", "Horror", r"horror|scar(?:y|ier|iest)|creepier", ("horror", "horrors"), "horror",
+          "horror films"),
     Genre("musical", "Musical", r"musicals?", ("musical", "musicals"), "musical", "musicals"),
     Genre("mystery", "Mystery", r"myster(?:y|ies)", ("mystery", "mysteries", "whodunit", "whodunnit"), "mystery",
           "mysteries"),
-    Genre("romance", "Romance", r"romance|romantic|rom-?coms?",
+    Genre("romance", "Romance", r"romance|romantic|love stor(?:y|ies)|rom-?coms?",
           ("romance", "romances", "romantic", "rom-com", "romcom", "rom-coms", "love story"), "romance", "romances"),
     Genre("sci-fi", "Sci-Fi", r"sci[- ]?fi|science[- ]fiction",
           ("sci-fi", "scifi", "sci fi", "science fiction", "science-fiction"), "sci-fi", "sci-fi films"),
-    Genre("thriller", "Thriller", r"thrillers?", ("thriller", "thrillers"), "thriller", "thrillers"),
+    Genre("thriller", "Thriller", r"thrillers?|suspense(?:ful)?", ("thriller", "thrillers"), "thriller", "thrillers"),
     Genre("war", "War", r"war (?:movies?|films?|stories)", ("war", "wars"), "war", "war films"),
     Genre("western", "Western", r"westerns?", ("western", "westerns"), "western", "westerns"),
 )
