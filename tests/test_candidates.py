@@ -144,6 +144,34 @@ def test_asking_only_for_genres_gets_the_graphs_favourites_of_them_not_a_text_se
     assert describes_more("a thriller set in space from the 90s")
 
 
+def test_several_genres_asked_put_the_films_of_all_of_them_first() -> None:
+    """"a romantic comedy": the much-liked romance and comedy come after the less liked film that
+    is both; the rest still follow (any of the genres), and one genre asked keeps the graph's order."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog, CatalogItem
+
+    items = [CatalogItem("cat:r", "movie", "Epic Love", 2000, ("Romance", "War"), warm=True),
+             CatalogItem("cat:c", "movie", "Big Laughs", 2000, ("Comedy",), warm=True),
+             CatalogItem("cat:rc", "movie", "Meet Cute", 2000, ("Comedy", "Romance"), warm=True),
+             CatalogItem("cat:d", "movie", "Grim", 2000, ("Drama",), warm=True)]
+    vectors = np.array([[3.0, 0.0], [2.0, 0.0], [0.5, 0.0], [4.0, 0.0]])  # the romcom is the least liked
+    train = sp.csr_matrix(np.array([[1, 1, 0, 1], [1, 1, 1, 1]], dtype=np.float32))
+    rec = GraphRecommender(np.ones((2, 2)), vectors, train, ["u1", "u2"], [i.item_id for i in items], "toy")
+    tool = CandidateTool(rec, Catalog(items), store=None)
+
+    def titles(k: int, *genres: str) -> list[str]:
+        found = tool.candidates(user_id=None, liked=[], disliked=[], exclude=[], constraint=Constraint(genres),
+                                query="", k=k)
+        return [c.item.title for c in found]
+
+    assert titles(3, "romance", "comedy") == ["Meet Cute", "Epic Love", "Big Laughs"]
+    assert titles(2, "comedy") == ["Big Laughs", "Meet Cute"]
+
+
 def test_the_graph_mask_leaves_out_what_was_shown_and_keeps_the_rest_whatever_else_was_shown() -> None:
     """Shown items the graph does not hold (a book, a film outside it) leave out nothing else;
     the constraint's mask, kept between turns, is not changed by one turn's exclusions."""

@@ -139,6 +139,15 @@ def test_genres_none() -> None:
     assert not failed.passed and "Heat" in failed.detail and "Fargo" in failed.detail
 
 
+def test_genres_all_needs_every_genre_on_the_share_of_items() -> None:
+    # Crime and Thriller: Heat and Fargo (2/5); Children's and Musical: the two Disney films
+    assert de.check_genres_all(["crime", "Thriller"], FIVE, 0.4).passed
+    failed = de.check_genres_all(["Crime", "Thriller"], FIVE, 0.6)
+    assert not failed.passed and "2/5" in failed.detail and "Babe" in failed.detail
+    assert not de.check_genres_all(["Animation", "Comedy"], FIVE, 0.2).passed  # one of each is not both
+    assert not de.check_genres_all(["Crime"], []).passed
+
+
 def test_year_range_is_inclusive_and_needs_a_year() -> None:
     assert de.check_year_range([1991, 1996], FIVE).passed
     failed = de.check_year_range([1992, 1996], FIVE)

@@ -7,7 +7,8 @@
   to what the person likes and to what they asked for.
 
 Everything the person has seen, liked, rejected or was already shown is left out, and the
-constraints (genres: any of them; years; domain) hold for every candidate.
+constraints (genres: any of them, the films of all of them first; years; domain) hold for every
+candidate.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ class Constraint:
             if not any(genre_key(g) in self.genre_keys for g in item.genres):
                 return False
         return True
+
+    def has_every_genre(self, item: CatalogItem) -> bool:
+        """Whether the item is of every genre asked ("a romantic comedy": both)."""
+        keys = {genre_key(g) for g in item.genres}
+        return all(k in keys for k in self.genre_keys)
 
     @cached_property
     def genre_keys(self) -> frozenset[str]:  # admits() runs for every graph item on every turn
@@ -256,19 +262,21 @@ class CandidateTool:
         return {item.item_id: n for n, gid in enumerate(self.recommender.item_ids)
                 if (item := self._catalog_of_graph.get(gid)) is not None}
 
-    def _admitted(self, constraint: Constraint) -> np.ndarray:
-        """The graph's items the constraint admits. A conversation graph bridges the whole
-        catalogue (12k films): checking each item on every turn took 80 ms, and a dialogue
-        keeps its constraint for many turns, so the last few masks are kept."""
+    def _admitted(self, constraint: Constraint, every_genre: bool = False) -> np.ndarray:
+        """The graph's items the constraint admits (``every_genre``: and of every genre it asks).
+        A conversation graph bridges the whole catalogue (12k films): checking each item on every
+        turn took 80 ms, and a dialogue keeps its constraint for many turns, so the last few masks
+        are kept."""
         key = (tuple(constraint.genres), constraint.year_from, constraint.year_to, constraint.domain,
-               tuple(constraint.without), tuple(constraint.people))
+               tuple(constraint.without), tuple(constraint.people), every_genre)
         with self._masks_lock:  # the server's sessions share one tool
             if (mask := self._admitted_masks.get(key)) is not None:
                 return mask
         mask = np.zeros(self.recommender.n_items, dtype=bool)
         for n, gid in enumerate(self.recommender.item_ids):
             item = self._catalog_of_graph.get(gid)
-            mask[n] = item is not None and constraint.admits(item)
+            mask[n] = (item is not None and constraint.admits(item)
+                       and (not every_genre or constraint.has_every_genre(item)))
         with self._masks_lock:
             if len(self._admitted_masks) >= ADMITTED_MASKS:
                 self._admitted_masks.pop(next(iter(self._admitted_masks)))
@@ -296,6 +304,16 @@ class CandidateTool:
             def rank(mask, n):
                 pool = nearest(seeds, disliked, max(n, RESCORE_POOL), allowed=mask)
                 return self._with_shared_people(self._with_shared_genres(pool, taste), liked)[:n]
+        if len(constraint.genre_keys) > 1:
+            # several genres asked: the films of all of them first ("a romantic comedy" listed Star
+            # Wars, The English Patient, Titanic: romance or comedy), then those of one
+            every = self._admitted(constraint, every_genre=True)
+            rank_any = rank
+
+            def rank(mask, n):
+                first = rank_any(mask & every, n)
+                taken = {gid for gid, _ in first}
+                return first + [p for p in rank_any(mask, n) if p[0] not in taken][:n - len(first)]
         n_cold = min(self.cold_places, k // 4) if cold.any() else 0
         ranked = [(gid, s, "graph") for gid, s in rank(warm, k - n_cold)]
         ranked += [(gid, s, "cold") for gid, s in rank(cold, n_cold)] if n_cold else []

@@ -21,7 +21,8 @@ A file holds one dialogue, or several under ``dialogues:``::
           not_empty: true             # reply text is not empty
 
 Optional keys beyond that contract: ``description`` (a dialogue's purpose, in words),
-``genres_none`` (no item has any of these genres: "I hate horror"), ``no_repeats: true``
+``genres_none`` (no item has any of these genres: "I hate horror"), ``genres_all`` (the share
+``genres_min_share`` of the items has every one of these: "a romantic comedy"), ``no_repeats: true``
 (no item of any earlier turn's list comes back: "something else") and ``mentions_none`` (the
 reply text contains none of these: "couldn't find" where every title named is in the catalogue).
 
@@ -61,7 +62,7 @@ DIALOGUE_KEYS = ("name", "description", "user", "turns")
 TURN_KEYS = ("say", "expect")
 # the order checks are run and reported in
 EXPECT_KEYS = ("intent", "count", "min_count", "exclude_titles", "include_any_titles", "genres_any",
-               "genres_min_share", "genres_none", "year_range", "domain", "no_repeats", "mentions_item",
+               "genres_min_share", "genres_none", "genres_all", "year_range", "domain", "no_repeats", "mentions_item",
                "mentions_any", "mentions_none", "not_empty")
 
 
@@ -164,6 +165,19 @@ def check_genres_any(genres: Sequence[str], items: Sequence[dict],
     return Check("genres_any", passed, detail)
 
 
+def check_genres_all(genres: Sequence[str], items: Sequence[dict],
+                     min_share: float = DEFAULT_GENRES_MIN_SHARE) -> Check:
+    if not items:
+        return Check("genres_all", False, "no items to check")
+    wanted = {normalize_genre(g) for g in genres}
+    misses = [i for i in items if not wanted <= _genre_keys(i)]
+    share = 1 - len(misses) / len(items)
+    detail = f"{len(items) - len(misses)}/{len(items)} items are {' and '.join(genres)} (need {min_share:.2f})"
+    if misses:
+        detail += "; not: " + "; ".join(f"{i.get('title')} [{', '.join(i.get('genres') or [])}]" for i in misses)
+    return Check("genres_all", share >= min_share - 1e-9, detail)
+
+
 def check_genres_none(genres: Sequence[str], items: Sequence[dict]) -> Check:
     banned = {normalize_genre(g) for g in genres}
     found = [f"{i.get('title')} [{', '.join(i.get('genres') or [])}]" for i in items if _genre_keys(i) & banned]
@@ -241,6 +255,7 @@ def run_checks(expect: dict, outcome: dict, earlier: Sequence[Sequence[dict]]) -
         "include_any_titles": lambda v: check_include_any_titles(v, items),
         "genres_any": lambda v: check_genres_any(v, items, share),
         "genres_none": lambda v: check_genres_none(v, items),
+        "genres_all": lambda v: check_genres_all(v, items, share),
         "year_range": lambda v: check_year_range(v, items),
         "domain": lambda v: check_domain(v, items),
         "no_repeats": lambda v: check_no_repeats(items, earlier),
@@ -387,14 +402,14 @@ class _Validator:
                     self.error(at, f"expect.mentions_item must be a position >= 1, not {value!r}")
                 elif turn_no == 1:
                     self.error(at, "expect.mentions_item on the first turn: there is no earlier list to point into")
-            elif key in ("exclude_titles", "include_any_titles", "genres_any", "genres_none", "mentions_any",
-                         "mentions_none"):
+            elif key in ("exclude_titles", "include_any_titles", "genres_any", "genres_none", "genres_all",
+                         "mentions_any", "mentions_none"):
                 self.strings(key, value, at, non_empty=key != "exclude_titles")
             elif key == "genres_min_share":
                 if not _is_number(value) or not 0 <= value <= 1:
                     self.error(at, f"expect.genres_min_share must be a number from 0 to 1, not {value!r}")
-                elif "genres_any" not in expect:
-                    self.error(key_at, "expect.genres_min_share needs genres_any")
+                elif "genres_any" not in expect and "genres_all" not in expect:
+                    self.error(key_at, "expect.genres_min_share needs genres_any or genres_all")
             elif key == "year_range":
                 if not (isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)):
                     self.error(at, f"expect.year_range must be [first year, last year], two whole numbers, not {value!r}")
