@@ -20,7 +20,8 @@ from rapidfuzz import fuzz
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain,
-                           asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_in,
+                           asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_as_one_kind,
+                           genres_in,
                            greets_only, has_content, item_question, place_only, reacts_only, readable,
                            referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
                            with_whole_titles, without_markup, written_as_person)
@@ -454,14 +455,16 @@ class Agent:
                      *(["about"] if state.constraints.about and (anew or describes_more(text)) else [])]
             state.update_constraints(slots.get("genres") or None, slots.get("year_from"), slots.get("year_to"),
                                      slots.get("domain"), clear=clear or None,
-                                     without=slots.get("without") or None, people=wanted or None)
+                                     without=slots.get("without") or None, people=wanted or None,
+                                     together=genres_as_one_kind(text) or None)
         return named, unknown
 
     def _constraint(self, state: DialogueState) -> Constraint:
         """The state's constraints, the people asked for with the items the catalogue credits them on."""
         c = state.constraints
         credited = frozenset(self.fact_guard.people.items_of(c.people)) if c.people else frozenset()
-        return Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without), tuple(c.people), credited)
+        return Constraint(tuple(c.genres), c.year_from, c.year_to, c.domain, tuple(c.without), tuple(c.people),
+                          credited, tuple(c.together))
 
     def _names_person(self, mention) -> bool:
         """Whether a slot's mention is, whole, a person the catalogue credits, and no title it has."""

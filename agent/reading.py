@@ -46,6 +46,31 @@ def genres_in(text: str) -> tuple[list[str], list[str]]:
     return [g for g in wanted if g not in ruled_out], ruled_out
 
 
+# between two genre words of one kind of film: nothing but a space, a hyphen or a slash ("romantic
+# comedy", "action-comedy", "horror/comedy"), not "and" / "or" / a comma ("horror and comedies")
+_SAME_KIND = re.compile(r"[\s/-]*")
+
+
+def genres_as_one_kind(text: str) -> list[str]:
+    """The genres the words name side by side as one kind of film ("a romantic comedy", "funny
+    romantic movies", "sci-fi horror"): a film of every one of them is what is asked. [] when the
+    genres are listed ("I like horror and comedies": either will do, as ReDial's recommenders answer)."""
+    spans = sorted((m.start(), m.end(), genre) for genre, pattern in _GENRE.items() for m in pattern.finditer(text))
+    wanted = set(genres_in(text)[0])
+    for n in range(len(spans) - 1):
+        run, end = [spans[n][2]], spans[n][1]
+        for start, stop, genre in spans[n + 1:]:
+            if start < end or _SAME_KIND.fullmatch(text[end:start]):  # "rom-com" names two in one word
+                run.append(genre)
+                end = max(end, stop)
+            else:
+                break
+        kind = [g for g in dict.fromkeys(run) if g in wanted]
+        if len(kind) > 1:
+            return kind
+    return []
+
+
 def genre_conflicts(text: str) -> list[str]:
     """Genres the words both ask for and rule out ("a horror movie but nothing scary")."""
     wanted, ruled_out = _genre_mentions(text)
@@ -936,4 +961,4 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
 
 
 __all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
-           "asks_my_taste", "genre_tastes", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]
+           "asks_my_taste", "genre_tastes", "genres_as_one_kind", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -50,6 +50,8 @@ class Constraints:
     without: list[str] = field(default_factory=list)  # genres ruled out ("I hate horror")
     people: list[str] = field(default_factory=list)  # credited on what to suggest ("anything with Tom Hanks")
     about: list[str] = field(default_factory=list)  # what to look for, told after a list ("about friendship")
+    # genres named as one kind of film by the last request that named genres ("a romantic comedy")
+    together: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return (not self.genres and not self.without and self.year_from is None and self.year_to is None
@@ -95,18 +97,21 @@ class DialogueState:
     def update_constraints(self, genres: list[str] | None = None, year_from: int | None = None,
                            year_to: int | None = None, domain: str | None = None,
                            clear: list[str] | None = None, without: list[str] | None = None,
-                           people: list[str] | None = None, about: list[str] | None = None) -> None:
+                           people: list[str] | None = None, about: list[str] | None = None,
+                           together: list[str] | None = None) -> None:
         """New constraints add to the active ones ("only 90s" after "comedies" keeps both); a
         new year range, domain or people replace the old ones ("and with Meg Ryan?" after Tom
         Hanks asks for her films); ``clear`` names what to drop first ("any decade is fine" →
         ``["year"]``; also "genres", "domain", "people", "all"; the agent clears the genres
         when a request asks for others: ``Agent._apply_route``; "about" drops the description told
-        after a list). ``about`` replaces the description ("movies about friendship")."""
+        after a list). ``about`` replaces the description ("movies about friendship"). ``together``:
+        the genres this request names as one kind of film ("a romantic comedy"), kept until genres
+        are named again."""
         for what in clear or ():
             if what in ("year", "all"):
                 self.constraints.year_from = self.constraints.year_to = None
             if what in ("genres", "all"):
-                self.constraints.genres = []
+                self.constraints.genres, self.constraints.together = [], []
             if what == "all":
                 self.constraints.without = []
             if what in ("domain", "all"):
@@ -118,8 +123,12 @@ class DialogueState:
         for genre in without or ():  # ruled out now: no longer wanted
             if genre.lower() in self.constraints.genres:
                 self.constraints.genres.remove(genre.lower())
+            if genre.lower() in self.constraints.together:
+                self.constraints.together = []
             if genre.lower() not in self.constraints.without:
                 self.constraints.without.append(genre.lower())
+        if genres:
+            self.constraints.together = [g.lower() for g in together or () if g.lower() in map(str.lower, genres)]
         for genre in genres or ():
             if genre.lower() in self.constraints.without:  # asked for again: no longer ruled out
                 self.constraints.without.remove(genre.lower())

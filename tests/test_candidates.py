@@ -144,9 +144,10 @@ def test_asking_only_for_genres_gets_the_graphs_favourites_of_them_not_a_text_se
     assert describes_more("a thriller set in space from the 90s")
 
 
-def test_several_genres_asked_put_the_films_of_all_of_them_first() -> None:
+def test_genres_asked_as_one_kind_put_the_films_of_all_of_them_first() -> None:
     """"a romantic comedy": the much-liked romance and comedy come after the less liked film that
-    is both; the rest still follow (any of the genres), and one genre asked keeps the graph's order."""
+    is both; the rest still follow (any of the genres). Genres listed ("romance and comedies") and
+    one genre keep the graph's order."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -163,13 +164,14 @@ def test_several_genres_asked_put_the_films_of_all_of_them_first() -> None:
     rec = GraphRecommender(np.ones((2, 2)), vectors, train, ["u1", "u2"], [i.item_id for i in items], "toy")
     tool = CandidateTool(rec, Catalog(items), store=None)
 
-    def titles(k: int, *genres: str) -> list[str]:
-        found = tool.candidates(user_id=None, liked=[], disliked=[], exclude=[], constraint=Constraint(genres),
-                                query="", k=k)
+    def titles(k: int, genres: tuple[str, ...], together: tuple[str, ...] = ()) -> list[str]:
+        found = tool.candidates(user_id=None, liked=[], disliked=[], exclude=[],
+                                constraint=Constraint(genres, together=together), query="", k=k)
         return [c.item.title for c in found]
 
-    assert titles(3, "romance", "comedy") == ["Meet Cute", "Epic Love", "Big Laughs"]
-    assert titles(2, "comedy") == ["Big Laughs", "Meet Cute"]
+    assert titles(3, ("romance", "comedy"), ("romance", "comedy")) == ["Meet Cute", "Epic Love", "Big Laughs"]
+    assert titles(3, ("romance", "comedy")) == ["Epic Love", "Big Laughs", "Meet Cute"]
+    assert titles(2, ("comedy",)) == ["Big Laughs", "Meet Cute"]
 
 
 def test_the_graph_mask_leaves_out_what_was_shown_and_keeps_the_rest_whatever_else_was_shown() -> None:

@@ -33,6 +33,23 @@ def test_genres_the_words_ask_for_or_rule_out(text, wanted, ruled_out) -> None:
     assert genres_in(text) == (wanted, ruled_out)
 
 
+@pytest.mark.parametrize("text, kind", [
+    ("can you recommend a romantic comedy?", ["romance", "comedy"]),
+    ("a funny romantic movie", ["comedy", "romance"]),
+    ("any good horror/comedy films?", ["horror", "comedy"]),
+    ("I like action-comedies", ["action", "comedy"]),
+    ("a rom-com please", ["comedy", "romance"]),
+    ("I really like horror and comedy films", []),  # listed: either will do
+    ("action and adventure like Logan", []),
+    ("a thriller, nothing romantic", []),  # ruled out is no kind asked for
+    ("a comedy please", []),
+])
+def test_genres_named_side_by_side_are_one_kind_of_film(text, kind) -> None:
+    from agent.reading import genres_as_one_kind
+
+    assert genres_as_one_kind(text) == kind
+
+
 @pytest.mark.parametrize("text, years", [
     ("Recommend some good movies from 2000 onwards", (2000, None)),
     ("comedies since 1995", (1995, None)),

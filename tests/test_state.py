@@ -38,6 +38,21 @@ def test_constraints_accumulate_and_can_be_revised() -> None:
     assert state.constraints.is_empty()
 
 
+def test_genres_asked_as_one_kind_last_until_genres_are_named_again() -> None:
+    state = DialogueState("kind")
+    state.update_constraints(genres=["romance", "comedy"], together=["romance", "comedy"])  # "a romantic comedy"
+    state.update_constraints(year_from=1990, year_to=1999)  # "from the 90s": still romantic comedies
+    assert state.constraints.together == ["romance", "comedy"]
+    state.update_constraints(genres=["drama"])  # "and some dramas": a genre named on its own
+    assert state.constraints.together == [] and state.constraints.genres == ["romance", "comedy", "drama"]
+    state.update_constraints(genres=["horror", "comedy"], together=["horror", "comedy"], clear=["genres"])
+    state.update_constraints(without=["horror"])  # "no horror after all": the kind is gone
+    assert state.constraints.together == [] and state.constraints.genres == ["comedy"]
+    state.update_constraints(genres=["sci-fi", "horror"], together=["sci-fi", "horror"])
+    state.update_constraints(clear=["genres"])
+    assert state.constraints.together == [] and DialogueState.from_json(state.to_json()).constraints.together == []
+
+
 def test_a_state_saved_before_people_were_kept_still_loads() -> None:
     import json
 

@@ -7,8 +7,8 @@
   to what the person likes and to what they asked for.
 
 Everything the person has seen, liked, rejected or was already shown is left out, and the
-constraints (genres: any of them, the films of all of them first; years; domain) hold for every
-candidate.
+constraints (genres: any of them, the films of all first when asked as one kind; years; domain)
+hold for every candidate.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class Constraint:
     without: Sequence[str] = ()  # genres ruled out ("I hate horror"): never relaxed
     people: Sequence[str] = ()  # names ("Tom Hanks"): an item must credit one of them ...
     credited: frozenset[str] = frozenset()  # ... by the catalogue: the ids of the items that do
+    together: Sequence[str] = ()  # genres asked as one kind ("a romantic comedy"): films of all of them first
 
     def says_what(self) -> bool:
         """Whether it narrows what to recommend: "a movie" names only the default domain."""
@@ -98,10 +99,10 @@ class Constraint:
                 return False
         return True
 
-    def has_every_genre(self, item: CatalogItem) -> bool:
-        """Whether the item is of every genre asked ("a romantic comedy": both)."""
+    def of_the_kind(self, item: CatalogItem) -> bool:
+        """Whether the item is of every genre asked as one kind (``together``)."""
         keys = {genre_key(g) for g in item.genres}
-        return all(k in keys for k in self.genre_keys)
+        return all(genre_key(g) in keys for g in self.together)
 
     @cached_property
     def genre_keys(self) -> frozenset[str]:  # admits() runs for every graph item on every turn
@@ -262,13 +263,14 @@ class CandidateTool:
         return {item.item_id: n for n, gid in enumerate(self.recommender.item_ids)
                 if (item := self._catalog_of_graph.get(gid)) is not None}
 
-    def _admitted(self, constraint: Constraint, every_genre: bool = False) -> np.ndarray:
-        """The graph's items the constraint admits (``every_genre``: and of every genre it asks).
+    def _admitted(self, constraint: Constraint, of_the_kind: bool = False) -> np.ndarray:
+        """The graph's items the constraint admits (``of_the_kind``: and of every genre asked as one kind).
         A conversation graph bridges the whole catalogue (12k films): checking each item on every
         turn took 80 ms, and a dialogue keeps its constraint for many turns, so the last few masks
         are kept."""
         key = (tuple(constraint.genres), constraint.year_from, constraint.year_to, constraint.domain,
-               tuple(constraint.without), tuple(constraint.people), every_genre)
+               tuple(constraint.without), tuple(constraint.people),
+               tuple(constraint.together) if of_the_kind else None)
         with self._masks_lock:  # the server's sessions share one tool
             if (mask := self._admitted_masks.get(key)) is not None:
                 return mask
@@ -276,7 +278,7 @@ class CandidateTool:
         for n, gid in enumerate(self.recommender.item_ids):
             item = self._catalog_of_graph.get(gid)
             mask[n] = (item is not None and constraint.admits(item)
-                       and (not every_genre or constraint.has_every_genre(item)))
+                       and (not of_the_kind or constraint.of_the_kind(item)))
         with self._masks_lock:
             if len(self._admitted_masks) >= ADMITTED_MASKS:
                 self._admitted_masks.pop(next(iter(self._admitted_masks)))
@@ -304,10 +306,12 @@ class CandidateTool:
             def rank(mask, n):
                 pool = nearest(seeds, disliked, max(n, RESCORE_POOL), allowed=mask)
                 return self._with_shared_people(self._with_shared_genres(pool, taste), liked)[:n]
-        if len(constraint.genre_keys) > 1:
-            # several genres asked: the films of all of them first ("a romantic comedy" listed Star
-            # Wars, The English Patient, Titanic: romance or comedy), then those of one
-            every = self._admitted(constraint, every_genre=True)
+        if len(constraint.together) > 1:
+            # genres asked as one kind: the films of all of them first ("a romantic comedy" listed Star
+            # Wars, The English Patient, Titanic: romance or comedy), then those of one. Genres listed
+            # ("I like horror and comedies") keep the graph's order: ReDial's recommenders answered
+            # them with horror films and comedies, not horror comedies (valid R@10 −0.003 when all were first)
+            every = self._admitted(constraint, of_the_kind=True)
             rank_any = rank
 
             def rank(mask, n):
