@@ -102,9 +102,11 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     assert sanitize_slots({**empty_slots(), "liked": ["Family Band"]}, "they loved Coco and Moana", shown)["liked"] == []
     assert sanitize_slots({**empty_slots(), "liked": ["Family Band"]}, "they loved the first one", shown)["liked"] == \
         ["Family Band"]
-    # the router kept one genre of two the words name: both are asked
+    # the router kept one genre of two the words name, or read a mood as another genre: the words' genres
     assert sanitize_slots({**empty_slots(), "genres": ["romance"]}, "can you recommend a romantic comedy?",
-                          [])["genres"] == ["romance", "comedy"]
+                          [])["genres"] == ["comedy", "romance"]
+    assert sanitize_slots({**empty_slots(), "genres": ["romance"]}, "hi! any feel-good movies for tonight?",
+                          [])["genres"] == ["comedy"]
     kept = sanitize_slots({**empty_slots(), "genres": ["drama"]}, "something moving", [])
     assert kept["genres"] == ["drama"] and kept["without"] == []  # the router's plausible slot stays
     # the router read "not into comedies" as comedies asked anew: its clearing of the genres before goes too
