@@ -8,9 +8,10 @@
   5 of 20; the benchmark scores 50).
 - ``graph``: the graph recommender folded in from every movie mentioned so far; no LLM.
 
-``mentioned`` (both systems): ``"first"`` puts the films the dialogue already named (and the
-seeker did not dislike), the latest first, ahead of the ranking; ``"leave-out"`` ranks only films
-not named yet, as a chat turn does. ReDial's recommenders often name such a film again ("Yes,
+``mentioned`` (both systems): ``"first"`` puts the films the dialogue already named, the latest
+first, ahead of the ranking (``agent``: those its state holds as liked, the suggestions not turned
+down among them; ``graph``: every one); ``"leave-out"`` ranks only films not named yet, as a chat
+turn does. ReDial's recommenders often name such a film again ("Yes,
 *The Babadook* is great!") and iEvaLM counts it, as the published systems, which rank every film,
 are counted: on the valid split "first" gained R@10 0.141 → 0.192 (bench/RESULTS.md). A live
 agent never offers a film the person just named; the choice is the benchmark's, not the agent's.

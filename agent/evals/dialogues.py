@@ -62,8 +62,8 @@ DIALOGUE_KEYS = ("name", "description", "user", "turns")
 TURN_KEYS = ("say", "expect")
 # the order checks are run and reported in
 EXPECT_KEYS = ("intent", "count", "min_count", "exclude_titles", "include_any_titles", "genres_any",
-               "genres_min_share", "genres_none", "genres_all", "year_range", "domain", "no_repeats", "mentions_item",
-               "mentions_any", "mentions_none", "not_empty")
+               "genres_min_share", "genres_none", "genres_all", "year_range", "domain", "no_repeats",
+               "mentions_item", "mentions_any", "mentions_none", "not_empty")
 
 
 # ------------------------------------------------------------------------------- normalisers
