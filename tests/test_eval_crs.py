@@ -245,6 +245,7 @@ def test_the_report_shows_a_crs_run(tmp_path: Path) -> None:
     lines, id2info = crs.read_crs_file(path), crs.read_id2info(items)
     result = crs.evaluate(lines, crs.make_systems(["popularity"], lines=lines, id2info=id2info), id2info,
                           progress=False, n_boot=200)
+    result["summary"]["mentioned"] = "first"
     meta = {"command": "chatrec eval-crs tiny.jsonl --items id2info.json", "model": "m", "backend": "local",
             "dataset": "ReDial tiny.jsonl", "seed": 0, "date": "2026-01-01 00:00 UTC", "machine": "test box"}
     save_run("crs", result, meta, tmp_path / "home")
@@ -254,6 +255,7 @@ def test_the_report_shows_a_crs_run(tmp_path: Path) -> None:
     r10 = result["summary"]["systems"]["popularity"]["recall@10"]
     assert "## Real dialogues (ReDial, iEvaLM protocol)" in md and "| popularity | " in md and f"{r10:.3f}" in md
     assert "`chatrec eval-crs tiny.jsonl --items id2info.json`" in md
+    assert "Films the dialogue already named: ranked first" in md
     empty = build_report(tmp_path / "nothing", tmp_path / "out2")
     assert empty["runs"]["crs"] is None
     assert "No run yet: `chatrec eval-crs" in (tmp_path / "out2" / "report.md").read_text(encoding="utf-8")

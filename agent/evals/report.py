@@ -280,6 +280,10 @@ def crs_section(run: dict | None, out: Path, plt) -> Section:
     sec.figures.append("crs_recall10.png")
     sec.notes.append(f"Labels the catalogue holds (coverage): {summary['coverage']:.1%}. Each label of a turn "
                      "counts on its own (iEvaLM's RecMetric); intervals resample dialogues.")
+    mentioned = summary.get("mentioned", "leave-out")  # runs made before --mentioned left them out
+    sec.notes.append("Films the dialogue already named: " + (
+        "ranked first, the latest first (--mentioned first; the chat agent never offers them)."
+        if mentioned == "first" else "left out, as the chat agent does (--mentioned leave-out)."))
     return sec
 
 
