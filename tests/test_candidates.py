@@ -172,6 +172,12 @@ def test_genres_asked_as_one_kind_put_the_films_of_all_of_them_first() -> None:
     assert titles(3, ("romance", "comedy"), ("romance", "comedy")) == ["Meet Cute", "Epic Love", "Big Laughs"]
     assert titles(3, ("romance", "comedy")) == ["Epic Love", "Big Laughs", "Meet Cute"]
     assert titles(2, ("comedy",)) == ["Big Laughs", "Meet Cute"]
+    # a cold film of the kind (bridged from text, ranked in its own places after the warm ones)
+    # comes before the warm films of one genre too
+    cold = CatalogItem("cat:new", "movie", "New Rom-Com", 2020, ("Comedy", "Romance"))
+    tool = CandidateTool(rec.with_items(["cat:new"], np.array([[0.1, 0.0]])), Catalog([*items, cold]), store=None)
+    assert titles(4, ("romance", "comedy"), ("romance", "comedy")) == ["Meet Cute", "New Rom-Com", "Epic Love",
+                                                                      "Big Laughs"]
 
 
 def test_the_graph_mask_leaves_out_what_was_shown_and_keeps_the_rest_whatever_else_was_shown() -> None:

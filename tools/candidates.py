@@ -321,6 +321,8 @@ class CandidateTool:
         n_cold = min(self.cold_places, k // 4) if cold.any() else 0
         ranked = [(gid, s, "graph") for gid, s in rank(warm, k - n_cold)]
         ranked += [(gid, s, "cold") for gid, s in rank(cold, n_cold)] if n_cold else []
+        if len(constraint.together) > 1:  # a cold film of the kind before a warm one of one genre
+            ranked.sort(key=lambda r: not constraint.of_the_kind(self._catalog_of_graph[r[0]]))
         return [Candidate(self._catalog_of_graph[gid], float(s), source) for gid, s, source in ranked]
 
     @cached_property
