@@ -127,8 +127,9 @@ class DialogueState:
                 self.constraints.together = []
             if genre.lower() not in self.constraints.without:
                 self.constraints.without.append(genre.lower())
-        if genres:
-            self.constraints.together = [g.lower() for g in together or () if g.lower() in map(str.lower, genres)]
+        if genres:  # the kind this request asks for, of the genres it asks for
+            asked = {g.lower() for g in genres}
+            self.constraints.together = [g.lower() for g in together or () if g.lower() in asked]
         for genre in genres or ():
             if genre.lower() in self.constraints.without:  # asked for again: no longer ruled out
                 self.constraints.without.remove(genre.lower())

@@ -87,6 +87,12 @@ def labelled_mentions(dialog: dict, turns: list[dict]) -> dict[str, int]:
             if i in mentioned and isinstance(a, dict) and a.get("liked") in (0, 1)}
 
 
+def balanced_recall(counts: dict[str, list[int]]) -> tuple[dict[str, float], float]:
+    """(recall per class, their mean) from [right, all] per class."""
+    recall = {k: right / max(n, 1) for k, (right, n) in counts.items()}
+    return recall, (recall["liked"] + recall["disliked"]) / 2
+
+
 def read_on_spans(dialogs: list[dict], head=None) -> dict[str, list[int]]:
     """The stance reader alone, on the right title's span (no catalogue, no router): each labelled
     movie is disliked if a seeker turn naming it reads so (an earlier dislike stands, as in the
@@ -228,8 +234,7 @@ def main() -> None:
                 misses.append((kind, got, item_id in named, expected.title if expected else rid, said))
     cache.save()
     recall = {k: (right / n if n else None) for k, (right, n) in counts.items()}
-    title_recall = {k: right / max(n, 1) for k, (right, n) in by_title.items()}
-    balanced_by_title = (title_recall["liked"] + title_recall["disliked"]) / 2
+    title_recall, balanced_by_title = balanced_recall(by_title)
     balanced = (recall["liked"] + recall["disliked"]) / 2 if None not in recall.values() else None
     print(f"{len(dialogs)} dialogues ({args.half}), {total} labelled mentions: "
           f"liked {counts['liked'][0]}/{counts['liked'][1]}, disliked {counts['disliked'][0]}/{counts['disliked'][1]}")
@@ -251,10 +256,6 @@ def main() -> None:
 def spans_only(dialogs: list[dict], half: str) -> None:
     from agent.stance import load_stance_head
 
-    def balanced(counts):
-        recall = {k: right / max(n, 1) for k, (right, n) in counts.items()}
-        return recall, (recall["liked"] + recall["disliked"]) / 2
-
     head = load_stance_head()
     figures = {"bench": "redial_likes_spans", "half": half, "dialogues": len(dialogs)}
     for name, reader in (("rules", None), ("rules_head", head)):
@@ -262,7 +263,7 @@ def spans_only(dialogs: list[dict], half: str) -> None:
             print("no stance head (agent/data/stance_head.jsonl): build it with python -m agent.tuning.stance_data")
             continue
         counts = read_on_spans(dialogs, reader)
-        recall, score = balanced(counts)
+        recall, score = balanced_recall(counts)
         print(f"{name:11s} liked {counts['liked'][0]}/{counts['liked'][1]} ({recall['liked']:.3f}), disliked "
               f"{counts['disliked'][0]}/{counts['disliked'][1]} ({recall['disliked']:.3f}), balanced {score:.3f}")
         figures |= {f"{name}_liked_recall": round(recall["liked"], 4),

@@ -306,7 +306,8 @@ class CandidateTool:
             def rank(mask, n):
                 pool = nearest(seeds, disliked, max(n, RESCORE_POOL), allowed=mask)
                 return self._with_shared_people(self._with_shared_genres(pool, taste), liked)[:n]
-        if len(constraint.together) > 1:
+        kind_first = len(constraint.together) > 1
+        if kind_first:
             # genres asked as one kind: the films of all of them first ("a romantic comedy" listed Star
             # Wars, The English Patient, Titanic: romance or comedy), then those of one. Genres listed
             # ("I like horror and comedies") keep the graph's order: ReDial's recommenders answered
@@ -321,7 +322,7 @@ class CandidateTool:
         n_cold = min(self.cold_places, k // 4) if cold.any() else 0
         ranked = [(gid, s, "graph") for gid, s in rank(warm, k - n_cold)]
         ranked += [(gid, s, "cold") for gid, s in rank(cold, n_cold)] if n_cold else []
-        if len(constraint.together) > 1:  # a cold film of the kind before a warm one of one genre
+        if kind_first:  # a cold film of the kind before a warm one of one genre
             ranked.sort(key=lambda r: not constraint.of_the_kind(self._catalog_of_graph[r[0]]))
         return [Candidate(self._catalog_of_graph[gid], float(s), source) for gid, s, source in ranked]
 

@@ -235,9 +235,9 @@ def eval_crs(
         help="the ratings the graph recommender is trained on: ml-100k (to 1998), ml-latest-small (to 2016) or "
              "a `chatrec data movie-graph` dataset; trained on first use (default: settings, ml-100k)")] = None,
     mentioned: Annotated[str, typer.Option(
-        help="films the dialogue already named (and the seeker did not dislike): 'first' ranks them ahead, the "
-             "latest first, as ReDial's recommenders often name them again and iEvaLM counts it; 'leave-out' ranks "
-             "only new films, as a chat turn does")] = "first",
+        help="films the dialogue already named (agent: those it reads as liked; graph: every one): 'first' ranks "
+             "them ahead, the latest first, as ReDial's recommenders often name them again and iEvaLM counts it; "
+             "'leave-out' ranks only new films, as a chat turn does")] = "first",
     backend: BackendOption = None,
 ) -> None:
     """Conversational recommendation on real dialogues (ReDial, iEvaLM's "original" protocol): for

@@ -149,33 +149,31 @@ def _genre_keys(item: dict) -> set[str]:
     return {normalize_genre(g) for g in item.get("genres") or []}
 
 
-def check_genres_any(genres: Sequence[str], items: Sequence[dict],
-                     min_share: float = DEFAULT_GENRES_MIN_SHARE) -> Check:
+def _genre_share(name: str, genres: Sequence[str], items: Sequence[dict], min_share: float, every: bool) -> Check:
+    """The share of ``items`` of any (``every``: all) of ``genres``, against ``min_share``."""
     if not items:
-        return Check("genres_any", False, "no items to check")
+        return Check(name, False, "no items to check")
     wanted = {normalize_genre(g) for g in genres}
-    hits = sum(1 for i in items if _genre_keys(i) & wanted)
+    misses = [i for i in items if not (wanted <= _genre_keys(i) if every else _genre_keys(i) & wanted)]
+    hits = len(items) - len(misses)
     share = hits / len(items)
     passed = share >= min_share - 1e-9
-    detail = f"{hits}/{len(items)} items have {' or '.join(genres)} ({share:.2f}, need {min_share:.2f})"
+    joined = (" and " if every else " or ").join(genres)
+    detail = f"{hits}/{len(items)} items have {joined} ({share:.2f}, need {min_share:.2f})"
     if not passed:
-        misses = [i for i in items if not _genre_keys(i) & wanted]
         detail += "; without: " + "; ".join(f"{i.get('title')} [{', '.join(i.get('genres') or []) or 'no genres'}]"
                                            for i in misses)
-    return Check("genres_any", passed, detail)
+    return Check(name, passed, detail)
+
+
+def check_genres_any(genres: Sequence[str], items: Sequence[dict],
+                     min_share: float = DEFAULT_GENRES_MIN_SHARE) -> Check:
+    return _genre_share("genres_any", genres, items, min_share, every=False)
 
 
 def check_genres_all(genres: Sequence[str], items: Sequence[dict],
                      min_share: float = DEFAULT_GENRES_MIN_SHARE) -> Check:
-    if not items:
-        return Check("genres_all", False, "no items to check")
-    wanted = {normalize_genre(g) for g in genres}
-    misses = [i for i in items if not wanted <= _genre_keys(i)]
-    share = 1 - len(misses) / len(items)
-    detail = f"{len(items) - len(misses)}/{len(items)} items are {' and '.join(genres)} (need {min_share:.2f})"
-    if misses:
-        detail += "; not: " + "; ".join(f"{i.get('title')} [{', '.join(i.get('genres') or [])}]" for i in misses)
-    return Check("genres_all", share >= min_share - 1e-9, detail)
+    return _genre_share("genres_all", genres, items, min_share, every=True)
 
 
 def check_genres_none(genres: Sequence[str], items: Sequence[dict]) -> Check:
