@@ -406,12 +406,12 @@ class Agent:
         shown = [self._title(i) for i in state.last_recommendations]
         # year bounds the words state that cannot both hold come back as slots["conflicts"] (asked
         # about in _recommend), never as an empty range; the router's reversed pair is put in order
-        slots = sanitize_slots(route.slots, text, shown, self.turn)
+        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
+        slots = sanitize_slots(route.slots, text, shown, self.turn, [(start, end) for start, end, *_ in spans])
         people = self.fact_guard.people.named_in(text)
         if people:  # "Tom Hanks" in the router's titles is a person, not a title to resolve ("Tom Jones?")
             slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m)]
                                  for key in ("titles", "liked", "disliked")}}
-        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
         slots = with_whole_titles(slots, text, spans)  # "Monsters", "Inc." → "Monsters, Inc."
         route.slots = slots
         unknown, named = [], []

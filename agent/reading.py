@@ -191,16 +191,18 @@ _ASK = re.compile(r"\?|\b(?:suggest|recommend|any|some|got|give|show|find|lookin
                   r"could|can|what|which|more|in that vein|like (?:that|those|them|these))\b", re.I)
 
 
-def asked_domain(text: str) -> str | None:
+def asked_domain(text: str, titles: Sequence[tuple[int, int]] = ()) -> str | None:
     """The domain the words ask for ("can you suggest some books?" → "book", "what can I watch?" →
     "movie"), or None when they name none or both without telling which is asked. A domain word
     that says what a title is or what the person did ("the books Rebecca and Jane Eyre", "loved
-    reading Dune", "after watching Alien") is not an ask; when both domains are asked, the one in
-    the last clause that asks wins ("I loved the film, any books like it?")."""
+    reading Dune", "after watching Alien") is not an ask, nor one inside a title (``titles``:
+    (start, end) of the titles found in ``text``; "AND The Jungle Book" asked for books); when both
+    domains are asked, the one in the last clause that asks wins ("I loved the film, any books
+    like it?")."""
     asked: list[tuple[int, str]] = []
     for match in _DOMAIN_WORD.finditer(text):
         before = text[max(0, match.start() - 20):match.start()]
-        if _NOT_ASKED_BEFORE.search(before):
+        if _NOT_ASKED_BEFORE.search(before) or any(start <= match.start() < end for start, end in titles):
             continue
         asked.append((match.start(), "movie" if match.group("movie") else "book"))
     asked += [(m.start(), "book") for m in _READ_ASKED.finditer(text)]
@@ -335,10 +337,12 @@ _DROPS_WHAT_WAS_ASKED = re.compile(r"\b(?:any|instead|forget|start over|from scr
                                    r"never ?mind|rather|not? (?:just|only)|regardless)\b", re.I)
 
 
-def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSettings | None = None) -> dict:
+def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSettings | None = None,
+                   title_spans: Sequence[tuple[int, int]] = ()) -> dict:
     """The router's slots with what cannot be right removed: titles neither in the message nor
     in the list it points to, impossible years (a reversed range is put in order), silly counts.
-    ``turn``: the thresholds (:class:`agent.config.TurnSettings`; the defaults when None)."""
+    ``turn``: the thresholds (:class:`agent.config.TurnSettings`; the defaults when None);
+    ``title_spans``: where the titles the catalogue knows are written (their words ask nothing)."""
     turn = turn or _TURN
     out = dict(slots)
     for key in ("titles", "liked", "disliked"):
@@ -348,7 +352,7 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
         out["reference"] = None
     if out.get("reference") in (None, "") and (place := referenced_position(text)) is not None:
         out["reference"] = place  # "why the third?": the router left the place out
-    if domain := asked_domain(text):
+    if domain := asked_domain(text, title_spans):
         out["domain"] = domain  # the words say which domain is asked ("… can you suggest some books?")
     elif slots.get("domain") and not out["titles"] and not capitalised_names(text):
         # no domain word, no title, no name: nothing points to a domain, so the dialogue's stays

@@ -198,6 +198,18 @@ def test_the_domain_the_words_ask_for(text, domain) -> None:
     assert asked_domain(text) == domain
 
 
+def test_a_domain_word_inside_a_title_asks_for_nothing() -> None:
+    from agent.reading import asked_domain
+
+    text = "AND The Jungle Book (2016)"
+    start = text.index("The Jungle Book")
+    assert asked_domain(text) == "book"  # the word alone
+    assert asked_domain(text, [(start, start + len("The Jungle Book"))]) is None
+    text = "loved The Book Thief, any films like it?"
+    start = text.index("The Book Thief")
+    assert asked_domain(text, [(start, start + len("The Book Thief"))]) == "movie"
+
+
 def test_the_asked_domain_replaces_the_routers() -> None:
     out = sanitize_slots({**empty_slots(), "titles": ["Heat"], "domain": "movie"},
                          "I'm a huge fan of Heat, can you suggest some books?", [])
