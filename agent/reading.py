@@ -186,9 +186,25 @@ _DOMAIN_WORD = re.compile(rf"\b(?:(?P<movie>{_MOVIE_WORDS})|(?P<book>{_BOOK_WORD
 # "the books Rebecca and Jane Eyre", "loved reading Dune", "I watched Heat", "the film version"
 _NOT_ASKED_BEFORE = re.compile(r"\b(?:the|loved|love|liked|like|enjoyed|enjoy|hated|adore|finished|just|been|"
                                r"after|while|from|of)\s*$", re.I)
+# a book word that says what a film is made from or is like, or an idiom: "comic book movies", "based
+# on books", "a good book adaptation", "a win in my book" (ReDial seekers; each turned a film dialogue to books)
+_BOOK_AS_KIND_BEFORE = re.compile(r"\b(?:comic|on|my)\s*$", re.I)
+_BOOK_AS_KIND_AFTER = re.compile(rf"^\s*(?:-\s*)?(?:adaptations?|versions?|to[- ](?:{_MOVIE_WORDS})|{_MOVIE_WORDS})\b", re.I)
 _READ_ASKED = re.compile(r"\b(?:to|should i|can i|could i|would i|shall i|do i)\s+read\b|\bread\s+next\b", re.I)
 _ASK = re.compile(r"\?|\b(?:suggest|recommend|any|some|got|give|show|find|looking for|want|need|next|should|"
                   r"could|can|what|which|more|in that vein|like (?:that|those|them|these))\b", re.I)
+
+
+def _book_as_a_kind(text: str, match: re.Match) -> bool:
+    before = text[max(0, match.start() - 20):match.start()]
+    return bool(_BOOK_AS_KIND_BEFORE.search(before) or _BOOK_AS_KIND_AFTER.search(text[match.end():]))
+
+
+def names_books_as_a_kind(text: str) -> bool:
+    """Whether a book word in ``text`` says what a film is made from or is like ("comic book",
+    "based on books", "a book adaptation") or is an idiom ("a win in my book"): the router read
+    such turns as asking for books."""
+    return any(m.group("book") and _book_as_a_kind(text, m) for m in _DOMAIN_WORD.finditer(text))
 
 
 def asked_domain(text: str, titles: Sequence[tuple[int, int]] = ()) -> str | None:
@@ -203,6 +219,8 @@ def asked_domain(text: str, titles: Sequence[tuple[int, int]] = ()) -> str | Non
     for match in _DOMAIN_WORD.finditer(text):
         before = text[max(0, match.start() - 20):match.start()]
         if _NOT_ASKED_BEFORE.search(before) or any(start <= match.start() < end for start, end in titles):
+            continue
+        if match.group("book") and _book_as_a_kind(text, match):
             continue
         asked.append((match.start(), "movie" if match.group("movie") else "book"))
     asked += [(m.start(), "book") for m in _READ_ASKED.finditer(text)]
@@ -354,6 +372,8 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
         out["reference"] = place  # "why the third?": the router left the place out
     if domain := asked_domain(text, title_spans):
         out["domain"] = domain  # the words say which domain is asked ("… can you suggest some books?")
+    elif slots.get("domain") == "book" and names_books_as_a_kind(text):
+        out["domain"] = None  # "I like movies that are based on books": the dialogue's domain stays
     elif slots.get("domain") and not out["titles"] and not capitalised_names(text):
         # no domain word, no title, no name: nothing points to a domain, so the dialogue's stays
         # (the router read "any thrillers based on a true story?" as a request for books)

@@ -191,6 +191,10 @@ def test_a_decade_in_the_words_replaces_the_routers_years() -> None:
     ("I loved the film, any books like it?", "book"), ("what should I read next", "book"),
     ("I read Dune last year, loved it", None), ("movies or books, doesn't matter", None),
     ("I watched Titanic yesterday", None), ("what is the book about?", None),
+    # a book word that says what a film is, or an idiom (ReDial seekers' words)
+    ("Action, scifi, fantasy, horror, comic book", None), ("any comic book movies?", "movie"),
+    ("Yes. That was a very good book adaptation.", None), ("Anything with explosions is a win in my book.", None),
+    ("any good book series?", "book"), ("any young adult books?", "book"),
 ])
 def test_the_domain_the_words_ask_for(text, domain) -> None:
     from agent.reading import asked_domain
@@ -208,6 +212,12 @@ def test_a_domain_word_inside_a_title_asks_for_nothing() -> None:
     text = "loved The Book Thief, any films like it?"
     start = text.index("The Book Thief")
     assert asked_domain(text, [(start, start + len("The Book Thief"))]) == "movie"
+
+
+def test_films_based_on_books_are_not_a_request_for_books() -> None:
+    out = sanitize_slots({**empty_slots(), "titles": ["Les Misérables"], "domain": "book"},
+                         "I like movies that are based on books, like Les Misérables. Any good suggestions?", [])
+    assert out["domain"] is None  # the dialogue's domain stays
 
 
 def test_the_asked_domain_replaces_the_routers() -> None:
