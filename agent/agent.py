@@ -275,10 +275,15 @@ class Agent:
         state.add_turn("user", text, intent=route.intent)
         return route
 
-    def candidates(self, state: DialogueState, text: str, k: int) -> tuple[list[Candidate], str]:
+    def candidates(self, state: DialogueState, text: str, k: int,
+                   complete: bool = False) -> tuple[list[Candidate], str]:
         """Up to ``k`` candidates for the person in ``state`` (what they liked and disliked, the
         active constraints, nothing already shown), before the LLM's re-rank; when the
-        constraints leave nothing, the first relaxation that finds some, and what it dropped."""
+        constraints leave nothing, the first relaxation that finds some, and what it dropped.
+
+        ``complete``: a ranking of the catalogue, not a list to show: the films the constraints
+        admit first, then those of each looser version in turn until ``k`` ("films with Queen
+        Latifah" admits a dozen; a benchmark that scores 50 places would leave 38 empty)."""
         constraint = self._constraint(state)
         shown = {i for turn in state.turns for i in turn.items}
         if state.constraints.about and not describes_more(text):  # "more please" after "I love movies about X"
@@ -288,6 +293,14 @@ class Agent:
         ask = dict(user_id=state.user_id, liked=[i for i in map(self.catalog.get, state.liked) if i],
                    disliked=[i for i in map(self.catalog.get, state.disliked) if i], exclude=shown, query=text, k=k)
         candidates = self.tool.candidates(constraint=constraint, **ask)
+        if complete:
+            for _, looser in constraint.relaxations():
+                if len(candidates) >= k:
+                    break
+                taken = {c.item.item_id for c in candidates}
+                candidates += [c for c in self.tool.candidates(constraint=looser, **ask)
+                               if c.item.item_id not in taken][:k - len(candidates)]
+            return candidates, ""
         if not candidates and not constraint == Constraint():
             for dropped, looser in constraint.relaxations():
                 candidates = self.tool.candidates(constraint=looser, **ask)

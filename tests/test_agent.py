@@ -166,6 +166,20 @@ def test_contradictory_constraints_say_so_and_relax_one(parts, tmp_path: Path) -
     assert all("Western" in i.genres for i in reply.items)  # the genre held; the year was dropped
 
 
+def test_a_complete_ranking_goes_on_past_the_films_the_constraints_admit(parts, tmp_path: Path) -> None:
+    agent = _agent(parts, tmp_path)
+    state = DialogueState(session_id="complete")
+    state.like(next(i.item_id for i in parts["catalog"] if i.title == "Toy Story"))
+    state.update_constraints(["western"], 1930, 1960, None)
+    shown, relaxed = agent.candidates(state, "westerns from the forties", 60)
+    ranked, _ = agent.candidates(state, "westerns from the forties", 60, complete=True)
+    assert shown and len(shown) < 60 and relaxed == ""  # the list to show: the films that fit, no more
+    assert [c.item.item_id for c in ranked[:len(shown)]] == [c.item.item_id for c in shown]  # they come first
+    assert len(ranked) == 60 and len({c.item.item_id for c in ranked}) == 60  # then the looser ones, once each
+    rest = ranked[len(shown):]
+    assert rest and not all("Western" in c.item.genres and 1930 <= (c.item.year or 0) <= 1960 for c in rest)
+
+
 def test_an_unknown_title_is_said_and_asked_about(parts, tmp_path: Path) -> None:
     router = ScriptedRouter()
     agent = _agent(parts, tmp_path, router=router)

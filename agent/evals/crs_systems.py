@@ -173,7 +173,7 @@ class AgentSystem:
                 self.agent.read_turn(self.state, text, role="assistant", items=suggested)
         read = time.perf_counter()
         query = next((t for t in reversed(line.context[::2]) if t.strip()), "")
-        candidates, _ = self.agent.candidates(self.state, query, POOL)
+        candidates, _ = self.agent.candidates(self.state, query, POOL, complete=True)  # a ranking, not a list
         self.seconds_by_step["reading"] += read - started
         self.seconds_by_step["candidates"] += time.perf_counter() - read
         ranked = [c.item.item_id for c in candidates]
