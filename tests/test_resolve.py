@@ -235,6 +235,10 @@ def test_a_rare_word_opening_a_sentence_is_a_title_and_everyday_words_are_not() 
     assert spot("Have you seen anything with Adam Sandler?") == []  # the first word of a name
     assert spot("I love Titanic Jumanji and Braveheart") == ["Titanic", "Jumanji", "Braveheart"]  # a list, no commas
     assert spot("I liked Braveheart And also Titanic") == ["Braveheart", "Titanic"]  # a new sentence, no stop
+    # a sentence opened without a full stop: after a year written behind a title, or a word that ends a clause
+    assert spot("something like Braveheart (1995) Loved that movie") == ["Braveheart"]
+    assert spot("Never seen it Loved the trailer though") == []
+    assert spot("Titanic (1997) Jumanji (1995) Spaceballs") == ["Titanic", "Jumanji", "Spaceballs"]  # still a list
     assert spot("I recently saw How to Lose a Guy in 10 Days and Star Wars: Episode VIII – The Last Jedi") == [
         "How to Lose a Guy in 10 Days", "Star Wars: Episode VIII – The Last Jedi"]  # titles of eight and seven words
 

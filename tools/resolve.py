@@ -155,6 +155,10 @@ _WORD = re.compile(r"[\w'’]+")
 # what ends a sentence before a word: a stop (perhaps inside a closing quote or bracket: 'said." They'),
 # or a line break (a list item, a new paragraph)
 _SENTENCE_END = re.compile(r"(?:[.!?:][\"'”’)\]]*|\n)\s*$")
+# people who leave out the full stop: a year written after a title, or a word that ends a clause,
+# then the next sentence ("Scrooged (1988) Loved both of those", "Never seen it Always heard good things")
+_UNMARKED_SENTENCE_END = re.compile(r"(?:\(\s*(?:18|19|20)\d\d\s*\)|\b(?:it|them|those|these|one|ones|too|though|"
+                                    r"lol|haha|yet|already|please|thanks))\s+$", re.I)
 _BEFORE_A_DATE = {"in", "since", "from", "until", "till", "before", "after", "around", "circa", "of", "by", "to"}
 
 
@@ -279,7 +283,8 @@ class TitleSpotter:
             if not (first[0].isupper() or first[0].isdigit()):
                 i += 1
                 continue
-            opens_sentence = i == 0 or _SENTENCE_END.search(text[: words[i].start()]) is not None
+            opens_sentence = (i == 0 or _SENTENCE_END.search(text[: words[i].start()]) is not None
+                              or _UNMARKED_SENTENCE_END.search(text, 0, words[i].start()) is not None)
             # a lone word right after a capitalised one belongs to another name ("Flibbertigibbet Moon")
             before = words[i - 1].group() if i else ""
             inside_name = (i > 0 and before[0].isupper() and before != "I" and not _loud(before)
