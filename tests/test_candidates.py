@@ -302,3 +302,36 @@ def test_a_conversation_graph_moves_up_the_films_near_in_meaning_to_the_liked_on
 
     assert place("dot", with_store=False) == 25 and place("cosine") == 25
     assert place("dot") < 15
+
+
+def test_a_conversation_graph_moves_up_the_films_its_people_named_most() -> None:
+    """Fold-in of A ranks B, C, D, E by the dot product; E was named in every conversation and
+    moves up, fused by rank (ReDial's recommenders suggest the films everyone talks about). Equal
+    counts change nothing, and a MovieLens-style graph (cosine fold-in) keeps the graph's order."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys.recommender import GraphRecommender
+    from tools.candidates import CandidateTool
+    from tools.catalog import Catalog, CatalogItem
+
+    items = [CatalogItem(f"cat:{name}", "movie", f"Film {name}", 2000, ("Drama",), warm=True) for name in "ABCDE"]
+    vectors = np.array([[1.0, 0.0], [3.0, 0.0], [2.5, 0.0], [2.0, 0.0], [1.5, 0.0]])
+
+    def order(named: list[list[int]], fold_in: str) -> tuple[list[str], list[str]]:
+        """(the tool's candidates, the graph's own ranking), by letter."""
+        train = sp.csr_matrix(np.array(named, dtype=np.float32))
+        rec = GraphRecommender(np.ones((len(named), 2)), vectors, train, [f"u{n}" for n in range(len(named))],
+                               [i.item_id for i in items], "toy")
+        tool = CandidateTool(rec, Catalog(items), store=None, fold_in=fold_in)
+        found = tool.candidates(user_id=None, liked=[items[0]], disliked=[], exclude=[], constraint=Constraint(), k=4)
+        nearest = rec.recommend_from_items if fold_in == "dot" else rec.recommend_similar
+        return [c.item.title[-1] for c in found], [gid[-1] for gid, _ in nearest(["cat:A"], k=4)]
+
+    e_everywhere = [[1, 1, 0, 0, 1], [1, 0, 1, 0, 1], [0, 0, 0, 1, 1], [1, 0, 0, 0, 1]]
+    found, graph = order(e_everywhere, "dot")
+    assert graph == ["B", "C", "D", "E"] and found == ["B", "C", "E", "D"]  # E named most: up from last
+    found, graph = order([[1, 1, 1, 1, 1]] * 2, "dot")
+    assert found == graph == ["B", "C", "D", "E"]
+    found, graph = order(e_everywhere, "cosine")
+    assert found == graph
