@@ -497,7 +497,11 @@ _WANTS_SUGGESTIONS = re.compile(
     r"(?:you|u) (?:can|could|would|might) (?:\w+ )?(?:recommend|suggest)|"
     r"looking for (?:a|an|some|something|movies?|films?|good)|help me (?:choose|find|pick|decide)|in the mood for|"
     r"what (?:should|could|can) (?:i|we) (?:watch|see)|what to watch|"
-    r"something (?:else|different)|(?:give|show) me (?:another|more|others|something))", re.I)
+    r"something (?:else|different)|(?:give|show) me (?:another|more|others|something)|"
+    # "I want a star wars movie", "i want comedy movies like The Mask", "we'd like something to watch"
+    r"\b(?:i|we)(?: really| just)?(?: want| need| would like|'d like|’d like)\s+(?:to (?:watch|see|read)\s+)?"
+    r"(?:(?!(?:the|that|this|those|these|its|his|her|their)\b)[\w'’-]+\s+){0,4}?(?:movies?|films?|books?|something)\b)",
+    re.I)  # not "I really need to see the movie": a film already spoken of
 
 
 # the other speaker asking what the person likes: the answer states a taste to start from

@@ -304,6 +304,10 @@ def test_a_turn_that_only_reacts_to_suggestions_is_chitchat(spotter, text: str, 
     ("hey! I really like films about time travel", "recommend"), ("i love gloomy movies", "recommend"),
     ("I enjoy movies set in space", "recommend"),
     ("I like movies", "chitchat"), ("I love all kinds of films!", "chitchat"),  # no kind told
+    # wanting a kind of film is asking for one (the router answered "I want a star wars movie" with its capabilities)
+    ("I want a star wars movie, I loved Fargo", "recommend"), ("i want comedy movies like Clueless", "recommend"),
+    ("we'd like something to watch tonight", "recommend"), ("I would like a scary movie", "recommend"),
+    ("Not yet! I really need to see the movie", "chitchat"),  # a film already spoken of
 ])
 def test_words_that_ask_for_suggestions_make_a_request(spotter, text: str, intent: str) -> None:
     from agent.reading import second_look
