@@ -271,9 +271,10 @@ def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None,
 
     answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
     intent, slots = second_look(route.intent, route.slots, text, spotter, answers, people)
-    titled = [(start, end) for start, end, *_ in spotter.spans(text, "movie")]  # the words of a title ask nothing
-    slots = sanitize_slots(slots, text, last_list(context), turn, titled)
-    return intent, with_whole_titles(slots, text, spotter.spans(text, slots.get("domain") or "movie"))
+    spans = spotter.spans(text, "movie")  # the words of a title ask nothing
+    slots = sanitize_slots(slots, text, last_list(context), turn, [(start, end) for start, end, *_ in spans])
+    domain = slots.get("domain") or "movie"
+    return intent, with_whole_titles(slots, text, spans if domain == "movie" else spotter.spans(text, domain))
 
 
 class SavedRoutes:
