@@ -114,6 +114,7 @@ class Agent:
         from recsys.datasets import load as load_dataset
         from recsys.workflow import load_recommender, model_dir, train_dataset
         from tools.cold_start import with_cold_items
+        from tools.conversation_ranker import load_ranker
         from tools.items import open_items
 
         settings = settings or Settings()
@@ -132,7 +133,8 @@ class Agent:
         everyday_word("the")  # and loads the word frequencies the title spotter reads (0.2 s)
         llm = make_chat_model(settings)
         tool = CandidateTool(recommender, catalog, store, best_first=data.items_best_first(),
-                             fold_in=fold_in_for(data, settings.turn.fold_in))
+                             fold_in=fold_in_for(data, settings.turn.fold_in),
+                             ranker=None if settings.conversation_ranker == "off" else load_ranker(settings.conversation_ranker))
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
                     resolver=TitleResolver(catalog, store), sessions=sessions,
                     rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm))

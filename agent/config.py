@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     xrec_adapter: Path | None = Field(None, description="explanations written by the local model with XRec's "
                                                         "graph adapter (a folder `chatrec xrec train --pairs` "
                                                         "saved); default: off (the configured LLM, prompt only)")
+    conversation_ranker: str | None = Field(None, description="the learned order of a conversation graph's candidates "
+                                                              "(a JSON file `python -m bench.crs_folds --save-ranker` "
+                                                              "writes; default: the shipped tools/data/conversation_ranker"
+                                                              ".json); 'off': the sources' own order. MovieLens graphs "
+                                                              "never use it")
     llm_base_url: str | None = Field(None, description="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")

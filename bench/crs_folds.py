@@ -10,6 +10,13 @@ In the same run, on the same lines: the graph over ml-100k, over ml-latest-small
 popularity. Ends with one JSON line of the figures (R@1/10/50 per system, the paired R@10
 differences). For the held-back test split, the graph learns from every valid conversation
 (`bench/RESULTS.md` has the commands).
+
+The agent's learned order of a conversation graph's candidates (`tools.conversation_ranker`) is
+fitted here: with ``--ranker crossfit`` (the default) each fold's lines are first ranked without
+it, and each fold is then measured with a ranker fitted on the *other* folds' lines only;
+``--save-ranker PATH`` also fits one on every line (what ships as
+tools/data/conversation_ranker.json). ``--ranker shipped`` measures the shipped one, which has
+seen every valid line: not a figure to report.
 """
 
 from __future__ import annotations
@@ -49,6 +56,51 @@ class FoldedSystem:
         return {k: sum(s[k] for s in steps) for k in steps[0]} if steps[0] else None
 
 
+def _ranker_rows(system, lines: list[crs.CrsLine]):
+    """Each line ranked by the agent system (its ranker off), and its pool's features and labels."""
+    from tqdm import tqdm
+
+    from tools.conversation_ranker import RANKED_POOL
+
+    agent, names = system.agent, system.names
+    X, y = [], []
+    for line in tqdm(lines, desc="pools for the ranker", unit="line"):
+        system.rank(line)
+        pool = [c for c in system.last_candidates if c.item.item_id in names.name_of][:RANKED_POOL]
+        if not pool:
+            continue
+        liked = [i for i in map(agent.catalog.get, system.state.liked) if i]
+        X.append(agent.tool.ranking_features(pool, liked, agent._constraint(system.state), system.last_query))
+        labels = {names.item_of[r].item_id for r in line.rec if r in names.item_of}
+        y.extend(c.item.item_id in labels for c in pool)
+    return X, y
+
+
+def _fit_rankers(by_fold: dict[int, object], lines: list[crs.CrsLine], folds: int, save: Path | None) -> dict[int, object]:
+    """One ranker per fold, fitted on the other folds' lines (and one on all, saved to ``save``)."""
+    import numpy as np
+
+    from tools.conversation_ranker import ConversationRanker
+
+    rows = {}
+    for fold, system in by_fold.items():
+        system.agent.tool.ranker = None
+        X, y = _ranker_rows(system, [line for line in lines if fold_of(line.dialog_id, folds) == fold])
+        rows[fold] = (np.vstack(X), np.asarray(y, dtype=int))
+    rankers = {}
+    for fold in by_fold:
+        X = np.vstack([rows[f][0] for f in rows if f != fold])
+        y = np.concatenate([rows[f][1] for f in rows if f != fold])
+        rankers[fold] = ConversationRanker.fit(X, y, fitted_on=f"ReDial valid, folds other than {fold} of {folds}")
+    if save:
+        X, y = np.vstack([r[0] for r in rows.values()]), np.concatenate([r[1] for r in rows.values()])
+        ConversationRanker.fit(X, y, fitted_on=f"ReDial valid, every line ({len(lines)}) of {folds} folds, each "
+                                               f"fold's pools from a graph without it: python -m bench.crs_folds "
+                                               f"--ratings none --save-ranker").save(save)
+        print(f"ranker fitted on every line saved to {save}")
+    return rankers
+
+
 def _write_other_folds(raw: Path, fold: int, folds: int, out: Path) -> None:
     with raw.open(encoding="utf-8") as f, out.open("w", encoding="utf-8") as w:
         for line in f:
@@ -73,6 +125,11 @@ def main() -> None:
     parser.add_argument("--mentioned", choices=crs.MENTIONED, default="first",
                         help="films the dialogue already named: ranked first (latest first) or left out "
                              "(agent.evals.crs_systems)")
+    parser.add_argument("--ranker", choices=["crossfit", "shipped", "off"], default="crossfit",
+                        help="the agent's learned order of a conversation graph's candidates: fitted on the other "
+                             "folds' lines (crossfit), the shipped one (it has seen every valid line), or none")
+    parser.add_argument("--save-ranker", type=Path, help="also fit the ranker on every line and save it here "
+                                                         "(with --ranker crossfit)")
     parser.add_argument("--baselines", nargs="*", default=["ml-100k", "ml-latest-small"],
                         help="graph datasets the graph system is also measured on (no conversations)")
     args = parser.parse_args()
@@ -103,6 +160,13 @@ def main() -> None:
             names.append(name)
     build_s = time.perf_counter() - started
     systems = {}
+    if "agent" in args.systems and args.ranker != "shipped":
+        by_fold = {fold: make_system("agent", lines=all_lines, id2info=id2info, settings=settings, graph_dataset=name,
+                                     mentioned=args.mentioned) for fold, name in enumerate(names)}
+        rankers = (_fit_rankers(by_fold, lines, args.folds, args.save_ranker) if args.ranker == "crossfit"
+                   else dict.fromkeys(by_fold))
+        for fold, system in by_fold.items():
+            system.agent.tool.ranker = rankers[fold]
     for system in args.systems:
         systems[f"{system}+conversations"] = FoldedSystem(system, {
             fold: make_system(system, lines=all_lines, id2info=id2info, settings=settings, graph_dataset=name,
@@ -120,7 +184,7 @@ def main() -> None:
         write_json(args.json, result)
     summary = result["summary"]
     emit({"bench": "crs_folds", "folds": args.folds, "ratings": args.ratings, "seed": args.seed, "refit": args.refit,
-          "mentioned": args.mentioned,
+          "mentioned": args.mentioned, "ranker": args.ranker if "agent" in args.systems else None,
           "lines": summary["lines"], "labels": summary["labels"],
           "build_and_train_s": round(build_s, 1),
           "systems": {n: {k: v for k, v in f.items()} for n, f in summary["systems"].items()},

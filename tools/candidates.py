@@ -25,6 +25,7 @@ import numpy as np
 from recsys.recommender import GraphRecommender
 from tools.catalog import Catalog, CatalogItem
 from tools.cold_start import graph_key
+from tools.conversation_ranker import RANKED_POOL, ConversationRanker, candidate_features
 from tools.cross_domain import Bridges, Via, content_text, fuse, titles_of
 from tools.item_facts import ItemFacts
 from tools.item_store import ItemStore, where_clause
@@ -186,8 +187,11 @@ class CandidateTool:
     """``candidates(...)`` → up to ``k`` scored, filtered catalog items."""
 
     def __init__(self, recommender: GraphRecommender, catalog: Catalog, store: ItemStore,
-                 cold_places: int = 3, best_first: dict[str, list[str]] | None = None, fold_in: str = "cosine") -> None:
-        """``fold_in``: how a chat user is matched from the items they named (TurnSettings.fold_in)."""
+                 cold_places: int = 3, best_first: dict[str, list[str]] | None = None, fold_in: str = "cosine",
+                 ranker: ConversationRanker | None = None) -> None:
+        """``fold_in``: how a chat user is matched from the items they named (TurnSettings.fold_in);
+        ``ranker``: the learned order for a conversation graph's candidates (used only with the dot
+        product, which a conversation graph gets)."""
         if fold_in not in ("cosine", "dot"):
             raise ValueError(f"fold_in must be 'cosine' or 'dot', not {fold_in!r}")
         self.recommender, self.catalog, self.store = recommender, catalog, store
@@ -200,6 +204,8 @@ class CandidateTool:
         self._admitted_masks: dict[tuple, np.ndarray] = {}  # see _admitted
         self._masks_lock = threading.Lock()
         self._people_cache: dict[str, frozenset[str]] = {}  # see _people_of
+        self.ranker = ranker
+        self._unit_vectors: dict[str, np.ndarray] = {}  # see ranking_features: the store's, normalised
         for item in catalog:
             if (gid := graph_key(item, recommender)) is not None:
                 self._catalog_of_graph.setdefault(gid, item)
@@ -221,6 +227,8 @@ class CandidateTool:
 
     def candidates(self, *, user_id: str | None, liked: Sequence[CatalogItem], disliked: Sequence[CatalogItem],
                    exclude: Iterable[str], constraint: Constraint, query: str = "", k: int = 20) -> list[Candidate]:
+        ranked = self._learned_order_applies(user_id, constraint)
+        k_asked, k = k, (max(k, RANKED_POOL) if ranked else k)  # the learned order picks from a wider pool
         excluded = set(exclude) | {i.item_id for i in (*liked, *disliked)}
         # the book of a film they named (or the film of a book) is a story they know
         known_titles = {match_key(i.title) for i in (*liked, *disliked)}
@@ -248,13 +256,79 @@ class CandidateTool:
         popular = (self._graph(None, [], [], excluded, constraint, k)
                    if domain == "movie" and described and constraint.genres else [])
         wanted = k - len(found)
-        if wanted > 0:  # other domains, users without graph history, and too-narrow constraints
+        if wanted > 0 and self.store is not None:  # other domains, users without graph history, too-narrow constraints
             profile = list(liked) or (self.history(user_id)[:PROFILE_ITEMS] if user_id else [])
             for cand in self._store(profile, excluded | set(found), constraint, query, wanted, user_id=user_id,
                                     named=named, graph=popular):
                 found.setdefault(cand.item.item_id, cand)
         fresh = [c for c in found.values() if match_key(c.item.title) not in known_titles]
-        return _one_per_film(fresh)[:k]  # graph order first (its scores do not compare with text scores)
+        pool = _one_per_film(fresh)  # graph order first (its scores do not compare with text scores)
+        if ranked and pool:
+            head = pool[:RANKED_POOL]
+            scores = self.ranker.score(self.ranking_features(head, liked, constraint, query))
+            pool = [head[n] for n in np.argsort(-scores, kind="stable")] + pool[RANKED_POOL:]
+        return pool[:k_asked]
+
+    # -- the learned order ----------------------------------------------------------------
+
+    def _learned_order_applies(self, user_id: str | None, constraint: Constraint) -> bool:
+        """A conversation graph's chat user asking for films, with a ranker loaded."""
+        return (self.ranker is not None and not user_id and self.fold_in == "dot"
+                and (constraint.domain or "movie") == "movie")
+
+    def ranking_features(self, pool: Sequence[Candidate], liked: Sequence[CatalogItem], constraint: Constraint,
+                         query: str) -> np.ndarray:
+        """:func:`tools.conversation_ranker.candidate_features` of ``pool`` for this person, from
+        the graph's training conversations and the store's text vectors."""
+        from tools.embeddings import embed
+
+        rec = self.recommender
+        ids = [c.item.item_id for c in pool]
+        liked_ids = [i.item_id for i in liked]
+        vectors = self._vectors([*ids, *liked_ids])
+        pool_places = [self._graph_place.get(i) for i in ids]
+        liked_places = [p for i in liked_ids if (p := self._graph_place.get(i)) is not None]
+        degree = rec.item_degree_
+        mentions = {i: float(degree[p]) for i, p in zip(ids, pool_places) if p is not None}
+        co_mentions: dict[str, tuple[float, float]] = {}
+        known = [(i, p) for i, p in zip(ids, pool_places) if p is not None]
+        if liked_places and known:
+            together = (rec.train_[:, [p for _, p in known]].T @ rec.train_[:, liked_places]).toarray()
+            norm = np.sqrt(np.outer(degree[[p for _, p in known]] + 1.0, degree[liked_places] + 1.0))
+            for (item_id, _), raw, normed in zip(known, together.sum(axis=1), (together / norm).sum(axis=1)):
+                co_mentions[item_id] = (float(raw), float(normed))
+        items = {i.item_id: i for i in (*(c.item for c in pool), *liked)}
+        request = None
+        if query.strip():
+            request = embed([query])[0].astype(np.float64)
+            request /= max(float(np.linalg.norm(request)), 1e-12)
+        return candidate_features(
+            pool=[(c.item.item_id, c.score, c.source) for c in pool], liked=liked_ids, vectors=vectors,
+            mentions=mentions, co_mentions=co_mentions, years={i: it.year for i, it in items.items()},
+            genres={i: frozenset(genre_key(g) for g in it.genres or ()) for i, it in items.items()},
+            asked=constraint.genre_keys, request=request)
+
+    def _vectors(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Unit text vectors of the items the store holds (kept: a pool asks for 300 each turn)."""
+        if self.store is None:
+            return {}
+        wanted = [i for i in dict.fromkeys(item_ids) if i not in self._unit_vectors]
+        if wanted:
+            try:
+                got = self.store.vectors(wanted)
+            except KeyError:  # an item the store does not hold: ask one by one, keep the ones it has
+                got = None
+            pairs = zip(wanted, got) if got is not None else ((i, v) for i in wanted for v in self._one_vector(i))
+            for item_id, vec in pairs:
+                vec = np.asarray(vec, dtype=np.float64)
+                self._unit_vectors[item_id] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        return {i: self._unit_vectors[i] for i in item_ids if i in self._unit_vectors}
+
+    def _one_vector(self, item_id: str) -> list[np.ndarray]:
+        try:
+            return [self.store.vectors([item_id])[0]]
+        except KeyError:
+            return []
 
     # -- sources ------------------------------------------------------------------------
 
