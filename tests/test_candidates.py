@@ -3,6 +3,8 @@ fold-in (no model), and films near in meaning fused in for a conversation graph 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.items import BABE, DUNE, FARGO, GODFATHER, HEAT
@@ -19,6 +21,9 @@ def test_constraints_admit_and_relax() -> None:
     assert not nineties_crime.admits(DUNE)  # a book
     assert Constraint(("children's",)).admits(BABE) and genre_key("Sci-Fi") == genre_key("sci fi")
     assert Constraint(("sci-fi",), domain="book").admits(DUNE)  # books carry no genres: the query asks instead
+    unknown_kind = replace(FARGO, genres=())  # ReDial lists a few films with no genre ("Insidious (2011)")
+    assert not Constraint(("documentary",)).admits(unknown_kind)
+    assert Constraint().admits(unknown_kind)
     dropped = [what for what, _ in nineties_crime.relaxations()]
     assert dropped == ["year", "genres", "year and genres"]
     assert all(c.domain == "movie" for _, c in nineties_crime.relaxations())

@@ -101,7 +101,9 @@ class Constraint:
             return False
         if self.year_to is not None and item.year > self.year_to:
             return False
-        if self.genres and item.genres:  # books carry no genres: the query text asks for them instead
+        if self.genres:
+            if not item.genres:  # books carry no genres: the query text asks for them instead; a film of
+                return item.domain != "movie"  # no known genre is not known to be one asked for
             if not any(genre_key(g) in self.genre_keys for g in item.genres):
                 return False
         return True
