@@ -96,7 +96,7 @@ def _fit_rankers(by_fold: dict[int, object], lines: list[crs.CrsLine], folds: in
         X, y = np.vstack([r[0] for r in rows.values()]), np.concatenate([r[1] for r in rows.values()])
         ConversationRanker.fit(X, y, fitted_on=f"ReDial valid, every line ({len(lines)}) of {folds} folds, each "
                                                f"fold's pools from a graph without it: python -m bench.crs_folds "
-                                               f"--ratings none --save-ranker").save(save)
+                                               f"--folds {folds} --save-ranker").save(save)
         print(f"ranker fitted on every line saved to {save}")
     return rankers
 
