@@ -322,7 +322,7 @@ class CandidateTool:
                 got = None
             pairs = zip(wanted, got) if got is not None else ((i, v) for i in wanted for v in self._one_vector(i))
             for item_id, vec in pairs:
-                vec = np.asarray(vec, dtype=np.float64)
+                vec = np.asarray(vec, dtype=np.float32)  # at most the catalogue's: 25k × 384 floats, 38 MB
                 self._unit_vectors[item_id] = vec / max(float(np.linalg.norm(vec)), 1e-12)
         return {i: self._unit_vectors[i] for i in item_ids if i in self._unit_vectors}
 
