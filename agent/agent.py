@@ -132,9 +132,9 @@ class Agent:
         store.search("a first query loads the search index", k=1)  # so the first turn is not seconds slower
         everyday_word("the")  # and loads the word frequencies the title spotter reads (0.2 s)
         llm = make_chat_model(settings)
+        ranker = None if settings.conversation_ranker == "off" else load_ranker(settings.conversation_ranker)
         tool = CandidateTool(recommender, catalog, store, best_first=data.items_best_first(),
-                             fold_in=fold_in_for(data, settings.turn.fold_in),
-                             ranker=None if settings.conversation_ranker == "off" else load_ranker(settings.conversation_ranker))
+                             fold_in=fold_in_for(data, settings.turn.fold_in), ranker=ranker)
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
                     resolver=TitleResolver(catalog, store), sessions=sessions,
                     rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm))
