@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from functools import cached_property
+from functools import cached_property, lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -169,6 +169,18 @@ def describes_more(query: str, titles: Iterable[str] = ()) -> bool:
                for w in content_text(_GENRE_WORD.sub(" ", query), titles).split())
 
 
+@lru_cache(maxsize=64)
+def _request_vector(text: str) -> np.ndarray:
+    """The unit vector of a request's words (a ranking past the constraints asks again with the same
+    words for each looser constraint: embedded once)."""
+    from tools.embeddings import embed
+
+    vector = embed([text])[0].astype(np.float64)
+    vector /= max(float(np.linalg.norm(vector)), 1e-12)
+    vector.flags.writeable = False  # shared by the cache
+    return vector
+
+
 def _one_per_film(candidates: list[Candidate]) -> list[Candidate]:
     """The first of candidates sharing a title when one of them has no year: an imported catalogue's
     year-less "Ghost" may be the "Ghost (1990)" it could not be linked to, and a list showing
@@ -282,55 +294,50 @@ class CandidateTool:
                          query: str) -> np.ndarray:
         """:func:`tools.conversation_ranker.candidate_features` of ``pool`` for this person, from
         the graph's training conversations and the store's text vectors."""
-        from tools.embeddings import embed
-
-        rec = self.recommender
+        degree = self.recommender.item_degree_
         ids = [c.item.item_id for c in pool]
         liked_ids = [i.item_id for i in liked]
-        vectors = self._vectors([*ids, *liked_ids])
-        pool_places = [self._graph_place.get(i) for i in ids]
+        known = [(i, p) for i in ids if (p := self._graph_place.get(i)) is not None]
+        known_places = [p for _, p in known]
         liked_places = [p for i in liked_ids if (p := self._graph_place.get(i)) is not None]
-        degree = rec.item_degree_
-        mentions = {i: float(degree[p]) for i, p in zip(ids, pool_places) if p is not None}
         co_mentions: dict[str, tuple[float, float]] = {}
-        known = [(i, p) for i, p in zip(ids, pool_places) if p is not None]
         if liked_places and known:
-            together = (rec.train_[:, [p for _, p in known]].T @ rec.train_[:, liked_places]).toarray()
-            norm = np.sqrt(np.outer(degree[[p for _, p in known]] + 1.0, degree[liked_places] + 1.0))
+            by_film = self._conversations_by_film
+            together = (by_film[:, known_places].T @ by_film[:, liked_places]).toarray()
+            norm = np.sqrt(np.outer(degree[known_places] + 1.0, degree[liked_places] + 1.0))
             for (item_id, _), raw, normed in zip(known, together.sum(axis=1), (together / norm).sum(axis=1)):
                 co_mentions[item_id] = (float(raw), float(normed))
         items = {i.item_id: i for i in (*(c.item for c in pool), *liked)}
-        request = None
-        if query.strip():
-            request = embed([query])[0].astype(np.float64)
-            request /= max(float(np.linalg.norm(request)), 1e-12)
         return candidate_features(
-            pool=[(c.item.item_id, c.score, c.source) for c in pool], liked=liked_ids, vectors=vectors,
-            mentions=mentions, co_mentions=co_mentions, years={i: it.year for i, it in items.items()},
+            pool=[(c.item.item_id, c.score, c.source) for c in pool], liked=liked_ids,
+            vectors=self._vectors([*ids, *liked_ids]), mentions={i: float(degree[p]) for i, p in known},
+            co_mentions=co_mentions, years={i: it.year for i, it in items.items()},
             genres={i: frozenset(genre_key(g) for g in it.genres or ()) for i, it in items.items()},
-            asked=constraint.genre_keys, request=request)
+            asked=constraint.genre_keys, request=_request_vector(query) if query.strip() else None)
+
+    @cached_property
+    def _conversations_by_film(self):
+        """The graph's training matrix by column: the ranker slices 300 films' columns a turn."""
+        return self.recommender.train_.tocsc()
 
     def _vectors(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Unit text vectors of the items the store holds (kept: a pool asks for 300 each turn)."""
         if self.store is None:
             return {}
         wanted = [i for i in dict.fromkeys(item_ids) if i not in self._unit_vectors]
-        if wanted:
-            try:
-                got = self.store.vectors(wanted)
-            except KeyError:  # an item the store does not hold: ask one by one, keep the ones it has
-                got = None
-            pairs = zip(wanted, got) if got is not None else ((i, v) for i in wanted for v in self._one_vector(i))
-            for item_id, vec in pairs:
-                vec = np.asarray(vec, dtype=np.float32)  # at most the catalogue's: 25k × 384 floats, 38 MB
-                self._unit_vectors[item_id] = vec / max(float(np.linalg.norm(vec)), 1e-12)
-        return {i: self._unit_vectors[i] for i in item_ids if i in self._unit_vectors}
-
-    def _one_vector(self, item_id: str) -> list[np.ndarray]:
         try:
-            return [self.store.vectors([item_id])[0]]
-        except KeyError:
-            return []
+            found = dict(zip(wanted, self.store.vectors(wanted))) if wanted else {}
+        except KeyError:  # an item the store does not hold: ask one by one, keep the ones it has
+            found = {}
+            for item_id in wanted:
+                try:
+                    found[item_id] = self.store.vectors([item_id])[0]
+                except KeyError:
+                    pass
+        for item_id, vec in found.items():
+            vec = np.asarray(vec, dtype=np.float32)  # at most the catalogue's: 25k × 384 floats, 38 MB
+            self._unit_vectors[item_id] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        return {i: self._unit_vectors[i] for i in item_ids if i in self._unit_vectors}
 
     # -- sources ------------------------------------------------------------------------
 
