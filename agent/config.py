@@ -54,6 +54,10 @@ class TurnSettings(BaseModel):
                                                             "taken as those titles")
     earliest_year: int = Field(1870, description="a year the router reports before this (or after next year) is "
                                                  "dropped as impossible")
+    this_year: int | None = Field(None, description="the year the words are read as of: 'recent', 'newer', 'latest' "
+                                                    "count back from it; unset, today's. Dialogues written earlier "
+                                                    "are read as of their own time (chatrec eval-crs sets it from "
+                                                    "the catalogue file: its newest film's year)")
     profile_titles: int = Field(10, ge=0, description="titles of a dataset user's history shown to the re-ranker "
                                                       "when the dialogue names no liked item")
     dialogue_turns: int = Field(2, ge=1, description="last turns of the dialogue shown to the re-ranker")

@@ -378,7 +378,7 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
         # no domain word, no title, no name: nothing points to a domain, so the dialogue's stays
         # (the router read "any thrillers based on a true story?" as a request for books)
         out["domain"] = None
-    this_year = time.gmtime().tm_year
+    this_year = turn.this_year or time.gmtime().tm_year
     years = [slots.get("year_from"), slots.get("year_to")]
     years = [y if isinstance(y, int) and turn.earliest_year <= y <= this_year + 1 else None for y in years]
     if None not in years and years[0] > years[1]:

@@ -20,6 +20,11 @@ def test_constraints_admit_and_relax() -> None:
     assert not nineties_crime.admits(BABE)  # no crime
     assert not nineties_crime.admits(DUNE)  # a book
     assert Constraint(("children's",)).admits(BABE) and genre_key("Sci-Fi") == genre_key("sci fi")
+    # one kind, two catalogues' names: MovieLens's "Children's" is IMDb's (ReDial's) "Family"
+    paddington = replace(BABE, item_id="redial:155955", title="Paddington 2", genres=("Adventure", "Comedy", "Family"))
+    assert Constraint(("children's",)).admits(paddington) and not Constraint(("drama",)).admits(paddington)
+    assert not Constraint(without=("children's",)).admits(paddington)
+    assert genre_key("Music") != genre_key("Musical")  # overlapping kinds are not one
     assert Constraint(("sci-fi",), domain="book").admits(DUNE)  # books carry no genres: the query asks instead
     unknown_kind = replace(FARGO, genres=())  # ReDial lists a few films with no genre ("Insidious (2011)")
     assert not Constraint(("documentary",)).admits(unknown_kind)

@@ -165,6 +165,8 @@ def test_where_clause() -> None:
     assert where_clause(domain="book") == {"domain": "book"}
     assert where_clause(genres=["Sci-Fi"], warm=False) == {
         "$and": [{"genre_keys": {"$contains": "sci-fi"}}, {"warm": False}]}
+    assert where_clause(genres=["Children's"]) == {  # or IMDb's name for the kind
+        "$or": [{"genre_keys": {"$contains": "children's"}}, {"genre_keys": {"$contains": "family"}}]}
 
 
 def test_more_like_leaves_out_the_given_items_and_stays_close(store: ItemStore) -> None:

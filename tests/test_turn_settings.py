@@ -10,7 +10,7 @@ from agent.reading import asked_count, sanitize_slots
 from agent.router import Router, empty_slots
 
 TODAY = {"max_message_chars": 2000, "default_count": 5, "max_count": 10, "candidates": 20, "context_turns": 4,
-         "mention_match": 85, "title_share": 0.6, "earliest_year": 1870, "profile_titles": 10,
+         "mention_match": 85, "title_share": 0.6, "earliest_year": 1870, "this_year": None, "profile_titles": 10,
          "dialogue_turns": 2, "dialogue_chars": 160, "router_max_tokens": 160, "chitchat_sentences": 2,
          "chitchat_max_tokens": 60, "fold_in": "auto", "transcript_router": False}
 
@@ -49,6 +49,18 @@ def test_slot_checks_read_the_settings() -> None:
     strict = TurnSettings(max_count=5, earliest_year=1920, mention_match=100)
     out = sanitize_slots(slots, "8 films like toy storey", [], strict)
     assert out["count"] is None and out["year_from"] is None and out["titles"] == []
+
+
+def test_relative_years_count_back_from_the_year_the_words_are_read_as_of() -> None:
+    """A 2018 conversation's "anything more recent?" meant the ten years before 2018."""
+    import time
+
+    today = time.gmtime().tm_year
+    assert sanitize_slots(empty_slots(), "anything more recent?", [])["year_from"] == today - 10
+    as_of = TurnSettings(this_year=2018)
+    assert sanitize_slots(empty_slots(), "anything more recent?", [], as_of)["year_from"] == 2008
+    assert sanitize_slots(empty_slots(), "comedies from the 80s", [], as_of)["year_from"] == 1980  # not relative
+    assert sanitize_slots({**empty_slots(), "year_from": 2021}, "any good ones?", [], as_of)["year_from"] is None  # to come
 
 
 class _Answer:

@@ -30,7 +30,7 @@ from tools.cross_domain import Bridges, Via, content_text, fuse, titles_of
 from tools.item_facts import ItemFacts
 from tools.item_store import ItemStore, where_clause
 from tools.resolve import match_key
-from tools.vocabulary import GENRE_WORDS
+from tools.vocabulary import GENRE_WORDS, genre_key
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,6 @@ MOST_NAMED_WEIGHT = 0.4
 # most rated films of the people asked for ("anything with Tom Hanks"), which the graph may not hold
 SOURCE_WEIGHTS = {"adapted": 1.0, "adapted_new": 0.25, "film_of_book": 1.0, "author": 0.25, "readers": 0.25,
                   "text": 0.25, "request": 1.0, "popular": 0.5, "graph": 0.5, "credited": 1.0}
-
-
-def genre_key(text: str) -> str:
-    """"Children's" → "children", "Sci-Fi" → "scifi": how genres compare everywhere."""
-    return re.sub(r"[^a-z0-9]", "", text.lower().replace("'s", ""))
 
 
 @dataclass

@@ -13,11 +13,14 @@ router adapter was trained on):
 - :data:`GENRE_WORDS`: router name → a regex of the words people use for it (agent/reading.py);
 - :data:`GENRE_LEXICON`: catalogue name → the words that name it in a text (tools/explain.py);
 - :data:`GENRE_ADJECTIVE`, :data:`GENRE_PLURAL`: catalogue name → how a person says it in a
-  sentence, as a kind of film and in the plural (agent/tuning/instruct.py).
+  sentence, as a kind of film and in the plural (agent/tuning/instruct.py);
+- :data:`GENRE_ALSO`: another catalogue's name for a genre → ours ("Family" → "Children's"):
+  they compare as one (:func:`genre_key`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # what a turn is for: the router's labels, in its JSON schema's order
@@ -50,6 +53,9 @@ class Genre:
     named: tuple[str, ...]  # the words that name it in an explanation
     adjective: str  # as a kind of film: "sci-fi", "noir"
     plural: str  # in the plural: "sci-fi films", "comedies"
+    # the same kind under another catalogue's name: IMDb's (which ReDial's movies carry) calls
+    # MovieLens's "Children's" "Family"; a kind that only overlaps ("Music" for "Musical") is not one
+    also: tuple[str, ...] = ()
 
 
 GENRES: tuple[Genre, ...] = (
@@ -58,7 +64,8 @@ GENRES: tuple[Genre, ...] = (
     Genre("animation", "Animation", r"animated|animation|cartoons?|anime",
           ("animation", "animated", "cartoon", "cartoons", "anime"), "animation", "animated films"),
     Genre("children's", "Children's", r"kids|children'?s?",
-          ("children's", "childrens", "children", "kids", "kid's", "kids'"), "children's", "children's films"),
+          ("children's", "childrens", "children", "kids", "kid's", "kids'"), "children's", "children's films",
+          also=("Family",)),
     Genre("comedy", "Comedy", r"comed(?:y|ies)|comedic|funn(?:y|ier|iest)|light[- ]?hearted|lighter|feel[- ]?good|"
           r"rom-?coms?",
           ("comedy", "comedies", "comedic", "rom-com", "romcom", "rom-coms"), "comedy", "comedies"),
@@ -89,7 +96,22 @@ GENRE_LEXICON: dict[str, tuple[str, ...]] = {g.catalogue: g.named for g in GENRE
 GENRE_ADJECTIVE: dict[str, str] = {g.catalogue: g.adjective for g in GENRES}
 GENRE_PLURAL: dict[str, str] = {g.catalogue: g.plural for g in GENRES}
 ROUTER_GENRE_PLURAL: dict[str, str] = {g.router: g.plural for g in GENRES}  # "sci-fi" → "sci-fi films"
+GENRE_ALSO: dict[str, str] = {other: g.catalogue for g in GENRES for other in g.also}  # "Family" → "Children's"
 
 
-__all__ = ["GENRES", "GENRE_ADJECTIVE", "GENRE_LEXICON", "GENRE_PLURAL", "GENRE_WORDS", "ROUTER_GENRE_PLURAL", "INTENTS",
-           "ROUTER_GENRES", "Genre"]
+def _plain_genre(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", re.sub(r"['’]s", "", text.lower()))
+
+
+_SAME_KIND = {_plain_genre(other): _plain_genre(ours) for other, ours in GENRE_ALSO.items()}
+
+
+def genre_key(text: str) -> str:
+    """"Children's" → "children", "Sci-Fi" → "scifi", IMDb's "Family" → "children" (one kind, two
+    catalogues' names: tools.vocabulary.GENRE_ALSO): how genres compare everywhere."""
+    key = _plain_genre(text)
+    return _SAME_KIND.get(key, key)
+
+
+__all__ = ["GENRES", "GENRE_ADJECTIVE", "GENRE_ALSO", "GENRE_LEXICON", "GENRE_PLURAL", "GENRE_WORDS", "ROUTER_GENRE_PLURAL", "INTENTS",
+           "ROUTER_GENRES", "Genre", "genre_key"]

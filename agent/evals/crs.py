@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +53,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from recsys.data import DataError
+
+_NAME_YEAR = re.compile(r"\((1[89]\d\d|20\d\d)\)\s*$")  # "Heat (1995)"
 
 K = 50  # how many names a system returns per line (Recall@50 needs 50)
 CUTOFFS = (1, 10, 50)
@@ -172,6 +175,13 @@ def read_id2info(path: Path | str) -> dict[str, dict]:
 def catalogue_names(id2info: Mapping[str, dict]) -> list[str]:
     """The catalogue's names, each once, in id2info's order (a few names belong to two ids)."""
     return list(dict.fromkeys(info["name"] for info in id2info.values()))
+
+
+def catalogue_year(id2info: Mapping[str, dict]) -> int | None:
+    """The newest film's year in the catalogue ("Title (Year)" names), None when no name has one:
+    about when its dialogues were written, so the year their relative words ("recent") count from."""
+    years = [int(m.group(1)) for info in id2info.values() if (m := _NAME_YEAR.search(info["name"]))]
+    return max(years, default=None)
 
 
 # ------------------------------------------------------------------------------------ systems
@@ -394,6 +404,6 @@ def format_table(result: dict) -> str:
     return "\n".join(rows)
 
 
-__all__ = ["CrsLine", "CrsSystem", "PopularitySystem", "SYSTEMS", "catalogue_names",
+__all__ = ["CrsLine", "CrsSystem", "PopularitySystem", "SYSTEMS", "catalogue_names", "catalogue_year",
            "dedupe", "evaluate", "examples", "format_table", "make_systems", "read_crs_file", "read_id2info",
            "score_ranking"]

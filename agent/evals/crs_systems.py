@@ -32,7 +32,7 @@ from collections import defaultdict
 import numpy as np
 
 from agent.config import Settings
-from agent.evals.crs import MENTIONED, CrsLine
+from agent.evals.crs import MENTIONED, CrsLine, catalogue_year
 from agent.state import DialogueState
 from tools.catalog import source_ids
 
@@ -96,7 +96,7 @@ def _agent(settings: Settings, graph_dataset: str):
     """The agent (its tool, resolver, router, LLM), loaded once for both systems."""
     from agent.agent import Agent
 
-    key = (str(settings.home), graph_dataset)
+    key = (str(settings.home), graph_dataset, settings.turn.this_year)
     if key not in _AGENTS:
         _AGENTS[key] = Agent.from_settings(settings, progress=True, graph_dataset=graph_dataset)
     return _AGENTS[key]
@@ -191,6 +191,9 @@ def make_system(name: str, *, lines: list[CrsLine], id2info: dict[str, dict], se
     of :data:`MENTIONED`."""
     if mentioned not in MENTIONED:
         raise ValueError(f"mentioned must be one of {', '.join(MENTIONED)}, not {mentioned!r}")
+    if settings.turn.this_year is None and (year := catalogue_year(id2info)):
+        # "anything recent?" in a 2018 conversation meant the last ten years before 2018, not before today
+        settings = settings.model_copy(update={"turn": settings.turn.model_copy(update={"this_year": year})})
     agent = _agent(settings, graph_dataset)
     names = ReDialNames(agent.catalog, id2info)  # a pass over the catalogue: cheap next to the agent
     if name == "graph":

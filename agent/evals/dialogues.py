@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tools.vocabulary import INTENTS
+from tools.vocabulary import INTENTS, genre_key
 
 if TYPE_CHECKING:  # the agent is heavy to import; checks and validation do not need it
     from agent.agent import Agent, Reply
@@ -70,7 +70,6 @@ EXPECT_KEYS = ("intent", "count", "min_count", "exclude_titles", "include_any_ti
 
 _TRAILING_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 _TRAILING_ARTICLE = re.compile(r"^(?P<rest>.*?),\s*(?P<article>the|a|an)$")
-_POSSESSIVE = re.compile(r"['’]s\b")
 
 
 def normalize_title(title: str) -> str:
@@ -87,8 +86,7 @@ def normalize_title(title: str) -> str:
 def normalize_genre(genre: str) -> str:
     """Case-insensitive, "'s" and punctuation ignored: "Children's" = "childrens" = "children",
     "Sci-Fi" = "sci fi" = "scifi"."""
-    text = _POSSESSIVE.sub("", str(genre).lower())
-    return "".join(ch for ch in text if ch.isalnum())
+    return genre_key(str(genre))
 
 
 def _without_article(key_title: str) -> str:
