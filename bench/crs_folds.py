@@ -56,23 +56,44 @@ class FoldedSystem:
         return {k: sum(s[k] for s in steps) for k in steps[0]} if steps[0] else None
 
 
+class _PoolOrder:
+    """A ranker that keeps the pool's order and keeps what it was asked to order: each
+    ``CandidateTool.candidates`` call's first places (MovieLens-only films too, and each looser
+    constraint's call) and their features, the rows the product re-orders."""
+
+    def __init__(self, tool) -> None:
+        self.asked: list[tuple[list[str], object]] = []
+        features = tool.ranking_features
+
+        def kept(pool, *args):
+            X = features(pool, *args)
+            self.asked.append(([c.item.item_id for c in pool], X))
+            return X
+
+        tool.ranking_features = kept  # on this instance only: the fold's own tool
+
+    def score(self, X):
+        import numpy as np
+
+        return -np.arange(len(X), dtype=float)
+
+
 def _ranker_rows(system, lines: list[crs.CrsLine]):
-    """Each line ranked by the agent system (its ranker off), and its pool's features and labels."""
+    """Each line ranked by the agent system in the pool's order, and the features and labels of
+    every pool its candidate calls re-order."""
     from tqdm import tqdm
 
-    from tools.conversation_ranker import RANKED_POOL
-
-    agent, names = system.agent, system.names
+    names, recorder = system.names, _PoolOrder(system.agent.tool)
+    system.agent.tool.ranker = recorder
     X, y = [], []
     for line in tqdm(lines, desc="pools for the ranker", unit="line"):
+        recorder.asked.clear()
         system.rank(line)
-        pool = [c for c in system.last_candidates if c.item.item_id in names.name_of][:RANKED_POOL]
-        if not pool:
-            continue
-        liked = [i for i in map(agent.catalog.get, system.state.liked) if i]
-        X.append(agent.tool.ranking_features(pool, liked, agent._constraint(system.state), system.last_query))
         labels = {names.item_of[r].item_id for r in line.rec if r in names.item_of}
-        y.extend(c.item.item_id in labels for c in pool)
+        for item_ids, features in recorder.asked:
+            X.append(features)
+            y.extend(item_id in labels for item_id in item_ids)
+    del system.agent.tool.ranking_features  # the class's again
     return X, y
 
 
@@ -84,7 +105,6 @@ def _fit_rankers(by_fold: dict[int, object], lines: list[crs.CrsLine], folds: in
 
     rows = {}
     for fold, system in by_fold.items():
-        system.agent.tool.ranker = None
         X, y = _ranker_rows(system, [line for line in lines if fold_of(line.dialog_id, folds) == fold])
         rows[fold] = (np.vstack(X), np.asarray(y, dtype=int))
     rankers = {}

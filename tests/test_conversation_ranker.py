@@ -65,21 +65,29 @@ def test_a_ranker_file_that_is_not_one_says_which_and_why(tmp_path) -> None:
         load_ranker(other)
 
 
-def test_a_conversation_graph_takes_the_learned_order_and_a_ratings_graph_does_not() -> None:
-    """Fold-in of A ranks B, C, D, E; E shares three conversations with A, B and C one, D none. A
-    ranker that reads only the co-mentions puts E first and keeps B before C (ties keep the pool's
-    order); a MovieLens-style graph (cosine fold-in) ignores it."""
+def _toy_graph():
+    """Five films A–E; A's fold-in ranks B, C, D, E; E shares three conversations with A."""
     import scipy.sparse as sp
 
     from recsys.recommender import GraphRecommender
-    from tools.candidates import CandidateTool, Constraint
-    from tools.catalog import Catalog, CatalogItem
+    from tools.catalog import CatalogItem
 
     items = [CatalogItem(f"cat:{name}", "movie", f"Film {name}", 2000, ("Drama",), warm=True) for name in "ABCDE"]
     vectors = np.array([[1.0, 0.0], [3.0, 0.0], [2.5, 0.0], [2.0, 0.0], [1.5, 0.0]])
     train = sp.csr_matrix(np.array([[1, 1, 0, 0, 1], [1, 0, 1, 0, 1], [0, 0, 0, 1, 0], [1, 0, 0, 0, 1]],
                                    dtype=np.float32))
     rec = GraphRecommender(np.ones((4, 2)), vectors, train, ["u0", "u1", "u2", "u3"], [i.item_id for i in items], "toy")
+    return items, rec
+
+
+def test_a_conversation_graph_takes_the_learned_order_and_a_ratings_graph_does_not() -> None:
+    """Fold-in of A ranks B, C, D, E; E shares three conversations with A, B and C one, D none. A
+    ranker that reads only the co-mentions puts E first and keeps B before C (ties keep the pool's
+    order); a MovieLens-style graph (cosine fold-in) ignores it."""
+    from tools.candidates import CandidateTool, Constraint
+    from tools.catalog import Catalog
+
+    items, rec = _toy_graph()
     coef = [0.0] * len(FEATURES)
     coef[_column("co_mentions_log")] = 1.0
     ranker = ConversationRanker(list(FEATURES), [0.0] * len(FEATURES), [1.0] * len(FEATURES), coef)
@@ -92,3 +100,21 @@ def test_a_conversation_graph_takes_the_learned_order_and_a_ratings_graph_does_n
     assert order("dot", True) == ["E", "B", "C", "D"]
     assert order("dot", False) != order("dot", True)
     assert order("cosine", True) == order("cosine", False)
+
+
+def test_the_fit_reads_the_rows_the_product_reorders_in_the_pools_order() -> None:
+    """bench.crs_folds fits on what CandidateTool.candidates hands its ranker, and ranks meanwhile
+    as if there were none."""
+    from bench.crs_folds import _PoolOrder
+    from tools.candidates import CandidateTool, Constraint
+    from tools.catalog import Catalog
+
+    items, rec = _toy_graph()
+    ask = dict(user_id=None, liked=[items[0]], disliked=[], exclude=[], constraint=Constraint(), k=4)
+    plain = CandidateTool(rec, Catalog(items), store=None, fold_in="dot").candidates(**ask)
+    tool = CandidateTool(rec, Catalog(items), store=None, fold_in="dot")
+    tool.ranker = recorder = _PoolOrder(tool)
+    found = tool.candidates(**ask)
+    assert [c.item.item_id for c in found] == [c.item.item_id for c in plain]
+    (item_ids, X), = recorder.asked
+    assert item_ids == [c.item.item_id for c in found] and X.shape == (4, len(FEATURES))

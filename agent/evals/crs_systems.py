@@ -158,8 +158,6 @@ class AgentSystem:
         self._reader = _DialogueReader()
         self.state = None
         self.seconds_by_step = {"reading": 0.0, "candidates": 0.0}  # where the time goes
-        self.last_candidates: list = []  # the latest line's pool and the words it answered (bench.crs_folds fits on them)
-        self.last_query = ""
 
     def rank(self, line: CrsLine, k: int = 50) -> list[str]:
         fresh, turns = self._reader.new_turns(line)
@@ -176,7 +174,6 @@ class AgentSystem:
         read = time.perf_counter()
         query = next((t for t in reversed(line.context[::2]) if t.strip()), "")
         candidates, _ = self.agent.candidates(self.state, query, POOL, complete=True)  # a ranking, not a list
-        self.last_candidates, self.last_query = candidates, query
         self.seconds_by_step["reading"] += read - started
         self.seconds_by_step["candidates"] += time.perf_counter() - read
         ranked = [c.item.item_id for c in candidates]
