@@ -129,8 +129,12 @@ _PRE_POST = re.compile(r"\b(?P<word>pre|post|newer than|later than|more recent t
                        re.I)
 _SINGLE = re.compile(r"\b(?:from|in|of|released in|made in|came out in)\s+(?P<year>1[89]\d\d|20\d\d)\b"
                      r"(?!\s*(?:-|–|to|and|or|on|onwards?|forward|\+|until|till|through))", re.I)
-_RECENT = re.compile(r"\b(?:recent(?:ly)?|newer|newest|latest|modern|brand[\s-]new|new releases?|current(?:ly)? in "
-                     r"theat(?:er|re)s|in theat(?:er|re)s (?:now|right now)|out now|this year)\b", re.I)
+# "recently" says when something was seen ("I recently saw Heat", "watched it recently"), not
+# which films are wanted, unless it says when they came out
+_RECENT = re.compile(r"\b(?:recent|newer|newest|latest|modern|brand[\s-]new|new releases?|current(?:ly)? in "
+                     r"theat(?:er|re)s|in theat(?:er|re)s (?:now|right now)|out now|this year|"
+                     r"(?:came|come|coming) out recently|(?:recently|just) (?:released|came out|come out)|"
+                     r"released recently)\b", re.I)
 _OLDER = re.compile(r"\b(?:older|old[\s-]school|vintage|oldies)\b|(?<!year )(?<!years )(?<!year-)(?<!how )"
                     r"\bold\s+(?:[\w-]+\s+)?(?:movies|films|flicks|ones|books|novels|classics|stuff|comedies|dramas|"
                     r"thrillers|westerns|musicals|cartoons|mysteries|romances|horror|sci-fi|noir|war movies)\b", re.I)
