@@ -129,12 +129,14 @@ _PRE_POST = re.compile(r"\b(?P<word>pre|post|newer than|later than|more recent t
                        re.I)
 _SINGLE = re.compile(r"\b(?:from|in|of|released in|made in|came out in)\s+(?P<year>1[89]\d\d|20\d\d)\b"
                      r"(?!\s*(?:-|–|to|and|or|on|onwards?|forward|\+|until|till|through))", re.I)
-# "recently" says when something was seen ("I recently saw Heat", "watched it recently"), not
-# which films are wanted, unless it says when they came out
-_RECENT = re.compile(r"\b(?:recent|newer|newest|latest|modern|brand[\s-]new|new releases?|current(?:ly)? in "
-                     r"theat(?:er|re)s|in theat(?:er|re)s (?:now|right now)|out now|this year|"
-                     r"(?:came|come|coming) out recently|(?:recently|just) (?:released|came out|come out)|"
-                     r"released recently)\b", re.I)
+_RECENT = re.compile(r"\b(?:recent(?:ly)?|newer|newest|latest|modern|brand[\s-]new|new releases?|current(?:ly)? in "
+                     r"theat(?:er|re)s|in theat(?:er|re)s (?:now|right now)|out now|this year)\b", re.I)
+# "recently" in the clause of a viewing says when they watched ("I recently saw Heat", "seen
+# anything good recently?"), not which films they want ("any good comedies recently?"), unless
+# the clause says when films came out ("what have you seen that came out recently?")
+_VIEWING = re.compile(r"\b(?:saw|seen|see|seeing|watch(?:ed|ing)?|got into|gotten into|went to|caught)\b", re.I)
+_RELEASE = re.compile(r"\b(?:released?|came out|come out|coming out|out now|in theat(?:er|re)s)\b", re.I)
+_CLAUSE_END = re.compile(r"[.!?;,]|\b(?:and|but)\b", re.I)
 _OLDER = re.compile(r"\b(?:older|old[\s-]school|vintage|oldies)\b|(?<!year )(?<!years )(?<!year-)(?<!how )"
                     r"\bold\s+(?:[\w-]+\s+)?(?:movies|films|flicks|ones|books|novels|classics|stuff|comedies|dramas|"
                     r"thrillers|westerns|musicals|cartoons|mysteries|romances|horror|sci-fi|noir|war movies)\b", re.I)
@@ -152,6 +154,16 @@ def _decade_span(match: re.Match) -> tuple[int, int]:
     part = (found["part"] or "").lower()
     return {"early": (start, start + 3), "mid": (start + 3, start + 6), "late": (start + 6, start + 9)}.get(
         part, (start, start + 9))
+
+
+def _of_a_viewing(text: str, match: re.Match) -> bool:
+    """Whether a "recently" says when something was watched (see :data:`_VIEWING`)."""
+    if match.group().lower() != "recently":
+        return False
+    start = max((m.end() for m in _CLAUSE_END.finditer(text, 0, match.start())), default=0)
+    end = next((m.start() for m in _CLAUSE_END.finditer(text, match.end())), len(text))
+    clause = text[start:end]
+    return bool(_VIEWING.search(clause)) and not _RELEASE.search(clause)
 
 
 def stated_years(text: str, this_year: int | None = None) -> tuple[int | None, int | None] | None:
@@ -174,7 +186,7 @@ def stated_years(text: str, this_year: int | None = None) -> tuple[int | None, i
     if match := _SINGLE.search(text):
         year = int(match.group("year"))
         return year, year
-    if _RECENT.search(text):
+    if any(not _of_a_viewing(text, match) for match in _RECENT.finditer(text)):
         return this_year - RECENT_YEARS, None
     if _OLDER.search(text):
         return None, OLDER_UNTIL

@@ -170,10 +170,12 @@ def test_a_message_is_readable_when_most_of_its_letters_are_latin(text: str, can
     ("westerns older than 1970", (None, 1969)), ("from 2000 onwards", (2000, None)),
     ("recent horror movies", (2016, None)), ("older thrillers please", (None, 1989)),
     ("something more recent?", (2016, None)), ("any comedies that came out recently?", (2016, None)),
-    ("recently released dramas", (2016, None)),
+    ("recently released dramas", (2016, None)), ("do you know of any good comedies recently?", (2016, None)),
+    ("what have you seen that came out recently?", (2016, None)),
     # "recently" of a viewing says when they watched, not which films they want
     ("I recently saw Heat and loved it", None), ("I watched that one recently too", None),
     ("seen any good movies recently?", None), ("I just recently saw it and it was great", None),
+    ("I recently saw Heat, any good comedies?", None),
     ("I'm in my 30s and like comedies", None), ("a movie my 8 year old would like", None),
     ("how old is that movie?", None), ("something new", None), ("we have 100s of dvds", None),
 ])
