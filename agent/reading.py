@@ -171,7 +171,8 @@ def stated_years(text: str, this_year: int | None = None) -> tuple[int | None, i
     "late 90s" → (1996, 1999); two decades span both), ranges ("1990 to 1999", "between 1990 and
     1995"), "pre-1970" / "post-2010" / "newer than 2010", one year ("from 1994"), the open ranges of
     :func:`open_years`, and relative years: "recent", "newer", "latest" (the last
-    :data:`RECENT_YEARS` years), "older", "old movies", "vintage" (up to :data:`OLDER_UNTIL`).
+    :data:`RECENT_YEARS` years; not the "recently" of a viewing, "I recently saw Heat"), "older",
+    "old movies", "vintage" (up to :data:`OLDER_UNTIL`).
     The most explicit wins: a decade or a range, then an open range, then a relative word."""
     this_year = this_year or time.gmtime().tm_year
     spans = [_decade_span(m) for m in _DECADE.finditer(text) if not _AGE.search(text[:m.start()])]

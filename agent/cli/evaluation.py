@@ -273,7 +273,8 @@ def eval_crs(
     except (LLMUnavailable, DataError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     meta = run_meta(settings, dataset=f"ReDial {file.name}", seed=crs.SEED, file=str(file), items=str(items),
-                    limit=limit, systems=names, graph_dataset=graph_dataset, mentioned=mentioned)
+                    limit=limit, systems=names, graph_dataset=graph_dataset, mentioned=mentioned,
+                    read_as_of=settings.turn.this_year or crs.catalogue_year(id2info))  # as make_system reads them
     saved = save_run("crs", result, meta, settings.home)
     if json_out is not None:
         write_json(json_out, result)
