@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from recsys.io import atomic_write_text
 from tools.catalog import CatalogItem, item_document
 from tools.embeddings import DIMENSION, MODEL_NAME, ChromaEmbeddingFunction, embed
-from tools.vocabulary import GENRE_ALSO
+from tools.vocabulary import GENRE_ALSO, genre_key
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -142,7 +142,7 @@ def where_clause(domain: str | None = None, year_from: int | None = None, year_t
     if year_to is not None:
         conditions.append({"year": {"$lte": int(year_to)}})
     for genre in genres:  # one kind under two catalogues' names ("Children's", IMDb's "Family") matches either
-        names = [genre.lower(), *(other.lower() for other, ours in GENRE_ALSO.items() if ours.lower() == genre.lower())]
+        names = [genre.lower(), *(other.lower() for other, ours in GENRE_ALSO.items() if genre_key(ours) == genre_key(genre))]
         either = [{"genre_keys": {"$contains": name}} for name in names]
         conditions.append(either[0] if len(either) == 1 else {"$or": either})
     if warm is not None:
