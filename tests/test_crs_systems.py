@@ -25,11 +25,16 @@ ALIEN = CatalogItem("ml-100k:183", "movie", "Alien", 1979, ("Horror", "Sci-Fi"),
                     sources={"ml-100k": "183", "redial": "3|4|7"})
 GET_OUT = CatalogItem("redial:5", "movie", "Get Out", 2017, ("Horror",), sources={"redial": "5"})
 OUT = CatalogItem("redial:6", "movie", "Out", 2017, (), sources={"redial": "6"})
+# listed first without a year; listed twice with one, the catalogue's title in the second
+JURASSIC = CatalogItem("redial:8", "movie", "Jurassic Park", 1993, (), sources={"redial": "8|9"})
+DESCENT = CatalogItem("redial:10", "movie", "The Descent", 2005, (), sources={"redial": "10|11"})
 NOT_REDIAL = CatalogItem("ml-100k:1", "movie", "Toy Story", 1995, warm=True, graph_item_id="1", sources={"ml-100k": "1"})
-CATALOG = Catalog([IT, SPLIT, ALIEN, GET_OUT, OUT, NOT_REDIAL])
+CATALOG = Catalog([IT, SPLIT, ALIEN, GET_OUT, OUT, JURASSIC, DESCENT, NOT_REDIAL])
 ID2INFO = {"1": {"name": "It (2017)"}, "2": {"name": "Split (2017)"}, "3": {"name": "Alien (1979)"},
            "4": {"name": "Alien (1979)"}, "5": {"name": "Get Out (2017)"}, "6": {"name": "Out (2017)"},
-           "7": {"name": "Alien"}}  # ReDial lists some films again without a year
+           "7": {"name": "Alien"},  # ReDial lists some films again without a year
+           "8": {"name": "Jurassic Park"}, "9": {"name": "Jurassic Park (1993)"},
+           "10": {"name": "Descent (2005)"}, "11": {"name": "The Descent (2005)"}}
 
 
 def test_names_map_both_ways_and_a_film_listed_twice_is_one_item() -> None:
@@ -37,8 +42,11 @@ def test_names_map_both_ways_and_a_film_listed_twice_is_one_item() -> None:
     assert names.item_of["Alien (1979)"] is names.item_of["Alien"] is ALIEN
     assert names.name_of["ml-100k:183"] == ["Alien (1979)", "Alien"]
     assert names.item_of["It (2017)"] is IT and "ml-100k:1" not in names.name_of
-    # a ranking names the film by each of ReDial's names, so either label can be hit
-    assert names.ranked(["redial:1", "ml-100k:183", "ml-100k:1"]) == ["It (2017)", "Alien (1979)", "Alien"]
+    # a ranking names each film once (two names would take two of its places), "Title (Year)" as
+    # ReDial writes mentions, the catalogue's own title where two names carry the year
+    assert names.ranked(["redial:1", "ml-100k:183", "ml-100k:1", "redial:8", "redial:10"]) == [
+        "It (2017)", "Alien (1979)", "Jurassic Park (1993)", "The Descent (2005)"]
+    assert names.item_of["Jurassic Park"] is JURASSIC  # either name still reads as the film
 
 
 def test_the_names_in_a_turn_are_whole_names_in_order() -> None:

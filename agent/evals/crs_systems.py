@@ -8,6 +8,9 @@
   5 of 20; the benchmark scores 50).
 - ``graph``: the graph recommender folded in from every movie mentioned so far; no LLM.
 
+Both name each film once in a ranking, though ReDial lists 67 of its films twice ("Jurassic Park",
+"Jurassic Park (1993)"): :func:`_shown_name`.
+
 ``mentioned`` (both systems): ``"first"`` puts the films the dialogue already named, the latest
 first, ahead of the ranking (``agent``: those its state holds as liked, the suggestions not turned
 down among them; ``graph``: every one); ``"leave-out"`` ranks only films not named yet, as a chat
@@ -49,6 +52,16 @@ def _named_first(named: list[str], ranked: list[str]) -> list[str]:
     return again + [i for i in ranked if i not in again]
 
 
+def _shown_name(item, names: list[str]) -> str:
+    """The one of ReDial's names for a film that a ranking gives: "Title (Year)", as ReDial's own
+    autocomplete wrote mentions and as the labels mostly name such films (measured on the valid
+    split: bench/RESULTS.md), the one that writes the catalogue's title where two carry a year
+    ("The Descent (2005)", not "Descent (2005)"); else the first."""
+    dated = [n for n in names if _YEAR_MENTION.search(n)] or names
+    title = item.title.casefold() if item is not None else None  # as written: match_key drops "The"
+    return next((n for n in dated if _YEAR_MENTION.sub("", n).strip().casefold() == title), dated[0])
+
+
 class ReDialNames:
     """ReDial's names ("Title (Year)") ↔ catalog items, and the names written in a turn."""
 
@@ -65,6 +78,9 @@ class ReDialNames:
         if len(self.item_of) < 0.5 * len(id2info):
             raise ValueError(f"only {len(self.item_of)} of the {len(id2info)} ReDial movies are in the catalogue: "
                              f"import them first with `chatrec items add ID2INFO --source {SOURCE}`")
+        # a ranking names each film once: two names of one film would take two of the 50 places
+        self._shown: dict[str, str] = {item_id: _shown_name(catalog.get(item_id), names)
+                                       for item_id, names in self.name_of.items()}
         self._by_year: dict[str, list[str]] = defaultdict(list)
         for name in self.item_of:
             if m := _YEAR_MENTION.search(name):
@@ -73,8 +89,9 @@ class ReDialNames:
             names.sort(key=len, reverse=True)  # the longest name ending at a year wins
 
     def ranked(self, item_ids) -> list[str]:
-        """ReDial's names of catalogue items in order: every name of a film ReDial lists twice."""
-        return [name for item_id in item_ids for name in self.name_of.get(item_id, ())]
+        """ReDial's name of each catalogue item, in order; a film ReDial lists twice ("Jurassic Park",
+        "Jurassic Park (1993)") once, by :func:`_shown_name`."""
+        return [self._shown[item_id] for item_id in item_ids if item_id in self._shown]
 
     def mentions(self, text: str) -> list[str]:
         """The names written in ``text``, in order (ReDial writes every mention as "Title (Year)")."""
