@@ -43,13 +43,36 @@ def test_a_fitted_ranker_orders_by_what_predicted_the_labels_and_survives_a_save
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, len(FEATURES)))
     y = (X[:, _column("co_mentions_log")] > 0.8).astype(int)  # only the co-mentions say what was suggested
-    ranker = ConversationRanker.fit(X, y, fitted_on="a toy")
+    ranker = ConversationRanker.fit(X, y, fitted_on="a toy", degree=1)
     assert np.argmax(np.abs(ranker.coef)) == _column("co_mentions_log")
     scores = ranker.score(X)
     assert scores[y == 1].mean() > scores[y == 0].mean()
     loaded = load_ranker(ranker.save(tmp_path / "ranker.json"))
-    assert loaded.fitted_on == "a toy" and np.allclose(loaded.score(X), scores)
+    assert loaded.fitted_on == "a toy" and loaded.degree == 1 and np.allclose(loaded.score(X), scores)
     assert not list(tmp_path.glob("*.tmp"))  # written whole, then renamed
+    # a file written before products were fitted (no "degree") is read as the signals alone
+    data = json.loads((tmp_path / "ranker.json").read_text())
+    del data["degree"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert np.allclose(load_ranker(tmp_path / "old.json").score(X), scores)
+
+
+def _share_of_labels_on_top(scores: np.ndarray, y: np.ndarray) -> float:
+    return float(y[np.argsort(-scores)[:int(y.sum())]].mean())
+
+
+def test_products_of_two_signals_learn_what_one_signal_means_only_beside_another(tmp_path) -> None:
+    """The pool's place says more for a person who named nothing: a label here is a film high in the
+    pool *and* of a person who named nothing, which no weighted sum of the two alone orders."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, len(FEATURES)))
+    y = ((X[:, _column("rank_log")] < 0) == (X[:, _column("nothing_liked")] > 0)).astype(int)
+    linear = ConversationRanker.fit(X, y, degree=1)
+    products = ConversationRanker.fit(X, y, degree=2)
+    assert len(products.coef) == len(FEATURES) + len(FEATURES) * (len(FEATURES) + 1) // 2
+    assert _share_of_labels_on_top(products.score(X), y) > _share_of_labels_on_top(linear.score(X), y) + 0.2
+    loaded = load_ranker(products.save(tmp_path / "products.json"))
+    assert loaded.degree == 2 and np.allclose(loaded.score(X), products.score(X))
 
 
 def test_a_ranker_file_that_is_not_one_says_which_and_why(tmp_path) -> None:
@@ -63,6 +86,11 @@ def test_a_ranker_file_that_is_not_one_says_which_and_why(tmp_path) -> None:
     other.write_text(json.dumps({"features": ["rank_log"], "mean": [0], "scale": [1], "coef": [1]}))
     with pytest.raises(RankerFileError, match="fit it again"):
         load_ranker(other)
+    short = tmp_path / "short.json"  # products named, their weights missing
+    short.write_text(json.dumps({"features": list(FEATURES), "mean": [0] * len(FEATURES), "scale": [1] * len(FEATURES),
+                                 "coef": [1] * len(FEATURES), "degree": 2}))
+    with pytest.raises(RankerFileError, match="weights expected"):
+        load_ranker(short)
 
 
 def _toy_graph():
