@@ -306,3 +306,12 @@ def test_popularity_on_the_whole_valid_file_is_near_the_readmes_figures() -> Non
         assert abs(f[key] - readme) <= tol, (key, f[key], readme)
     low, high = f["recall@10_ci95"]
     assert low < 0.063 < high
+
+
+def test_relative_years_are_read_as_of_the_setting_else_the_catalogues_newest_film() -> None:
+    from agent.evals.crs import read_as_of
+
+    id2info = {"1": {"name": "It (2017)"}, "2": {"name": "Black Panther (2018)"}, "3": {"name": "Alien"}}
+    assert read_as_of(None, id2info) == 2018
+    assert read_as_of(2020, id2info) == 2020  # CHATREC_TURN__THIS_YEAR says so
+    assert read_as_of(None, {"3": {"name": "Alien"}}) is None  # no year anywhere: today's, as live

@@ -274,7 +274,7 @@ def eval_crs(
         fail(str(exc))
     meta = run_meta(settings, dataset=f"ReDial {file.name}", seed=crs.SEED, file=str(file), items=str(items),
                     limit=limit, systems=names, graph_dataset=graph_dataset, mentioned=mentioned,
-                    read_as_of=settings.turn.this_year or crs.catalogue_year(id2info))  # as make_system reads them
+                    read_as_of=crs.read_as_of(settings.turn.this_year, id2info))
     saved = save_run("crs", result, meta, settings.home)
     if json_out is not None:
         write_json(json_out, result)

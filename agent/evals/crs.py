@@ -184,6 +184,13 @@ def catalogue_year(id2info: Mapping[str, dict]) -> int | None:
     return max(years, default=None)
 
 
+def read_as_of(this_year: int | None, id2info: Mapping[str, dict]) -> int | None:
+    """The year a dialogue's relative words are read as of: ``TurnSettings.this_year`` when set,
+    else the catalogue's newest film ("anything recent?" in a 2018 conversation meant the ten years
+    before 2018, not before today)."""
+    return this_year or catalogue_year(id2info)
+
+
 # ------------------------------------------------------------------------------------ systems
 
 @runtime_checkable
@@ -404,6 +411,6 @@ def format_table(result: dict) -> str:
     return "\n".join(rows)
 
 
-__all__ = ["CrsLine", "CrsSystem", "PopularitySystem", "SYSTEMS", "catalogue_names", "catalogue_year",
+__all__ = ["CrsLine", "CrsSystem", "PopularitySystem", "SYSTEMS", "catalogue_names", "catalogue_year", "read_as_of",
            "dedupe", "evaluate", "examples", "format_table", "make_systems", "read_crs_file", "read_id2info",
            "score_ranking"]

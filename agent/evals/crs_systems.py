@@ -35,7 +35,7 @@ from collections import defaultdict
 import numpy as np
 
 from agent.config import Settings
-from agent.evals.crs import MENTIONED, CrsLine, catalogue_year
+from agent.evals.crs import MENTIONED, CrsLine, read_as_of
 from agent.state import DialogueState
 from tools.catalog import source_ids
 
@@ -52,14 +52,14 @@ def _named_first(named: list[str], ranked: list[str]) -> list[str]:
     return again + [i for i in ranked if i not in again]
 
 
-def _shown_name(item, names: list[str]) -> str:
+def _shown_name(title: str, names: list[str]) -> str:
     """The one of ReDial's names for a film that a ranking gives: "Title (Year)", as ReDial's own
     autocomplete wrote mentions and as the labels mostly name such films (measured on the valid
     split: bench/RESULTS.md), the one that writes the catalogue's title where two carry a year
     ("The Descent (2005)", not "Descent (2005)"); else the first."""
     dated = [n for n in names if _YEAR_MENTION.search(n)] or names
-    title = item.title.casefold() if item is not None else None  # as written: match_key drops "The"
-    return next((n for n in dated if _YEAR_MENTION.sub("", n).strip().casefold() == title), dated[0])
+    # compared as written: match_key drops "The"
+    return next((n for n in dated if _YEAR_MENTION.sub("", n).strip().casefold() == title.casefold()), dated[0])
 
 
 class ReDialNames:
@@ -79,7 +79,7 @@ class ReDialNames:
             raise ValueError(f"only {len(self.item_of)} of the {len(id2info)} ReDial movies are in the catalogue: "
                              f"import them first with `chatrec items add ID2INFO --source {SOURCE}`")
         # a ranking names each film once: two names of one film would take two of the 50 places
-        self._shown: dict[str, str] = {item_id: _shown_name(catalog.get(item_id), names)
+        self._shown: dict[str, str] = {item_id: _shown_name(catalog.get(item_id).title, names)
                                        for item_id, names in self.name_of.items()}
         self._by_year: dict[str, list[str]] = defaultdict(list)
         for name in self.item_of:
@@ -205,8 +205,7 @@ def make_system(name: str, *, lines: list[CrsLine], id2info: dict[str, dict], se
     of :data:`MENTIONED`."""
     if mentioned not in MENTIONED:
         raise ValueError(f"mentioned must be one of {', '.join(MENTIONED)}, not {mentioned!r}")
-    if settings.turn.this_year is None and (year := catalogue_year(id2info)):
-        # "anything recent?" in a 2018 conversation meant the last ten years before 2018, not before today
+    if (year := read_as_of(settings.turn.this_year, id2info)) != settings.turn.this_year:
         settings = settings.model_copy(update={"turn": settings.turn.model_copy(update={"this_year": year})})
     agent = _agent(settings, graph_dataset)
     names = ReDialNames(agent.catalog, id2info)  # a pass over the catalogue: cheap next to the agent
