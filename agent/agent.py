@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -26,6 +27,7 @@ from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after
                            referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
                            with_whole_titles, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
+from agent.stance import StanceReader, load_stance_reader
 from agent.state import LAST, DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint, describes_more, genre_key
@@ -83,13 +85,15 @@ def _item_for_reply(c: Candidate, why: dict | None = None, asked: Sequence[str] 
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
                  sessions: SessionStore, rerank: str = "graph", turn: TurnSettings | None = None,
-                 explain_llm=None) -> None:
+                 explain_llm=None, stance_reader: StanceReader | None = None) -> None:
         """``rerank`` (see the setting): ``graph``, the scored order (graph / store) goes out as it
         is — the default; ``llm``, the LLM re-orders the top candidates (Chat-Rec); ``pointwise``,
         they are sorted by the LLM's P("yes") to "would they enjoy it?" (InstructRec); ``fused``,
         by the mean of that rank and the scored rank. ``turn``: the numbers of a turn (message
         length, counts, thresholds; :class:`agent.config.TurnSettings`, the defaults when None).
-        ``explain_llm``: the model that writes explanations (default ``llm``; :func:`agent.llm.make_explain_model`)."""
+        ``explain_llm``: the model that writes explanations (default ``llm``; :func:`agent.llm.make_explain_model`).
+        ``stance_reader``: the learned reader of how a title is spoken of (:mod:`agent.stance`);
+        None, the word rules alone."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
         self.turn = turn or TurnSettings()
         rerankers = {"graph": lambda: None, "llm": lambda: Reranker(llm),
@@ -103,6 +107,7 @@ class Agent:
         self.replies = read_replies()
         self.chitchat_system = read_prompt("chitchat.txt")
         self.chitchat_fallback = read_prompt("chitchat_fallback.txt").strip()
+        self.stance_reader = stance_reader
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, progress: bool = True,
@@ -133,11 +138,14 @@ class Agent:
         everyday_word("the")  # and loads the word frequencies the title spotter reads (0.2 s)
         llm = make_chat_model(settings)
         ranker = None if settings.conversation_ranker == "off" else load_ranker(settings.conversation_ranker)
+        stance = None if settings.stance_reader == "off" else load_stance_reader(
+            Path(settings.stance_reader) if settings.stance_reader else None)
         tool = CandidateTool(recommender, catalog, store, best_first=data.items_best_first(),
                              fold_in=fold_in_for(data, settings.turn.fold_in), ranker=ranker)
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
                     resolver=TitleResolver(catalog, store), sessions=sessions,
-                    rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm))
+                    rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm),
+                    stance_reader=stance)
         agent.fact_guard.people  # every turn looks for names in it (a pass over 25k items: 0.5 s with ReDial's)
         if settings.xrec_adapter:
             from agent.tuning.xrec_agent import load_writer
@@ -500,7 +508,11 @@ class Agent:
         spans = [s for s in spans if not any(a <= s[0] and s[1] <= b for a, b, _ in people)]  # "Hanks" is no film
         if intent == "explain":
             return [item for *_, item in spans]
-        for (*_, item), stance in zip(spans, title_stances(text, [(start, end) for start, end, *_ in spans])):
+        places = [(start, end) for start, end, *_ in spans]
+        stances = title_stances(text, places)
+        if self.stance_reader is not None:  # words the rules do not know ("a let down", "I fell asleep")
+            stances = self.stance_reader.revise(text, places, stances)
+        for (*_, item), stance in zip(spans, stances):
             if stance == "disliked":
                 state.dislike(item.item_id)
             elif stance == "liked" and (item.item_id in disliked_now or item.item_id not in state.disliked):

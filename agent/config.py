@@ -108,6 +108,10 @@ class Settings(BaseSettings):
                                                               "writes; default: the shipped tools/data/conversation_ranker"
                                                               ".json); 'off': the sources' own order. MovieLens graphs "
                                                               "never use it")
+    stance_reader: str | None = Field(None, description="how a title is spoken of, learned: the file `python -m "
+                                                        "agent.tuning.stance_data` writes (default: the shipped "
+                                                        "agent/data/stance_reader.safetensors); 'off': the word rules "
+                                                        "alone")
     llm_base_url: str | None = Field(None, description="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")

@@ -93,10 +93,10 @@ def balanced_recall(counts: dict[str, list[int]]) -> tuple[dict[str, float], flo
     return recall, (recall["liked"] + recall["disliked"]) / 2
 
 
-def read_on_spans(dialogs: list[dict], head=None) -> dict[str, list[int]]:
+def read_on_spans(dialogs: list[dict], reader=None) -> dict[str, list[int]]:
     """The stance reader alone, on the right title's span (no catalogue, no router): each labelled
     movie is disliked if a seeker turn naming it reads so (an earlier dislike stands, as in the
-    state), else liked. ``head``: a :class:`agent.stance.StanceHead` revising the rules' reading.
+    state), else liked. ``reader``: a :class:`agent.stance.StanceReader` revising the rules' reading.
     [right, all] per class."""
     from agent.reading import title_stances
 
@@ -110,8 +110,8 @@ def read_on_spans(dialogs: list[dict], head=None) -> dict[str, list[int]]:
                 continue
             spans = [(a, b) for a, b, _ in turn["spans"]]
             stances = title_stances(turn["text"], spans)
-            if head is not None:
-                stances = head.revise(turn["text"], spans, stances)
+            if reader is not None:
+                stances = reader.revise(turn["text"], spans, stances)
             for (*_, rid), stance in zip(turn["spans"], stances):
                 if stance and read.get(rid) != "disliked":
                     read[rid] = stance
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--routes", type=Path, help="keep the router's answers here and reuse them")
     parser.add_argument("--show", type=int, default=0, help="print N missed mentions with their turn")
     parser.add_argument("--spans", action="store_true",
-                        help="only the stance reader on the right title's span, with and without the stance head "
+                        help="only the word rules on the right title's span, with and without the learned stance reader "
                              "(no catalogue, no router: seconds)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -250,21 +250,21 @@ def main() -> None:
           "liked_mentions": counts["liked"][1], "disliked_mentions": counts["disliked"][1],
           "balanced_accuracy": round(balanced, 4), "resolved": round(resolved / max(total, 1), 4),
           "same_title_other_film": other_film, "balanced_accuracy_by_title": round(balanced_by_title, 4),
-          "router_calls": cache.fresh})
+          "router_calls": cache.fresh, "stance_reader": agent.stance_reader is not None})
 
 
 def spans_only(dialogs: list[dict], half: str) -> None:
-    from agent.stance import load_stance_head
+    from agent.stance import READER_FILE, load_stance_reader
 
-    head = load_stance_head()
+    reader = load_stance_reader()
     figures = {"bench": "redial_likes_spans", "half": half, "dialogues": len(dialogs)}
-    for name, reader in (("rules", None), ("rules_head", head)):
-        if name == "rules_head" and head is None:
-            print("no stance head (agent/data/stance_head.jsonl): build it with python -m agent.tuning.stance_data")
+    for name, revise in (("rules", None), ("rules_reader", reader)):
+        if name == "rules_reader" and reader is None:
+            print(f"no stance reader ({READER_FILE}): build it with python -m agent.tuning.stance_data")
             continue
-        counts = read_on_spans(dialogs, reader)
+        counts = read_on_spans(dialogs, revise)
         recall, score = balanced_recall(counts)
-        print(f"{name:11s} liked {counts['liked'][0]}/{counts['liked'][1]} ({recall['liked']:.3f}), disliked "
+        print(f"{name:12s} liked {counts['liked'][0]}/{counts['liked'][1]} ({recall['liked']:.3f}), disliked "
               f"{counts['disliked'][0]}/{counts['disliked'][1]} ({recall['disliked']:.3f}), balanced {score:.3f}")
         figures |= {f"{name}_liked_recall": round(recall["liked"], 4),
                     f"{name}_disliked_recall": round(recall["disliked"], 4), f"{name}_balanced": round(score, 4)}

@@ -15,6 +15,7 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
     from agent.router import make_router
     from agent.config import Settings
     from agent.llm import LocalChatModel
+    from agent.stance import load_stance_reader
     from recsys.datasets import load
     from recsys.train import TrainConfig
     from recsys.workflow import train_dataset
@@ -36,12 +37,13 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
     best_first = load("ml-100k", chatrec_home, progress=False).items_best_first()
     return {"tool": CandidateTool(recommender, catalog, store, best_first=best_first),
             "resolver": TitleResolver(catalog, store), "llm": llm, "router": make_router(Settings(), llm),
-            "catalog": catalog}
+            "catalog": catalog, "stance_reader": load_stance_reader()}
 
 
 def build_agent(parts: dict, session_dir: Path, router=None, llm=None, rerank: str = "llm") -> Agent:
     return Agent(router=router or parts["router"], llm=llm or parts["llm"], tool=parts["tool"],
-                 resolver=parts["resolver"], sessions=SessionStore(session_dir / "sessions.sqlite3"), rerank=rerank)
+                 resolver=parts["resolver"], sessions=SessionStore(session_dir / "sessions.sqlite3"), rerank=rerank,
+                 stance_reader=parts["stance_reader"])
 
 
 def endpoint_agent(parts: dict, session_dir: Path, base_url: str) -> Agent:

@@ -723,6 +723,20 @@ def test_the_words_around_a_title_decide_over_the_routers_slots(parts, tmp_path:
     assert titles(state.disliked) == {"Star Wars"} and titles(state.liked) == {"Toy Story"}
 
 
+def test_the_stance_reader_hears_a_dislike_the_word_rules_do_not_know(parts, tmp_path: Path) -> None:
+    """"a chore to sit through" is in no rule: the learned reader (agent/stance.py) calls it a
+    dislike; the same agent without the reader takes the title as liked, as people mostly mean."""
+    titles = lambda ids: {parts["catalog"].get(i).title for i in ids}  # noqa: E731
+    for reader, disliked, liked in ((parts["stance_reader"], {"Toy Story"}, {"Aladdin"}),
+                                    (None, set(), {"Toy Story", "Aladdin"})):
+        agent = _agent(parts, tmp_path / str(bool(reader)))
+        agent.stance_reader = reader
+        state = DialogueState(session_id="reader")
+        agent.read_turn(state, "honestly Toy Story was a chore to sit through")
+        agent.read_turn(state, "I really enjoyed Aladdin, what a ride")  # a like stays a like
+        assert titles(state.disliked) == disliked and titles(state.liked) == liked
+
+
 def test_a_transcripts_suggestions_count_as_liked_until_the_person_says_otherwise(parts, tmp_path: Path) -> None:
     agent = _agent(parts, tmp_path)
     state = DialogueState(session_id="suggested")

@@ -1,11 +1,12 @@
-"""The learned stance head's window and training file (agent/stance.py, agent/tuning/stance_data.py)."""
+"""The learned stance reader's window, training file, shipped file and training (agent/stance.py,
+agent/tuning/stance_data.py)."""
 
 import json
 
 import pytest
 
-from agent.stance import HEAD_FILE, STANCES, StanceHead, stance_window
-from agent.tuning.stance_data import TRAIN_FILE, windows
+from agent.stance import READER_FILE, STANCES, StanceReader, save_reader, stance_model, stance_window
+from agent.tuning.stance_data import TRAIN_FILE, train, windows
 
 
 def spans_of(text, *titles):
@@ -34,17 +35,41 @@ def test_training_rows_are_well_formed():
     assert a != b and pair[1]["title"] not in b
 
 
-def test_shipped_head_has_every_stance():
-    head = StanceHead(HEAD_FILE)
-    assert head.weights.shape == (len(STANCES), 384) and 0.5 <= head.sure < 1
-    assert head.facts["rows"] > 500
+@pytest.mark.model
+def test_shipped_reader_reads_dislikes_the_rules_do_not_know():
+    reader = StanceReader(READER_FILE)
+    assert 0.5 <= reader.sure < 1 and reader.facts["rows"] > 500
+    p = reader.probabilities(["I really enjoyed it, what a ride", "it was such a let down, I fell asleep halfway"])
+    assert p.shape == (2, len(STANCES))
+    assert p[0].argmax() == STANCES.index("liked") and p[1].argmax() == STANCES.index("disliked")
 
 
 @pytest.mark.model
-def test_head_only_turns_a_like_into_a_dislike():
-    head = StanceHead(HEAD_FILE)
-    head.sure = 0.5
+def test_reader_only_turns_a_like_into_a_dislike():
+    reader = StanceReader(READER_FILE)
+    reader.sure = 0.5
     text = "I loved Up so much but honestly Cars was a total snooze, I fell asleep halfway"
     spans = spans_of(text, "Up", "Cars")
-    assert head.revise(text, spans, ["liked", "liked"]) == ["liked", "disliked"]
-    assert head.revise(text, spans, [None, "disliked"]) == [None, "disliked"]  # never the other way
+    assert reader.revise(text, spans, ["liked", "liked"]) == ["liked", "disliked"]
+    assert reader.revise(text, spans, [None, "disliked"]) == [None, "disliked"]  # never the other way
+
+
+def test_a_cut_or_foreign_file_is_refused_with_the_command_that_rebuilds_it(tmp_path):
+    cut = tmp_path / "stance_reader.safetensors"
+    cut.write_bytes(READER_FILE.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="agent.tuning.stance_data"):
+        StanceReader(cut)
+
+
+@pytest.mark.model
+def test_training_learns_a_tiny_real_set_and_round_trips(tmp_path):
+    texts = ["I loved it", "it was amazing", "it was boring", "I hated it", "have you seen it?", "is it on netflix?"] * 4
+    labels = [0, 0, 1, 1, 2, 2] * 4
+    model = train(texts, labels, epochs=8, progress=False)
+    path = tmp_path / "reader.safetensors"
+    save_reader(model, {"sure": 0.7, "rows": len(texts)}, path)
+    reader = StanceReader(path)
+    assert reader.sure == 0.7
+    assert list(reader.probabilities(texts[:6]).argmax(axis=1)) == labels[:6]
+    untrained = stance_model().trained_state()
+    assert set(untrained) == set(model.trained_state())  # what is saved is exactly what training changes

@@ -1,35 +1,37 @@
-"""The stance head (:mod:`agent.stance`): built from ``agent/data/stance_train.jsonl``.
+"""The stance reader (:mod:`agent.stance`): trained on ``agent/data/stance_train.jsonl``.
 
 Each row of the training file is a chat message, one title written in it, and how the writer
 speaks of that title (liked / disliked / none), with the phrasing family it belongs to. The
 messages were written for this file, apart from every evaluation set (ReDial's seekers are the
-measure: ``python -m bench.redial_likes --spans``). A message naming several titles has a row per
-title; the window each title is read in (:func:`agent.stance.stance_window`) stops at its
-neighbours, so "I loved Up but Cars was boring" teaches both.
+measure: ``python -m bench.redial_likes``). A message naming several titles has a row per title;
+the window each title is read in (:func:`agent.stance.stance_window`) stops at its neighbours,
+so "I loved Up but Cars was boring" teaches both.
 
-The fit: :func:`agent.tuning.router_data.fit_softmax` on the embedding of each window, with the
-classes weighted to equal size. ``--sure``: the least probability of "disliked" at which the head
-overrides the rules' "liked"; the shipped value was chosen on ReDial's dev half (the bench's
-``--half dev``), never its held half. Cross-validation by family (a family's paraphrases never
-straddle train and test) is printed for the record.
+The fit: a LoRA on the shipped MiniLM and a linear head, cross-entropy with the classes weighted
+to equal size, AdamW, a fixed seed. ``--sure``: the least probability of "disliked" at which the
+reader overrides the rules' "liked"; the shipped value was chosen on ReDial's dev half (the
+bench's ``--half dev``), never its held half. ``--cv``: five more fits, split by family (a
+family's paraphrases never straddle train and test), for the record.
 
-    python -m agent.tuning.stance_data            # rebuild the head (under a minute on 2 cores)
+    python -m agent.tuning.stance_data            # rebuild agent/data/stance_reader.safetensors (~3 min on 2 cores)
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import zlib
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from agent.stance import HEAD_FILE, STANCES, stance_window
-from agent.tuning.router_data import fit_softmax, load_rows, softmax, write_head
+from agent.stance import READER_FILE, STANCES, save_reader, stance_model, stance_window
+from agent.tuning.router_data import load_rows
 
-TRAIN_FILE = HEAD_FILE.parent / "stance_train.jsonl"
-SURE = 0.9
+TRAIN_FILE = READER_FILE.parent / "stance_train.jsonl"
+SURE = 0.95
+EPOCHS, BATCH, LEARNING_RATE, SEED = 6, 16, 1e-3, 0
 
 
 def windows(rows: list[dict]) -> list[str]:
@@ -48,45 +50,74 @@ def windows(rows: list[dict]) -> list[str]:
     return out
 
 
-def balanced_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """fit_softmax with each class weighted to the same total (rows repeated by class size)."""
-    counts = np.bincount(y, minlength=len(STANCES))
-    repeat = np.round(counts.max() / np.maximum(counts[y], 1)).astype(int)
-    return fit_softmax(np.repeat(x, repeat, axis=0), np.repeat(y, repeat), len(STANCES))
+def train(texts: list[str], labels: list[int], epochs: int = EPOCHS, seed: int = SEED, progress: bool = True):
+    """A stance model fitted to ``texts`` (windows) and ``labels`` (indices into STANCES)."""
+    import torch
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    order = random.Random(seed)
+    model = stance_model()
+    counts = np.bincount(labels, minlength=len(STANCES))
+    weight = torch.tensor(counts.sum() / (len(STANCES) * np.maximum(counts, 1)), dtype=torch.float32)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE,
+                                  weight_decay=0.01)
+    steps = epochs * -(-len(texts) // BATCH)
+    # a short warm-up, then straight down to zero
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1, (s + 1) / 20) * max(0.0, 1 - s / steps))
+    model.train()
+    rows = list(range(len(texts)))
+    with tqdm(total=steps, desc="stance reader", unit="step", disable=not progress) as bar:
+        for _ in range(epochs):
+            order.shuffle(rows)
+            for i in range(0, len(rows), BATCH):
+                batch = rows[i:i + BATCH]
+                loss = torch.nn.functional.cross_entropy(model([texts[j] for j in batch]),
+                                                         torch.tensor([labels[j] for j in batch]), weight=weight)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.update()
+    model.eval()
+    return model
 
 
-def family_cv(x: np.ndarray, y: np.ndarray, families: list[str], folds: int = 5) -> dict:
-    """Per-class recall of the head's top answer, five folds split by family."""
+def family_cv(texts: list[str], labels: list[int], families: list[str], folds: int = 5) -> dict:
+    """Per-class recall of the reader's top answer, five fits split by family."""
+    import torch
+
     fold = np.array([zlib.crc32(f.encode()) % folds for f in families])
+    y = np.array(labels)
     predicted = np.zeros(len(y), dtype=int)
     for k in range(folds):
-        w, b = balanced_fit(x[fold != k], y[fold != k])
-        predicted[fold == k] = softmax(x[fold == k] @ w + b).argmax(axis=1)
+        model = train([t for t, f in zip(texts, fold) if f != k], list(y[fold != k]), progress=False)
+        with torch.no_grad():
+            predicted[fold == k] = model([t for t, f in zip(texts, fold) if f == k]).argmax(-1).numpy()
     return {s: round(float((predicted[y == i] == i).mean()), 3) for i, s in enumerate(STANCES) if (y == i).any()}
 
 
-def build_head(out: Path = HEAD_FILE, sure: float = SURE, train: Path = TRAIN_FILE) -> dict:
-    from tools.embeddings import MODEL_NAME, embed
-
-    rows = load_rows(train)
-    x = embed(windows(rows)).astype(np.float64)
-    y = np.array([STANCES.index(r["stance"]) for r in rows])
-    cv = family_cv(x, y, [r["family"] for r in rows])
-    w, b = balanced_fit(x, y)
-    facts = {"model": MODEL_NAME, "rows": len(rows), "families": len({r["family"] for r in rows}),
-             "sure": sure, "family_cv_recall": cv}
-    write_head(out, "stance", STANCES, w, b, facts)
+def build_reader(out: Path = READER_FILE, sure: float = SURE, train_file: Path = TRAIN_FILE, cv: bool = False) -> dict:
+    rows = load_rows(train_file)
+    texts, labels = windows(rows), [STANCES.index(r["stance"]) for r in rows]
+    facts = {"model": "all-MiniLM-L6-v2 + LoRA", "rows": len(rows), "families": len({r["family"] for r in rows}),
+             "epochs": EPOCHS, "seed": SEED, "sure": sure}
+    if cv:
+        facts["family_cv_recall"] = family_cv(texts, labels, [r["family"] for r in rows])
+    save_reader(train(texts, labels), facts, out)
     return facts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=HEAD_FILE)
+    parser.add_argument("--out", type=Path, default=READER_FILE)
     parser.add_argument("--train", type=Path, default=TRAIN_FILE)
     parser.add_argument("--sure", type=float, default=SURE,
                         help=f"least probability of 'disliked' that overrides the rules' 'liked' (default {SURE})")
+    parser.add_argument("--cv", action="store_true", help="also five fits split by family, for the record (5x longer)")
     args = parser.parse_args()
-    facts = build_head(args.out, args.sure, args.train)
+    facts = build_reader(args.out, args.sure, args.train, args.cv)
     print(f"wrote {args.out}: {facts}")
 
 
