@@ -117,6 +117,7 @@ class StanceReader:
         if missing:
             raise ValueError(f"{path} lacks {len(missing)} trained weights: rebuild it (python -m agent.tuning.stance_data)")
         self.model.load_state_dict(state, strict=False)
+        self.model.encoder = self.model.encoder.merge_and_unload()  # one plain encoder: no LoRA detour a turn
         self.model.eval()
         self._no_grad = torch.no_grad
 

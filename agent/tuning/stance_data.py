@@ -3,7 +3,9 @@
 Each row of the training file is a chat message, one title written in it, and how the writer
 speaks of that title (liked / disliked / none), with the phrasing family it belongs to. The
 messages were written for this file, apart from every evaluation set (ReDial's seekers are the
-measure: ``python -m bench.redial_likes``). A message naming several titles has a row per title;
+measure: ``python -m bench.redial_likes``), in two batches by sessions told never to open the
+benchmarks: 1,224 rows in 84 families, then 835 rows in 63 new ones (mild and indirect verdicts,
+negated praise, mixed lists, questions and plans that look like opinions, chat typing). A message naming several titles has a row per title;
 the window each title is read in (:func:`agent.stance.stance_window`) stops at its neighbours,
 so "I loved Up but Cars was boring" teaches both.
 
@@ -30,7 +32,7 @@ from agent.stance import READER_FILE, STANCES, save_reader, stance_model, stance
 from agent.tuning.router_data import load_rows
 
 TRAIN_FILE = READER_FILE.parent / "stance_train.jsonl"
-SURE = 0.95
+SURE = 0.9
 EPOCHS, BATCH, LEARNING_RATE, SEED = 6, 16, 1e-3, 0
 
 
