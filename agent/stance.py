@@ -144,6 +144,10 @@ class StanceReader:
 
 
 def load_stance_reader(path: Path | None = None) -> StanceReader | None:
-    """The shipped stance reader, or None when its file is absent."""
-    path = path or READER_FILE
-    return StanceReader(path) if path.exists() else None
+    """The reader at ``path``, or the shipped one (None when none ships); a named file that is
+    missing is an error, not silently the word rules alone."""
+    if path:
+        if not Path(path).exists():
+            raise ValueError(f"{path}: no such stance reader file (python -m agent.tuning.stance_data writes one)")
+        return StanceReader(Path(path))
+    return StanceReader(READER_FILE) if READER_FILE.exists() else None

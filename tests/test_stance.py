@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from agent.stance import READER_FILE, STANCES, StanceReader, save_reader, stance_model, stance_window
+from agent.stance import (READER_FILE, STANCES, StanceReader, load_stance_reader, save_reader, stance_model,
+                          stance_window)
 from agent.tuning.stance_data import TRAIN_FILE, train, windows
 
 
@@ -59,6 +60,8 @@ def test_a_cut_or_foreign_file_is_refused_with_the_command_that_rebuilds_it(tmp_
     cut.write_bytes(READER_FILE.read_bytes()[:1000])
     with pytest.raises(ValueError, match="agent.tuning.stance_data"):
         StanceReader(cut)
+    with pytest.raises(ValueError, match="no such stance reader"):  # a named file, missing: no silent fallback
+        load_stance_reader(tmp_path / "nowhere.safetensors")
 
 
 @pytest.mark.model
