@@ -7,7 +7,7 @@ import pytest
 
 from agent.stance import (READER_FILE, STANCES, StanceReader, load_stance_reader, save_reader, stance_model,
                           stance_window)
-from agent.tuning.stance_data import TRAIN_FILE, train, windows
+from agent.tuning.stance_data import TRAIN_FILE, train, windows, with_typos
 
 
 def spans_of(text, *titles):
@@ -40,9 +40,10 @@ def test_training_rows_are_well_formed():
 def test_shipped_reader_reads_dislikes_the_rules_do_not_know():
     reader = StanceReader(READER_FILE)
     assert 0.5 <= reader.sure < 1 and reader.facts["rows"] > 500
-    p = reader.probabilities(["I really enjoyed it, what a ride", "it was such a let down, I fell asleep halfway"])
-    assert p.shape == (2, len(STANCES))
-    assert p[0].argmax() == STANCES.index("liked") and p[1].argmax() == STANCES.index("disliked")
+    p = reader.probabilities(["I really enjoyed it, what a ride", "it was such a let down, I fell asleep halfway",
+                              "I really enoyed it, what else?"])  # a slip in the praise is still praise
+    assert p.shape == (3, len(STANCES))
+    assert list(p.argmax(axis=1)) == [STANCES.index(s) for s in ("liked", "disliked", "liked")]
 
 
 @pytest.mark.model
@@ -76,3 +77,12 @@ def test_training_learns_a_tiny_real_set_and_round_trips(tmp_path):
     assert list(reader.probabilities(texts[:6]).argmax(axis=1)) == labels[:6]
     untrained = stance_model().trained_state()
     assert set(untrained) == set(model.trained_state())  # what is saved is exactly what training changes
+
+
+def test_typed_again_copies_keep_their_words_apart_from_slips():
+    texts = ["honestly it was a chore to sit through", "I loved it"] * 20
+    again = with_typos(texts)
+    assert len(again) == len(texts) and again != texts  # some slips
+    assert all(a.split()[-1] == t.split()[-1] or len(t.split()[-1]) >= 4 for a, t in zip(again, texts))
+    assert all("it" in a.split() for a in again)  # the title's stand-in is never typed again
+    assert with_typos(texts) == again  # seeded: the shipped reader rebuilds the same

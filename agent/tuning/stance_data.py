@@ -10,18 +10,20 @@ the window each title is read in (:func:`agent.stance.stance_window`) stops at i
 so "I loved Up but Cars was boring" teaches both.
 
 The fit: a LoRA on the shipped MiniLM and a linear head, cross-entropy with the classes weighted
-to equal size, AdamW, a fixed seed. ``--sure``: the least probability of "disliked" at which the
+to equal size, AdamW, a fixed seed, on every window and a copy of it typed with slips
+(:func:`with_typos`). ``--sure``: the least probability of "disliked" at which the
 reader overrides the rules' "liked"; the shipped value was chosen on ReDial's dev half (the
 bench's ``--half dev``), never its held half. ``--cv``: five more fits, split by family (a
 family's paraphrases never straddle train and test), for the record.
 
-    python -m agent.tuning.stance_data            # rebuild agent/data/stance_reader.safetensors (~3 min on 2 cores)
+    python -m agent.tuning.stance_data            # rebuild agent/data/stance_reader.safetensors (~5 min on 2 cores)
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -32,8 +34,10 @@ from agent.stance import READER_FILE, STANCES, save_reader, stance_model, stance
 from agent.tuning.router_data import load_rows
 
 TRAIN_FILE = READER_FILE.parent / "stance_train.jsonl"
-SURE = 0.9
+SURE = 0.95
 EPOCHS, BATCH, LEARNING_RATE, SEED = 6, 16, 1e-3, 0
+TYPO_SHARE = 0.25  # of the words of four letters or more in each typed-again copy
+_LONG_WORD = re.compile(r"[A-Za-z]{4,}")
 
 
 def windows(rows: list[dict]) -> list[str]:
@@ -50,6 +54,20 @@ def windows(rows: list[dict]) -> list[str]:
             raise ValueError(f"{TRAIN_FILE}: title {r['title']!r} is not in its text {text!r}")
         out.append(stance_window(text, spans, spans.index((own, own + len(r["title"])))))
     return out
+
+
+def with_typos(texts: list[str], seed: int = SEED) -> list[str]:
+    """Each window typed again with slips — a letter dropped, two swapped, one doubled — in a
+    quarter of its longer words: a word the encoder has not seen ("I really enoyed it") read as a
+    dislike at P 0.99 before; the copies keep their label, so a slip says nothing of the stance."""
+    rng = random.Random(seed)
+
+    def slip(word: str) -> str:
+        i, kind = rng.randrange(1, len(word) - 1), rng.choice("dsr")
+        return (word[:i] + word[i + 1:] if kind == "d" else word[:i] + word[i + 1] + word[i] + word[i + 2:]
+                if kind == "s" else word[:i] + word[i] + word[i:])
+
+    return [_LONG_WORD.sub(lambda m: slip(m.group()) if rng.random() < TYPO_SHARE else m.group(), t) for t in texts]
 
 
 def train(texts: list[str], labels: list[int], epochs: int = EPOCHS, seed: int = SEED, progress: bool = True):
@@ -94,7 +112,8 @@ def family_cv(texts: list[str], labels: list[int], families: list[str], folds: i
     y = np.array(labels)
     predicted = np.zeros(len(y), dtype=int)
     for k in range(folds):
-        model = train([t for t, f in zip(texts, fold) if f != k], list(y[fold != k]), progress=False)
+        seen = [t for t, f in zip(texts, fold) if f != k]
+        model = train(seen + with_typos(seen), list(y[fold != k]) * 2, progress=False)
         with torch.no_grad():
             predicted[fold == k] = model([t for t, f in zip(texts, fold) if f == k]).argmax(-1).numpy()
     return {s: round(float((predicted[y == i] == i).mean()), 3) for i, s in enumerate(STANCES) if (y == i).any()}
@@ -104,10 +123,10 @@ def build_reader(out: Path = READER_FILE, sure: float = SURE, train_file: Path =
     rows = load_rows(train_file)
     texts, labels = windows(rows), [STANCES.index(r["stance"]) for r in rows]
     facts = {"model": "all-MiniLM-L6-v2 + LoRA", "rows": len(rows), "families": len({r["family"] for r in rows}),
-             "epochs": EPOCHS, "seed": SEED, "sure": sure}
+             "typed_again": TYPO_SHARE, "epochs": EPOCHS, "seed": SEED, "sure": sure}
     if cv:
         facts["family_cv_recall"] = family_cv(texts, labels, [r["family"] for r in rows])
-    save_reader(train(texts, labels), facts, out)
+    save_reader(train(texts + with_typos(texts), labels + labels), facts, out)
     return facts
 
 
