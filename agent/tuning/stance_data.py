@@ -5,9 +5,10 @@ speaks of that title (liked / disliked / none), with the phrasing family it belo
 messages were written for this file, apart from every evaluation set (ReDial's seekers are the
 measure: ``python -m bench.redial_likes``), in two batches by sessions told never to open the
 benchmarks: 1,224 rows in 84 families, then 835 rows in 63 new ones (mild and indirect verdicts,
-negated praise, mixed lists, questions and plans that look like opinions, chat typing). A message naming several titles has a row per title;
-the window each title is read in (:func:`agent.stance.stance_window`) stops at its neighbours,
-so "I loved Up but Cars was boring" teaches both.
+negated praise, mixed lists, questions and plans that look like opinions, chat typing). A message
+naming several titles has a row per title; the window each title is read in
+(:func:`agent.stance.stance_window`) stops at its neighbours, so "I loved Up but Cars was boring"
+teaches both.
 
 The fit: a LoRA on the shipped MiniLM and a linear head, cross-entropy with the classes weighted
 to equal size, AdamW, a fixed seed, on every window and a copy of it typed with slips
@@ -16,7 +17,7 @@ reader overrides the rules' "liked"; the shipped value was chosen on ReDial's de
 bench's ``--half dev``), never its held half. ``--cv``: five more fits, split by family (a
 family's paraphrases never straddle train and test), for the record.
 
-    python -m agent.tuning.stance_data            # rebuild agent/data/stance_reader.safetensors (~5 min on 2 cores)
+    python -m agent.tuning.stance_data            # rebuild agent/data/stance_reader.safetensors (~8 min on 2 cores)
 """
 
 from __future__ import annotations
