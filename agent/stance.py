@@ -98,7 +98,6 @@ class StanceReader:
     """Liked / disliked / none for the window around a title (:func:`stance_window`)."""
 
     def __init__(self, path: Path = READER_FILE) -> None:
-        import torch
         from safetensors import safe_open
 
         try:
@@ -119,13 +118,14 @@ class StanceReader:
         self.model.load_state_dict(state, strict=False)
         self.model.encoder = self.model.encoder.merge_and_unload()  # one plain encoder: no LoRA detour a turn
         self.model.eval()
-        self._no_grad = torch.no_grad
 
     def probabilities(self, windows: Sequence[str]) -> np.ndarray:
         """``(len(windows), 3)``, columns in :data:`STANCES` order."""
+        import torch
+
         if not windows:
             return np.zeros((0, len(STANCES)), dtype=np.float32)
-        with self._no_grad():
+        with torch.no_grad():
             return self.model(list(windows)).softmax(-1).numpy()
 
     def revise(self, text: str, spans: Sequence[tuple[int, int]], stances: Sequence[str | None]) -> list[str | None]:
