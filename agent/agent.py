@@ -27,6 +27,7 @@ from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after
                            referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
                            with_whole_titles, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
+from agent.intent import IntentReader, load_intent_reader
 from agent.stance import StanceReader, load_stance_reader
 from agent.state import LAST, DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
@@ -85,7 +86,8 @@ def _item_for_reply(c: Candidate, why: dict | None = None, asked: Sequence[str] 
 class Agent:
     def __init__(self, *, router: Router, llm, tool: CandidateTool, resolver: TitleResolver,
                  sessions: SessionStore, rerank: str = "graph", turn: TurnSettings | None = None,
-                 explain_llm=None, stance_reader: StanceReader | None = None) -> None:
+                 explain_llm=None, stance_reader: StanceReader | None = None,
+                 intent_reader: IntentReader | None = None) -> None:
         """``rerank`` (see the setting): ``graph``, the scored order (graph / store) goes out as it
         is — the default; ``llm``, the LLM re-orders the top candidates (Chat-Rec); ``pointwise``,
         they are sorted by the LLM's P("yes") to "would they enjoy it?" (InstructRec); ``fused``,
@@ -93,7 +95,9 @@ class Agent:
         length, counts, thresholds; :class:`agent.config.TurnSettings`, the defaults when None).
         ``explain_llm``: the model that writes explanations (default ``llm``; :func:`agent.llm.make_explain_model`).
         ``stance_reader``: the learned reader of how a title is spoken of (:mod:`agent.stance`);
-        None, the word rules alone."""
+        None, the word rules alone. ``intent_reader``: the learned reader of what a turn asks for
+        (:mod:`agent.intent`), which settles recommend against chit-chat where it is sure; None, the
+        router and the rules alone."""
         self.router, self.llm, self.tool, self.resolver, self.sessions = router, llm, tool, resolver, sessions
         self.turn = turn or TurnSettings()
         rerankers = {"graph": lambda: None, "llm": lambda: Reranker(llm),
@@ -108,6 +112,7 @@ class Agent:
         self.chitchat_system = read_prompt("chitchat.txt")
         self.chitchat_fallback = read_prompt("chitchat_fallback.txt").strip()
         self.stance_reader = stance_reader
+        self.intent_reader = intent_reader
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, progress: bool = True,
@@ -140,12 +145,14 @@ class Agent:
         ranker = None if settings.conversation_ranker == "off" else load_ranker(settings.conversation_ranker)
         stance = None if settings.stance_reader == "off" else load_stance_reader(
             Path(settings.stance_reader) if settings.stance_reader else None)
+        intent = None if settings.intent_reader == "off" else load_intent_reader(
+            Path(settings.intent_reader) if settings.intent_reader else None)
         tool = CandidateTool(recommender, catalog, store, best_first=data.items_best_first(),
                              fold_in=fold_in_for(data, settings.turn.fold_in), ranker=ranker)
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
                     resolver=TitleResolver(catalog, store), sessions=sessions,
                     rerank=settings.rerank, turn=settings.turn, explain_llm=make_explain_model(settings, llm),
-                    stance_reader=stance)
+                    stance_reader=stance, intent_reader=intent)
         agent.fact_guard.people  # every turn looks for names in it (a pass over 25k items: 0.5 s with ReDial's)
         if settings.xrec_adapter:
             from agent.tuning.xrec_agent import load_writer
@@ -369,6 +376,8 @@ class Agent:
         after an explanation ("and the last one?") asks the same of that place."""
         intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, _after_suggestions(state),
                                     self.fact_guard.people)
+        if self.intent_reader is not None:
+            intent = self.intent_reader.settle(intent, text, self._context(state))
         last = next((t for t in reversed(state.turns) if t.role == "assistant"), None)
         if last is not None and last.intent == "explain" and (place := place_only(text)) is not None:
             intent, slots = "explain", {**slots, "reference": place}

@@ -921,6 +921,17 @@ def written_as_person(mention: str, text: str) -> bool:
             and re.search(_PERSON_BEFORE + re.escape(mention) + r"\b", text, re.I) is not None)
 
 
+def asks_for_suggestions(text: str) -> bool:
+    """Whether the words ask for suggestions outright ("any you can recommend?", "looking for a
+    good comedy", "what should I watch"): the second look makes such a turn a request."""
+    return bool(_WANTS_SUGGESTIONS.search(text))
+
+
+def states_taste(text: str) -> bool:
+    """Whether the words say what the person loves, likes, hates or is a fan of."""
+    return bool(_TASTE.search(text))
+
+
 def asks(text: str) -> bool:
     """Whether the words ask something: a question, or "tell me about ...", "any trivia on ...?"."""
     return bool(_ASKS.search(text) or _ABOUT_SOMEONE.search(text))

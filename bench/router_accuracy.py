@@ -123,7 +123,7 @@ def redial_rows(labels: Path = REDIAL_LABELS, data: Path | None = None) -> list[
         if text_digest(turns[k]["text"]) != label["sha1"]:
             raise ValueError(f"{labels.name}: the words of dialogue {label['dialog']} turn {k} changed")
         rows.append({"id": f"redial-{label['dialog']}-{k}", "context": turns[:k], "utterance": turns[k]["text"],
-                     "intent": label["intent"], "slots": label["slots"], "relative": label.get("relative"),
+                     "intent": label["intent"], "slots": label.get("slots") or {}, "relative": label.get("relative"),
                      "ambiguous": label.get("ambiguous", False)})
     return rows
 
@@ -262,15 +262,18 @@ def print_set(name: str, figures: dict) -> None:
 
 # -- running ------------------------------------------------------------------------------------
 
-def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None, people=None) -> tuple[str, dict]:
+def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None, people=None,
+                  intent_reader=None) -> tuple[str, dict]:
     """What the agent reads from a turn: the second look on the router's answer (``people``: the
-    catalogue's credits), then the slots checked against the words (:func:`agent.reading.sanitize_slots`)
+    catalogue's credits), recommend against chit-chat settled by ``intent_reader`` where it is sure, then the slots checked against the words (:func:`agent.reading.sanitize_slots`)
     and titles cut at their commas made whole again (:func:`agent.reading.whole_titles`), as
     :meth:`agent.agent.Agent._apply_route` does."""
     from agent.reading import after_suggestions, sanitize_slots, second_look, with_whole_titles
 
     answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
     intent, slots = second_look(route.intent, route.slots, text, spotter, answers, people)
+    if intent_reader is not None:
+        intent = intent_reader.settle(intent, text, context)
     spans = spotter.spans(text, "movie")  # the words of a title ask nothing
     slots = sanitize_slots(slots, text, last_list(context), turn, [(start, end) for start, end, *_ in spans])
     domain = slots.get("domain") or "movie"
@@ -315,6 +318,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N rows of each set")
     parser.add_argument("--head", choices=["off", "explain", "all"],
                         help="the intent head as Settings.router_head (default: the product's setting, explain)")
+    parser.add_argument("--intent-reader", metavar="FILE|off",
+                        help="with --reading: the intent reader (default: the product's setting, the shipped one)")
+    parser.add_argument("--intent-sure", type=float, help="with --reading: the reader's sure, in place of its file's")
     parser.add_argument("--no-head", action="store_true", help="the LLM's intent alone: --head off")
     parser.add_argument("--grammar", choices=["fallback", "always"], default="fallback",
                         help="tuned mode: answer free and use the JSON grammar only when the answer does not fit "
@@ -354,7 +360,7 @@ def main() -> None:
     head = None if which == "off" else load_head(only=EXPLAIN_ONLY if which == "explain" else None)
     if not saved:
         router.head = head  # the router applies it, timed with the LLM's call
-    spotter = people = None
+    spotter = people = intent_reader = None
     if args.reading:
         from tools.catalog import load_catalog
         from tools.item_facts import People
@@ -362,11 +368,18 @@ def main() -> None:
 
         items = load_catalog(settings.home, progress=False).items
         spotter, people = TitleSpotter(items), People(items)
+        from agent.intent import load_intent_reader
+
+        which_reader = args.intent_reader or settings.intent_reader
+        intent_reader = None if which_reader == "off" else load_intent_reader(Path(which_reader) if which_reader else None)
+        if intent_reader is not None and args.intent_sure is not None:
+            intent_reader.sure = args.intent_sure
 
     figures = {"backend": settings.llm_backend, "model": settings.llm_model or "SmolLM2-135M-Instruct Q4_1",
                "mode": router.mode, "adapter": args.adapter or ("shipped" if router.mode == "tuned" else None),
                "shots": args.shots if router.mode == "few-shot" else 0,
                "grammar": getattr(router, "grammar", None), "head": which, "head_sure": head.sure if head else None,
+               "intent_reader_sure": intent_reader.sure if intent_reader else None,
                "sets": {}}
     seconds, dump = [], []
     for name, rows in sets.items():
@@ -386,7 +399,8 @@ def main() -> None:
             if len(raw) % 50 == 0:
                 print(f"  {name}: {len(raw)}/{len(rows)}", file=sys.stderr, flush=True)
             if spotter is not None:
-                read.append(agent_reading(route, row["utterance"], row["context"], spotter, settings.turn, people))
+                read.append(agent_reading(route, row["utterance"], row["context"], spotter, settings.turn, people,
+                                          intent_reader))
             if args.show_misses and route.intent != row["intent"]:
                 print(f"  MISS {row['id']} {row['utterance'][:120]!r}: {row['intent']} -> {route.intent}"
                       + (f" (reading: {read[-1][0]})" if read else ""))

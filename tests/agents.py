@@ -14,6 +14,7 @@ from agent.state import SessionStore
 def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
     from agent.router import make_router
     from agent.config import Settings
+    from agent.intent import load_intent_reader
     from agent.llm import LocalChatModel
     from agent.stance import load_stance_reader
     from recsys.datasets import load
@@ -37,13 +38,14 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
     best_first = load("ml-100k", chatrec_home, progress=False).items_best_first()
     return {"tool": CandidateTool(recommender, catalog, store, best_first=best_first),
             "resolver": TitleResolver(catalog, store), "llm": llm, "router": make_router(Settings(), llm),
-            "catalog": catalog, "stance_reader": load_stance_reader()}
+            "catalog": catalog, "stance_reader": load_stance_reader(),
+            "intent_reader": load_intent_reader()}
 
 
 def build_agent(parts: dict, session_dir: Path, router=None, llm=None, rerank: str = "llm") -> Agent:
     return Agent(router=router or parts["router"], llm=llm or parts["llm"], tool=parts["tool"],
                  resolver=parts["resolver"], sessions=SessionStore(session_dir / "sessions.sqlite3"), rerank=rerank,
-                 stance_reader=parts["stance_reader"])
+                 stance_reader=parts["stance_reader"], intent_reader=parts["intent_reader"])
 
 
 def endpoint_agent(parts: dict, session_dir: Path, base_url: str) -> Agent:

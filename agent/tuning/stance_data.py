@@ -23,22 +23,18 @@ family's paraphrases never straddle train and test), for the record.
 from __future__ import annotations
 
 import argparse
-import random
-import re
 import zlib
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from agent.stance import READER_FILE, STANCES, save_reader, stance_model, stance_window
+from agent.stance import MAX_TOKENS, READER_FILE, STANCES, save_reader, stance_window
+from agent.tuning.classifier_fit import EPOCHS, SEED, TYPO_SHARE, fit, with_typos
 from agent.tuning.router_data import load_rows
 
 TRAIN_FILE = READER_FILE.parent / "stance_train.jsonl"
 SURE = 0.95
-EPOCHS, BATCH, LEARNING_RATE, SEED = 6, 16, 1e-3, 0
-TYPO_SHARE = 0.25  # of the words of four letters or more in each typed-again copy
-_LONG_WORD = re.compile(r"[A-Za-z]{4,}")
 
 
 def windows(rows: list[dict]) -> list[str]:
@@ -57,52 +53,9 @@ def windows(rows: list[dict]) -> list[str]:
     return out
 
 
-def with_typos(texts: list[str], seed: int = SEED) -> list[str]:
-    """Each window typed again with slips — a letter dropped, two swapped, one doubled — in a
-    quarter of its longer words: a word the encoder has not seen ("I really enoyed it") read as a
-    dislike at P 0.99 before; the copies keep their label, so a slip says nothing of the stance."""
-    rng = random.Random(seed)
-
-    def slip(word: str) -> str:
-        i, kind = rng.randrange(1, len(word) - 1), rng.choice("dsr")
-        return (word[:i] + word[i + 1:] if kind == "d" else word[:i] + word[i + 1] + word[i] + word[i + 2:]
-                if kind == "s" else word[:i] + word[i] + word[i:])
-
-    return [_LONG_WORD.sub(lambda m: slip(m.group()) if rng.random() < TYPO_SHARE else m.group(), t) for t in texts]
-
-
 def train(texts: list[str], labels: list[int], epochs: int = EPOCHS, seed: int = SEED, progress: bool = True):
     """A stance model fitted to ``texts`` (windows) and ``labels`` (indices into STANCES)."""
-    import torch
-    from tqdm import tqdm
-
-    torch.manual_seed(seed)
-    order = random.Random(seed)
-    model = stance_model()
-    counts = np.bincount(labels, minlength=len(STANCES))
-    weight = torch.tensor(counts.sum() / (len(STANCES) * np.maximum(counts, 1)), dtype=torch.float32)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE,
-                                  weight_decay=0.01)
-    steps = epochs * -(-len(texts) // BATCH)
-    # a short warm-up, then straight down to zero
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1, (s + 1) / 20) * max(0.0, 1 - s / steps))
-    model.train()
-    rows = list(range(len(texts)))
-    with tqdm(total=steps, desc="stance reader", unit="step", disable=not progress) as bar:
-        for _ in range(epochs):
-            order.shuffle(rows)
-            for i in range(0, len(rows), BATCH):
-                batch = rows[i:i + BATCH]
-                loss = torch.nn.functional.cross_entropy(model([texts[j] for j in batch]),
-                                                         torch.tensor([labels[j] for j in batch]), weight=weight)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                bar.update()
-    model.eval()
-    return model
+    return fit(texts, labels, STANCES, MAX_TOKENS, epochs, seed, progress, desc="stance reader")
 
 
 def family_cv(texts: list[str], labels: list[int], families: list[str], folds: int = 5) -> dict:
