@@ -737,6 +737,22 @@ def test_the_stance_reader_hears_a_dislike_the_word_rules_do_not_know(parts, tmp
         assert titles(state.disliked) == disliked and titles(state.liked) == liked
 
 
+def test_the_intent_reader_has_the_last_word_on_request_against_chitchat(parts, tmp_path: Path) -> None:
+    """The agent asks its intent reader (agent/intent.py) after the router and the reading: a
+    reader made sure of everything (``sure`` 0) turns an opening taste into chit-chat, and an
+    outright ask stays a request whatever it reads."""
+    import copy
+
+    reader = copy.copy(parts["intent_reader"])
+    reader.sure = 0.0
+    for intent_reader, opening in ((None, "recommend"), (reader, "chitchat")):
+        agent = _agent(parts, tmp_path / str(bool(intent_reader)))
+        agent.intent_reader = intent_reader
+        reply = agent.respond("opening", "I loved Toy Story")
+        assert reply.intent == opening and bool(reply.items) == (opening == "recommend")
+        assert agent.respond("asks", "could you recommend a good comedy?").intent == "recommend"
+
+
 def test_a_transcripts_suggestions_count_as_liked_until_the_person_says_otherwise(parts, tmp_path: Path) -> None:
     agent = _agent(parts, tmp_path)
     state = DialogueState(session_id="suggested")
