@@ -347,8 +347,12 @@ def has_content(text: str, slots: dict) -> bool:
     return len(words) >= 2
 
 
+def _is_place(mention) -> bool:
+    return isinstance(mention, int) or str(mention).lstrip("#").isdigit()
+
+
 def _mentioned(mention, text: str, shown: Sequence[str], threshold: int) -> bool:
-    if isinstance(mention, int) or str(mention).lstrip("#").isdigit():
+    if _is_place(mention):
         return True  # a position in the last list
     key = match_key(str(mention))
     if not key:
@@ -382,6 +386,10 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     out = dict(slots)
     for key in ("titles", "liked", "disliked"):
         out[key] = [m for m in slots.get(key) or [] if _mentioned(m, text, shown, turn.mention_match)]
+    if any(_is_place(m) for m in out["disliked"]) and not dislikes_a_place(text):
+        # "I've watched the first two of those already" came back with "#2" disliked: a place is
+        # disliked only where the words turn against something
+        out["disliked"] = [m for m in out["disliked"] if not _is_place(m)]
     ref = slots.get("reference")
     if isinstance(ref, str) and ref and not _mentioned(ref, text, shown, turn.mention_match):
         out["reference"] = None
@@ -989,6 +997,15 @@ def stance_on_it(text: str) -> str | None:
 
 
 _POINTED_AT = re.compile(rf"(?<!\w){_IT}(?!\w)", re.I)  # "#2" too, which \b would miss
+
+
+def dislikes_a_place(text: str) -> bool:
+    """Whether the words turn against "it" or a place in the list anywhere ("loved the first,
+    hated the third", "the 2nd was boring", "not a fan of that one")."""
+    if any((m := _TASTE_FOR_IT.search(sentence)) and (m.group("no") or m.group("bad"))
+           for sentence in _SENTENCE.split(text)):
+        return True
+    return any(title_stance(text, m.start(), m.end()) == "disliked" for m in _POINTED_AT.finditer(text))
 
 
 _NAME_INSIDE = re.compile(r"(?<=[\w,;'’] )(?!I\b)[A-Z0-9]")  # a capitalised word inside a sentence

@@ -27,8 +27,9 @@ columns: the router's answer), slot exact-match rates on the rows whose label is
 micro precision / recall of the titles, likes and dislikes (titles compared by their match key,
 a fuzzy ratio of 85 or more; "#2" is the second item of the last list). ``--reading`` scores a
 second time what the agent reads from the turn: the router's answer after the agent's second
-look and ``agent.reading.sanitize_slots`` (the title spotter needs the catalog of the data home).
-Seconds per call over all sets. The last line is one JSON object. Target: >= 0.95 intent accuracy
+look, the intent reader's word on request against chit-chat (:mod:`agent.intent`; ``--intent-reader
+off`` leaves it out) and ``agent.reading.sanitize_slots`` (the title spotter needs the catalog of the
+data home). Seconds per call over all sets. The last line is one JSON object. Target: >= 0.95 intent accuracy
 with the default local model on each set.
 """
 

@@ -79,6 +79,16 @@ def test_sanitize_drops_invented_titles_and_impossible_values() -> None:
     assert sanitize_slots({**empty_slots(), "year_from": 3000}, "x", [])["year_from"] is None
 
 
+@pytest.mark.parametrize(("text", "kept"), [
+    ("ha I've watched the first two of those already, the rest look fun", []),  # no word against it
+    ("the 2nd was boring", ["#2"]), ("loved the first, hated the second", ["#2"]),
+    ("nah not #2", ["#2"]), ("seen the second one, not a fan", ["#2"]),
+])
+def test_a_place_is_disliked_only_where_the_words_turn_against_something(text: str, kept: list) -> None:
+    out = sanitize_slots({**empty_slots(), "disliked": ["#2"]}, text, shown=["Heat", "Fargo", "Alien"])
+    assert out["disliked"] == kept
+
+
 @pytest.mark.parametrize(("text", "count"), [
     ("could you find me three space movies from the 70s", 3), ("3 westerns made after 1990", 3),
     ("two books like Dune?", 2), ("something from the 80s", None), ("movies from 1994", None),
