@@ -146,7 +146,7 @@ class Agent:
         stance = None if settings.stance_reader == "off" else load_stance_reader(
             Path(settings.stance_reader) if settings.stance_reader else None)
         intent = None if settings.intent_reader == "off" else load_intent_reader(
-            Path(settings.intent_reader) if settings.intent_reader else None)
+            None if settings.intent_reader == "shipped" else Path(settings.intent_reader))
         tool = CandidateTool(recommender, catalog, store, best_first=data.items_best_first(),
                              fold_in=fold_in_for(data, settings.turn.fold_in), ranker=ranker)
         agent = cls(router=make_router(settings, llm), llm=llm, tool=tool,
