@@ -5,9 +5,9 @@ chit-chat. Built by ``python -m agent.tuning.intent_data`` from the router's tra
 (``agent/data/redial_intent_labels.jsonl``); ships as ``agent/data/intent_reader.safetensors``.
 
 Why: the router (a 135M model) and the reading's rules were fitted on words written for them;
-real seekers say "I'm more into the older ones" after a suggestion, or "hell yeah" to "does a
-comedy sound good?", and rules read off 400 development turns gained a third as much on turns
-they had not seen (bench/RESULTS.md). A reader trained on real turns with their context sees the
+real seekers answer a question about their taste in two words, or react to a suggestion and ask
+for another in one breath, and rules read off 400 development turns gained a third as much on
+turns they had not seen (bench/RESULTS.md). A reader trained on real turns with their context sees the
 family, not the sentence.
 
 It settles only recommend against chit-chat, where it is sure (``sure``, chosen on the ReDial
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.classifier import encoder_classifier, load_classifier
+from agent.classifier import load_classifier
 from agent.reading import after_suggestions, asks_for_suggestions, states_taste
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,6 @@ def intent_text(utterance: str, context: Sequence[dict]) -> str:
     words = last.split()
     last = " ".join(words[-_CONTEXT_WORDS:])
     return f"{' '.join(utterance.split())} [SEP] {'suggested before' if suggested else 'nothing suggested yet'}: {last}"
-
-
-def intent_model():
-    """The classifier, untrained: ``(n, 3)`` logits in :data:`INTENTS` order."""
-    return encoder_classifier(INTENTS, MAX_TOKENS)
 
 
 class IntentReader:

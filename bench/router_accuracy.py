@@ -27,8 +27,8 @@ columns: the router's answer), slot exact-match rates on the rows whose label is
 micro precision / recall of the titles, likes and dislikes (titles compared by their match key,
 a fuzzy ratio of 85 or more; "#2" is the second item of the last list). ``--reading`` scores a
 second time what the agent reads from the turn: the router's answer after the agent's second
-look, the intent reader's word on request against chit-chat (:mod:`agent.intent`; ``--intent-reader
-off`` leaves it out) and ``agent.reading.sanitize_slots`` (the title spotter needs the catalog of the
+look, the intent reader's word on request against chit-chat where it is on (:mod:`agent.intent`;
+``--intent-reader shipped``; off by default, as in the product) and ``agent.reading.sanitize_slots`` (the title spotter needs the catalog of the
 data home). Seconds per call over all sets. The last line is one JSON object. Target: >= 0.95 intent accuracy
 with the default local model on each set.
 """
@@ -319,8 +319,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N rows of each set")
     parser.add_argument("--head", choices=["off", "explain", "all"],
                         help="the intent head as Settings.router_head (default: the product's setting, explain)")
-    parser.add_argument("--intent-reader", metavar="FILE|off",
-                        help="with --reading: the intent reader (default: the product's setting, the shipped one)")
+    parser.add_argument("--intent-reader", metavar="shipped|FILE|off",
+                        help="with --reading: the intent reader (default: the product's setting, off)")
     parser.add_argument("--intent-sure", type=float, help="with --reading: the reader's sure, in place of its file's")
     parser.add_argument("--no-head", action="store_true", help="the LLM's intent alone: --head off")
     parser.add_argument("--grammar", choices=["fallback", "always"], default="fallback",
@@ -372,7 +372,8 @@ def main() -> None:
         from agent.intent import load_intent_reader
 
         which_reader = args.intent_reader or settings.intent_reader
-        intent_reader = None if which_reader == "off" else load_intent_reader(Path(which_reader) if which_reader else None)
+        intent_reader = None if which_reader == "off" else load_intent_reader(
+            None if which_reader == "shipped" else Path(which_reader))
         if intent_reader is not None and args.intent_sure is not None:
             intent_reader.sure = args.intent_sure
 
