@@ -531,9 +531,12 @@ class Agent:
         place = referenced_position(text)  # "I loved the first one": the router may leave the place out
         # "I didn't like that one" right after an explanation or an answer: the item it spoke of
         spoken_of = just_named or (last.about if last else [])
-        place = len(just_named) if place == LAST else place
-        meant = (just_named[place - 1] if place is not None and 1 <= place <= len(just_named)
-                 else spoken_of[0] if place is None and len(spoken_of) == 1 else None)
+        if place is not None and not just_named:  # "the second one was boring" a turn after the list
+            meant = state.reference(place)
+        else:
+            place = len(just_named) if place == LAST else place
+            meant = (just_named[place - 1] if place is not None and 1 <= place <= len(just_named)
+                     else spoken_of[0] if place is None and len(spoken_of) == 1 else None)
         if not spans and meant and (stance := stance_on_it(text)):
             (state.like if stance == "liked" else state.dislike)(meant)
         return [item for *_, item in spans]

@@ -411,6 +411,16 @@ def test_a_reaction_to_the_list_is_noted_and_seen_them_all_asks_for_more(parts, 
     assert more.intent == "recommend" and len(more.items) == 5
 
 
+def test_a_place_named_a_turn_after_the_list_still_points_into_it(parts, tmp_path: Path) -> None:
+    # read in chat: after a chit-chat turn, "the second one was pretty boring" was no dislike
+    router = ScriptedRouter().push("recommend", genres=["comedy"]).push("chitchat").push("chitchat")
+    agent = _agent(parts, tmp_path, router=router)
+    shown = agent.respond("pl", "any comedies?").items
+    agent.respond("pl", "what a day it has been")
+    agent.respond("pl", "the second one was pretty boring honestly")
+    assert agent.sessions.get("pl").disliked == [shown[1].item_id]
+
+
 def test_what_an_explanation_spoke_of_is_what_it_and_that_one_point_at_next(parts, tmp_path: Path) -> None:
     router = (ScriptedRouter().push("recommend", genres=["comedy"]).push("explain", reference=2).push("chitchat")
               .push("recommend"))
