@@ -17,8 +17,10 @@ seekers' turns.
   built, so building needs the benchmark and running it does not. Turns marked ambiguous are
   left out. ReDial (Li et al., 2018) is CC BY 4.0.
 
-Selection of ``sure`` and of every choice here: ReDial's development sets
-(``bench.router_accuracy --set redial-dev redial-dev2``), never its evaluation set.
+Selection of ``sure`` and of every choice here: ReDial's development sets, the held-out families
+and the public set (``bench.router_accuracy --set redial-dev redial-dev2 heldout public --reading
+--intent-reader FILE``), never its evaluation set. The product runs with the reader off unless
+``CHATREC_INTENT_READER=shipped`` (bench/RESULTS.md says why).
 
     python -m agent.tuning.intent_data            # rebuild agent/data/intent_reader.safetensors
 """
