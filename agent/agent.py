@@ -374,10 +374,11 @@ class Agent:
         """The router's answer after :func:`agent.reading.second_look` (chit-chat that is not, a
         reaction to the suggestions just made that is no request), and a place named alone right
         after an explanation ("and the last one?") asks the same of that place."""
-        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, _after_suggestions(state),
+        answering = _after_suggestions(state)
+        intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, answering,
                                     self.fact_guard.people)
         if self.intent_reader is not None:
-            intent = self.intent_reader.settle(intent, text, self._context(state))
+            intent = self.intent_reader.settle(intent, text, self._context(state, whole=True), answering)
         last = next((t for t in reversed(state.turns) if t.role == "assistant"), None)
         if last is not None and last.intent == "explain" and (place := place_only(text)) is not None:
             intent, slots = "explain", {**slots, "reference": place}
@@ -389,14 +390,15 @@ class Agent:
         item = self.catalog.get(item_id)
         return item.title if item else item_id
 
-    def _context(self, state: DialogueState) -> list[dict]:
-        """The last turns as the router reads them. A reply that listed items is its opening line
-        with the titles: the list's own lines (years, genres, marks) repeat the titles, cost the
-        router ~70 prompt tokens a turn, and are not what it was tuned on ("Here are some picks:
-        A, B and C" + items)."""
+    def _context(self, state: DialogueState, whole: bool = False) -> list[dict]:
+        """The last turns as the router reads them (``whole``: every turn, as the intent reader was
+        trained: whether anything was suggested is the whole dialogue's). A reply that listed items
+        is its opening line with the titles: the list's own lines (years, genres, marks) repeat the
+        titles, cost the router ~70 prompt tokens a turn, and are not what it was tuned on ("Here
+        are some picks: A, B and C" + items)."""
         return [{"role": t.role, "text": t.text.split("\n", 1)[0] if t.items else t.text,
                  "items": [self._title(i) for i in t.items]}
-                for t in state.turns[-self.turn.context_turns:]]
+                for t in (state.turns if whole else state.turns[-self.turn.context_turns:])]
 
     def _recent_text(self, state: DialogueState) -> str:
         """The last turns' words, short (the re-rank prompt already lists the candidates)."""

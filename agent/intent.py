@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.classifier import load_classifier
-from agent.reading import after_suggestions, asks_for_suggestions, states_taste
+from agent.reading import asks_for_suggestions, states_taste
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,19 @@ class IntentReader:
     def probabilities(self, utterance: str, context: Sequence[dict]) -> dict[str, float]:
         return dict(zip(INTENTS, self.model.probabilities([intent_text(utterance, context)])[0].tolist()))
 
-    def settle(self, intent: str, utterance: str, context: Sequence[dict]) -> str:
+    def settle(self, intent: str, utterance: str, context: Sequence[dict], answering: bool) -> str:
         """``intent`` (what the router and the reading decided), or the reader's where both are
         recommend / chit-chat, they differ and the reader is sure. Two limits, the labelling
         rules' own: words that ask for suggestions outright stay a request (a reaction ending
         "any you can recommend?" reads like the reactions the reader learned as chit-chat), and a
-        taste told in answer to suggestions (:func:`agent.reading.after_suggestions`: something
-        was suggested and the other speaker's last turn did not ask about taste) stays chit-chat
+        taste told in answer to suggestions (``answering``, the reading's
+        :func:`agent.reading.after_suggestions` for this turn: something was suggested and the
+        other speaker's last turn did not ask about taste) stays chit-chat
         — "I love movies about friendship" after a list reads like an opening request to the
         reader, but asks for nothing; "something lighter" there is still the reader's to read."""
         if intent not in SETTLES or (intent == "recommend" and asks_for_suggestions(utterance)):
             return intent
-        if intent == "chitchat" and states_taste(utterance) and after_suggestions(
-                [(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context]):
+        if intent == "chitchat" and answering and states_taste(utterance):
             return intent
         p = self.probabilities(utterance, context)
         other = next(i for i in SETTLES if i != intent)

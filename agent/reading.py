@@ -991,9 +991,7 @@ def stance_on_it(text: str) -> str | None:
     # seen the first one, not a fan", "not a fan of that one", "the second was too slow")
     if _QUESTION.search(text):
         return None
-    if any(title_stance(text, m.start(), m.end()) == "disliked" for m in _POINTED_AT.finditer(text)):
-        return "disliked"
-    return None
+    return "disliked" if _turned_against_a_place(text) else None
 
 
 _POINTED_AT = re.compile(rf"(?<!\w){_IT}(?!\w)", re.I)  # "#2" too, which \b would miss
@@ -1005,6 +1003,11 @@ def dislikes_a_place(text: str) -> bool:
     if any((m := _TASTE_FOR_IT.search(sentence)) and (m.group("no") or m.group("bad"))
            for sentence in _SENTENCE.split(text)):
         return True
+    return _turned_against_a_place(text)
+
+
+def _turned_against_a_place(text: str) -> bool:
+    """Whether the words a title is turned against with stand around "it" or a place in the list."""
     return any(title_stance(text, m.start(), m.end()) == "disliked" for m in _POINTED_AT.finditer(text))
 
 

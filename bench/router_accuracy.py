@@ -28,9 +28,9 @@ micro precision / recall of the titles, likes and dislikes (titles compared by t
 a fuzzy ratio of 85 or more; "#2" is the second item of the last list). ``--reading`` scores a
 second time what the agent reads from the turn: the router's answer after the agent's second
 look, the intent reader's word on request against chit-chat where it is on (:mod:`agent.intent`;
-``--intent-reader shipped``; off by default, as in the product) and ``agent.reading.sanitize_slots`` (the title spotter needs the catalog of the
-data home). Seconds per call over all sets. The last line is one JSON object. Target: >= 0.95 intent accuracy
-with the default local model on each set.
+``--intent-reader shipped``; off by default, as in the product) and ``agent.reading.sanitize_slots``
+(the title spotter needs the catalog of the data home). Seconds per call over all sets. The last
+line is one JSON object. Target: >= 0.95 intent accuracy with the default local model on each set.
 """
 
 from __future__ import annotations
@@ -266,15 +266,16 @@ def print_set(name: str, figures: dict) -> None:
 def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None, people=None,
                   intent_reader=None) -> tuple[str, dict]:
     """What the agent reads from a turn: the second look on the router's answer (``people``: the
-    catalogue's credits), recommend against chit-chat settled by ``intent_reader`` where it is sure, then the slots checked against the words (:func:`agent.reading.sanitize_slots`)
-    and titles cut at their commas made whole again (:func:`agent.reading.whole_titles`), as
+    catalogue's credits), recommend against chit-chat settled by ``intent_reader`` where it is
+    sure, then the slots checked against the words (:func:`agent.reading.sanitize_slots`) and
+    titles cut at their commas made whole again (:func:`agent.reading.whole_titles`), as
     :meth:`agent.agent.Agent._apply_route` does."""
     from agent.reading import after_suggestions, sanitize_slots, second_look, with_whole_titles
 
     answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
     intent, slots = second_look(route.intent, route.slots, text, spotter, answers, people)
     if intent_reader is not None:
-        intent = intent_reader.settle(intent, text, context)
+        intent = intent_reader.settle(intent, text, context, answers)
     spans = spotter.spans(text, "movie")  # the words of a title ask nothing
     slots = sanitize_slots(slots, text, last_list(context), turn, [(start, end) for start, end, *_ in spans])
     domain = slots.get("domain") or "movie"

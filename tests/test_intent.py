@@ -6,11 +6,17 @@ import json
 import pytest
 
 from agent.intent import INTENTS, READER_FILE, IntentReader, intent_text, load_intent_reader
+from agent.reading import after_suggestions
 from agent.tuning.intent_data import LABELS_FILE
 
 SUGGESTED = [{"role": "user", "text": "any good comedies?"},
              {"role": "assistant", "text": "Try Airplane! and Hot Fuzz.", "items": ["Airplane!", "Hot Fuzz"]}]
 ASKED_TASTE = [{"role": "assistant", "text": "Hi! What kind of movies do you like?", "items": []}]
+
+
+def answering(context):
+    """What the agent's reading passes: whether the turn answers suggestions."""
+    return after_suggestions([(t["role"], t.get("items") or [], t["text"]) for t in context])
 
 
 def test_the_turn_comes_first_then_what_was_suggested_and_the_last_words_said():
@@ -49,25 +55,29 @@ def test_the_shipped_reader_reads_a_turn_with_its_context():
 def test_the_reader_settles_recommend_against_chitchat_only_when_sure():
     reader = IntentReader(READER_FILE)
     words = "thanks, I'll check those out"
-    assert reader.settle("recommend", words, SUGGESTED) == "chitchat"
-    assert reader.settle("chitchat", words, SUGGESTED) == "chitchat"
-    assert reader.settle("explain", words, SUGGESTED) == "explain"  # explanation requests are not its call
+    assert reader.settle("recommend", words, SUGGESTED, answering(SUGGESTED)) == "chitchat"
+    assert reader.settle("chitchat", words, SUGGESTED, answering(SUGGESTED)) == "chitchat"
+    # explanation requests are not its call
+    assert reader.settle("explain", words, SUGGESTED, answering(SUGGESTED)) == "explain"
     reader.sure = 1.01  # never sure: the reading's answer stands
-    assert reader.settle("recommend", words, SUGGESTED) == "recommend"
+    assert reader.settle("recommend", words, SUGGESTED, answering(SUGGESTED)) == "recommend"
 
 
 @pytest.mark.model
 def test_an_outright_ask_stays_a_request_and_an_answer_to_suggestions_asks_nothing():
     reader = IntentReader(READER_FILE)
     reader.sure = 0.0  # always "sure" of the other intent: only the two limits keep the reading's
-    assert reader.settle("recommend", "loved it! any others you could recommend?", SUGGESTED) == "recommend"
-    assert reader.settle("recommend", "loved it!", SUGGESTED) == "chitchat"
+    asks = "loved it! any others you could recommend?"
+    assert reader.settle("recommend", asks, SUGGESTED, answering(SUGGESTED)) == "recommend"
+    assert reader.settle("recommend", "loved it!", SUGGESTED, answering(SUGGESTED)) == "chitchat"
     taste = "I love movies about friendship"
-    assert reader.settle("chitchat", taste, SUGGESTED) == "chitchat"  # said after a list, asking nothing
-    assert reader.settle("chitchat", taste, []) == "recommend"  # nothing suggested yet
+    # said after a list, asking nothing
+    assert reader.settle("chitchat", taste, SUGGESTED, answering(SUGGESTED)) == "chitchat"
+    assert reader.settle("chitchat", taste, [], answering([])) == "recommend"  # nothing suggested yet
     asked_again = SUGGESTED + [{"role": "user", "text": "seen both"},
                                {"role": "assistant", "text": "What kind of movies do you like then?", "items": []}]
-    assert reader.settle("chitchat", taste, asked_again) == "recommend"  # the other asked about taste
+    # the other asked about taste
+    assert reader.settle("chitchat", taste, asked_again, answering(asked_again)) == "recommend"
 
 
 def test_a_cut_or_foreign_file_is_refused_with_the_command_that_rebuilds_it(tmp_path):

@@ -1,6 +1,7 @@
 """Fitting an :func:`agent.classifier.encoder_classifier`: the training loop the stance reader
 (:mod:`agent.tuning.stance_data`) and the intent reader (:mod:`agent.tuning.intent_data`) share,
-and the typed-again copies both train on."""
+and typed-again copies of a text (the stance reader trains on them; ReDial's seekers type their
+own slips into the intent reader's rows)."""
 
 from __future__ import annotations
 
