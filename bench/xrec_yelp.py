@@ -9,6 +9,11 @@ and decoding (see agent/tuning/xrec_yelp.py: ``adapter``, ``prompt``, ``random``
 line by line), scores them and XRec's ``xrec_prediction`` against ``reference`` with
 ``chatrec eval-explain``'s metrics, measures the adapter's latency for 40 new tokens, prints ten
 side-by-side examples and ends with one JSON line of figures.
+
+``--guide 0.5,1,2`` adds guided decoding (the plain prompt steered by what the line's own graph
+vectors change in the adapted model against the graph's mean user and business) and its random
+ablation; with several weights, the one with the best MiniLM cosine on ``--tune-lines`` eval lines
+*outside* the scored sample is used.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--fresh", action="store_true", help="train the adapters again and generate again")
     parser.add_argument("--examples", type=int, default=10, help="side-by-side examples printed")
+    parser.add_argument("--guide", help="guided decoding's weight, or a comma list to choose from on --tune-lines")
+    parser.add_argument("--tune-lines", type=int, default=60,
+                        help="eval lines outside the sample that choose the guided weight (default 60)")
     args = parser.parse_args(argv)
 
     import torch
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     from agent.evals.stats import paired_diff_ci
     from agent.tuning.xrec import XRecConfig
     from agent.llm import local_model_source
-    from agent.tuning.xrec_yelp import SYSTEMS, XREC_HOME, generate, train_adapters
+    from agent.tuning.xrec_yelp import GUIDED, SYSTEMS, XREC_HOME, generate, train_adapters
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     explainer, graph = train_adapters(home, directory, config, resume=not args.fresh)
     train_seconds = time.perf_counter() - started
-    rows = sample_lines(read_jsonl(directory / "eval.jsonl"), args.limit, args.seed)
+    every_line = read_jsonl(directory / "eval.jsonl")
+    rows = sample_lines(every_line, args.limit, args.seed)
     # generations are kept per adapter (and per seed: the random ablation's draws depend on it)
     recipe = [config.base, config.epochs, config.lr, config.batch_size, config.max_steps,
               explainer.config.steps_done, args.seed] + (["gated"] if config.gated else []) + (
@@ -93,8 +102,16 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         texts[system] = generate(explainer, rows, graph, system, cache=cache, batch_size=args.gen_batch, seed=args.seed)
         seconds[system] = time.perf_counter() - t
-    texts["xrec"] = [r["xrec_prediction"] for r in rows]
     references = [r["reference"] for r in rows]
+    weight = None
+    if args.guide:
+        weight = _guide_weight(args, explainer, graph, every_line, rows, out_dir)
+        for system in GUIDED:
+            t = time.perf_counter()
+            texts[system] = generate(explainer, rows, graph, system, cache=out_dir / f"{system}-w{weight}.jsonl",
+                                     batch_size=args.gen_batch, seed=args.seed, weight=weight)
+            seconds[system] = time.perf_counter() - t
+    texts["xrec"] = [r["xrec_prediction"] for r in rows]
 
     scores = {name: score_texts(t, references) for name, t in texts.items()}
     per_line = {name: {"minilm": minilm_cosines(t, references), "rougeL": np.array([rouge_l(h, r) for h, r in
@@ -105,6 +122,18 @@ def main(argv: list[str] | None = None) -> None:
         return [round(x, 4) for x in paired_diff_ci(per_line[a][metric], per_line[b][metric])]
 
     latency = _latency(explainer, rows[:args.latency_lines], graph)
+    guided = {}
+    if weight is not None:
+        timed = _latency(explainer, rows[:args.latency_lines], graph, weight)
+        guided = {"guide_weight": weight, "guided_minilm": scores["guided"]["minilm_cosine"],
+                  "guided_rougeL": scores["guided"]["rouge_l"], "guided_bleu4": scores["guided"]["bleu4"],
+                  "guided_random_minilm": scores["guided-random"]["minilm_cosine"],
+                  "guided_random_rougeL": scores["guided-random"]["rouge_l"],
+                  "guided_minus_prompt_minilm_ci95": diff("guided", "prompt", "minilm"),
+                  "guided_minus_prompt_rougeL_ci95": diff("guided", "prompt", "rougeL"),
+                  "guided_minus_random_minilm_ci95": diff("guided", "guided-random", "minilm"),
+                  "guided_minus_random_rougeL_ci95": diff("guided", "guided-random", "rougeL"),
+                  "guided_latency_p50_s": round(timed["p50"], 3), "guided_latency_p95_s": round(timed["p95"], 3)}
 
     print(f"\nXRec-yelp: {len(rows)} eval lines; adapters trained {explainer.config.steps_done} steps "
           f"(losses per checkpoint: {explainer.config.losses})")
@@ -114,10 +143,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"adapter − prompt  MiniLM {diff('adapter', 'prompt', 'minilm')}  ROUGE-L {diff('adapter', 'prompt', 'rougeL')}")
     print(f"adapter − random  MiniLM {diff('adapter', 'random', 'minilm')}  ROUGE-L {diff('adapter', 'random', 'rougeL')}")
     print(f"latency, 40 new tokens, one line at a time: p50 {latency['p50']:.2f} s, p95 {latency['p95']:.2f} s")
+    if guided:
+        print(f"guided (weight {weight}) − prompt  MiniLM {guided['guided_minus_prompt_minilm_ci95']}  "
+              f"ROUGE-L {guided['guided_minus_prompt_rougeL_ci95']}")
+        print(f"guided − guided-random  MiniLM {guided['guided_minus_random_minilm_ci95']}  "
+              f"ROUGE-L {guided['guided_minus_random_rougeL_ci95']}")
+        print(f"guided latency, 40 new tokens: p50 {guided['guided_latency_p50_s']:.2f} s, "
+              f"p95 {guided['guided_latency_p95_s']:.2f} s")
     for n in np.random.default_rng(args.seed).choice(len(rows), min(args.examples, len(rows)), replace=False):
         row = rows[int(n)]
         print(f"\n[{row['title']}] reference: {row['reference']}")
-        for name in ("adapter", "prompt", "random", "xrec"):
+        for name in ("adapter", "prompt", "random") + (("guided",) if guided else ()) + ("xrec",):
             print(f"  {name:>7}: {texts[name][int(n)]}")
     emit({"bench": "xrec_yelp", "lines": len(rows), "adapter_steps": explainer.config.steps_done,
           "adapter_minilm": scores["adapter"]["minilm_cosine"], "prompt_minilm": scores["prompt"]["minilm_cosine"],
@@ -132,19 +168,56 @@ def main(argv: list[str] | None = None) -> None:
           "adapter_minus_random_rougeL_ci95": diff("adapter", "random", "rougeL"),
           "latency_p50_s": round(latency["p50"], 3), "latency_p95_s": round(latency["p95"], 3),
           "train_or_load_s": round(train_seconds, 1),
-          "generate_s": {k: round(v, 1) for k, v in seconds.items()}})
+          "generate_s": {k: round(v, 1) for k, v in seconds.items()}} | guided)
 
 
-def _latency(explainer, rows, graph) -> dict:
-    """Seconds for one line's prompt pass plus exactly 40 new tokens, with the adapter, batch of one."""
-    from agent.tuning.xrec_yelp import YelpPrompts, graph_vectors
+def _guide_weight(args, explainer, graph, every_line, rows, out_dir) -> float:
+    """The guided weight: the one given, or of several the best MiniLM cosine on eval lines outside
+    the scored sample (never on the lines it is then scored on)."""
+    from agent.evals.explain import score_texts
+    from agent.tuning.xrec_yelp import generate
+
+    weights = [float(w) for w in args.guide.split(",")]
+    if len(weights) == 1:
+        return weights[0]
+    scored = {(r["uid"], r["iid"]) for r in rows}
+    outside = [r for r in every_line if (r["uid"], r["iid"]) not in scored]
+    if not outside:
+        raise SystemExit("--guide with several weights needs eval lines outside the sample: use --limit, or one weight")
+    tune = [outside[i] for i in np.sort(np.random.default_rng(args.seed + 1).choice(
+        len(outside), min(args.tune_lines, len(outside)), replace=False))]
+    references = [r["reference"] for r in tune]
+    found = {}
+    for w in weights:
+        texts = generate(explainer, tune, graph, "guided", cache=out_dir / f"tune-guided-w{w}.jsonl",
+                         batch_size=args.gen_batch, seed=args.seed, weight=w)
+        found[w] = score_texts(texts, references)
+    plain = score_texts(generate(explainer, tune, graph, "prompt", cache=out_dir / "tune-prompt.jsonl",
+                                 batch_size=args.gen_batch, seed=args.seed), references)
+    print(f"\nguided weight on {len(tune)} eval lines outside the sample (prompt only: MiniLM "
+          f"{plain['minilm_cosine']}, ROUGE-L {plain['rouge_l']})")
+    for w, score in found.items():
+        print(f"  weight {w}: MiniLM {score['minilm_cosine']}, ROUGE-L {score['rouge_l']}")
+    return max(weights, key=lambda w: found[w]["minilm_cosine"])
+
+
+def _latency(explainer, rows, graph, weight: float | None = None) -> dict:
+    """Seconds for one line's prompt pass plus exactly 40 new tokens, with the adapter (or guided
+    by it, with ``weight``), batch of one."""
+    from agent.tuning.xrec_yelp import YelpPrompts, graph_vectors, neutral_vectors
 
     prompts = YelpPrompts(explainer)
     users, items = graph_vectors(rows, graph)
+    neutral = neutral_vectors(graph)
     times = []
     for n, row in enumerate(rows):
         t = time.perf_counter()
-        explainer.generate([prompts(row, True)], users[n:n + 1], items[n:n + 1], max_new_tokens=40, until_eos=False)
+        if weight is None:
+            explainer.generate([prompts(row, True)], users[n:n + 1], items[n:n + 1], max_new_tokens=40,
+                               until_eos=False)
+        else:
+            explainer.generate_guided([prompts(row, False)], [prompts(row, True)], users[n:n + 1], items[n:n + 1],
+                                      *neutral, weight=weight, max_new_tokens=40, until_eos=False)
         times.append(time.perf_counter() - t)
     return {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95))}
 

@@ -207,6 +207,33 @@ def test_generation_of_a_batch_matches_one_at_a_time(tokenizer) -> None:
     assert together == alone
 
 
+def test_guided_decoding_is_the_plain_prompt_unless_the_lines_vectors_differ_from_the_neutral_line(
+        tokenizer) -> None:
+    """Guidance adds only what the line's own vectors change against the neutral line's: with the
+    neutral line's vectors, or weight 0, it is the plain prompt's greedy text; otherwise it moves.
+    A batch reads as each line alone."""
+    explainer = tiny_explainer(tokenizer, max_new_tokens=6)
+    words = ["a quiet cafe", "loud bars with live music every single night"]
+    plain = [explainer.prompt_text([{"role": "user", "content": f"User likes {w}. Business: coffee. Why?"}],
+                                   with_tokens=False) for w in words]
+    marked = [prompt(explainer, w) for w in words]
+    users, items = vectors(2)
+    neutral_user, neutral_item = users[0], items[0]
+    alone = explainer.generate(plain, until_eos=False)
+
+    def guided(user_vectors, item_vectors, weight, rows=slice(None)):
+        return explainer.generate_guided(plain[rows], marked[rows], user_vectors[rows], item_vectors[rows],
+                                         neutral_user, neutral_item, weight=weight, until_eos=False)
+
+    same = np.stack([neutral_user] * 2), np.stack([neutral_item] * 2)
+    assert guided(*same, weight=5.0) == alone
+    assert guided(users, items, weight=0.0) == alone
+    steered = guided(users, items, weight=50.0)
+    assert steered[1] != alone[1]  # line 1's vectors are not the neutral line's
+    assert steered[0] == alone[0]  # line 0's are
+    assert [guided(users, items, 50.0, slice(n, n + 1))[0] for n in range(2)] == steered
+
+
 def test_training_lowers_the_loss_and_a_resumed_run_is_a_straight_run(tokenizer, tmp_path: Path) -> None:
     users, items = vectors(4)
     recipe = dict(lr=0.05, batch_size=2, epochs=3, save_every=1, seed=3)

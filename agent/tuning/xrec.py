@@ -41,6 +41,13 @@ mean line* (the training lines' mean user and item vectors). The part of the inj
 same for every line — the references' style, which the ungated and gated adapters learned — has a
 place of its own, so only what depends on whose vectors they are can come through the adapters:
 another line's vectors change exactly that part (the random ablation).
+
+Guided decoding (:meth:`GraphExplainer.generate_guided`; not in XRec, no training of its own): the
+plain prompt's model chooses each token, steered by how much more likely the adapted model finds
+it with this line's vectors than with the graph's mean user and item. XRec's recipe on our model
+depends on the graph (another line's vectors score lower) but falls below the plain prompt,
+because most of what it learned is the references' style; the contrast with the mean line takes
+the style out and keeps the line's own collaborative signal.
 """
 
 from __future__ import annotations
@@ -367,43 +374,65 @@ class GraphExplainer:
         """Greedy continuations of ``prompts`` (one batch, left-padded); with vectors, the adapters'
         output goes in at the reserved tokens; without, the prompts are plain (no reserved tokens).
         ``until_eos=False`` runs all ``max_new_tokens`` steps (a latency measure of a fixed length)."""
+        with torch.no_grad():
+            decoder = _Decoder(self, prompts, user_vectors, item_vectors)
+            return self._greedy(len(prompts), lambda: decoder.logits, decoder.step, max_new_tokens, until_eos)
+
+    def generate_guided(self, plain_prompts: Sequence[str], prompts: Sequence[str], user_vectors, item_vectors,
+                        neutral_user, neutral_item, weight: float = 1.0, max_new_tokens: int | None = None,
+                        until_eos: bool = True) -> list[str]:
+        """Greedy continuations of the plain prompts (the prompt-only explainer) steered by what the
+        adapters' output depends on whose vectors they read: each token is chosen on
+        log p_plain + ``weight`` × (log p_adapters(this line) − log p_adapters(the neutral line)).
+
+        The neutral line (``neutral_user``, ``neutral_item``: one graph vector each, the graph's mean
+        user and item) carries what the adapters put in for every line alike — the references'
+        style, which the trained adapters learned and which cost MiniLM against the plain prompt
+        (bench/RESULTS.md, issue 25) — so only the line's own collaborative signal moves the text
+        (classifier-free guidance, read as a contrast between two conditionings)."""
+        count = len(prompts)
+        if len(plain_prompts) != count:
+            raise ValueError("one plain prompt for each prompt")
+        users = np.concatenate([np.asarray(user_vectors, dtype=np.float32),
+                                np.repeat(np.asarray(neutral_user, dtype=np.float32)[None], count, axis=0)])
+        items = np.concatenate([np.asarray(item_vectors, dtype=np.float32),
+                                np.repeat(np.asarray(neutral_item, dtype=np.float32)[None], count, axis=0)])
+        with torch.no_grad():
+            plain = _Decoder(self, plain_prompts)
+            graph = _Decoder(self, list(prompts) * 2, users, items)
+
+            def logits():
+                both = torch.log_softmax(graph.logits.float(), dim=-1)
+                return torch.log_softmax(plain.logits.float(), dim=-1) + weight * (both[:count] - both[count:])
+
+            def step(tokens):
+                plain.step(tokens)
+                graph.step(torch.cat([tokens, tokens]))
+
+            return self._greedy(count, logits, step, max_new_tokens, until_eos)
+
+    def _greedy(self, count: int, logits: Callable, step: Callable, max_new_tokens: int | None,
+                until_eos: bool) -> list[str]:
+        """Greedy decoding over ``count`` rows: ``logits()`` scores the next token, ``step(tokens)``
+        feeds the chosen ones back; the reserved tokens (and, with ``until_eos=False``, the end)
+        are never chosen."""
         tok = self.tokenizer
-        limit = max_new_tokens or self.config.max_new_tokens
-        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        width = max(map(len, ids))
-        pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=self.device)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=self.device)
         banned = torch.tensor([self.user_id, self.item_id, self.explain_id]
                               + ([] if until_eos else [tok.eos_token_id]), device=self.device)
-        eos = tok.eos_token_id
-        for a in self.adapters():
-            a.eval()
-        out = [[] for _ in prompts]
-        done = torch.zeros(len(prompts), dtype=torch.bool, device=self.device)
-        with torch.no_grad():
-            embeds, inject = self._embed(input_ids, self._vectors(user_vectors), self._vectors(item_vectors))
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with self.injection.active(*inject) if inject else _nothing():
-                result = self.model.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                                          use_cache=True)
-            cache = _cache_of(result)
-            logits = self.model.lm_head(result.last_hidden_state[:, -1])
-            for _ in range(limit):
-                logits[:, banned] = -float("inf")
-                nxt = logits.argmax(-1)
-                for row in (~done).nonzero().flatten().tolist():
-                    if int(nxt[row]) == eos:
-                        done[row] = True
-                    else:
-                        out[row].append(int(nxt[row]))
-                if bool(done.all()):
-                    break
-                mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype, device=self.device)], dim=1)
-                positions = positions[:, -1:] + 1
-                result = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions,
-                                    use_cache=True, **{_cache_argument(self.model): cache})
-                cache, logits = _cache_of(result), result.logits[:, -1]
+        out = [[] for _ in range(count)]
+        done = torch.zeros(count, dtype=torch.bool, device=self.device)
+        for _ in range(max_new_tokens or self.config.max_new_tokens):
+            scores = logits().clone()
+            scores[:, banned] = -float("inf")
+            nxt = scores.argmax(-1)
+            for row in (~done).nonzero().flatten().tolist():
+                if int(nxt[row]) == tok.eos_token_id:
+                    done[row] = True
+                else:
+                    out[row].append(int(nxt[row]))
+            if bool(done.all()):
+                break
+            step(nxt)
         return [tok.decode(row, skip_special_tokens=True).strip() for row in out]
 
     # ------------------------------------------------------------------ saving
@@ -480,6 +509,39 @@ def load_explainer(base: Path, config: XRecConfig, adapters: Path | None = None)
         explainer.load_adapters(adapters)
     log.info("XRec explainer ready in %.1f s (%s)", time.perf_counter() - started, Path(base).name)
     return explainer
+
+
+class _Decoder:
+    """One left-padded batch through the model with its key / value cache: the prompt pass (the
+    adapters' vectors in at the reserved tokens when given), then one token at a time;
+    ``logits`` is always the next token's."""
+
+    def __init__(self, explainer: GraphExplainer, prompts: Sequence[str], user_vectors=None,
+                 item_vectors=None) -> None:
+        self.explainer = explainer
+        tok, device = explainer.tokenizer, explainer.device
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        width = max(map(len, ids))
+        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in ids], device=device)
+        self.mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=device)
+        for a in explainer.adapters():
+            a.eval()
+        embeds, inject = explainer._embed(input_ids, explainer._vectors(user_vectors), explainer._vectors(item_vectors))
+        self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        with explainer.injection.active(*inject) if inject else _nothing():
+            result = explainer.model.model(inputs_embeds=embeds, attention_mask=self.mask,
+                                           position_ids=self.positions, use_cache=True)
+        self.cache = _cache_of(result)
+        self.logits = explainer.model.lm_head(result.last_hidden_state[:, -1])
+
+    def step(self, tokens) -> None:
+        model = self.explainer.model
+        self.mask = torch.cat([self.mask, torch.ones(len(self.mask), 1, dtype=self.mask.dtype,
+                                                     device=self.mask.device)], dim=1)
+        self.positions = self.positions[:, -1:] + 1
+        result = model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.positions,
+                       use_cache=True, **{_cache_argument(model): self.cache})
+        self.cache, self.logits = _cache_of(result), result.logits[:, -1]
 
 
 def _cache_argument(model) -> str:

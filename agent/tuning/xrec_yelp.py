@@ -11,6 +11,11 @@ benchmark compares differ only in what the reserved positions carry:
 - ``adapter``: the adapted vectors of the line's own user and business;
 - ``random``: the adapted vectors of a random other user and business (the ablation: if scores do
   not drop, the adapter is not using the graph).
+
+Two more when asked (``--guide``): ``guided`` decodes the plain prompt steered by the difference the
+line's own vectors make to the adapted model against the graph's mean user and business
+(:meth:`agent.tuning.xrec.GraphExplainer.generate_guided`), and ``guided-random`` the same with the
+random ablation's vectors.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from tools.chat import first_sentences
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("adapter", "prompt", "random")
+GUIDED = ("guided", "guided-random")
 XREC_HOME = Path("models") / "xrec-yelp"  # under the data home: the graph, the adapters, the generations
 
 
@@ -91,6 +97,12 @@ def graph_vectors(rows: Sequence[dict], graph: XRecGraph, system: str = "adapter
     return users, items
 
 
+def neutral_vectors(graph: XRecGraph) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's mean user and mean business: the line guided decoding contrasts each line with."""
+    rec = graph.recommender
+    return rec.user_factors_.mean(axis=0), rec.item_factors_.mean(axis=0)
+
+
 def _other(rng, count: int, own: int | None) -> int:
     while True:
         pick = int(rng.integers(count))
@@ -110,14 +122,15 @@ def tidy(text: str) -> str:
 
 
 def generate(explainer: GraphExplainer, rows: Sequence[dict], graph: XRecGraph, system: str,
-             cache: Path | None = None, batch_size: int = 8, seed: int = 0, progress: bool = True) -> list[str]:
-    """Each line's explanation by ``system`` (see the module's doc), in order.
+             cache: Path | None = None, batch_size: int = 8, seed: int = 0, progress: bool = True,
+             weight: float = 1.0) -> list[str]:
+    """Each line's explanation by ``system`` (see the module's doc; ``weight``: the guided systems'), in order.
 
     ``cache``: a JSON lines file of texts already made (keyed by the line's user and business);
     finished lines are read from it and new ones appended as each batch ends, so an interrupted run
     picks up where it stopped and a sample's lines count for a later run over all of them."""
-    if system not in SYSTEMS:
-        raise ValueError(f"unknown system {system!r}: one of {', '.join(SYSTEMS)}")
+    if system not in SYSTEMS + GUIDED:
+        raise ValueError(f"unknown system {system!r}: one of {', '.join(SYSTEMS + GUIDED)}")
     known: dict[str, str] = {}
     if cache is not None and cache.is_file():
         for line in cache.read_text(encoding="utf-8").splitlines():
@@ -129,7 +142,8 @@ def generate(explainer: GraphExplainer, rows: Sequence[dict], graph: XRecGraph, 
     keys = [f"{row['uid']}:{row['iid']}" for row in rows]
     done = {n: known[k] for n, k in enumerate(keys) if k in known}
     prompts = YelpPrompts(explainer)
-    users, items = graph_vectors(rows, graph, system, seed)
+    users, items = graph_vectors(rows, graph, system.removeprefix("guided-"), seed)
+    neutral = neutral_vectors(graph)
     todo = [n for n in range(len(rows)) if n not in done]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -137,9 +151,14 @@ def generate(explainer: GraphExplainer, rows: Sequence[dict], graph: XRecGraph, 
                disable=not progress)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
-        with_tokens = system != "prompt"
-        texts = explainer.generate([prompts(rows[n], with_tokens) for n in batch],
-                                   users[batch] if with_tokens else None, items[batch] if with_tokens else None)
+        if system in GUIDED:
+            texts = explainer.generate_guided([prompts(rows[n], False) for n in batch],
+                                              [prompts(rows[n], True) for n in batch], users[batch], items[batch],
+                                              *neutral, weight=weight)
+        else:
+            with_tokens = system != "prompt"
+            texts = explainer.generate([prompts(rows[n], with_tokens) for n in batch],
+                                       users[batch] if with_tokens else None, items[batch] if with_tokens else None)
         new = {n: tidy(t) for n, t in zip(batch, texts)}
         done |= new
         if cache is not None:
