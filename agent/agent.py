@@ -24,7 +24,8 @@ from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after
                            asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_as_one_kind,
                            genres_in,
                            greets_only, has_content, item_question, place_only, reacts_only, readable,
-                           referenced_position, sanitize_slots, second_look, stance_on_it, thanks, title_stances,
+                           referenced_position, sanitize_slots, says_goodbye, second_look, stance_on_it, thanks,
+                           title_stances,
                            with_whole_titles, without_markup, written_as_person)
 from agent.router import Route, Router, empty_slots, make_router
 from agent.intent import IntentReader, load_intent_reader
@@ -33,7 +34,7 @@ from agent.state import LAST, DialogueState, SessionStore, open_sessions
 from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint, describes_more, genre_key
 from tools.catalog import Catalog, CatalogItem
-from tools.chat import as_messages, stream_sentences
+from tools.chat import as_messages, keep_said, stream_sentences
 from tools.explain import Explainer
 from tools.explain_check import capitalised_names
 from tools.fact_guard import FactGuard
@@ -639,7 +640,7 @@ class Agent:
         now_liked = [self._title(i) for i in state.liked if i not in liked]
         now_disliked = [self._title(i) for i in state.disliked if i not in disliked]
         if not (now_liked or now_disliked):
-            if thanks(text):  # the small model echoed "thanks for the suggestions!" back
+            if thanks(text) and not says_goodbye(text):  # the small model echoed "thanks for the suggestions!" back
                 timings["reply"] = time.perf_counter() - t
                 return (yield from self._say(state, "chitchat", self.replies["welcome"]))
             return (yield from self._chitchat(state, text, route, timings))
@@ -688,6 +689,9 @@ class Agent:
         if asks_my_taste(text):  # "do you like comedies?": it claimed a comedy show of its own
             timings["reply"] = time.perf_counter() - t
             return (yield from self._say(state, "chitchat", self.replies["my_taste"]))
+        if says_goodbye(text):  # "bye": "I'm sorry for any inconvenience. It's a pleasure to meet you"
+            timings["reply"] = time.perf_counter() - t
+            return (yield from self._say(state, "chitchat", self.replies["goodbye"]))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
         words = stream_sentences(self.llm, as_messages(messages), self.turn.chitchat_sentences,
@@ -695,12 +699,17 @@ class Agent:
         notes = []
         if not words or _leaks(words, self.chitchat_system):
             notes.append("chit-chat fallback: " + ("empty reply" if not words else "the reply repeated the instructions"))
-            words = self.chitchat_fallback
+            words = ""
         else:  # no person, year or plot the catalogue does not hold (issue 24: "Pulp Fiction, by Steven Spielberg")
             about = [item for *_, item in self.resolver.spotter.spans(text, state.constraints.domain or "movie")]
             guarded = self.fact_guard.keep(words, text, about)
             notes += [f"dropped an invented fact ({'; '.join(problems)}): {sentence}" for sentence, problems in guarded.dropped]
-            words = guarded.text or self.chitchat_fallback
+            words, unsaid = keep_said(guarded.text, text)  # "I'm sorry for any misunderstanding", the message said back
+            notes += [f"dropped {why}: {sentence}" for sentence, why in unsaid]
+        if len(words.split()) < 2:  # nothing left, or a stray "No,"
+            # after a list, a reaction to it ("I will check those out", "seen it") is what most
+            # chit-chat is: say how to go on from the list, not what the agent is
+            words = self.replies["after_list"] if state.last_recommendations else self.chitchat_fallback
         timings["reply"] = time.perf_counter() - t
         yield words
         return Reply(state.session_id, "chitchat", words, notes=notes)

@@ -922,6 +922,17 @@ def thanks(text: str) -> bool:
     return bool(_THANKS.search(text))
 
 
+# a goodbye: "bye", "good night", "have a great day", "see ya", "take care"
+_GOODBYE = re.compile(r"\b(?:(?:good\s*)?bye+|byee*|bye-bye|good night|g'?night|see (?:you|ya)(?: later| soon)?|"
+                      r"take care|have a (?:good|great|nice|wonderful|lovely) (?:day|night|evening|weekend|one))\b", re.I)
+
+
+def says_goodbye(text: str) -> bool:
+    """Whether the words take leave ("thanks, bye", "have a great day"): the small model answered
+    them "I'm sorry for any inconvenience. It's a pleasure to meet you"."""
+    return bool(_GOODBYE.search(text))
+
+
 def written_as_person(mention: str, text: str) -> bool:
     """Whether ``text`` writes ``mention`` (two to four words) where a person goes: "movies with Tom
     Hanks", "directed by Greta Gerwig", "starring Zendaya Coleman"."""

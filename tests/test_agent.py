@@ -599,6 +599,27 @@ def test_a_reply_that_repeats_itself_is_cut_before_it_is_shown(parts, tmp_path: 
     assert reply.text.count("horror") <= 1, reply.text
 
 
+def test_chitchat_that_says_nothing_to_the_message_is_not_shown_and_goodbyes_get_their_own_words(
+        parts, tmp_path: Path) -> None:
+    # real seekers' chit-chat (ReDial dev) got "I'm sorry for any misunderstanding, but as a chat-rec,
+    # I'm not equipped to ..." or their own words back from the small model
+    router = (ScriptedRouter().push("chitchat").push("recommend", genres=["comedy"]).push("chitchat")
+              .push("chitchat").push("chitchat"))
+    llm = _RepeatingLLM("I'm sorry for any misunderstanding, but as a chat-rec, I'm not equipped to recommend movies.")
+    agent = build_agent(parts, tmp_path, router=router, llm=llm, rerank="graph")
+    first = agent.respond("hol", "what a day it has been")
+    assert first.text == agent.chitchat_fallback and any("apology for nothing" in n for n in first.notes)
+    assert agent.respond("hol", "any comedies?").items
+    llm.text = "I will look for those at the library. Enjoy them!"
+    assert agent.respond("hol", "I will look for those at the library").text == "Enjoy them!"
+    llm.text = "I'm sorry for your loss."
+    after = agent.respond("hol", "hmm I saw the first one already")  # after a list: how to go on from it
+    assert after.intent == "chitchat" and after.text == agent.replies["after_list"] and not after.items
+    llm.text = "It's a pleasure to meet you."
+    bye = agent.respond("hol", "thanks, have a great day!")
+    assert bye.text == agent.replies["goodbye"]
+
+
 def test_chitchat_that_invents_a_person_or_a_year_loses_that_sentence(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("chitchat")
     llm = _RepeatingLLM("Happy to chat! Toy Story was directed by Steven Spielberg in 2003. It was a big hit.")

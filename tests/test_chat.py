@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.chat import drop_repeats, first_sentences, stream_sentences
+from tools.chat import drop_repeats, first_sentences, keep_said, stream_sentences, unsaid
 
 
 def test_replies_are_cut_at_whole_sentences() -> None:
@@ -44,3 +44,27 @@ class _Streams:
 def test_streamed_replies_drop_repeats_and_a_repeat_does_not_use_up_a_sentence() -> None:
     llm = _Streams("I love movies! I love movies! I love movies! What do you like? Tell me.")
     assert stream_sentences(llm, [], 2, max_tokens=60) == "I love movies! What do you like?"
+
+
+def test_a_reply_that_apologises_for_nothing_talks_about_itself_or_says_the_message_back_says_nothing() -> None:
+    # what SmolLM2-135M answered real seekers' chit-chat with (ReDial dev)
+    assert unsaid("I'm sorry for any misunderstanding.", "I will check those out") == "an apology for nothing"
+    assert unsaid("No, I'm sorry for your loss.", "yea saw it") == "an apology for nothing"
+    assert unsaid("But as a chat-rec, I'm not equipped to recommend movies.", "Tomb Raider") == "talk about itself"
+    assert unsaid("I'm here to help you with whatever you need.", "for what genre.") == "talk about itself"
+    assert unsaid("I'll add both of those to my list.", "I will add both of those to my list") == \
+        "the message said back"
+    assert unsaid("is a classic, but a bittersweet tale.", "the sequel gives away a secret") == "a broken sentence"
+    # an apology with something to be sorry about, and replies that answer, stay
+    assert unsaid("I'm sorry to hear that.", "my dog died and I need a comedy") is None
+    assert unsaid("I'm sorry it was boring.", "the first one was boring") is None
+    assert unsaid("I'm glad you enjoyed it!", "I loved that one") is None
+    assert unsaid("You're welcome!", "thanks") is None
+    assert unsaid("That is a good one.", "ok") is None  # three words, none the message's
+
+
+def test_keep_said_keeps_the_rest_in_order_and_says_what_it_dropped() -> None:
+    text, dropped = keep_said("I'm sorry for any confusion. Glad you liked it! I'm here to help.", "loved it")
+    assert text == "Glad you liked it!"
+    assert [why for _, why in dropped] == ["an apology for nothing", "talk about itself"]
+    assert keep_said("", "hi") == ("", [])

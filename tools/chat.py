@@ -92,4 +92,53 @@ def stream_sentences(llm, messages: list[BaseMessage], n: int, max_tokens: int) 
     return first_sentences("".join(pieces), n)
 
 
-__all__ = ["LLMUnavailable", "as_messages", "drop_repeats", "first_sentences", "stream_sentences"]
+# What a small model says in place of a reply (bench/RESULTS.md "Chit-chat that says something"):
+# SmolLM2-135M answered most real seekers' chit-chat ("I will check those out", "bye") with
+# "I'm sorry for any misunderstanding, but as a chat-rec, I'm not equipped to …" or said the message
+# back. An apology needs something in the message to be sorry about.
+_APOLOGY = re.compile(r"\b(?:(?:i'?m|i am)\s+(?:so\s+|very\s+|really\s+|truly\s+)?sorry|^\W*sorry|"
+                      r"apologi[sz]e|my apologies)\b", re.I)
+_SORROW = re.compile(r"\b(?:sorry|sad|died|dead|death|passed away|lost|sick|ill|hurt|rough|awful|terrible|"
+                     r"wrong|mistake|confus\w*|misunderst\w*|(?:did|do|was|is)\s*n[o']?t\s+(?:like|enjoy|get|understand|"
+                     r"work|help)|hated?|boring|disappoint\w*)\b", re.I)
+_ABOUT_ITSELF = re.compile(r"\b(?:as an? (?:ai|assistant|language model|chat-?rec)|chat-?rec|"
+                           r"(?:i'?m|i am) (?:not |just |only )?an? (?:ai|assistant|language model|bot)\b|"
+                           r"(?:i'?m|i am) (?:not )?(?:capable|equipped|designed|programmed)\b|"
+                           r"(?:i'?m|i am) (?:always |just |only )?(?:here|always happy) to (?:help|assist)|"
+                           r"\b(?:just )?a (?:quick )?reminder\b)", re.I)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_ECHO = 0.8  # of a sentence's words (three or more) found in the message: said back, not a reply
+
+
+def unsaid(sentence: str, message: str) -> str | None:
+    """Why ``sentence`` of a chit-chat reply says nothing to ``message`` — a sentence begun in the
+    middle, an apology for nothing the message names, talk about the assistant itself, or the
+    message said back — or None."""
+    if sentence[:1].islower() and not sentence.startswith("i "):
+        return "a broken sentence"  # the model went on from words it did not write
+    if _APOLOGY.search(sentence) and not _SORROW.search(message):
+        return "an apology for nothing"
+    if _ABOUT_ITSELF.search(sentence):
+        return "talk about itself"
+    words = _WORD.findall(sentence.lower())
+    theirs = set(_WORD.findall(message.lower()))
+    if len(words) >= 3 and sum(w in theirs for w in words) >= _ECHO * len(words):
+        return "the message said back"
+    return None
+
+
+def keep_said(text: str, message: str) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` without the sentences that say nothing to ``message`` (:func:`unsaid`), and those
+    dropped with why."""
+    kept, dropped = [], []
+    for sentence in _sentences(text):
+        why = unsaid(sentence, message)
+        if why:
+            dropped.append((sentence, why))
+        else:
+            kept.append(sentence)
+    return " ".join(kept), dropped
+
+
+__all__ = ["LLMUnavailable", "as_messages", "drop_repeats", "first_sentences", "keep_said", "stream_sentences",
+           "unsaid"]
