@@ -706,7 +706,7 @@ class Agent:
             notes += [f"dropped an invented fact ({'; '.join(problems)}): {sentence}" for sentence, problems in guarded.dropped]
             words, unsaid = keep_said(guarded.text, text)  # "I'm sorry for any misunderstanding", the message said back
             notes += [f"dropped {why}: {sentence}" for sentence, why in unsaid]
-        if len(words.split()) < 2:  # nothing left, or a stray "No,"
+        if len(words.split()) < 2 or (len(words.split()) < 4 and words[-1] not in ".!?"):  # nothing, or "Oh no"
             # after a list, a reaction to it ("I will check those out", "seen it") is what most
             # chit-chat is: say how to go on from the list, not what the agent is
             words = self.replies["after_list"] if state.last_recommendations else self.chitchat_fallback

@@ -56,7 +56,13 @@ def test_a_reply_that_apologises_for_nothing_talks_about_itself_or_says_the_mess
         "the message said back"
     assert unsaid("is a classic, but a bittersweet tale.", "the sequel gives away a secret") == "a broken sentence"
     # an apology with something to be sorry about, and replies that answer, stay
+    assert unsaid("I'm sorry for the misunderstanding.", "yes sorry") == "an apology for nothing"
+    assert unsaid("I'm sorry for any confusion.", "Lost in Translation") == "an apology for nothing"
+    assert unsaid("I'm not a movie-watching AI.", "I can recite lines from that one") == "talk about itself"
+    assert unsaid("Hello! I'm Sarah, a creative writing assistant.", "Hello") == "talk about itself"
+    assert unsaid("The Hangover.", "I've never seen Anchorman but I did love The Hangover") == "the message said back"
     assert unsaid("I'm sorry to hear that.", "my dog died and I need a comedy") is None
+    assert unsaid("Sorry for the confusion!", "that's wrong, I asked for books") is None
     assert unsaid("I'm sorry it was boring.", "the first one was boring") is None
     assert unsaid("I'm glad you enjoyed it!", "I loved that one") is None
     assert unsaid("You're welcome!", "thanks") is None

@@ -95,19 +95,23 @@ def stream_sentences(llm, messages: list[BaseMessage], n: int, max_tokens: int) 
 # What a small model says in place of a reply (bench/RESULTS.md "Chit-chat that says something"):
 # SmolLM2-135M answered most real seekers' chit-chat ("I will check those out", "bye") with
 # "I'm sorry for any misunderstanding, but as a chat-rec, I'm not equipped to …" or said the message
-# back. An apology needs something in the message to be sorry about.
+# back. An apology needs something in the message to be sorry about: a fault of the assistant's
+# ("that's wrong", "you misunderstood") for "sorry for the confusion", a sorrow for the rest.
 _APOLOGY = re.compile(r"\b(?:(?:i'?m|i am)\s+(?:so\s+|very\s+|really\s+|truly\s+)?sorry|^\W*sorry|"
                       r"apologi[sz]e|my apologies)\b", re.I)
-_SORROW = re.compile(r"\b(?:sorry|sad|died|dead|death|passed away|lost|sick|ill|hurt|rough|awful|terrible|"
-                     r"wrong|mistake|confus\w*|misunderst\w*|(?:did|do|was|is)\s*n[o']?t\s+(?:like|enjoy|get|understand|"
-                     r"work|help)|hated?|boring|disappoint\w*)\b", re.I)
+_OWN_FAULT = re.compile(r"\b(?:confusion|misunderst\w*|mistakes?|inconvenience|errors?|(?:sorry|apologi[sz]e) if i)\b",
+                        re.I)
+_FAULT = re.compile(r"\b(?:wrong|mistake|misunderst\w*|confus\w*|not what i|(?:did|do)\s*n[o']?t (?:get|understand|"
+                    r"answer)|makes? no sense)\b", re.I)
+_SORROW = re.compile(r"\b(?:sad|died|dead|death|passed away|sick|hurt|rough|awful|terrible|"
+                     r"(?:did|do|was|is)\s*n[o']?t\s+(?:like|enjoy|work|help)|hated?|boring|disappoint\w*)\b", re.I)
 _ABOUT_ITSELF = re.compile(r"\b(?:as an? (?:ai|assistant|language model|chat-?rec)|chat-?rec|"
-                           r"(?:i'?m|i am) (?:not |just |only )?an? (?:ai|assistant|language model|bot)\b|"
+                           r"(?:i'?m|i am) (?:[\w-]+, )?(?:not |just |only )?an? (?:[\w-]+ ){0,2}(?:ai|assistant|language model|bot)\b|"
                            r"(?:i'?m|i am) (?:not )?(?:capable|equipped|designed|programmed)\b|"
                            r"(?:i'?m|i am) (?:always |just |only )?(?:here|always happy) to (?:help|assist)|"
                            r"\b(?:just )?a (?:quick )?reminder\b)", re.I)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_ECHO = 0.8  # of a sentence's words (three or more) found in the message: said back, not a reply
+_ECHO = 0.8  # of a sentence's words (two or more) found in the message: said back, not a reply
 
 
 def unsaid(sentence: str, message: str) -> str | None:
@@ -116,13 +120,13 @@ def unsaid(sentence: str, message: str) -> str | None:
     message said back — or None."""
     if sentence[:1].islower() and not sentence.startswith("i "):
         return "a broken sentence"  # the model went on from words it did not write
-    if _APOLOGY.search(sentence) and not _SORROW.search(message):
+    if _APOLOGY.search(sentence) and not (_FAULT if _OWN_FAULT.search(sentence) else _SORROW).search(message):
         return "an apology for nothing"
     if _ABOUT_ITSELF.search(sentence):
         return "talk about itself"
     words = _WORD.findall(sentence.lower())
     theirs = set(_WORD.findall(message.lower()))
-    if len(words) >= 3 and sum(w in theirs for w in words) >= _ECHO * len(words):
+    if len(words) >= 2 and sum(w in theirs for w in words) >= _ECHO * len(words):
         return "the message said back"
     return None
 
