@@ -74,3 +74,6 @@ def test_keep_said_keeps_the_rest_in_order_and_says_what_it_dropped() -> None:
     assert text == "Glad you liked it!"
     assert [why for _, why in dropped] == ["an apology for nothing", "talk about itself"]
     assert keep_said("", "hi") == ("", [])
+    text, dropped = keep_said("I'm not a movie-watching machine. But I can suggest something else. Enjoy it!",
+                              "I think I'm going to show them Finding Nemo.")
+    assert text == "Enjoy it!" and dropped[1][1] == "goes on from a sentence dropped"

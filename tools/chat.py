@@ -107,7 +107,7 @@ _SORROW = re.compile(r"\b(?:sad|died|dead|death|passed away|sick|hurt|rough|awfu
                      r"(?:did|do|was|is)\s*n[o']?t\s+(?:like|enjoy|work|help)|hated?|boring|disappoint\w*)\b", re.I)
 _ABOUT_ITSELF = re.compile(r"\b(?:as an? (?:ai|assistant|language model|chat-?rec)|chat-?rec|"
                            r"(?:i'?m|i am) (?:[\w-]+, )?(?:not |just |only )?an? (?:[\w-]+ ){0,2}(?:ai|assistant|language model|bot)\b|"
-                           r"(?:i'?m|i am) (?:not )?(?:capable|equipped|designed|programmed)\b|"
+                           r"(?:i'?m|i am) (?:not )?(?:capable|equipped|designed|programmed)\b|(?:i'?m|i am) not an? |"
                            r"(?:i'?m|i am) (?:always |just |only )?(?:here|always happy) to (?:help|assist)|"
                            r"\b(?:just )?a (?:quick )?reminder\b)", re.I)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -131,12 +131,19 @@ def unsaid(sentence: str, message: str) -> str | None:
     return None
 
 
+_GOES_ON = re.compile(r"^\W*(?:but|and|so|or|however|also|though)\b", re.I)
+
+
 def keep_said(text: str, message: str) -> tuple[str, list[tuple[str, str]]]:
-    """``text`` without the sentences that say nothing to ``message`` (:func:`unsaid`), and those
+    """``text`` without the sentences that say nothing to ``message`` (:func:`unsaid`) or go on
+    from one dropped ("… I'm not equipped to help. But I can suggest something else."), and those
     dropped with why."""
-    kept, dropped = [], []
+    kept, dropped, previous = [], [], None
     for sentence in _sentences(text):
         why = unsaid(sentence, message)
+        if not why and dropped and dropped[-1][0] == previous and _GOES_ON.match(sentence):
+            why = "goes on from a sentence dropped"
+        previous = sentence
         if why:
             dropped.append((sentence, why))
         else:
