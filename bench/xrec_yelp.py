@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nXRec-yelp: {len(rows)} eval lines; adapters trained {explainer.config.steps_done} steps "
           f"(losses per checkpoint: {explainer.config.losses})")
-    print(f"{'metric':<14}" + "".join(f"{n:>11}" for n in texts))
+    print(f"{'metric':<14}" + "".join(f"{n:>14}" for n in texts))
     for metric in ("minilm_cosine", "rouge_l", "bleu4", "unique_ratio", "mean_words"):
-        print(f"{metric:<14}" + "".join(f"{scores[n][metric]:>11}" for n in texts))
+        print(f"{metric:<14}" + "".join(f"{scores[n][metric]:>14}" for n in texts))
     print(f"adapter − prompt  MiniLM {diff('adapter', 'prompt', 'minilm')}  ROUGE-L {diff('adapter', 'prompt', 'rougeL')}")
     print(f"adapter − random  MiniLM {diff('adapter', 'random', 'minilm')}  ROUGE-L {diff('adapter', 'random', 'rougeL')}")
     print(f"latency, 40 new tokens, one line at a time: p50 {latency['p50']:.2f} s, p95 {latency['p95']:.2f} s")
