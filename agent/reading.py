@@ -923,7 +923,7 @@ def thanks(text: str) -> bool:
 
 
 # a goodbye: "bye", "good night", "have a great day", "see ya", "take care"
-_GOODBYE = re.compile(r"\b(?:(?:good\s*)?bye+|byee*|bye-bye|good night|g'?night|see (?:you|ya)(?: later| soon)?|"
+_GOODBYE = re.compile(r"\b(?:(?:good\s*)?bye+|bye-bye|good night|g'?night|see (?:you|ya)(?: later| soon)?|"
                       r"take care|have a (?:good|great|nice|wonderful|lovely) (?:day|night|evening|weekend|one))\b", re.I)
 
 

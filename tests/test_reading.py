@@ -616,3 +616,14 @@ def test_the_kind_of_film_a_taste_is_told_for(text: str, about: str) -> None:
     from agent.reading import described_taste
 
     assert described_taste(text) == about
+
+
+def test_a_goodbye_is_told_from_words_that_only_look_like_one() -> None:
+    from agent.reading import says_goodbye
+
+    for text in ("bye", "okay thanks...bye", "Thank you for your help. Goodbye", "take care",
+                 "Cool, thank you for those suggestions. Have a great evening.", "good night!", "byee"):
+        assert says_goodbye(text), text
+    for text in ("I'll watch it by the way", "have a great time with it", "by the way, any comedies?",
+                 "a day at the races", "I can see why you picked it"):
+        assert not says_goodbye(text), text
