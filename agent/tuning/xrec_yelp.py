@@ -143,7 +143,7 @@ def generate(explainer: GraphExplainer, rows: Sequence[dict], graph: XRecGraph, 
     done = {n: known[k] for n, k in enumerate(keys) if k in known}
     prompts = YelpPrompts(explainer)
     users, items = graph_vectors(rows, graph, system.removeprefix("guided-"), seed)
-    neutral = neutral_vectors(graph)
+    neutral = neutral_vectors(graph) if system in GUIDED else None
     todo = [n for n in range(len(rows)) if n not in done]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
