@@ -379,7 +379,8 @@ class Agent:
         intent, slots = second_look(route.intent, route.slots, text, self.resolver.spotter, answering,
                                     self.fact_guard.people)
         if self.intent_reader is not None:
-            intent = self.intent_reader.settle(intent, text, self._context(state, whole=True), answering)
+            intent = self.intent_reader.settle(intent, text, self._context(state, whole=True), answering,
+                                                self.resolver.spotter)
         last = next((t for t in reversed(state.turns) if t.role == "assistant"), None)
         if last is not None and last.intent == "explain" and (place := place_only(text)) is not None:
             intent, slots = "explain", {**slots, "reference": place}

@@ -112,11 +112,10 @@ class Settings(BaseSettings):
                                                         "agent.tuning.stance_data` writes (default: the shipped "
                                                         "agent/data/stance_reader.safetensors); 'off': the word rules "
                                                         "alone")
-    intent_reader: str = Field("off", description="what a turn asks for, learned from real seekers: 'shipped' "
-                                                  "(agent/data/intent_reader.safetensors) or a file `python -m "
-                                                  "agent.tuning.intent_data` writes; 'off', the default: the router "
-                                                  "and the reading's rules alone (the reader gains on real seekers "
-                                                  "but breaks four of the agent's own contracts; bench/RESULTS.md)")
+    intent_reader: str = Field("shipped", description="what a turn asks for, learned from real seekers: 'shipped', "
+                                                      "the default (agent/data/intent_reader.safetensors), or a file "
+                                                      "`python -m agent.tuning.intent_data` writes; 'off': the router "
+                                                      "and the reading's rules alone")
     llm_base_url: str | None = Field(None, description="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
     llm_api_key: str | None = Field(None, description="openai backend: the key (never logged)", repr=False)
     llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")

@@ -11,13 +11,12 @@ turns they had not seen (bench/RESULTS.md). A reader trained on real turns with 
 family, not the sentence.
 
 It settles only recommend against chit-chat, where it is sure (``sure``, chosen on the ReDial
-development sets), never turns an outright ask for suggestions into chit-chat, and never makes
-a request of a taste told in answer to suggestions; explanation requests stay with the router,
-the intent head and the rules.
-
-Off by default (``Settings.intent_reader``): it reads "do you like comedies?" as a request and
-"I've seen all of these" after a list as chit-chat, against the agent's own contracts
-(bench/RESULTS.md "An intent reader trained on real seekers' turns").
+development sets), and never where the product answers by a rule of its own: an outright ask for
+suggestions stays a request, and so does a list said to be all seen; a taste told in answer to
+suggestions stays chit-chat, and so do the turns the chit-chat path has fixed words for (its
+abilities, a greeting, its taste, a goodbye). Left free there, it read "do you like comedies?" as a
+request and "I've seen all of these" as chit-chat (ReDial's seekers' "seen them" is a reaction);
+explanation requests stay with the router, the intent head and the rules.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.classifier import load_classifier
-from agent.reading import asks_for_suggestions, states_taste
+from agent.reading import asks_for_suggestions, gives_something_to_go_on, has_own_words, seen_them_all, states_taste
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class IntentReader:
     def probabilities(self, utterance: str, context: Sequence[dict]) -> dict[str, float]:
         return dict(zip(INTENTS, self.model.probabilities([intent_text(utterance, context)])[0].tolist()))
 
-    def settle(self, intent: str, utterance: str, context: Sequence[dict], answering: bool) -> str:
+    def settle(self, intent: str, utterance: str, context: Sequence[dict], answering: bool, spotter=None) -> str:
         """``intent`` (what the router and the reading decided), or the reader's where both are
         recommend / chit-chat, they differ and the reader is sure. Two limits, the labelling
         rules' own: words that ask for suggestions outright stay a request (a reaction ending
@@ -68,10 +67,22 @@ class IntentReader:
         :func:`agent.reading.after_suggestions` for this turn: something was suggested and the
         other speaker's last turn did not ask about taste) stays chit-chat
         — "I love movies about friendship" after a list reads like an opening request to the
-        reader, but asks for nothing; "something lighter" there is still the reader's to read."""
+        reader, but asks for nothing; "something lighter" there is still the reader's to read.
+        Two more, the product's own: the chit-chat path's fixed replies (:func:`has_own_words`)
+        and a spent list after suggestions (:func:`seen_them_all`) are not the reader's call. And it
+        makes a request only of words that give the recommender something to go on (a title —
+        ``spotter``, the catalogue's :class:`tools.resolve.TitleSpotter`, None: titles unseen —,
+        a genre, years, a kind of film, a taste told): after "what do you like?" it read "hey
+        again" as a request at 0.99, as ReDial's answers to that question mostly are."""
         if intent not in SETTLES or (intent == "recommend" and asks_for_suggestions(utterance)):
             return intent
         if intent == "chitchat" and answering and states_taste(utterance):
+            return intent
+        if intent == "chitchat" and has_own_words(utterance):
+            return intent
+        if intent == "recommend" and answering and seen_them_all(utterance):
+            return intent
+        if intent == "chitchat" and not gives_something_to_go_on(utterance, spotter):
             return intent
         p = self.probabilities(utterance, context)
         other = next(i for i in SETTLES if i != intent)

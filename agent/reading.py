@@ -484,7 +484,7 @@ def reacts_only(text: str) -> bool:
     text = _DESCRIBES_IT.sub(" ", text)
     genres, excluded = genres_in(text)
     return not (asks(text) or _WANTS_SUGGESTIONS.search(text) or _ASKS_FOR_MORE.search(text) or genres or excluded
-                or stated_years(text) or _MORE_OR_LESS.search(text) or _SEEN_THEM.search(text))
+                or stated_years(text) or _MORE_OR_LESS.search(text) or seen_them_all(text))
 
 
 def genre_tastes(text: str) -> tuple[list[str], list[str]]:
@@ -501,6 +501,16 @@ def genre_tastes(text: str) -> tuple[list[str], list[str]]:
 # seen It and Get Out, loved both": the titles they name)
 _SEEN_THEM = re.compile(r"\b(?:seen|saw|watched|read)\s+(?:[\w'’]+\s+){0,3}?(?:all|these|those|them|both)\b|"
                         r"\balready (?:seen|saw|watched|read)\b", re.I)
+# "I haven't seen either of those", "never watched them": not seen, so the list is not spent
+_NOT_BEFORE = re.compile(r"(?:\b(?:have|has|had|did|do|does)\s*n['’]?o?t|\bnever|\bnot)\s+(?:(?:yet|even|ever|really|actually)\s+)?$",
+                         re.I)
+
+
+def seen_them_all(text: str) -> bool:
+    """Whether the words say the suggestions were all seen ("I've seen all of these", "already
+    watched them"): the list is spent and others are wanted. "I haven't seen either of those" is
+    the opposite (ReDial seekers' reactions were read as asking for others)."""
+    return any(not _NOT_BEFORE.search(text[:m.start()]) for m in _SEEN_THEM.finditer(text))
 
 
 # a change asked of the suggestions: "funnier", "less violent", "shorter", "not so long", "instead"
@@ -917,6 +927,12 @@ def asks_my_taste(text: str) -> bool:
     return bool(_ASKS_MY_TASTE.search(text))
 
 
+def has_own_words(text: str) -> bool:
+    """Whether the chit-chat path answers the words with the agent's own fixed reply, not the
+    LLM's: what it can do, a bare greeting, a question about its taste, a goodbye."""
+    return bool(CAPABILITIES.search(text)) or greets_only(text) or asks_my_taste(text) or says_goodbye(text)
+
+
 def thanks(text: str) -> bool:
     """Whether the words thank ("thanks for the suggestions!", "thank u", "appreciate it")."""
     return bool(_THANKS.search(text))
@@ -1025,14 +1041,21 @@ def _turned_against_a_place(text: str) -> bool:
 _NAME_INSIDE = re.compile(r"(?<=[\w,;'’] )(?!I\b)[A-Z0-9]")  # a capitalised word inside a sentence
 
 
-def carries_taste(text: str, spotter) -> bool:
+def carries_taste(text: str, spotter=None) -> bool:
     """Whether a person's message names anything the dialogue state keeps: a title (spotted, or
     a capitalised word inside a sentence the router may read as one), a genre, years, a domain,
     a count or a place in a list. Reading a transcript, the others ("Hi there", "I haven't seen
-    that one", 39% of ReDial seekers' turns) need no router call: they would change nothing."""
-    return bool(spotter.spans(text) or _NAME_INSIDE.search(text) or any(genres_in(text))
+    that one", 39% of ReDial seekers' turns) need no router call: they would change nothing.
+    ``spotter`` None: titles are not looked for."""
+    return bool((spotter is not None and spotter.spans(text)) or _NAME_INSIDE.search(text) or any(genres_in(text))
                 or stated_years(text) or asked_domain(text) or asked_count(text)
                 or referenced_position(text) is not None)
+
+
+def gives_something_to_go_on(text: str, spotter=None) -> bool:
+    """Whether the words give a recommender something to go on: what :func:`carries_taste` finds
+    (titles only with a ``spotter``), a kind of film described, or a taste told."""
+    return carries_taste(text, spotter) or bool(described_taste(text)) or states_taste(text)
 
 
 _COUNT = re.compile(r"\b(\d{1,2})\s+(?:[\w-]+\s+){0,3}?[\w-]*[a-z]s\b|"  # "2 westerns"

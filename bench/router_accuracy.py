@@ -28,7 +28,7 @@ micro precision / recall of the titles, likes and dislikes (titles compared by t
 a fuzzy ratio of 85 or more; "#2" is the second item of the last list). ``--reading`` scores a
 second time what the agent reads from the turn: the router's answer after the agent's second
 look, the intent reader's word on request against chit-chat where it is on (:mod:`agent.intent`;
-``--intent-reader shipped``; off by default, as in the product) and ``agent.reading.sanitize_slots``
+on by default, as in the product; ``--intent-reader off`` for the rules alone) and ``agent.reading.sanitize_slots``
 (the title spotter needs the catalog of the data home). Seconds per call over all sets. The last
 line is one JSON object. Target: >= 0.95 intent accuracy with the default local model on each set.
 """
@@ -275,7 +275,7 @@ def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None,
     answers = after_suggestions([(t.get("role"), t.get("items") or [], t.get("text", "")) for t in context])
     intent, slots = second_look(route.intent, route.slots, text, spotter, answers, people)
     if intent_reader is not None:
-        intent = intent_reader.settle(intent, text, context, answers)
+        intent = intent_reader.settle(intent, text, context, answers, spotter)
     spans = spotter.spans(text, "movie")  # the words of a title ask nothing
     slots = sanitize_slots(slots, text, last_list(context), turn, [(start, end) for start, end, *_ in spans])
     domain = slots.get("domain") or "movie"
@@ -321,7 +321,7 @@ def main() -> None:
     parser.add_argument("--head", choices=["off", "explain", "all"],
                         help="the intent head as Settings.router_head (default: the product's setting, explain)")
     parser.add_argument("--intent-reader", metavar="shipped|FILE|off",
-                        help="with --reading: the intent reader (default: the product's setting, off)")
+                        help="with --reading: the intent reader (default: the product's setting, shipped)")
     parser.add_argument("--intent-sure", type=float, help="with --reading: the reader's sure, in place of its file's")
     parser.add_argument("--no-head", action="store_true", help="the LLM's intent alone: --head off")
     parser.add_argument("--grammar", choices=["fallback", "always"], default="fallback",

@@ -45,7 +45,7 @@ def build_parts(chatrec_home: Path, catalog_slice, work_dir: Path) -> dict:
 def build_agent(parts: dict, session_dir: Path, router=None, llm=None, rerank: str = "llm") -> Agent:
     return Agent(router=router or parts["router"], llm=llm or parts["llm"], tool=parts["tool"],
                  resolver=parts["resolver"], sessions=SessionStore(session_dir / "sessions.sqlite3"), rerank=rerank,
-                 stance_reader=parts["stance_reader"])  # the intent reader is off by default, as in the product
+                 stance_reader=parts["stance_reader"], intent_reader=parts["intent_reader"])  # as in the product
 
 
 def endpoint_agent(parts: dict, session_dir: Path, base_url: str) -> Agent:

@@ -95,3 +95,31 @@ def test_a_stance_reader_file_is_not_an_intent_reader():
 
     with pytest.raises(ValueError, match="agent.tuning.intent_data"):
         IntentReader(STANCE_FILE)
+
+
+@pytest.mark.model
+def test_the_agents_own_replies_and_a_spent_list_are_not_the_readers_call():
+    """Turns the product answers by its own rule stay where the reading put them: what the
+    chit-chat path has fixed words for (its abilities, a greeting, its taste, a goodbye), and a
+    list said to be all seen, which asks for others."""
+    reader = IntentReader(READER_FILE)
+    reader.sure = 0.0  # always "sure" of the other intent
+    for words in ("do you like comedies?", "What can you do?", "hello!", "thanks, bye"):
+        assert reader.settle("chitchat", words, [], answering([])) == "chitchat", words
+    assert reader.settle("recommend", "I've seen all of these", SUGGESTED, answering(SUGGESTED)) == "recommend"
+    # not seen is no spent list: the reader reads it
+    assert reader.settle("recommend", "I haven't seen either of those", SUGGESTED, answering(SUGGESTED)) == "chitchat"
+    assert reader.settle("chitchat", "I love comedies", [], answering([])) == "recommend"
+
+
+@pytest.mark.model
+def test_a_request_needs_something_to_go_on():
+    """After "what do you like?" the reader reads almost any answer as a request (ReDial's answers
+    to it mostly are); words with nothing to recommend from stay chit-chat."""
+    reader = IntentReader(READER_FILE)
+    assert reader.probabilities("hey again", ASKED_TASTE)["recommend"] > 0.9  # what the limit is for
+    reader.sure = 0.0
+    for words in ("hey again", "good morning", "yo"):
+        assert reader.settle("chitchat", words, ASKED_TASTE, answering(ASKED_TASTE)) == "chitchat", words
+    for words in ("mostly thrillers", "stuff from the 80s", "I like movies about space"):
+        assert reader.settle("chitchat", words, ASKED_TASTE, answering(ASKED_TASTE)) == "recommend", words
