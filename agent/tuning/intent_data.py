@@ -19,8 +19,9 @@ seekers' turns.
 
 Selection of ``sure`` and of every choice here: ReDial's development sets, the held-out families
 and the public set (``bench.router_accuracy --set redial-dev redial-dev2 heldout public --reading
---intent-reader FILE``), never its evaluation set. The product runs with the reader off unless
-``CHATREC_INTENT_READER=shipped`` (bench/RESULTS.md says why).
+--intent-reader FILE``), never its evaluation set. The product runs with the reader on
+(``CHATREC_INTENT_READER=off`` for the rules alone), bound by the product's own rules
+(:meth:`agent.intent.IntentReader.settle`).
 
     python -m agent.tuning.intent_data            # rebuild agent/data/intent_reader.safetensors
 """
