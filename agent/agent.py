@@ -422,7 +422,11 @@ class Agent:
         best = max(((min(fuzz.WRatio(key, title := match_key(i.title)), fuzz.token_set_ratio(key, title)), i)
                     for i in last if i), default=(0, None), key=lambda pair: pair[0])
         if best[0] >= self.turn.mention_match:  # "that Fargo one" points into the list just shown
-            return best[1]
+            # but a title named exactly is that title, not a near one in the list: after a list
+            # with The Alienist, "my favorites are Aliens and The Thing" is Aliens
+            exact = None if match_key(best[1].title) == key else self.resolver.spotter.item_of(
+                mention, state.constraints.domain or "movie")
+            return exact or best[1]
         return self.resolver.resolve(mention).item
 
     def _split_mention(self, mention: str, state: DialogueState) -> list[CatalogItem]:
@@ -443,7 +447,8 @@ class Agent:
         # year bounds the words state that cannot both hold come back as slots["conflicts"] (asked
         # about in _recommend), never as an empty range; the router's reversed pair is put in order
         spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
-        slots = sanitize_slots(route.slots, text, shown, self.turn, [(start, end) for start, end, *_ in spans])
+        slots = sanitize_slots(route.slots, text, shown, self.turn, [(start, end) for start, end, *_ in spans],
+                               [item.domain for *_, item in spans])
         people = self.fact_guard.people.named_in(text)
         if people:  # "Tom Hanks" in the router's titles is a person, not a title to resolve ("Tom Jones?")
             slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m)]

@@ -377,11 +377,12 @@ _DROPS_WHAT_WAS_ASKED = re.compile(r"\b(?:any|instead|forget|start over|from scr
 
 
 def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSettings | None = None,
-                   title_spans: Sequence[tuple[int, int]] = ()) -> dict:
+                   title_spans: Sequence[tuple[int, int]] = (), title_domains: Sequence[str] = ()) -> dict:
     """The router's slots with what cannot be right removed: titles neither in the message nor
     in the list it points to, impossible years (a reversed range is put in order), silly counts.
     ``turn``: the thresholds (:class:`agent.config.TurnSettings`; the defaults when None);
-    ``title_spans``: where the titles the catalogue knows are written (their words ask nothing)."""
+    ``title_spans``: where the titles the catalogue knows are written (their words ask nothing);
+    ``title_domains``: the domains of the items those titles are."""
     turn = turn or _TURN
     out = dict(slots)
     for key in ("titles", "liked", "disliked"):
@@ -397,6 +398,11 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
         out["reference"] = place  # "why the third?": the router left the place out
     if domain := asked_domain(text, title_spans):
         out["domain"] = domain  # the words say which domain is asked ("… can you suggest some books?")
+    elif slots.get("domain") and title_domains and slots["domain"] not in title_domains:
+        # no domain word, and the titles named are of another domain: the router took the domain
+        # from the dialogue ("mostly sci fi, stuff like Alien" after a reply that offered books
+        # got five books), so the dialogue's stays
+        out["domain"] = None
     elif slots.get("domain") == "book" and names_books_as_a_kind(text):
         out["domain"] = None  # "I like movies that are based on books": the dialogue's domain stays
     elif slots.get("domain") and not out["titles"] and not capitalised_names(text):
@@ -600,6 +606,9 @@ def second_look(intent: str, slots: dict, text: str, spotter, after_suggestions:
         return intent, slots
     if wants:
         log.info("router said chitchat; the words ask for suggestions: recommend")
+        return "recommend", slots
+    if after_suggestions and seen_them_all(text):
+        log.info("router said chitchat; the suggestions were all seen: others, please")
         return "recommend", slots
     if people is not None and (named := people.named_in(text)) and PERSON_ASKED_FOR.search(text[:named[0][0]]):
         log.info("router said chitchat; the words ask for a person's films: recommend")

@@ -277,7 +277,8 @@ def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None,
     if intent_reader is not None:
         intent = intent_reader.settle(intent, text, context, answers, spotter)
     spans = spotter.spans(text, "movie")  # the words of a title ask nothing
-    slots = sanitize_slots(slots, text, last_list(context), turn, [(start, end) for start, end, *_ in spans])
+    slots = sanitize_slots(slots, text, last_list(context), turn, [(start, end) for start, end, *_ in spans],
+                           [item.domain for *_, item in spans])
     domain = slots.get("domain") or "movie"
     return intent, with_whole_titles(slots, text, spans if domain == "movie" else spotter.spans(text, domain))
 

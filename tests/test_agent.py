@@ -411,6 +411,18 @@ def test_a_reaction_to_the_list_is_noted_and_seen_them_all_asks_for_more(parts, 
     assert more.intent == "recommend" and len(more.items) == 5
 
 
+def test_a_title_named_exactly_is_that_title_not_a_near_one_in_the_list(parts, tmp_path: Path) -> None:
+    # read in chat: after a list with The Alienist, "Some of my favorites are Aliens and The Thing"
+    # noted The Alienist as liked
+    agent = _agent(parts, tmp_path)
+    by_title = {i.title: i.item_id for i in parts["catalog"] if i.title in ("Alien", "Aliens")}
+    state = DialogueState(session_id="near")
+    state.last_recommendations = [by_title["Aliens"]]
+    assert agent._resolve("Alien", state).item_id == by_title["Alien"]
+    assert agent._resolve("Aliens", state).item_id == by_title["Aliens"]
+    assert agent._resolve("that Aliens one", state).item_id == by_title["Aliens"]  # a near mention: the list
+
+
 def test_a_place_named_a_turn_after_the_list_still_points_into_it(parts, tmp_path: Path) -> None:
     # read in chat: after a chit-chat turn, "the second one was pretty boring" was no dislike
     router = ScriptedRouter().push("recommend", genres=["comedy"]).push("chitchat").push("chitchat")

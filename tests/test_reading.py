@@ -629,3 +629,28 @@ def test_a_goodbye_is_told_from_words_that_only_look_like_one() -> None:
     for text in ("I'll watch it by the way", "have a great time with it", "by the way, any comedies?",
                  "a day at the races", "I can see why you picked it"):
         assert not says_goodbye(text), text
+
+
+@pytest.mark.parametrize(("text", "answering", "intent"), [
+    ("I've seen all of these", True, "recommend"),  # the real router said chit-chat: the list is spent
+    ("already watched them both", True, "recommend"),
+    ("I haven't seen any of those, they look good", True, "chitchat"),  # a reaction
+    ("I've seen all of these", False, "chitchat"),  # nothing was suggested: no list to spend
+])
+def test_a_spent_list_asks_for_others(spotter, text: str, answering: bool, intent: str) -> None:
+    from agent.reading import second_look
+
+    assert second_look("chitchat", empty_slots(), text, spotter, answering)[0] == intent
+
+
+def test_a_domain_the_words_do_not_name_follows_the_titles_they_do() -> None:
+    from agent.reading import sanitize_slots
+
+    # after a reply that offered books, the router read "book" into a request that names a film
+    slots = {**empty_slots(), "genres": ["sci-fi"], "domain": "book", "titles": ["Alien"]}
+    text = "mostly sci fi, stuff like Alien"
+    span = [(text.index("Alien"), len(text))]
+    assert sanitize_slots(slots, text, [], None, span, ["movie"])["domain"] is None
+    assert sanitize_slots(slots, text, [], None, span, ["book"])["domain"] == "book"
+    asked = "any books like Alien?"
+    assert sanitize_slots(slots, asked, [], None, [(asked.index("Alien"), 20)], ["movie"])["domain"] == "book"
