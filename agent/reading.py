@@ -507,6 +507,8 @@ def genre_tastes(text: str) -> tuple[list[str], list[str]]:
 # seen It and Get Out, loved both": the titles they name)
 _SEEN_THEM = re.compile(r"\b(?:seen|saw|watched|read)\s+(?:[\w'’]+\s+){0,3}?(?:all|these|those|them|both)\b|"
                         r"\balready (?:seen|saw|watched|read)\b", re.I)
+# "I watched one of those X-Men movies", "seen a few of them": some, not all
+_SOME_OF = re.compile(r"\b(?:one|some|few|half|none|neither|either|any|couple|first|last|two|most)\b", re.I)
 # "I haven't seen either of those", "never watched them": not seen, so the list is not spent
 _NOT_BEFORE = re.compile(r"(?:\b(?:have|has|had|did|do|does)\s*n['’]?o?t|\bnever|\bnot)\s+(?:(?:yet|even|ever|really|actually)\s+)?$",
                          re.I)
@@ -516,7 +518,8 @@ def seen_them_all(text: str) -> bool:
     """Whether the words say the suggestions were all seen ("I've seen all of these", "already
     watched them"): the list is spent and others are wanted. "I haven't seen either of those" is
     the opposite (ReDial seekers' reactions were read as asking for others)."""
-    return any(not _NOT_BEFORE.search(text[:m.start()]) for m in _SEEN_THEM.finditer(text))
+    return any(not _NOT_BEFORE.search(text[:m.start()]) and not _SOME_OF.search(m.group())
+               for m in _SEEN_THEM.finditer(text))
 
 
 # a change asked of the suggestions: "funnier", "less violent", "shorter", "not so long", "instead"

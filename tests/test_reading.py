@@ -541,6 +541,7 @@ def test_a_greeting_and_nothing_more(text: str, greets: bool) -> None:
     ("I have seen all of these", False), ("watched them both already", False),  # the list is spent: others
     # not seen is no spent list: a reaction (ReDial seekers' "I havent seen either of those")
     ("I havent seen either of those", True), ("I haven't seen any of those, never watched them", True),
+    ("I watched one of those X-Men movies lately", True), ("seen a few of them, loved them", True),  # some, not all
     ("anything else?", False), ("something older", False), ("any westerns?", False),
 ])
 def test_a_reaction_answers_a_suggestion_and_asks_for_nothing(text: str, reacts: bool) -> None:
