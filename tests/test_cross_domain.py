@@ -170,6 +170,11 @@ def test_words_that_describe_content_stay() -> None:
     assert content_text("something funny with no romance") == "funny"
     assert content_text("not too violent and with a strong female lead") == "strong female lead"
     assert content_text("nothing but westerns") == "westerns"
+    # who they watch with is not what to look for; a story about a wife still is
+    assert content_text("hi, my wife and i are into period dramas") == "period dramas"
+    assert content_text("me and my husband enjoy films set in space") == "set space"
+    assert content_text("a movie about a husband and wife on a road trip") == "husband wife road trip"
+    assert "family" in content_text("something to watch with my family")  # family films: a kind of film
     # a plain word misspelt is still a plain word, not something to search for ("So Fine", "Funny Farm")
     assert content_text("recomend me som funy movis from the 80s") == "80s"
     assert content_text("a moive about dogs") == "dogs"

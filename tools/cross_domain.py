@@ -104,6 +104,12 @@ def _one_edit(a: str, b: str) -> bool:
 _NEGATED = re.compile(r"\b(?:not|no|nothing|without|never|nor|less|(?:is|are|was|do|does|did)n'?t)\b"
                       r"(?!\s+(?:but|only|just|matter)\b)[^,.;:!?]*?(?=[,.;:!?]|\b(?:but|and|with|though)\b|$)", re.I)
 
+# who the person watches or reads with says who, not what: "my wife and i are into period dramas"
+# listed Husbands and Wives, The Wife and My Wife is an Actress ("a wife who …" is still the story)
+_COMPANION = re.compile(r"\b(?:my|our|me and my|with my)\s+(?:wife|husband|hubby|partner|spouse|girlfriend|boyfriend|"
+                        r"gf|bf|fianc[eé]e?|roommates?|flatmates?|mom|mum|dad|mother|father|parents|sister|brother|"
+                        r"siblings|son|daughter|friends?|buddies|bestie)\b", re.I)
+
 # a place in the list just shown says which one, not what to look for ("seen the first one,
 # anything lighter?" listed The First Time, First Blood and Loaded Weapon 1)
 _LIST_PLACE = re.compile(r"\b(?:first|second|third|fourth|fifth|last|top|\d(?:st|nd|rd|th))\s+"
@@ -114,14 +120,14 @@ _LIST_PLACE = re.compile(r"\b(?:first|second|third|fourth|fifth|last|top|\d(?:st
 def content_text(query: str, titles: Iterable[str] = ()) -> str:
     """The words of a request that say what to look for: ``query`` without the ``titles`` it
     names (whole, case-insensitively), the words that only name a domain ("books", "something to
-    read"), the words that only ask, a place in the list shown ("the first one") and the words a
-    negation rules out. ``"any books for someone who likes these?"`` -> ``""``; ``"a thriller set
+    read"), the words that only ask, a place in the list shown ("the first one"), who they watch
+    with ("my wife and I") and the words a negation rules out. ``"any books for someone who likes these?"`` -> ``""``; ``"a thriller set
     in space, something to read"`` -> ``"thriller set space"``; ``"a comedy, not too silly"`` ->
     ``"comedy"``."""
     text = query.lower()
     for title in sorted({t.lower().strip() for t in titles if t and len(t.strip()) >= 2}, key=len, reverse=True):
         text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", " ", text)
-    text = _LIST_PLACE.sub(" ", _NEGATED.sub(" ", text))
+    text = _COMPANION.sub(" ", _LIST_PLACE.sub(" ", _NEGATED.sub(" ", text)))
     words = [w.replace("\u2019", "'") for w in _WORD.findall(text)]
     kept = [w for w in words if w not in DOMAIN_WORDS and w not in ASK_WORDS and not w.isdigit()
             and not misspelt_plain_word(w)]
