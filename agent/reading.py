@@ -426,8 +426,10 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     # set; bench/RESULTS.md "Films named again, moods, and genres")
     out["genres"] = wanted or [g for g in slots.get("genres") or [] if g not in ruled_out]
     out["without"] = ruled_out
-    if out.get("clear") and _MORE_OF_IT.search(text) and not _DROPS_WHAT_WAS_ASKED.search(text):
-        # "ok give me 3 more, but not too gory": more of what was asked (the router cleared it all)
+    if out.get("clear") and (_MORE_OF_IT.search(text) or _MORE_OR_LESS.search(text)) \
+            and not _DROPS_WHAT_WAS_ASKED.search(text):
+        # "ok give me 3 more, but not too gory": more of what was asked (the router cleared it all);
+        # "something shorter maybe" after fantasy books: a change of those, not films of any kind
         out["clear"] = []
     if slots.get("genres") and not out["genres"] and "genres" in (out.get("clear") or []):
         # the router took "not into comedies" for comedies asked anew: its clearing of the genres

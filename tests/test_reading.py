@@ -107,6 +107,10 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     # "more" keeps what was asked unless the words let some of it go
     assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "ok give me 3 more, but not too gory", [])["clear"] == []
     assert sanitize_slots({**empty_slots(), "clear": ["year"]}, "more please, any decade", [])["clear"] == ["year"]
+    # a change asked of the suggestions keeps them too: "something shorter" after fantasy books (the
+    # router cleared it all, and five films came back)
+    assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "something shorter maybe", [])["clear"] == []
+    assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "something funnier instead", [])["clear"] == ["all"]
     # a title of the last list stays only when the words point into the list
     shown = ["Family Band", "Toy Story"]
     assert sanitize_slots({**empty_slots(), "liked": ["Family Band"]}, "they loved Coco and Moana", shown)["liked"] == []
