@@ -32,6 +32,14 @@ MAX_TOKENS = 96  # a window is a sentence or two; longer ones are cut
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)|\n")
 _TITLE_STANDS_IN = "it"  # the title's own words ("Horrible Bosses") say nothing of the stance
 _WORD = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?")
+# A clause after the title that asks something of the next films ("like Heat or The Departed,
+# nothing too old", "I loved Heat and The Departed, nothing from before 1990 please") is no verdict
+# on the title: the reader read both as a dislike at 0.997-1.0, and it is left out of what it reads.
+_ASKS_OF_THE_NEXT = re.compile(
+    r"[,;]\s*(?:(?:but|and|just|please|preferably|ideally)\s+)?(?:nothing|none|no|not)\s+"
+    r"(?:(?:too|so|that'?s|that is|overly|very)\s+)?(?:old|older|new|newer|recent|long|longer|short|shorter|scary|gory|"
+    r"violent|dark|sad|slow|silly|heavy|depressing|graphic|romantic|cheesy|childish|kiddie|from|before|after|made|"
+    r"released|with|in black)\b.*$", re.I)
 # A window of fewer words than this besides the title (", it ,", "or it ?", "maybe it": lists and
 # fragments) says nothing the reader can read; on those a learned reader leans by chance.
 MIN_WORDS = 3
@@ -75,7 +83,8 @@ class StanceReader:
 
     def revise(self, text: str, spans: Sequence[tuple[int, int]], stances: Sequence[str | None]) -> list[str | None]:
         """The rules' ``stances``, with a title they call liked turned disliked where the reader is sure."""
-        windows = {n: stance_window(text, spans, n) for n, stance in enumerate(stances) if stance == "liked"}
+        windows = {n: _ASKS_OF_THE_NEXT.sub("", stance_window(text, spans, n))
+                   for n, stance in enumerate(stances) if stance == "liked"}
         asked = [n for n, window in windows.items() if len(_WORD.findall(window)) > MIN_WORDS]
         revised = list(stances)
         if not asked:

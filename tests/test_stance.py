@@ -86,3 +86,16 @@ def test_typed_again_copies_keep_their_words_apart_from_slips():
     assert all(a.split()[-1] == t.split()[-1] or len(t.split()[-1]) >= 4 for a, t in zip(again, texts))
     assert all("it" in a.split() for a in again)  # the title's stand-in is never typed again
     assert with_typos(texts) == again  # seeded: the shipped reader rebuilds the same
+
+
+@pytest.mark.model
+def test_what_is_asked_of_the_next_films_is_no_verdict_on_the_title():
+    """Read in chat: "something like Heat or The Departed, nothing too old" noted The Departed as
+    disliked (the reader, 0.997); a verdict after a comma still counts."""
+    reader = StanceReader(READER_FILE)
+    reader.sure = 0.5
+    for text in ("Looking for something like Heat or The Departed, nothing too old",
+                 "I loved Heat and The Departed, nothing from before 1990 please"):
+        assert reader.revise(text, spans_of(text, "Heat", "The Departed"), ["liked", "liked"]) == ["liked", "liked"]
+    verdict = "I watched The Departed, nothing special honestly, it dragged"
+    assert reader.revise(verdict, spans_of(verdict, "The Departed"), ["liked"]) == ["disliked"]
