@@ -202,7 +202,9 @@ _DOMAIN_WORD = re.compile(rf"\b(?:(?P<movie>{_MOVIE_WORDS})|(?P<book>{_BOOK_WORD
 # words that tell what a named title *is* or what the person did, not what they ask for:
 # "the books Rebecca and Jane Eyre", "loved reading Dune", "I watched Heat", "the film version"
 _NOT_ASKED_BEFORE = re.compile(r"\b(?:the|loved|love|liked|like|enjoyed|enjoy|hated|adore|finished|just|been|"
-                               r"after|while|from|of)\s*$", re.I)
+                               r"after|while|from|(?<!couple )(?<!few )(?<!lot )(?<!lots )(?<!bunch )(?<!handful )"
+                               r"(?<!list )(?<!pair )(?<!dozen )(?<!kind )(?<!sort )(?<!type )(?<!kinds )(?<!types )of)"
+                               r"\s*$", re.I)  # "a couple of novels", "what kind of books" ask
 # a book word that says what a film is made from or is like, or an idiom: "comic book movies", "based
 # on books", "a good book adaptation", "a win in my book" (ReDial seekers; each turned a film dialogue to books)
 _BOOK_AS_KIND_BEFORE = re.compile(r"\b(?:comic|on|my)\s*$", re.I)

@@ -216,6 +216,9 @@ def test_a_decade_in_the_words_replaces_the_routers_years() -> None:
     ("Action, scifi, fantasy, horror, comic book", None), ("any comic book movies?", "movie"),
     ("Yes. That was a very good book adaptation.", None), ("Anything with explosions is a win in my book.", None),
     ("any good book series?", "book"), ("any young adult books?", "book"),
+    # "of" after a quantity or a kind still asks (read in chat: "a couple of novels" got one film)
+    ("can you suggest a couple of novels like that first one?", "book"), ("what kind of books do you have?", "book"),
+    ("I am a fan of books", None), ("the film version of the book", None),
 ])
 def test_the_domain_the_words_ask_for(text, domain) -> None:
     from agent.reading import asked_domain
