@@ -514,8 +514,8 @@ _SEEN_THEM = re.compile(r"\b(?:seen|saw|watched|read)\s+(?:[\w'’]+\s+){0,3}?(?
 # "I watched one of those X-Men movies", "seen a few of them": some, not all
 _SOME_OF = re.compile(r"\b(?:one|some|few|half|none|neither|either|any|couple|first|last|two|most)\b", re.I)
 # "I haven't seen either of those", "never watched them": not seen, so the list is not spent
-_NOT_BEFORE = re.compile(r"(?:\b(?:have|has|had|did|do|does)\s*n['’]?o?t|\bnever|\bnot)\s+(?:(?:yet|even|ever|really|actually)\s+)?$",
-                         re.I)
+_NOT_BEFORE = re.compile(r"(?:\b(?:have|has|had|did|do|does)\s*n['’]?o?t|\bnever|\bnot)\s+"
+                         r"(?:(?:yet|even|ever|really|actually)\s+)?$", re.I)
 
 
 def seen_them_all(text: str) -> bool:

@@ -121,9 +121,9 @@ def content_text(query: str, titles: Iterable[str] = ()) -> str:
     """The words of a request that say what to look for: ``query`` without the ``titles`` it
     names (whole, case-insensitively), the words that only name a domain ("books", "something to
     read"), the words that only ask, a place in the list shown ("the first one"), who they watch
-    with ("my wife and I") and the words a negation rules out. ``"any books for someone who likes these?"`` -> ``""``; ``"a thriller set
-    in space, something to read"`` -> ``"thriller set space"``; ``"a comedy, not too silly"`` ->
-    ``"comedy"``."""
+    with ("my wife and I") and the words a negation rules out. ``"any books for someone who likes
+    these?"`` -> ``""``; ``"a thriller set in space, something to read"`` -> ``"thriller set
+    space"``; ``"a comedy, not too silly"`` -> ``"comedy"``."""
     text = query.lower()
     for title in sorted({t.lower().strip() for t in titles if t and len(t.strip()) >= 2}, key=len, reverse=True):
         text = re.sub(r"(?<!\w)" + re.escape(title) + r"(?!\w)", " ", text)
