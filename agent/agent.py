@@ -427,7 +427,10 @@ class Agent:
             exact = None if match_key(best[1].title) == key else self.resolver.spotter.item_of(
                 mention, state.constraints.domain or "movie")
             return exact or best[1]
-        return self.resolver.resolve(mention).item
+        # a title written exactly is the film the words' spotter takes (one mention, one film: the
+        # fuzzy resolver chose Twilight 1998 and the spotter 2008, and both were disliked)
+        return (self.resolver.spotter.item_of(mention, state.constraints.domain or "movie")
+                or self.resolver.resolve(mention).item)
 
     def _split_mention(self, mention: str, state: DialogueState) -> list[CatalogItem]:
         """The router sometimes joins titles ("Toy Story and Aladdin"): the titles inside it."""

@@ -423,6 +423,24 @@ def test_a_title_named_exactly_is_that_title_not_a_near_one_in_the_list(parts, t
     assert agent._resolve("that Aliens one", state).item_id == by_title["Aliens"]  # a near mention: the list
 
 
+
+def test_one_mention_is_one_film_whichever_path_reads_it(parts, tmp_path: Path) -> None:
+    # read in chat: "I hated Twilight" disliked Twilight 1998 (the router's mention, through the
+    # fuzzy resolver) and Twilight 2008 (the words, through the spotter)
+    from collections import Counter
+
+    from tools.resolve import match_key
+
+    agent = _agent(parts, tmp_path)
+    shared = [t for t, n in Counter(match_key(i.title) for i in parts["catalog"] if i.domain == "movie").items()
+              if n > 1]
+    assert shared  # films sharing a title (remakes, ml-100k's doubles)
+    state = DialogueState(session_id="one")
+    for key in shared:
+        title = next(i.title for i in parts["catalog"] if match_key(i.title) == key)
+        assert agent._resolve(title, state) is agent.resolver.spotter.item_of(title, "movie"), title
+
+
 def test_a_place_named_a_turn_after_the_list_still_points_into_it(parts, tmp_path: Path) -> None:
     # read in chat: after a chit-chat turn, "the second one was pretty boring" was no dislike
     router = ScriptedRouter().push("recommend", genres=["comedy"]).push("chitchat").push("chitchat")
