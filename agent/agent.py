@@ -20,10 +20,10 @@ from rapidfuzz import fuzz
 
 from agent.config import CONVERSATION_SIZE, Settings, TurnSettings
 from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
-from agent.reading import (ASKS_WHY, CAPABILITIES, adds_to_what_was_asked, after_suggestions, asked_domain,
-                           asks, asks_my_taste, carries_taste, described_taste, genre_tastes, genres_as_one_kind,
+from agent.reading import (ASKS_WHY, adds_to_what_was_asked, after_suggestions, asked_domain,
+                           asks, carries_taste, described_taste, genre_tastes, genres_as_one_kind,
                            genres_in,
-                           greets_only, has_content, item_question, place_only, reacts_only, readable,
+                           has_content, item_question, own_reply, place_only, reacts_only, readable,
                            referenced_position, sanitize_slots, says_goodbye, second_look, stance_on_it, thanks,
                            title_stances,
                            with_whole_titles, without_markup, written_as_person)
@@ -421,16 +421,14 @@ class Agent:
         key = match_key(mention)
         best = max(((min(fuzz.WRatio(key, title := match_key(i.title)), fuzz.token_set_ratio(key, title)), i)
                     for i in last if i), default=(0, None), key=lambda pair: pair[0])
-        if best[0] >= self.turn.mention_match:  # "that Fargo one" points into the list just shown
-            # but a title named exactly is that title, not a near one in the list: after a list
-            # with The Alienist, "my favorites are Aliens and The Thing" is Aliens
-            exact = None if match_key(best[1].title) == key else self.resolver.spotter.item_of(
-                mention, state.constraints.domain or "movie")
-            return exact or best[1]
         # a title written exactly is the film the words' spotter takes (one mention, one film: the
         # fuzzy resolver chose Twilight 1998 and the spotter 2008, and both were disliked)
-        return (self.resolver.spotter.item_of(mention, state.constraints.domain or "movie")
-                or self.resolver.resolve(mention).item)
+        exact = self.resolver.spotter.item_of(mention, state.constraints.domain or "movie")
+        if best[0] >= self.turn.mention_match:  # "that Fargo one" points into the list just shown
+            # but not a near one in the list: after a list with The Alienist, "my favorites are
+            # Aliens and The Thing" is Aliens (the list's own film of the title stays the list's)
+            return best[1] if match_key(best[1].title) == key else exact or best[1]
+        return exact or self.resolver.resolve(mention).item
 
     def _split_mention(self, mention: str, state: DialogueState) -> list[CatalogItem]:
         """The router sometimes joins titles ("Toy Story and Aladdin"): the titles inside it."""
@@ -689,18 +687,9 @@ class Agent:
 
     def _chitchat(self, state: DialogueState, text: str, route: Route, timings: dict) -> Iterator[str]:
         t = time.perf_counter()
-        if CAPABILITIES.search(text):  # "what can you do?": the small model invents other skills
+        if (own := own_reply(text)) is not None:  # the agent's own words, never the small model's
             timings["reply"] = time.perf_counter() - t
-            return (yield from self._say(state, "chitchat", self.replies["help"]))
-        if greets_only(text):  # "hello": it invented them there too ("any creative writing project")
-            timings["reply"] = time.perf_counter() - t
-            return (yield from self._say(state, "chitchat", self.replies["greeting"]))
-        if asks_my_taste(text):  # "do you like comedies?": it claimed a comedy show of its own
-            timings["reply"] = time.perf_counter() - t
-            return (yield from self._say(state, "chitchat", self.replies["my_taste"]))
-        if says_goodbye(text):  # "bye": "I'm sorry for any inconvenience. It's a pleasure to meet you"
-            timings["reply"] = time.perf_counter() - t
-            return (yield from self._say(state, "chitchat", self.replies["goodbye"]))
+            return (yield from self._say(state, "chitchat", self.replies[own]))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
         words = stream_sentences(self.llm, as_messages(messages), self.turn.chitchat_sentences,

@@ -943,10 +943,21 @@ def asks_my_taste(text: str) -> bool:
     return bool(_ASKS_MY_TASTE.search(text))
 
 
-def has_own_words(text: str) -> bool:
-    """Whether the chit-chat path answers the words with the agent's own fixed reply, not the
-    LLM's: what it can do, a bare greeting, a question about its taste, a goodbye."""
-    return bool(CAPABILITIES.search(text)) or greets_only(text) or asks_my_taste(text) or says_goodbye(text)
+def own_reply(text: str) -> str | None:
+    """The key of the agent's fixed reply (``prompts/replies.toml``) that answers these chit-chat words,
+    or None for the LLM's: the small model invents where these are asked — other skills for "what
+    can you do?" ("help"), "any creative writing project" for "hello" ("greeting"), a comedy show
+    of its own for "do you like comedies?" ("my_taste"), "I'm sorry for any inconvenience" for
+    "bye" ("goodbye")."""
+    if CAPABILITIES.search(text):
+        return "help"
+    if greets_only(text):
+        return "greeting"
+    if asks_my_taste(text):
+        return "my_taste"
+    if says_goodbye(text):
+        return "goodbye"
+    return None
 
 
 def thanks(text: str) -> bool:
@@ -1088,4 +1099,4 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
 
 
 __all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
-           "asks_my_taste", "genre_tastes", "genres_as_one_kind", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]
+           "asks_my_taste", "own_reply", "genre_tastes", "genres_as_one_kind", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]
