@@ -375,3 +375,19 @@ def test_generation_is_kept_per_line_and_an_interrupted_run_picks_up(tokenizer, 
     assert len(cache.read_text().splitlines()) == 5
     with pytest.raises(ValueError, match="unknown system"):
         xrec_yelp.generate(explainer, rows, graph, "other", progress=False)
+
+
+def test_without_summaries_every_prompt_keeps_the_name_and_the_reserved_tokens_but_no_summary(tokenizer) -> None:
+    from agent.tuning.xrec_yelp import YelpPrompts, adapter_dir
+
+    row = {"uid": 0, "iid": 1, "title": "Place One", "user_summary": "Loves spicy ramen.",
+           "item_summary": "A noodle bar.", "reference": "Good noodles."}
+    with_them = YelpPrompts(tiny_explainer(tokenizer))
+    without = YelpPrompts(tiny_explainer(tokenizer, summaries=False))
+    assert "spicy ramen" in with_them(row, True) and "noodle bar" in with_them(row, False)
+    for tokens in (True, False):
+        text = without(row, tokens)
+        assert "Place One" in text and "spicy" not in text and "noodle" not in text
+        assert (USER_TOKEN in text and ITEM_TOKEN in text) == tokens
+    assert adapter_dir(Path("home"), summaries=False) != adapter_dir(Path("home"))  # never resumed from the other
+    assert not XRecConfig(summaries=False).same_recipe(XRecConfig())

@@ -33,6 +33,9 @@ def xrec_train(
     centered: Annotated[bool, typer.Option(help="a learned vector per reserved token plus each line's own part of "
                                                 "the adapters' output (not XRec's recipe; saved apart, in "
                                                 "adapter[-gated][-contrast]-centered)")] = False,
+    summaries: Annotated[bool, typer.Option(help="the user's and business's summaries in the prompt; "
+                                                 "--no-summaries is XRec's ablation, the graph the only source "
+                                                 "(saved apart, in adapter…-nosummaries)")] = True,
     pairs: Annotated[Optional[Path], typer.Option(help="train the agent's own adapter instead, on explanation "
                                                        "pairs from `python -m agent.tuning.explain_data` (the "
                                                        "graph the agent uses; for CHATREC_XREC_ADAPTER)")] = None,
@@ -48,7 +51,7 @@ def xrec_train(
     settings = load_settings()
     config = XRecConfig(base=str(local_model_source(settings)), epochs=epochs, lr=lr, batch_size=batch_size,
                         max_steps=max_steps, device=device or settings.device, threads=settings.threads, gated=gated,
-                        contrast=contrast, margin=margin, centered=centered)
+                        contrast=contrast, margin=margin, centered=centered, summaries=summaries)
     try:
         if pairs is not None:
             from agent.tuning.xrec_agent import train_on_pairs
@@ -56,7 +59,7 @@ def xrec_train(
             explainer, saved = train_on_pairs(settings, pairs, config, resume=not fresh)
         else:
             explainer, _ = train_adapters(settings.home, xrec_dir(data_dir), config, resume=not fresh)
-            saved = adapter_dir(settings.home, gated, bool(contrast), centered)
+            saved = adapter_dir(settings.home, gated, bool(contrast), centered, summaries)
     except (XRecDataError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     losses = explainer.config.losses
@@ -75,6 +78,7 @@ def xrec_explain(
     gated: Annotated[bool, typer.Option(help="the gated adapters (`xrec train --gated`)")] = False,
     contrast: Annotated[bool, typer.Option(help="the adapters trained with --contrast")] = False,
     centered: Annotated[bool, typer.Option(help="the adapters trained with --centered")] = False,
+    summaries: Annotated[bool, typer.Option(help="--no-summaries: the adapters trained without them")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Why USER would enjoy ITEM, written by the local LLM with the adapters fed the graph's vectors
@@ -87,7 +91,7 @@ def xrec_explain(
     try:
         directory = xrec_dir(data_dir)
         row = find_pair(directory, user, item)
-        saved = adapter_dir(settings.home, gated, contrast, centered)
+        saved = adapter_dir(settings.home, gated, contrast, centered, summaries)
         explainer = load_explainer(Path(read_config(saved).base), read_config(saved), saved)
         graph = yelp_graph(settings.home, directory, progress=False, threads=settings.threads)
     except (XRecDataError, FileNotFoundError, KeyError, ValueError) as exc:

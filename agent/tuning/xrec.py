@@ -136,13 +136,14 @@ class XRecConfig:
     contrast: float = 0.0  # weight of the margin against other lines' vectors (module docstring); 0: off
     margin: float = 0.1  # nats a target token: how much worse the loss must be with another line's vectors
     centered: bool = False  # a learned vector per reserved token + the adapter's output less the mean line's
+    summaries: bool = True  # the user's and the item's summaries in the prompt (False: XRec's ablation, graph only)
     device: str = "cpu"
     threads: int | None = None
     steps_done: int = 0
     losses: list[float] = field(default_factory=list)  # mean loss of each checkpoint interval
 
     RECIPE = ("base", "data", "graph_dim", "experts", "dropout", "lr", "weight_decay", "epochs", "batch_size",
-              "seed", "max_steps", "gated", "contrast", "margin", "centered")
+              "seed", "max_steps", "gated", "contrast", "margin", "centered", "summaries")
 
     def same_recipe(self, other: XRecConfig | None) -> bool:
         """Whether ``other`` (a saved checkpoint's config) was made the same way: only then is it resumed."""

@@ -12,6 +12,10 @@ benchmark compares differ only in what the reserved positions carry:
 - ``random``: the adapted vectors of a random other user and business (the ablation: if scores do
   not drop, the adapter is not using the graph).
 
+Without summaries (``XRecConfig.summaries`` False, XRec's own ablation) all three prompts keep the
+business's name and leave both summaries out: the graph is then the only source of who the user is
+and what the business offers, so an adapter that carries anything must beat the plain prompt there.
+
 Two more when asked (``--guide``): ``guided`` decodes the plain prompt steered by the difference the
 line's own vectors make to the adapted model against the graph's mean user and business
 (:meth:`agent.tuning.xrec.GraphExplainer.generate_guided`), and ``guided-random`` the same with the
@@ -48,11 +52,12 @@ GUIDED = ("guided", "guided-random")
 XREC_HOME = Path("models") / "xrec-yelp"  # under the data home: the graph, the adapters, the generations
 
 
-def adapter_dir(home: Path, gated: bool = False, contrast: bool = False, centered: bool = False) -> Path:
-    """Where the adapters trained on Yelp live (the gated, contrastive and centered variants beside
-    XRec's own recipe)."""
+def adapter_dir(home: Path, gated: bool = False, contrast: bool = False, centered: bool = False,
+                summaries: bool = True) -> Path:
+    """Where the adapters trained on Yelp live (the gated, contrastive, centered and summary-less
+    variants beside XRec's own recipe)."""
     return Path(home) / XREC_HOME / ("adapter" + ("-gated" if gated else "") + ("-contrast" if contrast else "")
-                                     + ("-centered" if centered else ""))
+                                     + ("-centered" if centered else "") + ("" if summaries else "-nosummaries"))
 
 
 def yelp_graph(home: Path, directory: Path, progress: bool = True, threads: int | None = None) -> XRecGraph:
@@ -66,8 +71,11 @@ class YelpPrompts:
     def __init__(self, explainer: GraphExplainer) -> None:
         self.explainer = explainer
         self.messages = XRecExplainer(None, Variant.parse(DEFAULT_VARIANT)).messages
+        self.summaries = explainer.config.summaries
 
     def __call__(self, row: dict, with_tokens: bool) -> str:
+        if not self.summaries:
+            row = row | {"user_summary": "", "item_summary": ""}
         if with_tokens:
             row = row | {"user_summary": f"{USER_TOKEN} {row['user_summary'].strip()}",
                          "item_summary": f"{ITEM_TOKEN} {row['item_summary'].strip()}"}
@@ -176,7 +184,7 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
     from agent.tuning.xrec import data_stamp, load_explainer, read_config
 
     graph = yelp_graph(home, directory, progress=progress, threads=config.threads)
-    target = adapter_dir(home, config.gated, bool(config.contrast), config.centered)
+    target = adapter_dir(home, config.gated, bool(config.contrast), config.centered, config.summaries)
     config.data = data_stamp(Path(directory) / "train.jsonl", Path(directory) / "total_trn.csv")
     saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     rows = read_jsonl(Path(directory) / "train.jsonl")
