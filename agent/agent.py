@@ -423,7 +423,7 @@ class Agent:
                     for i in last if i), default=(0, None), key=lambda pair: pair[0])
         # a title written exactly is the film the words' spotter takes (one mention, one film: the
         # fuzzy resolver chose Twilight 1998 and the spotter 2008, and both were disliked)
-        exact = self.resolver.spotter.item_of(mention, state.constraints.domain or "movie")
+        exact = self.resolver.spotter.item_of(mention, state.constraints.domain or "movie", state.named_so_far())
         if best[0] >= self.turn.mention_match:  # "that Fargo one" points into the list just shown
             # but not a near one in the list: after a list with The Alienist, "my favorites are
             # Aliens and The Thing" is Aliens (the list's own film of the title stays the list's)
@@ -447,7 +447,8 @@ class Agent:
         shown = [self._title(i) for i in state.last_recommendations]
         # year bounds the words state that cannot both hold come back as slots["conflicts"] (asked
         # about in _recommend), never as an empty range; the router's reversed pair is put in order
-        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie")  # a shared title: the film
+        # a shared title: the film, and the one the conversation named before ("Jumanji" after Jumanji (2017))
+        spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie", known=state.named_so_far())
         slots = sanitize_slots(route.slots, text, shown, self.turn, [(start, end) for start, end, *_ in spans],
                                [item.domain for *_, item in spans])
         people = self.fact_guard.people.named_in(text)

@@ -144,6 +144,11 @@ class DialogueState:
         if about:
             self.constraints.about = list(about)
 
+    def named_so_far(self) -> set[str]:
+        """The items this conversation has named: shown, spoken of, liked or disliked (a title
+        that several items share is, said again, the one of them already named)."""
+        return {*self.liked, *self.disliked, *(i for t in self.turns for i in (*t.items, *t.about))}
+
     def reference(self, position: int) -> str | None:
         """The item at 1-based ``position`` of the last recommendation list (-1: its last), if there is one."""
         if position == LAST and self.last_recommendations:

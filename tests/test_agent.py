@@ -814,6 +814,27 @@ def test_the_intent_reader_has_the_last_word_on_request_against_chitchat(parts, 
         assert agent.respond("asks", "could you recommend a good comedy?").intent == "recommend"
 
 
+def test_a_title_several_films_share_is_the_one_the_conversation_named(parts, tmp_path: Path) -> None:
+    """After "have you seen Psycho (1998)?", "I loved Psycho" is that film, not the title's most rated one."""
+    from collections import defaultdict
+
+    from tools.resolve import match_key
+
+    by_key = defaultdict(list)
+    for item in parts["catalog"]:
+        if item.domain == "movie" and item.year:
+            by_key[match_key(item.title)].append(item)
+    shared = next(films for films in by_key.values()
+                  if len({f.year for f in films}) > 1 and len(films[0].title.split()) == 1 and len(films[0].title) > 4)
+    spotted = next(i for _, i in parts["resolver"].spotter.spot(f"I loved {shared[0].title}", "movie"))
+    other = next(f for f in shared if f.item_id != spotted.item_id)  # not the one the words alone take
+    agent = _agent(parts, tmp_path, router=ScriptedRouter().push("chitchat"))
+    state = DialogueState(session_id="shared")
+    agent.read_turn(state, f"Have you seen {other.title} ({other.year})?", role="assistant", items=[other.item_id])
+    agent.read_turn(state, f"I loved {shared[0].title}, thanks")
+    assert other.item_id in state.liked and spotted.item_id not in state.liked, (other, spotted)
+
+
 def test_a_transcripts_suggestions_count_as_liked_until_the_person_says_otherwise(parts, tmp_path: Path) -> None:
     agent = _agent(parts, tmp_path)
     state = DialogueState(session_id="suggested")

@@ -438,6 +438,27 @@ def test_a_shared_title_is_the_one_of_the_year_written_after_it_else_the_domain_
     assert [i for _, i in spotter.spot("the Heat remake was fine")] == [heat]
 
 
+def test_a_shared_title_is_the_one_with_the_article_as_written_else_the_one_the_conversation_named() -> None:
+    from tools.catalog import CatalogItem
+    from tools.resolve import TitleSpotter
+
+    heat = CatalogItem("ml-100k:1", "movie", "Heat", year=1995, n_ratings=223)
+    the_heat = CatalogItem("ml-latest-small:2", "movie", "The Heat", year=2013, n_ratings=3)
+    old = CatalogItem("ml-100k:3", "movie", "Jumanji", year=1995, n_ratings=96)
+    new = CatalogItem("ml-latest-small:4", "movie", "Jumanji", year=2017, n_ratings=5)
+    spotter = TitleSpotter([heat, the_heat, old, new])
+    assert [i for _, i in spotter.spot("Something like The Heat or Bad Boys")] == [the_heat]
+    assert [i for _, i in spotter.spot("I loved Heat")] == [heat]
+    assert [i for _, i in spotter.spot("I loved Jumanji")] == [old]  # the most rated
+    named = {new.item_id}  # "have you seen Jumanji (2017)?"
+    assert [i for *_, i in spotter.spans("I loved Jumanji", known=named)] == [new]
+    assert spotter.item_of("Jumanji", known=named) is new
+    # what the words say still comes first: a year, the oldest or newest, the article
+    assert [i for *_, i in spotter.spans("I loved Jumanji (1995)", known=named)] == [old]
+    assert [i for *_, i in spotter.spans("the original Jumanji was better", known=named)] == [old]
+    assert [i for *_, i in spotter.spans("I loved Heat", known={the_heat.item_id})] == [heat]
+
+
 def test_a_short_shared_title_is_spotted_after_the_words_that_say_which_film() -> None:
     from tools.catalog import CatalogItem
     from tools.resolve import TitleSpotter

@@ -18,7 +18,7 @@ import bisect
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -188,6 +188,12 @@ _NEWEST_AFTER = re.compile(r"\s+(?:remake|reboot)\b", re.I)
 _LIST_GAP = re.compile(r"\s*(?:,|and|or|&)\s*(?:and\s+|or\s+)?", re.I)
 
 
+def _article(title: str) -> str:
+    """The article a title opens with ("the", "a", "an"), or "" (match keys leave it out)."""
+    first = _WORD.match(title.strip())
+    return first.group().lower() if first and first.group().lower() in ("the", "a", "an") else ""
+
+
 def _loud(word: str) -> bool:
     """An everyday word in capitals ("I LOVED Rudy"): said loudly, not a name."""
     return len(word) > 1 and word.isupper() and everyday_word(word)
@@ -206,7 +212,8 @@ class TitleSpotter:
     "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
     after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
     "The Shape of Water" is the film, not the novel), else to the oldest or the newest when the
-    words say which ("the original Jumanji", "the new It", "the It remake"), else to the most rated (the newest of
+    words say which ("the original Jumanji", "the new It", "the It remake"), else to the one the
+    conversation has already named (when the caller says which those are), else to the most rated (the newest of
     equally rated: ReDial's imported films carry no ratings), unless one came out after the newest
     rated film: its ratings could not exist, and the newest such one is taken."""
 
@@ -228,9 +235,11 @@ class TitleSpotter:
         for same in self.by_key.values():
             same.sort(key=lambda i: (-i.n_ratings, -(i.year or 0)))
 
-    def _pick(self, key: str, year_after: int | None, domain: str | None, edition: str | None = None) -> CatalogItem:
+    def _pick(self, key: str, year_after: int | None, domain: str | None, edition: str | None = None,
+              known: Collection[str] = (), written: str = "") -> CatalogItem:
         """The item a title means here (the class docstring says how a shared one is chosen);
-        ``edition``: "oldest" or "newest", as the words around the title said."""
+        ``edition``: "oldest" or "newest", as the words around the title said; ``known``: item
+        ids the conversation has already named; ``written``: the title as the words have it."""
         shared = self.by_key[key]
         if len(shared) == 1:
             return shared[0]
@@ -240,6 +249,12 @@ class TitleSpotter:
             shared = same
         if edition and (dated := [i for i in shared if i.year]):
             return (min if edition == "oldest" else max)(dated, key=lambda i: i.year)
+        # the article as written: "The Heat" is the 2013 comedy, "Heat" the 1995 crime film
+        if written and (as_written := [i for i in shared if any(
+                _article(t) == _article(written) for t in (i.title, *i.aliases) if match_key(t) == key)]):
+            shared = as_written
+        if known and (talked_of := [i for i in shared if i.item_id in known]):
+            return talked_of[0]
         # ratings that could not exist say nothing: a film out after the newest rated one ("Jumanji"
         # 2017, the ratings ending in 2016) is not less known than the rated film of its title
         if self.rated_until is not None and (
@@ -247,10 +262,10 @@ class TitleSpotter:
             return max(after, key=lambda i: i.year)
         return shared[0]
 
-    def item_of(self, title: str, domain: str | None = None) -> CatalogItem | None:
+    def item_of(self, title: str, domain: str | None = None, known: Collection[str] = ()) -> CatalogItem | None:
         """The item ``title`` names as a whole (no fuzzy match), chosen as a spotted title is; None if none."""
         key = match_key(title)
-        return self._pick(key, None, domain) if key in self.by_key else None
+        return self._pick(key, None, domain, known=known, written=title) if key in self.by_key else None
 
     def spot(self, text: str, domain: str | None = None) -> list[tuple[str, CatalogItem]]:
         """(key, item) for each title found, in text order, longest span first at each word;
@@ -270,11 +285,13 @@ class TitleSpotter:
                        for n in range(1, min(self.max_words, len(words) - i - 1) + 1))
 
     def spans(self, text: str, domain: str | None = None, openers: bool = False,
-              short: bool = False) -> list[tuple[int, int, str, CatalogItem]]:
+              short: bool = False, known: Collection[str] = ()) -> list[tuple[int, int, str, CatalogItem]]:
         """(start, end, key, item) for each title found: :meth:`spot` with where it is written.
         ``openers``: a lone word that opens a sentence counts too ("Fargo is a crime film", in
         text that talks about films: a model's reply); ``short``: so does a lone word of two or
-        three letters ("what's Up about?", in a question about one film); their other rules hold."""
+        three letters ("what's Up about?", in a question about one film); their other rules hold.
+        ``known``: item ids the conversation has named already; a shared title the words do not
+        date is the film of it among them ("Jumanji" after "have you seen Jumanji (2017)?")."""
         words = list(_WORD.finditer(text))
         found: list[tuple[int, int, str, CatalogItem]] = []
         i = 0
@@ -320,7 +337,8 @@ class TitleSpotter:
                     before = text[:words[i].start()]
                     edition = ("oldest" if _OLDEST_BEFORE.search(before) else "newest"
                                if _NEWEST_BEFORE.search(before) or _NEWEST_AFTER.match(text, end) else None)
-                    item = self._pick(key, int(year.group(1)) if year else None, domain, edition)
+                    item = self._pick(key, int(year.group(1)) if year else None, domain, edition, known,
+                                      text[words[i].start():end])
                     found.append((words[i].start(), end, key, item))
                     i += n - 1
                     break
