@@ -212,8 +212,9 @@ class TitleSpotter:
     "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
     after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
     "The Shape of Water" is the film, not the novel), else to the oldest or the newest when the
-    words say which ("the original Jumanji", "the new It", "the It remake"), else to the one the
-    conversation has already named (when the caller says which those are), else to the most rated (the newest of
+    words say which ("the original Jumanji", "the new It", "the It remake"); among those whose title
+    opens with the article written, if any ("The Heat" is the 2013 comedy, "Heat" the 1995 film), to
+    the one the conversation has already named (when the caller says which), else to the most rated (the newest of
     equally rated: ReDial's imported films carry no ratings), unless one came out after the newest
     rated film: its ratings could not exist, and the newest such one is taken."""
 
