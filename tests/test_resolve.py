@@ -244,13 +244,15 @@ def test_a_rare_word_opening_a_sentence_is_a_title_and_everyday_words_are_not() 
 
 
 def test_a_short_title_counts_in_capitals_where_a_film_goes() -> None:
-    films = [CatalogItem(f"m:{n}", "movie", title, 2000 + n) for n, title in enumerate(["It", "Up", "Spy", "Finding Nemo"])]
+    films = [CatalogItem(f"m:{n}", "movie", title, 2000 + n) for n, title in enumerate(["It", "Up", "Spy", "Finding Nemo", "RV"])]
     spotter = TitleSpotter(films)
 
     def spot(text: str) -> list[str]:
         return [item.title for _, item in spotter.spot(text)]
 
     assert spot("I really enjoyed It") == ["It"]  # after a word of liking
+    assert spot("I enjoyed RV alot") == ["RV"]  # a rare word in capitals is a name
+    assert spot("I really enjoyed IT") == []  # an everyday word in capitals is said loudly
     assert spot("nothing similar to Spy") == ["Spy"]
     assert spot("I love Finding Nemo, Up and Spy") == ["Finding Nemo", "Up", "Spy"]  # listed after a title
     assert spot("It was great. I liked it, so Up we go") == []  # a sentence's capital; lowercase; no film goes there

@@ -327,9 +327,10 @@ class TitleSpotter:
                     continue
                 if n == 1 and self._before_a_name(text, words, i):
                     continue
-                # a short title ("It", "Up", "Spy") in capitals mid-sentence, where a film goes:
-                # after a word of watching or liking, or listed after another title
-                short_here = short or (not by_grammar and first[0].isupper() and not first.isupper()
+                # a short title ("It", "Up", "Spy", "RV") in capitals mid-sentence, where a film goes:
+                # after a word of watching or liking, or listed after another title (an everyday
+                # word in capitals, "I loved IT", was left out above as said loudly)
+                short_here = short or (not by_grammar and first[0].isupper()
                                        and (_FILM_GOES_HERE.search(text, 0, words[i].start())
                                             or (found and _LIST_GAP.fullmatch(text, found[-1][1], words[i].start()))))
                 if n > 1 or (not (inside_name or a_date) and len(key) >= (2 if short_here else 4) and key != "i"):
