@@ -332,8 +332,9 @@ class Agent:
         ("Up"), or for "it" the one item the last turn showed or spoke of (an explanation, an
         answer); None for "is it any good?" with nothing to point at (plain chit-chat)."""
         domain = state.constraints.domain or "movie"
+        named = state.named_so_far()  # "what is Jumanji about?" after a list with Jumanji (2017): that one
         about = item_question(text, route.slots, self.resolver.spotter, asked_domain(text) or domain,
-                              has_list=bool(state.last_recommendations))
+                              has_list=bool(state.last_recommendations), known=named)
         if about is None:
             person = next((n for n in [*(route.slots.get("titles") or []), *capitalised_names(text)]
                            if str(n) in self.fact_guard.people and str(n).lower() in text.lower()), None)
@@ -345,7 +346,7 @@ class Agent:
             item = self.catalog.get(state.reference(about.position) or "")
             return ItemQuestion(about.asked, item, item.title if item else None, text)
         if about.title:
-            item = self.resolver.spotter.item_of(about.title, domain)  # "Up": exactly that title
+            item = self.resolver.spotter.item_of(about.title, domain, named)  # "Up": exactly that title
             if item is None and about.title in self.fact_guard.people:  # "any trivia about Steven Spielberg?"
                 return ItemQuestion(["person"], None, about.title, text)
             return ItemQuestion(about.asked, item, item.title if item else about.title, text)

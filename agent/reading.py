@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -847,7 +847,7 @@ _SMALL_WORDS = {"a", "an", "the", "of", "and", "in", "on", "at", "to", "for", "w
 
 
 def item_question(text: str, slots: dict, spotter, domain: str | None = None,
-                  has_list: bool = True) -> AboutItem | None:
+                  has_list: bool = True, known: Collection[str] = ()) -> AboutItem | None:
     """A question about one item ("who directed Fargo?", "what is the second one about?", "is
     it in black and white?", "who stars in Flibbertigibbet Moon?"), or None. Only the sentence
     that asks counts ("Good morning! Busy day?" asks nothing about "Good Morning"). The item: a
@@ -856,10 +856,11 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
     Land?"), a place in the last list (``has_list``; without one, only a place said as one: "the
     second one", not "the first movie ever made"), a title in the router's ``slots`` written
     like one (each word capitalised: not "the funniest actor"), "it", or capitalised words inside
-    the sentence (a title the catalogue lacks: "Where can I stream Get Out?")."""
+    the sentence (a title the catalogue lacks: "Where can I stream Get Out?"). ``known``: the items
+    the conversation has named (a title several share is the one of them it named)."""
     domain = domain or asked_domain(text) or "movie"
     for sentence in _QUESTION_SENTENCE.findall(text):
-        spans = spotter.spans(sentence, domain, short=True)
+        spans = spotter.spans(sentence, domain, short=True, known=known)
         asked = facts_asked(sentence, [(start, end) for start, end, *_ in spans])
         if not asked:
             continue
@@ -878,19 +879,21 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
             if written := _written_as_title(str(mention), clause):
                 return AboutItem(asked, written)
         if _POINTS_AT.search(clause):
-            return _named_before(text[:text.find(sentence)], asked, spotter, domain, has_list) or AboutItem(asked)
+            return (_named_before(text[:text.find(sentence)], asked, spotter, domain, has_list, known)
+                    or AboutItem(asked))
         if written := _capitalised_inside(clause):  # "Where can I stream Get Out?" with no such film
             return AboutItem(asked, written)
         return None
     return None
 
 
-def _named_before(earlier: str, asked: list[str], spotter, domain: str, has_list: bool) -> AboutItem | None:
+def _named_before(earlier: str, asked: list[str], spotter, domain: str, has_list: bool,
+                  known: Collection[str] = ()) -> AboutItem | None:
     """What "it" in a question points at when the same message named it first: "I liked the
     second one. Who is in it?", "Just saw Heat. Who directed it?" (the last one named)."""
     if not earlier.strip():
         return None
-    if spans := spotter.spans(earlier, domain):
+    if spans := spotter.spans(earlier, domain, known=known):
         return AboutItem(asked, spans[-1][3].title, spans[-1][3])
     if (position := referenced_position(earlier)) is not None and (has_list or _PLACE_IN_A_LIST.search(earlier)):
         return AboutItem(asked, position=position)

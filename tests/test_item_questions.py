@@ -128,6 +128,20 @@ def test_the_second_look_makes_a_question_about_a_film_chitchat_about_it() -> No
     assert comedy is not None and comedy.position == 2 and comedy.asked == ["genre"]  # the asking clause's kind
 
 
+def test_a_question_about_a_title_several_films_share_asks_about_the_one_the_conversation_named() -> None:
+    from agent.reading import item_question
+    from agent.router import empty_slots
+
+    heat = CatalogItem("m:2", "movie", "Heat", 1995, n_ratings=50)
+    remake = CatalogItem("redial:9", "movie", "Heat", 1986, n_ratings=0)
+    spotter = TitleSpotter([FARGO, heat, VERTIGO, remake])
+    assert item_question("who directed Heat?", empty_slots(), spotter).item == heat  # the most rated
+    asked = item_question("who directed Heat?", empty_slots(), spotter, known={remake.item_id})
+    assert asked.item == remake  # after a list that showed it
+    it = item_question("Just saw Heat last night! Who directed it?", empty_slots(), spotter, known={remake.item_id})
+    assert it.item == remake
+
+
 def test_a_question_about_a_person_is_answered_from_their_credits() -> None:
     from tools.item_facts import People
 
