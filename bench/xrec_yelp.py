@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-summaries", dest="summaries", action="store_false",
                         help="XRec's ablation: every system's prompt without the user's and business's summaries "
                              "(the graph the only source of who they are)")
+    parser.add_argument("--lora", type=int, default=0,
+                        help="rank of low-rank adapters on the model, trained with the MoE adapters and on only "
+                             "with the graph's vectors (agent/tuning/xrec.py; 0: off)")
+    parser.add_argument("--lora-lr", type=float, default=2e-4, help="their learning rate")
     parser.add_argument("--latency-lines", type=int, default=20, help="lines timed one at a time for 40 new tokens")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda when a GPU is there")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     config = XRecConfig(base=str(base), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                         max_steps=args.max_steps, device=args.device, threads=args.threads, seed=0, gated=args.gated,
                         contrast=args.contrast, margin=args.margin, centered=args.centered,
-                        summaries=args.summaries)
+                        summaries=args.summaries, lora=args.lora, lora_lr=args.lora_lr)
     started = time.perf_counter()
     explainer, graph = train_adapters(home, directory, config, resume=not args.fresh)
     train_seconds = time.perf_counter() - started
@@ -95,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     recipe = [config.base, config.epochs, config.lr, config.batch_size, config.max_steps,
               explainer.config.steps_done, args.seed] + (["gated"] if config.gated else []) + (
                  [f"contrast{config.contrast}/{config.margin}"] if config.contrast else []) + (
-                 ["centered"] if config.centered else []) + ([] if config.summaries else ["nosummaries"])
+                 ["centered"] if config.centered else []) + ([] if config.summaries else ["nosummaries"]) + (
+                 [f"lora{config.lora}/{config.lora_lr}"] if config.lora else [])
     key = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
     out_dir = home / XREC_HOME / "generations" / key
     texts, seconds = {}, {}

@@ -391,3 +391,50 @@ def test_without_summaries_every_prompt_keeps_the_name_and_the_reserved_tokens_b
         assert (USER_TOKEN in text and ITEM_TOKEN in text) == tokens
     assert adapter_dir(Path("home"), summaries=False) != adapter_dir(Path("home"))  # never resumed from the other
     assert not XRecConfig(summaries=False).same_recipe(XRecConfig())
+
+
+def test_low_rank_adapters_start_as_the_base_model_and_never_touch_a_plain_prompt(tokenizer) -> None:
+    """``lora``: the update starts at zero (the explainer is XRec's at step 0); once it is not zero it
+    changes what the graph's passes write, and a plain prompt (the prompt-only explainer) still reads
+    the base model."""
+    plain_explainer = tiny_explainer(tokenizer, max_new_tokens=6)
+    tuned = tiny_explainer(tokenizer, max_new_tokens=6, lora=2)
+    assert len(tuned.low_ranks) == 2 * 4 and not plain_explainer.low_ranks  # q k v o in each layer
+    users, items = vectors(2)
+    marked = [prompt(tuned, "a quiet cafe"), prompt(tuned, "loud bars with live music every single night")]
+    plain = [tuned.prompt_text([{"role": "user", "content": "Why coffee?"}], with_tokens=False)]
+    assert tuned.generate(marked, users, items, until_eos=False) == plain_explainer.generate(
+        marked, users, items, until_eos=False)
+    with torch.no_grad():
+        for p in tuned.low_rank_parameters():
+            p.normal_(0, 0.5)
+    assert tuned.generate(marked, users, items, until_eos=False) != plain_explainer.generate(
+        marked, users, items, until_eos=False)
+    assert tuned.generate(plain, until_eos=False) == plain_explainer.generate(plain, until_eos=False)
+    assert not any(m.on for m in tuned.low_ranks.values())  # switched off again after each pass
+
+
+def test_low_rank_adapters_train_save_and_load(tokenizer, tmp_path: Path) -> None:
+    users, items = vectors(2)
+    explainer = tiny_explainer(tokenizer, lora=2, lora_lr=0.05, lr=0.0, batch_size=2, epochs=4, max_new_tokens=5)
+    examples = [{"prompt": prompt(explainer, w), "target": t, "user": users[n], "item": items[n]}
+                for n, (w, t) in enumerate([("tea", "It is calm."), ("beer", "Good taps.")])]
+    args = [e["prompt"] for e in examples], [e["target"] for e in examples], users, items
+    with torch.no_grad():
+        before = float(explainer.loss(*args))
+    explainer.train(examples, progress=False)
+    with torch.no_grad():
+        after = float(explainer.loss(*args))
+    assert after < before  # the MoE adapters' lr is 0 here: the low-rank adapters moved it
+    explainer.save(tmp_path / "adapter")
+    loaded = tiny_explainer(tokenizer, lora=2, max_new_tokens=5)
+    loaded.load_adapters(tmp_path / "adapter")
+    p = [examples[0]["prompt"]]
+    assert loaded.generate(p, users[:1], items[:1], until_eos=False) == explainer.generate(
+        p, users[:1], items[:1], until_eos=False)
+    with pytest.raises(ValueError, match="low-rank"):
+        tiny_explainer(tokenizer).load_adapters(tmp_path / "adapter")
+    from agent.tuning.xrec_yelp import adapter_dir
+
+    assert adapter_dir(Path("home"), lora=8) != adapter_dir(Path("home"))  # never resumed from the other
+    assert not XRecConfig(lora=8).same_recipe(XRecConfig())

@@ -36,6 +36,10 @@ def xrec_train(
     summaries: Annotated[bool, typer.Option(help="the user's and business's summaries in the prompt; "
                                                  "--no-summaries is XRec's ablation, the graph the only source "
                                                  "(saved apart, in adapter…-nosummaries)")] = True,
+    lora: Annotated[int, typer.Option(min=0, help="rank of low-rank adapters on the model's projections, trained "
+                                                  "with the MoE adapters and on only with the graph's vectors (not "
+                                                  "XRec's recipe; saved apart, in adapter…-lora<rank>; 0: off)")] = 0,
+    lora_lr: Annotated[float, typer.Option(help="their learning rate")] = 2e-4,
     pairs: Annotated[Optional[Path], typer.Option(help="train the agent's own adapter instead, on explanation "
                                                        "pairs from `python -m agent.tuning.explain_data` (the "
                                                        "graph the agent uses; for CHATREC_XREC_ADAPTER)")] = None,
@@ -51,7 +55,8 @@ def xrec_train(
     settings = load_settings()
     config = XRecConfig(base=str(local_model_source(settings)), epochs=epochs, lr=lr, batch_size=batch_size,
                         max_steps=max_steps, device=device or settings.device, threads=settings.threads, gated=gated,
-                        contrast=contrast, margin=margin, centered=centered, summaries=summaries)
+                        contrast=contrast, margin=margin, centered=centered, summaries=summaries,
+                        lora=lora, lora_lr=lora_lr)
     try:
         if pairs is not None:
             from agent.tuning.xrec_agent import train_on_pairs
@@ -59,7 +64,7 @@ def xrec_train(
             explainer, saved = train_on_pairs(settings, pairs, config, resume=not fresh)
         else:
             explainer, _ = train_adapters(settings.home, xrec_dir(data_dir), config, resume=not fresh)
-            saved = adapter_dir(settings.home, gated, bool(contrast), centered, summaries)
+            saved = adapter_dir(settings.home, gated, bool(contrast), centered, summaries, lora)
     except (XRecDataError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     losses = explainer.config.losses
@@ -79,6 +84,7 @@ def xrec_explain(
     contrast: Annotated[bool, typer.Option(help="the adapters trained with --contrast")] = False,
     centered: Annotated[bool, typer.Option(help="the adapters trained with --centered")] = False,
     summaries: Annotated[bool, typer.Option(help="--no-summaries: the adapters trained without them")] = True,
+    lora: Annotated[int, typer.Option(min=0, help="the adapters trained with --lora of this rank")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Why USER would enjoy ITEM, written by the local LLM with the adapters fed the graph's vectors
@@ -91,7 +97,7 @@ def xrec_explain(
     try:
         directory = xrec_dir(data_dir)
         row = find_pair(directory, user, item)
-        saved = adapter_dir(settings.home, gated, contrast, centered, summaries)
+        saved = adapter_dir(settings.home, gated, contrast, centered, summaries, lora)
         explainer = load_explainer(Path(read_config(saved).base), read_config(saved), saved)
         graph = yelp_graph(settings.home, directory, progress=False, threads=settings.threads)
     except (XRecDataError, FileNotFoundError, KeyError, ValueError) as exc:

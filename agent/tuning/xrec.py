@@ -42,6 +42,13 @@ same for every line — the references' style, which the ungated and gated adapt
 place of its own, so only what depends on whose vectors they are can come through the adapters:
 another line's vectors change exactly that part (the random ablation).
 
+``lora`` (a rank; 0, off, by default; not in XRec, which keeps LLaMA-2-7B frozen): low-rank
+adapters on every decoder layer's attention projections train with the MoE adapters, so the model itself can
+learn to turn an injected vector into words. A frozen 135M model read the injected vectors only
+weakly: without summaries, the adapter beat another line's vectors by a hair (bench/RESULTS.md,
+issue 25). The low-rank adapters are on only in passes that carry the graph's vectors: a plain
+prompt (the prompt-only explainer, guided decoding's plain side) reads the base model as before.
+
 Guided decoding (:meth:`GraphExplainer.generate_guided`; not in XRec, no training of its own): the
 plain prompt's model chooses each token, steered by how much more likely the adapted model finds
 it with this line's vectors than with the graph's mean user and item. XRec's recipe on our model
@@ -92,6 +99,31 @@ class WhiteningExpert(nn.Module):
         return self.linear(self.dropout(x) - self.bias)
 
 
+class LowRank(nn.Module):
+    """A frozen linear layer plus a trainable low-rank update (LoRA), applied only while ``on``.
+
+    The update starts at zero (B = 0), so a fresh explainer is the base model."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.base, self.scale, self.on = base, alpha / rank, False
+        self.down = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
+        self.up = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
+        nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        out = self.base(x)  # the injection's hooks sit on ``base``: the vectors go in before the update
+        if not self.on:
+            return out
+        return out + (self.dropout(x).to(self.down.dtype) @ self.down.T @ self.up.T).to(out.dtype) * self.scale
+
+
+# attention only: on the MLP's projections too, a training step of SmolLM2-135M on 2 CPU cores took
+# ~1.3x as long again (batch 8, ~250 tokens), for a first try at whether the model can learn to read the vectors
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
 class MoEAdapter(nn.Module):
     """A softmax gate over ``experts`` whitening experts; learned gate noise only while training."""
 
@@ -137,13 +169,15 @@ class XRecConfig:
     margin: float = 0.1  # nats a target token: how much worse the loss must be with another line's vectors
     centered: bool = False  # a learned vector per reserved token + the adapter's output less the mean line's
     summaries: bool = True  # the user's and the item's summaries in the prompt (False: XRec's ablation, graph only)
+    lora: int = 0  # rank of low-rank adapters on the model's projections, trained with the MoE adapters; 0: off
+    lora_lr: float = 2e-4  # their learning rate (the MoE adapters keep ``lr``)
     device: str = "cpu"
     threads: int | None = None
     steps_done: int = 0
     losses: list[float] = field(default_factory=list)  # mean loss of each checkpoint interval
 
     RECIPE = ("base", "data", "graph_dim", "experts", "dropout", "lr", "weight_decay", "epochs", "batch_size",
-              "seed", "max_steps", "gated", "contrast", "margin", "centered", "summaries")
+              "seed", "max_steps", "gated", "contrast", "margin", "centered", "summaries", "lora", "lora_lr")
 
     def same_recipe(self, other: XRecConfig | None) -> bool:
         """Whether ``other`` (a saved checkpoint's config) was made the same way: only then is it resumed."""
@@ -224,6 +258,13 @@ class GraphExplainer:
         # centered: [user, item] vectors the same for every line, and the mean line's graph vectors
         self.styles = nn.Parameter(torch.zeros(2, hidden, device=self.device)) if config.centered else None
         self.centers = torch.zeros(2, config.graph_dim, device=self.device) if config.centered else None
+        self.low_ranks: dict[str, LowRank] = {}  # "layers.3.self_attn.q_proj" → its LowRank (lora > 0)
+        if config.lora:
+            for n, layer in enumerate(model.model.layers):
+                for name in LORA_TARGETS:
+                    wrapped = LowRank(getattr(layer.self_attn, name), config.lora, 2.0 * config.lora)
+                    setattr(layer.self_attn, name, wrapped)
+                    self.low_ranks[f"layers.{n}.self_attn.{name}"] = wrapped
 
     # ------------------------------------------------------------------ building blocks
 
@@ -232,7 +273,21 @@ class GraphExplainer:
 
     def parameters(self):
         return ([p for a in self.adapters() for p in a.parameters()] + ([self.gates] if self.gates is not None else [])
-                + ([self.styles] if self.styles is not None else []))
+                + ([self.styles] if self.styles is not None else []) + self.low_rank_parameters())
+
+    def low_rank_parameters(self) -> list:
+        return [p for m in self.low_ranks.values() for p in (m.down, m.up)]
+
+    @contextmanager
+    def tuned(self, on: bool) -> Iterator[None]:
+        """The low-rank adapters on (passes with the graph's vectors) or off (plain prompts)."""
+        for m in self.low_ranks.values():
+            m.on = on
+        try:
+            yield
+        finally:
+            for m in self.low_ranks.values():
+                m.on = False
 
     def _adapt(self, which: int, vectors):
         """The ``which`` adapter (0 user, 1 item) on a batch of graph vectors; centered: the
@@ -295,7 +350,7 @@ class GraphExplainer:
         label_ids = torch.tensor([row + [-100] * (width - len(row)) for row in labels], device=self.device)
         mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in ids], device=self.device)
         embeds, inject = self._embed(input_ids, self._vectors(user_vectors), self._vectors(item_vectors))
-        with self.injection.active(*inject) if inject else _nothing():
+        with self.injection.active(*inject) if inject else _nothing(), self.tuned(inject is not None):
             hidden = self.model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
         # logits only where a label is: the vocabulary projection is a fifth of the model's work
         shifted = label_ids[:, 1:]
@@ -326,15 +381,19 @@ class GraphExplainer:
             self.centers = torch.as_tensor(np.stack([np.mean([e["user"] for e in examples], axis=0),
                                                      np.mean([e["item"] for e in examples], axis=0)]),
                                            dtype=torch.float32, device=self.device)
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        low_rank = self.low_rank_parameters()
+        groups = [{"params": [p for p in self.parameters() if all(p is not q for q in low_rank)], "lr": cfg.lr}]
+        if low_rank:
+            groups.append({"params": low_rank, "lr": cfg.lora_lr})
+        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s, len(order)) / len(order))))
         start = 0
         if checkpoint_dir is not None and resume and (Path(checkpoint_dir) / STATE_FILE).is_file():
             start = self._load_state(Path(checkpoint_dir), optimizer, schedule)
             log.info("resuming XRec adapter training at step %d of %d", start, len(order))
-        for a in self.adapters():
-            a.train()
+        for module in self.adapters() + list(self.low_ranks.values()):
+            module.train()
         losses, window = [], []
         bar = tqdm(total=len(order), initial=start, desc="xrec adapters", unit="step", disable=not progress)
         for step in range(start, len(order)):
@@ -364,8 +423,8 @@ class GraphExplainer:
                 window = []
                 self.save(Path(checkpoint_dir), optimizer, schedule)
         bar.close()
-        for a in self.adapters():
-            a.eval()
+        for module in self.adapters() + list(self.low_ranks.values()):
+            module.eval()
         return losses
 
     # ------------------------------------------------------------------ generation
@@ -444,7 +503,10 @@ class GraphExplainer:
             torch.save({"user": self.user_adapter.state_dict(), "item": self.item_adapter.state_dict()}
                        | ({"gates": self.gates.detach().cpu()} if self.gates is not None else {})
                        | ({"styles": self.styles.detach().cpu(), "centers": self.centers.cpu()}
-                          if self.styles is not None else {}), tmp / ADAPTER_FILE)
+                          if self.styles is not None else {})
+                       | ({"lora": {name: {"down": m.down.detach().cpu(), "up": m.up.detach().cpu()}
+                                    for name, m in self.low_ranks.items()}} if self.low_ranks else {}),
+                       tmp / ADAPTER_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
             if optimizer is not None:
                 torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
@@ -480,6 +542,16 @@ class GraphExplainer:
                 with torch.no_grad():
                     self.styles.copy_(state["styles"].to(self.device))
                 self.centers = state["centers"].to(self.device)
+            if bool(self.low_ranks) != ("lora" in state):
+                raise KeyError("lora: the adapter was trained " + ("with" if "lora" in state else "without")
+                               + " low-rank adapters and is loaded " + ("with" if self.low_ranks else "without") + " them")
+            if self.low_ranks:
+                if set(state["lora"]) != set(self.low_ranks):
+                    raise KeyError("lora: the saved low-rank adapters sit on other layers")
+                with torch.no_grad():
+                    for name, m in self.low_ranks.items():
+                        m.down.copy_(state["lora"][name]["down"].to(self.device))
+                        m.up.copy_(state["lora"][name]["up"].to(self.device))
         except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:  # damaged, or another model's shape
             raise ValueError(f"{path} is not a readable XRec adapter for this model ({exc})") from exc
         saved = json.loads((Path(directory) / CONFIG_FILE).read_text())
@@ -525,11 +597,12 @@ class _Decoder:
         width = max(map(len, ids))
         input_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in ids], device=device)
         self.mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids], device=device)
-        for a in explainer.adapters():
-            a.eval()
+        for module in explainer.adapters() + list(explainer.low_ranks.values()):
+            module.eval()
         embeds, inject = explainer._embed(input_ids, explainer._vectors(user_vectors), explainer._vectors(item_vectors))
         self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
-        with explainer.injection.active(*inject) if inject else _nothing():
+        self.tuned = inject is not None  # the low-rank adapters (if any) read only what carries the graph
+        with explainer.injection.active(*inject) if inject else _nothing(), explainer.tuned(self.tuned):
             result = explainer.model.model(inputs_embeds=embeds, attention_mask=self.mask,
                                            position_ids=self.positions, use_cache=True)
         self.cache = _cache_of(result)
@@ -540,8 +613,9 @@ class _Decoder:
         self.mask = torch.cat([self.mask, torch.ones(len(self.mask), 1, dtype=self.mask.dtype,
                                                      device=self.mask.device)], dim=1)
         self.positions = self.positions[:, -1:] + 1
-        result = model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.positions,
-                       use_cache=True, **{_cache_argument(model): self.cache})
+        with self.explainer.tuned(self.tuned):
+            result = model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.positions,
+                           use_cache=True, **{_cache_argument(model): self.cache})
         self.cache, self.logits = _cache_of(result), result.logits[:, -1]
 
 

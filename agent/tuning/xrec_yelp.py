@@ -53,11 +53,12 @@ XREC_HOME = Path("models") / "xrec-yelp"  # under the data home: the graph, the 
 
 
 def adapter_dir(home: Path, gated: bool = False, contrast: bool = False, centered: bool = False,
-                summaries: bool = True) -> Path:
-    """Where the adapters trained on Yelp live (the gated, contrastive, centered and summary-less
-    variants beside XRec's own recipe)."""
+                summaries: bool = True, lora: int = 0) -> Path:
+    """Where the adapters trained on Yelp live (the gated, contrastive, centered, summary-less and
+    low-rank-tuned variants beside XRec's own recipe)."""
     return Path(home) / XREC_HOME / ("adapter" + ("-gated" if gated else "") + ("-contrast" if contrast else "")
-                                     + ("-centered" if centered else "") + ("" if summaries else "-nosummaries"))
+                                     + ("-centered" if centered else "") + ("" if summaries else "-nosummaries")
+                                     + (f"-lora{lora}" if lora else ""))
 
 
 def yelp_graph(home: Path, directory: Path, progress: bool = True, threads: int | None = None) -> XRecGraph:
@@ -184,7 +185,7 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
     from agent.tuning.xrec import data_stamp, load_explainer, read_config
 
     graph = yelp_graph(home, directory, progress=progress, threads=config.threads)
-    target = adapter_dir(home, config.gated, bool(config.contrast), config.centered, config.summaries)
+    target = adapter_dir(home, config.gated, bool(config.contrast), config.centered, config.summaries, config.lora)
     config.data = data_stamp(Path(directory) / "train.jsonl", Path(directory) / "total_trn.csv")
     saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     rows = read_jsonl(Path(directory) / "train.jsonl")
