@@ -381,8 +381,9 @@ class GraphExplainer:
             self.centers = torch.as_tensor(np.stack([np.mean([e["user"] for e in examples], axis=0),
                                                      np.mean([e["item"] for e in examples], axis=0)]),
                                            dtype=torch.float32, device=self.device)
-        low_rank = self.low_rank_parameters()
-        groups = [{"params": [p for p in self.parameters() if all(p is not q for q in low_rank)], "lr": cfg.lr}]
+        low_rank = self.low_rank_parameters()  # their own learning rate: the MoE adapters' 0.01 would wreck the model
+        tuned_ids = {id(p) for p in low_rank}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in tuned_ids], "lr": cfg.lr}]
         if low_rank:
             groups.append({"params": low_rank, "lr": cfg.lora_lr})
         optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
