@@ -429,6 +429,10 @@ def test_low_rank_adapters_train_save_and_load(tokenizer, tmp_path: Path) -> Non
     explainer.save(tmp_path / "adapter")
     loaded = tiny_explainer(tokenizer, lora=2, max_new_tokens=5)
     loaded.load_adapters(tmp_path / "adapter")
+    # the low-rank weights themselves come back (the same text alone could be the base model's)
+    assert any(float(m.up.abs().max()) > 0 for m in loaded.low_ranks.values())
+    for a, b in zip(loaded.low_rank_parameters(), explainer.low_rank_parameters()):
+        torch.testing.assert_close(a, b)
     p = [examples[0]["prompt"]]
     assert loaded.generate(p, users[:1], items[:1], until_eos=False) == explainer.generate(
         p, users[:1], items[:1], until_eos=False)
