@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = sample_lines(every_line, args.limit, args.seed)
     # generations are kept per adapter (and per seed: the random ablation's draws depend on it)
     recipe = [config.base, config.epochs, config.lr, config.batch_size, config.max_steps,
-              explainer.config.steps_done, args.seed] + (["gated"] if config.gated else []) + (
+              explainer.config.steps_done, args.seed, graph.key] + (["gated"] if config.gated else []) + (
                  [f"contrast{config.contrast}/{config.margin}"] if config.contrast else []) + (
                  ["centered"] if config.centered else []) + ([] if config.summaries else ["nosummaries"]) + (
                  [f"lora{config.lora}/{config.lora_lr}"] if config.lora else [])

@@ -359,6 +359,35 @@ def test_the_random_ablation_draws_another_user_and_business_the_same_way_in_a_s
     np.testing.assert_array_equal(alone[1][0], random_items[1])
 
 
+def test_explain_refuses_adapters_fitted_on_another_graphs_vectors(tmp_path: Path, monkeypatch) -> None:
+    """Adapters learn to read one graph's vectors: a retrained graph's (or another recipe's) are not theirs."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from agent.evals.explain import XRecGraph
+    from agent.tuning import xrec_yelp
+
+    data = tmp_path / "xrec-yelp"
+    data.mkdir()
+    line = {"uid": 0, "iid": 1, "title": "Cafe One", "user_summary": "Likes coffee.", "item_summary": "A cafe.",
+            "reference": "Good coffee."}
+    for name in ("train.jsonl", "eval.jsonl"):
+        (data / name).write_text(json.dumps(line) + "\n")
+    for name in ("total_trn.csv", "total_val.csv"):
+        (data / name).write_text("user,item\n0,1\n")
+    graph = XRecGraph(small_graph().recommender, {}, key="graph-now")
+    monkeypatch.setattr(xrec_yelp, "yelp_graph", lambda *a, **k: graph)
+    monkeypatch.setenv("CHATREC_HOME", str(tmp_path / "home"))
+    saved = xrec_yelp.adapter_dir(tmp_path / "home")
+    saved.mkdir(parents=True)
+    stamp = xrec_yelp.graph_stamp(data, graph)
+    (saved / "xrec.json").write_text(json.dumps({"data": stamp.replace("graph-now", "graph-before")}))
+
+    result = CliRunner().invoke(app, ["xrec", "explain", "--user", "0", "--item", "1", "--data-dir", str(data)])
+    assert result.exit_code != 0 and "another graph" in result.output
+    assert stamp != stamp.replace("graph-now", "graph-before")
+
+
 def test_generation_is_kept_per_line_and_an_interrupted_run_picks_up(tokenizer, tmp_path: Path, monkeypatch) -> None:
     from agent.tuning import xrec_yelp
 

@@ -118,7 +118,8 @@ def eval_explain(
                                                         "(prompts/xrec_variants.toml; default: the tuned one)")] = None,
     graph: Annotated[bool, typer.Option("--graph/--no-graph", help="XRec-yelp: train LightGCN on total_trn.csv "
                                                                     "(a +graph prompt uses its facts)")] = True,
-    graph_epochs: Annotated[int, typer.Option(min=1, help="XRec-yelp: LightGCN epochs at most")] = 10,
+    graph_epochs: Annotated[Optional[int], typer.Option(min=1, help="XRec-yelp: LightGCN epochs at most (default "
+                                                                    "300; early stopping on total_val.csv ends it)")] = None,
     retrain_graph: Annotated[bool, typer.Option(help="XRec-yelp: train the graph again even when the data "
                                                      "home holds one trained on the same files")] = False,
     tune_lines: Annotated[int, typer.Option(min=1, help="--part tune: train.jsonl lines per variant")] = 50,

@@ -91,15 +91,19 @@ def xrec_explain(
     (the summaries in the prompt come from the benchmark's lines for that user and business)."""
     from agent.evals.explain import XRecDataError, xrec_dir
     from agent.tuning.xrec import load_explainer, read_config
-    from agent.tuning.xrec_yelp import adapter_dir, find_pair, generate, yelp_graph
+    from agent.tuning.xrec_yelp import adapter_dir, find_pair, generate, graph_stamp, yelp_graph
 
     settings = load_settings()
     try:
         directory = xrec_dir(data_dir)
         row = find_pair(directory, user, item)
         saved = adapter_dir(settings.home, gated, contrast, centered, summaries, lora)
-        explainer = load_explainer(Path(read_config(saved).base), read_config(saved), saved)
+        config = read_config(saved)
         graph = yelp_graph(settings.home, directory, progress=False, threads=settings.threads)
+        if config.data != graph_stamp(directory, graph):
+            fail(f"the adapters in {saved} were fitted on other data or another graph's vectors; "
+                 f"`chatrec xrec train` fits them on these")
+        explainer = load_explainer(Path(config.base), config, saved)
     except (XRecDataError, FileNotFoundError, KeyError, ValueError) as exc:
         fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
     if not (graph.recommender.has_user(str(row["uid"])) and graph.recommender.has_item(str(row["iid"]))):

@@ -315,6 +315,7 @@ class XRecGraph:
 
     recommender: object  # recsys.recommender.GraphRecommender
     facts: dict
+    key: str = ""  # the training files and recipe (its cache name): adapters fitted on its vectors remember it
 
     def evidence(self, uid, iid) -> dict | None:
         rec = self.recommender
@@ -354,7 +355,13 @@ def _graph_key(directory: Path, epochs: int, eval_every: int, seed: int) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def train_graph(directory: Path, epochs: int = 10, eval_every: int = 5, seed: int = 2020,
+# A ceiling, not a plan: early stopping on the validation split ends training. Ten epochs (the first
+# setting) stopped LightGCN on Yelp's 315k pairs while it was still improving (validation NDCG@20 0.049;
+# 0.065 at 60 epochs), and its vectors then told a linear probe less about a business (bench/RESULTS.md).
+GRAPH_EPOCHS = 300
+
+
+def train_graph(directory: Path, epochs: int = GRAPH_EPOCHS, eval_every: int = 5, seed: int = 2020,
                 progress: bool = True, threads: int | None = None, cache_dir: Path | None = None,
                 retrain: bool = False) -> XRecGraph:
     """LightGCN (this project's trainer and defaults) on ``total_trn.csv``, validated on ``total_val.csv``
@@ -371,11 +378,12 @@ def train_graph(directory: Path, epochs: int = 10, eval_every: int = 5, seed: in
     from recsys.split import Split
     from recsys.train import TrainConfig, evaluate_test, train_lightgcn
 
-    cached = cache_dir / f"lightgcn-{_graph_key(directory, epochs, eval_every, seed)}.pt" if cache_dir else None
+    key = _graph_key(directory, epochs, eval_every, seed)
+    cached = cache_dir / f"lightgcn-{key}.pt" if cache_dir else None
     if cached is not None and cached.is_file() and not retrain:
         recommender = GraphRecommender.load(cached)
         log.info("loaded the XRec-yelp graph trained earlier from %s", cached)
-        return XRecGraph(recommender, recommender.metrics | {"cached": str(cached)})
+        return XRecGraph(recommender, recommender.metrics | {"cached": str(cached)}, key)
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -411,7 +419,7 @@ def train_graph(directory: Path, epochs: int = 10, eval_every: int = 5, seed: in
                                               [str(i) for i in item_ids], "xrec-yelp", config, facts)
     if cached is not None:
         recommender.save(cached)
-    return XRecGraph(recommender, facts)
+    return XRecGraph(recommender, facts, key)
 
 
 @dataclass(frozen=True)
@@ -642,7 +650,7 @@ def format_table(result: dict) -> str:
 
 def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = DEFAULT_SEED,
         limit: int | None = None, xrec_path: Path | None = None, variant: str = DEFAULT_VARIANT,
-        use_graph: bool = True, graph_epochs: int = 10, tune_lines: int = 50, retrain_graph: bool = False,
+        use_graph: bool = True, graph_epochs: int | None = None, tune_lines: int = 50, retrain_graph: bool = False,
         progress: bool = True,
         build_agent: Callable | None = None, echo: Callable[[str], None] = print) -> dict:
     """Everything ``chatrec eval-explain`` does but printing: returns the result dict."""
@@ -663,7 +671,7 @@ def run(settings, *, part: str = "all", users: int = DEFAULT_USERS, seed: int = 
         llm = make_chat_model(settings)
         graph = None  # trained whenever allowed: its facts are reported; a "+graph" variant also prompts with them
         if use_graph:
-            graph = train_graph(directory, epochs=graph_epochs, progress=progress, threads=settings.threads,
+            graph = train_graph(directory, epochs=graph_epochs or GRAPH_EPOCHS, progress=progress, threads=settings.threads,
                                 cache_dir=Path(settings.home) / "models" / "xrec-yelp", retrain=retrain_graph)
         if part == "tune":
             result["tune"] = tune(llm, directory, n=tune_lines, seed=seed, graph=graph, progress=progress)

@@ -182,11 +182,11 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
                    progress: bool = True) -> tuple[GraphExplainer, XRecGraph]:
     """The adapters fitted on train.jsonl (the reference after ``<EXPLAIN_POS>`` is the target),
     checkpointed in the data home and resumed from there; a finished run is loaded, not redone."""
-    from agent.tuning.xrec import data_stamp, load_explainer, read_config
+    from agent.tuning.xrec import load_explainer, read_config
 
     graph = yelp_graph(home, directory, progress=progress, threads=config.threads)
     target = adapter_dir(home, config.gated, bool(config.contrast), config.centered, config.summaries, config.lora)
-    config.data = data_stamp(Path(directory) / "train.jsonl", Path(directory) / "total_trn.csv")
+    config.data = graph_stamp(directory, graph)
     saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     rows = read_jsonl(Path(directory) / "train.jsonl")
     if config.same_recipe(saved) and saved.steps_done >= _plan_steps(len(rows), config):
@@ -195,6 +195,14 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
     examples = training_examples(rows, graph, YelpPrompts(explainer))
     explainer.train(examples, checkpoint_dir=target, resume=config.same_recipe(saved), progress=progress)
     return explainer, graph
+
+
+def graph_stamp(directory: Path, graph: XRecGraph) -> str:
+    """What adapters fitted on Yelp remember of their data: the lines, and the graph whose vectors they
+    learned to read (another graph's vectors, a retrained one's too, are not theirs to resume or serve)."""
+    from agent.tuning.xrec import data_stamp
+
+    return data_stamp(Path(directory) / "train.jsonl", Path(directory) / "total_trn.csv") + f";graph:{graph.key}"
 
 
 def _plan_steps(rows: int, config: XRecConfig) -> int:
