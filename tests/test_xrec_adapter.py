@@ -388,6 +388,17 @@ def test_explain_refuses_adapters_fitted_on_another_graphs_vectors(tmp_path: Pat
     assert stamp != stamp.replace("graph-now", "graph-before")
 
 
+def test_the_agents_adapter_is_refused_with_a_graph_trained_again(tmp_path: Path) -> None:
+    from agent.tuning.xrec_agent import graph_stamp, load_writer
+
+    fitted_on, trained_again = small_graph().recommender, small_graph().recommender
+    trained_again.item_factors_ = trained_again.item_factors_ + 0.01
+    assert graph_stamp(fitted_on) == graph_stamp(small_graph().recommender) != graph_stamp(trained_again)
+    (tmp_path / "xrec.json").write_text(json.dumps({"graph_dim": 8, "data": f"pairs.jsonl:10:1;{graph_stamp(fitted_on)}"}))
+    with pytest.raises(ValueError, match="another graph"):
+        load_writer(tmp_path, trained_again)
+
+
 def test_generation_is_kept_per_line_and_an_interrupted_run_picks_up(tokenizer, tmp_path: Path, monkeypatch) -> None:
     from agent.tuning import xrec_yelp
 

@@ -13,6 +13,7 @@ it in the explain flow; the sentence check and the fallback stay on whatever wri
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,13 @@ def pair_examples(rows: Sequence[dict], tool, explainer: GraphExplainer) -> tupl
     return examples, skipped
 
 
+def graph_stamp(recommender) -> str:
+    """Which trained graph an adapter learned to read: a hash of its item vectors (a retrained
+    graph's differ, even with the same data and shape)."""
+    vectors = np.ascontiguousarray(recommender.item_factors_, dtype=np.float32)
+    return "graph:" + hashlib.sha256(vectors.tobytes()).hexdigest()[:16]
+
+
 def load_writer(path: Path, recommender, device: str | None = None) -> AdapterWriter:
     """The writer for CHATREC_XREC_ADAPTER: the base model named in the folder, with its adapters."""
     from agent.tuning.xrec import load_explainer, read_config
@@ -90,6 +98,10 @@ def load_writer(path: Path, recommender, device: str | None = None) -> AdapterWr
     if config.graph_dim != recommender.item_factors_.shape[1]:
         raise ValueError(f"the XRec adapter at {path} was trained on {config.graph_dim}-dimensional graph vectors; "
                          f"this graph has {recommender.item_factors_.shape[1]}")
+    # adapters fitted before graphs were stamped carry no stamp and are taken as they are
+    if ";graph:" in config.data and not config.data.endswith(graph_stamp(recommender)):
+        raise ValueError(f"the XRec adapter at {path} was fitted on another graph's vectors (the graph was "
+                         f"trained again since); `chatrec xrec train --pairs …` fits it on this one")
     return AdapterWriter(load_explainer(Path(config.base), config, path), recommender)
 
 
@@ -103,7 +115,7 @@ def train_on_pairs(settings, pairs: Path, config, resume: bool = True, progress:
     agent = Agent.from_settings(settings, progress=progress)
     target = adapter_dir(settings.home, settings.graph_dataset)
     config.graph_dim = agent.tool.recommender.item_factors_.shape[1]
-    config.data = data_stamp(Path(pairs))
+    config.data = data_stamp(Path(pairs)) + ";" + graph_stamp(agent.tool.recommender)
     saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     resume = config.same_recipe(saved)  # other pairs, model or settings: start again
     explainer = load_explainer(Path(config.base), config)
