@@ -380,7 +380,7 @@ def test_explain_refuses_adapters_fitted_on_another_graphs_vectors(tmp_path: Pat
     monkeypatch.setenv("CHATREC_HOME", str(tmp_path / "home"))
     saved = xrec_yelp.adapter_dir(tmp_path / "home")
     saved.mkdir(parents=True)
-    stamp = xrec_yelp.graph_stamp(data, graph)
+    stamp = xrec_yelp.adapter_data_stamp(data, graph)
     (saved / "xrec.json").write_text(json.dumps({"data": stamp.replace("graph-now", "graph-before")}))
 
     result = CliRunner().invoke(app, ["xrec", "explain", "--user", "0", "--item", "1", "--data-dir", str(data)])
@@ -389,12 +389,12 @@ def test_explain_refuses_adapters_fitted_on_another_graphs_vectors(tmp_path: Pat
 
 
 def test_the_agents_adapter_is_refused_with_a_graph_trained_again(tmp_path: Path) -> None:
-    from agent.tuning.xrec_agent import graph_stamp, load_writer
+    from agent.tuning.xrec_agent import graph_fingerprint, load_writer
 
     fitted_on, trained_again = small_graph().recommender, small_graph().recommender
     trained_again.item_factors_ = trained_again.item_factors_ + 0.01
-    assert graph_stamp(fitted_on) == graph_stamp(small_graph().recommender) != graph_stamp(trained_again)
-    (tmp_path / "xrec.json").write_text(json.dumps({"graph_dim": 8, "data": f"pairs.jsonl:10:1;{graph_stamp(fitted_on)}"}))
+    assert graph_fingerprint(fitted_on) == graph_fingerprint(small_graph().recommender) != graph_fingerprint(trained_again)
+    (tmp_path / "xrec.json").write_text(json.dumps({"graph_dim": 8, "data": f"pairs.jsonl:10:1;{graph_fingerprint(fitted_on)}"}))
     with pytest.raises(ValueError, match="another graph"):
         load_writer(tmp_path, trained_again)
 

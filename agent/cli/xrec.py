@@ -91,7 +91,7 @@ def xrec_explain(
     (the summaries in the prompt come from the benchmark's lines for that user and business)."""
     from agent.evals.explain import XRecDataError, xrec_dir
     from agent.tuning.xrec import load_explainer, read_config
-    from agent.tuning.xrec_yelp import adapter_dir, find_pair, generate, graph_stamp, yelp_graph
+    from agent.tuning.xrec_yelp import adapter_data_stamp, adapter_dir, find_pair, generate, yelp_graph
 
     settings = load_settings()
     try:
@@ -100,7 +100,7 @@ def xrec_explain(
         saved = adapter_dir(settings.home, gated, contrast, centered, summaries, lora)
         config = read_config(saved)
         graph = yelp_graph(settings.home, directory, progress=False, threads=settings.threads)
-        if config.data != graph_stamp(directory, graph):
+        if config.data != adapter_data_stamp(directory, graph):
             fail(f"the adapters in {saved} were fitted on other data or another graph's vectors; "
                  f"`chatrec xrec train` fits them on these")
         explainer = load_explainer(Path(config.base), config, saved)

@@ -81,7 +81,7 @@ def pair_examples(rows: Sequence[dict], tool, explainer: GraphExplainer) -> tupl
     return examples, skipped
 
 
-def graph_stamp(recommender) -> str:
+def graph_fingerprint(recommender) -> str:
     """Which trained graph an adapter learned to read: a hash of its item vectors (a retrained
     graph's differ, even with the same data and shape)."""
     vectors = np.ascontiguousarray(recommender.item_factors_, dtype=np.float32)
@@ -99,7 +99,7 @@ def load_writer(path: Path, recommender, device: str | None = None) -> AdapterWr
         raise ValueError(f"the XRec adapter at {path} was trained on {config.graph_dim}-dimensional graph vectors; "
                          f"this graph has {recommender.item_factors_.shape[1]}")
     # adapters fitted before graphs were stamped carry no stamp and are taken as they are
-    if ";graph:" in config.data and not config.data.endswith(graph_stamp(recommender)):
+    if ";graph:" in config.data and not config.data.endswith(graph_fingerprint(recommender)):
         raise ValueError(f"the XRec adapter at {path} was fitted on another graph's vectors (the graph was "
                          f"trained again since); `chatrec xrec train --pairs …` fits it on this one")
     return AdapterWriter(load_explainer(Path(config.base), config, path), recommender)
@@ -115,7 +115,7 @@ def train_on_pairs(settings, pairs: Path, config, resume: bool = True, progress:
     agent = Agent.from_settings(settings, progress=progress)
     target = adapter_dir(settings.home, settings.graph_dataset)
     config.graph_dim = agent.tool.recommender.item_factors_.shape[1]
-    config.data = data_stamp(Path(pairs)) + ";" + graph_stamp(agent.tool.recommender)
+    config.data = data_stamp(Path(pairs)) + ";" + graph_fingerprint(agent.tool.recommender)
     saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     resume = config.same_recipe(saved)  # other pairs, model or settings: start again
     explainer = load_explainer(Path(config.base), config)

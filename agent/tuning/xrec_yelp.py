@@ -186,7 +186,7 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
 
     graph = yelp_graph(home, directory, progress=progress, threads=config.threads)
     target = adapter_dir(home, config.gated, bool(config.contrast), config.centered, config.summaries, config.lora)
-    config.data = graph_stamp(directory, graph)
+    config.data = adapter_data_stamp(directory, graph)
     saved = read_config(target) if resume and (target / "xrec.json").is_file() else None
     rows = read_jsonl(Path(directory) / "train.jsonl")
     if config.same_recipe(saved) and saved.steps_done >= _plan_steps(len(rows), config):
@@ -197,7 +197,7 @@ def train_adapters(home: Path, directory: Path, config: XRecConfig, resume: bool
     return explainer, graph
 
 
-def graph_stamp(directory: Path, graph: XRecGraph) -> str:
+def adapter_data_stamp(directory: Path, graph: XRecGraph) -> str:
     """What adapters fitted on Yelp remember of their data: the lines, and the graph whose vectors they
     learned to read (another graph's vectors, a retrained one's too, are not theirs to resume or serve)."""
     from agent.tuning.xrec import data_stamp
