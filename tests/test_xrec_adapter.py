@@ -385,7 +385,6 @@ def test_explain_refuses_adapters_fitted_on_another_graphs_vectors(tmp_path: Pat
 
     result = CliRunner().invoke(app, ["xrec", "explain", "--user", "0", "--item", "1", "--data-dir", str(data)])
     assert result.exit_code != 0 and "another graph" in result.output
-    assert stamp != stamp.replace("graph-now", "graph-before")
 
 
 def test_the_agents_adapter_is_refused_with_a_graph_trained_again(tmp_path: Path) -> None:
