@@ -300,3 +300,11 @@ def test_a_movie_without_a_year_links_only_to_the_one_known_movie_of_its_title()
     links = link_items(new, known)
     assert links == {"r:1": ("ml-latest-small:1", "title_only_unique"), "r:2": ("ml-100k:2", "title_only_unique"),
                      "r:3": ("ml-100k:2", "exact")}
+
+
+def test_a_movie_without_a_year_links_by_the_other_titles_a_known_one_writes_in_brackets() -> None:
+    known = [_movie("ml-latest-small:1", "Spirited Away (Sen to Chihiro no kamikakushi)", 2001),
+             _movie("ml-latest-small:2", "Seven (a.k.a. Se7en)", 1995)]
+    new = [_movie("r:1", "Spirited Away", None), _movie("r:2", "Se7en", None), _movie("r:3", "Sen", None)]
+    assert link_items(new, known) == {"r:1": ("ml-latest-small:1", "title_only_unique"),
+                                      "r:2": ("ml-latest-small:2", "title_only_unique")}

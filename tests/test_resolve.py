@@ -220,6 +220,39 @@ def test_title_spotting_needs_a_capital_and_skips_sentence_openers() -> None:
     assert spot("A list:\n- The Godfather") == ["The Godfather"]  # longer titles still count there
 
 
+def test_a_film_is_spotted_by_the_titles_its_catalogue_title_writes_in_brackets() -> None:
+    # MovieLens writes a film's other title in brackets; people type either one alone
+    se7en = CatalogItem("ml-100k:11", "movie", "Seven (Se7en)", 1995, n_ratings=236)
+    ghost = CatalogItem("ml-100k:12", "movie", "Ghost in the Shell (Kokaku kidotai)", 1995, n_ratings=26)
+    leon = CatalogItem("ml-latest-small:13", "movie", "Léon: The Professional (a.k.a. The Professional) (Léon)", 1994)
+    novel = CatalogItem("book-crossing:14", "book", "Mystic River (Oprah's Book Club)", 2002)
+    spotter = TitleSpotter([se7en, ghost, leon, novel])
+
+    def spot(text: str) -> list[str]:
+        return [item.item_id for _, item in spotter.spot(text)]
+
+    assert spot("I also love movies like Seven") == ["ml-100k:11"]
+    assert spot("I loved Se7en and Ghost in the Shell") == ["ml-100k:11", "ml-100k:12"]
+    assert spot("an even better movie is The Professional") == ["ml-latest-small:13"]
+    assert spot("I read Mystic River") == ["book-crossing:14"]
+    assert spot("I read Oprah's Book Club") == []  # a book's brackets hold an edition note, not a title
+    assert spotter.item_of("Ghost in the Shell") is ghost
+
+
+def test_a_lone_number_where_a_film_goes_is_the_film_unless_it_counts_something() -> None:
+    spotter = TitleSpotter([CatalogItem("ml-latest-small:300", "movie", "300", 2007, n_ratings=59), HEAT])
+
+    def spot(text: str) -> list[str]:
+        return [item.title for _, item in spotter.spot(text)]
+
+    assert spot("i also liked 300 i didn't watch that one") == ["300"]
+    assert spot("I loved 300. And Heat") == ["300", "Heat"]
+    assert spot("I liked Heat and 300 too") == ["Heat", "300"]
+    assert spot("I have seen 300 movies") == []  # a count
+    assert spot("we watched it in 300") == []  # a date's place
+    assert spot("300 people saw it") == []  # nowhere a film goes
+
+
 def test_a_rare_word_opening_a_sentence_is_a_title_and_everyday_words_are_not() -> None:
     films = {title: CatalogItem(f"m:{n}", "movie", title, 2000 + n) for n, title in enumerate(
         ["Spaceballs", "I Do", "Anything Else", "Adam", "Titanic", "Jumanji", "Loved", "Braveheart",

@@ -915,8 +915,13 @@ def link_items(new: Sequence[CatalogItem], known: Iterable[CatalogItem],
     for it in new:
         years_in_new[title_key(it.title)].add(it.year)
     known_by_title: dict[str, list[CatalogItem]] = defaultdict(list)
-    for it in known:
-        known_by_title[title_key(it.title)].append(it)
+    for it in known:  # by each of its titles: "Spirited Away (Sen to Chihiro no kamikakushi)" is "Spirited Away"
+        keys = set()
+        for name in (it.title, *it.aliases):
+            main, alternates = _variants(name)
+            keys.update((main, *alternates))
+        for key in keys - {""}:
+            known_by_title[key].append(it)
     for it in undated:
         key = title_key(it.title)
         same = known_by_title.get(key, [])

@@ -66,6 +66,24 @@ def match_key(text: str) -> str:
     return " ".join(out)
 
 
+def title_forms(title: str, domain: str) -> list[str]:
+    """The title without its trailing parentheses, then, for a film, each of them with "a.k.a."
+    taken off: how people name it ("Seven (Se7en)" → "Seven", "Se7en"; "Ghost in the Shell
+    (Kokaku kidotai)" → "Ghost in the Shell", "Kokaku kidotai"). A book's parentheses hold edition
+    notes ("(Oprah's Book Club)"), not other titles."""
+    main, groups = split_title(title)
+    if domain == "book":
+        return [main]
+    return [main, *(re.sub(r"^(?:a\.k\.a\.?|aka)\s+", "", group, flags=re.I) for group in groups)]
+
+
+def _names(item: CatalogItem) -> list[str]:
+    """Every way of writing the item's title a spotted span may match: its title and aliases as
+    written and their :func:`title_forms`."""
+    return list(dict.fromkeys(form for written in (item.title, *item.aliases)
+                              for form in (written, *title_forms(written, item.domain))))
+
+
 def _numbers(key: str) -> frozenset[str]:
     return frozenset(t for t in key.split() if t.isdigit())
 
@@ -186,6 +204,8 @@ _OLDEST_BEFORE = re.compile(r"\b(?:original|first|old|older|oldest)\s+$", re.I)
 _NEWEST_BEFORE = re.compile(r"\b(?:new|newer|newest|latest|recent)\s+$", re.I)
 _NEWEST_AFTER = re.compile(r"\s+(?:remake|reboot)\b", re.I)
 _LIST_GAP = re.compile(r"\s*(?:,|and|or|&)\s*(?:and\s+|or\s+)?", re.I)
+# a number where a film goes names it when nothing it counts follows: "I also liked 300", not "I've seen 300 movies"
+_NOTHING_COUNTED = re.compile(r"\s*(?:$|[.,!?;:)]|(?:and|or|but|too|was|is|were|though|also|as well|i|it)\b)", re.I)
 
 
 def _article(title: str) -> str:
@@ -202,14 +222,16 @@ def _loud(word: str) -> bool:
 class TitleSpotter:
     """Catalog titles written in running text ("I loved Toy Story and Aladdin"): spans as long as
     the longest title (up to :data:`MAX_TITLE_WORDS`) that start with a capital and whose key is an
-    item's whole title. A span capitalised only where grammar puts a capital (opening a sentence,
+    item's whole title, or a film's title without the other titles it writes in brackets
+    ("Seven (Se7en)" is "Seven" and "Se7en"). A span capitalised only where grammar puts a capital (opening a sentence,
     "I do") counts only with a word that is not everyday English ("Spaceballs is great", not
     "Anything else?"); an everyday word in capitals is emphasis ("I LOVED Rudy"). A lone word must
     have four letters or more and not sit in another name (after a capitalised word that is not a
     title, or before a rare one: "Flibbertigibbet Moon", "Adam Sandler"), so ordinary words that
     happen to be titles ("heat", "What") do not count; a sentence also opens after a closing quote
     or a line break, and a lone number after "in" / "since" / … or in brackets is a date ("in 2012",
-    "Home Again (2012)"), not the film. A shared title goes to the item of the year written right
+    "Home Again (2012)"), not the film; a lone number where a film goes, with nothing it counts
+    after it, is one ("I also liked 300", not "I've seen 300 movies"). A shared title goes to the item of the year written right
     after it ("Jumanji (2017)", "It 2017"), else to one of the domain asked for (a movie chat's
     "The Shape of Water" is the film, not the novel), else to the oldest or the newest when the
     words say which ("the original Jumanji", "the new It", "the It remake"); among those whose title
@@ -222,7 +244,7 @@ class TitleSpotter:
         self.by_key: dict[str, list[CatalogItem]] = {}  # every item of a title: most rated first, then the newest
         longest = 1
         for item in items:
-            for title in (item.title, *item.aliases):
+            for title in _names(item):
                 key = match_key(title)
                 same = self.by_key.setdefault(key, []) if key else None
                 if same is not None and all(i is not item for i in same):  # a title and alias alike: once
@@ -252,7 +274,7 @@ class TitleSpotter:
             return (min if edition == "oldest" else max)(dated, key=lambda i: i.year)
         # the article as written: "The Heat" is the 2013 comedy, "Heat" the 1995 crime film
         if written and (as_written := [i for i in shared if any(
-                _article(t) == _article(written) for t in (i.title, *i.aliases) if match_key(t) == key)]):
+                _article(t) == _article(written) for t in _names(i) if match_key(t) == key)]):
             shared = as_written
         if known and (talked_of := [i for i in shared if i.item_id in known]):
             return talked_of[0]
@@ -330,10 +352,12 @@ class TitleSpotter:
                 # a short title ("It", "Up", "Spy", "RV") in capitals mid-sentence, where a film goes:
                 # after a word of watching or liking, or listed after another title (an everyday
                 # word in capitals, "I loved IT", was left out above as said loudly)
-                short_here = short or (not by_grammar and first[0].isupper()
+                short_here = short or (not by_grammar and (first[0].isupper() or (
+                                           first.isdigit() and _NOTHING_COUNTED.match(text, words[i].end())))
                                        and (_FILM_GOES_HERE.search(text, 0, words[i].start())
                                             or (found and _LIST_GAP.fullmatch(text, found[-1][1], words[i].start()))))
-                if n > 1 or (not (inside_name or a_date) and len(key) >= (2 if short_here else 4) and key != "i"):
+                # the word as written: "Seven" is a lone word of five letters, though its key is "7"
+                if n > 1 or (not (inside_name or a_date) and len(first) >= (2 if short_here else 4) and key != "i"):
                     end = words[i + n - 1].end()
                     year = _YEAR_AFTER.match(text, end)
                     before = text[:words[i].start()]
@@ -389,15 +413,14 @@ class TitleResolver:
 
     def _index_item(self, n: int, item: CatalogItem) -> None:
         for title, weight in [(item.title, 1.0)] + [(a, 0.98) for a in item.aliases]:
-            main, groups = split_title(title)
+            main, *alternates = title_forms(title, item.domain)
             self._add_key(match_key(main), n, weight)
             head = re.split(r":\s|\s-\s|\s:\s*", main, maxsplit=1)
             if len(head) == 2:  # "Terminator 2: Judgment Day" → "terminator 2"; "The Lovely Bones: A Novel"
                 # people name books without their subtitles; a film's subtitle usually matters
                 self._add_key(match_key(head[0]), n, weight * (1.0 if item.domain == "book" else 0.97))
-            if item.domain != "book":  # movies' parentheses hold alternate titles; books' hold edition notes
-                for group in groups:
-                    self._add_key(match_key(re.sub(r"^(?:a\.k\.a\.?|aka)\s+", "", group, flags=re.I)), n, weight * 0.97)
+            for alternate in alternates:
+                self._add_key(match_key(alternate), n, weight * 0.97)
         if item.author:
             authors = _author_keys(item.author)
             self._author_of[n] = authors
