@@ -3,7 +3,7 @@ path: validation (all or nothing), linking the movies to the catalogue's own (pr
 a linked movie enriches the catalogue item, no duplicate), and idempotence.
 
 The fixtures are tiny JSON files written here; the catalogue is the real ``catalog_slice``
-(plus ml-100k's two "Chasing Amy" entries, a real tie) and the store a real one in a temp dir."""
+(plus ml-100k's two "Chasing Amy" entries, one film under two ids) and the store a real one in a temp dir."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ ENTRIES = {
     # no year, but the one known film of its title and not dated otherwise in the file: ml-100k:82
     "100005": {"name": "Jurassic Park", "genre": ["adventure"], "plot": "Dinosaurs.", "director": [],
                "writer": [], "star": [], "imdb_id": "tt0107290"},
-    # ml-100k lists Chasing Amy twice (246, 268): a tie, left ambiguous, added as new
+    # ml-100k lists Chasing Amy twice (246, 268): one film, linked to its most rated id (268)
     "100006": {"name": "Chasing Amy (1997)", "genre": ["comedy"], "plot": "", "director": ["Kevin Smith"],
                "writer": [], "star": [], "imdb_id": "tt0118842"},
     # two entries of one film (ReDial has such): both link to ml-latest-small:2389
@@ -152,7 +152,7 @@ def _movie(item_id: str, title: str, year: int | None, **kw) -> CatalogItem:
 
 def test_link_items_is_precision_first() -> None:
     known = [_movie("ml-100k:50", "Star Wars", 1977, aliases=("Star Wars: Episode IV - A New Hope",)),
-             _movie("ml-100k:246", "Chasing Amy", 1997), _movie("ml-100k:268", "Chasing Amy", 1997),
+             _movie("ml-100k:246", "Chasing Amy", 1997), _movie("ml-latest-small:1639", "Chasing Amy", 1997),
              _movie("ml-latest-small:2389", "Psycho", 1998),
              CatalogItem(item_id="book-crossing:1", domain="book", title="Psycho", year=1998)]
     new = [_movie("r:1", "Star Wars: Episode IV - A New Hope", 1977), _movie("r:2", "Chasing Amy", 1997),
@@ -216,15 +216,15 @@ def test_import_links_movies_to_the_catalogue_and_adds_the_rest(home: Path, tmp_
     before = open_catalog(home, progress=False)
     path = _write(tmp_path / "id2info.json", ENTRIES)
     report = add_items(path, home, source="redial")
-    assert (report["read"], report["added"], report["linked"], report["ambiguous"]) == (8, 2, 6, 1)
-    assert report["linked_to"] == {"ml-100k": 3, "ml-latest-small": 3}
-    assert (report["linked_ml_100k"], report["linked_ml_latest_small"], report["enriched"]) == (3, 3, 5)
+    assert (report["read"], report["added"], report["linked"], report["ambiguous"]) == (8, 1, 7, 0)
+    assert report["linked_to"] == {"ml-100k": 4, "ml-latest-small": 3}
+    assert (report["linked_ml_100k"], report["linked_ml_latest_small"], report["enriched"]) == (4, 3, 6)
     assert report["movies_without_year"] == 1 and report["links_by_rule"]["title_only_unique"] == 1
-    assert report["items"] == report["embedded"] == 7  # 5 enriched + 2 new
-    assert report["store_items"] == N_ITEMS + 2 + 2
+    assert report["items"] == report["embedded"] == 7  # 6 enriched + 1 new
+    assert report["store_items"] == N_ITEMS + 2 + 1
 
     catalog = open_catalog(home, progress=False)
-    assert len(catalog) == len(before) + 2
+    assert len(catalog) == len(before) + 1
     toy, old = catalog.get("ml-100k:1"), before.get("ml-100k:1")
     assert (toy.title, toy.year, toy.warm, toy.graph_item_id, toy.n_ratings) == (
         old.title, old.year, old.warm, old.graph_item_id, old.n_ratings)
@@ -236,11 +236,13 @@ def test_import_links_movies_to_the_catalogue_and_adds_the_rest(home: Path, tmp_
     assert catalog.get("ml-latest-small:2389").sources["redial"] == "100007|100008"
     assert "redial:100001" not in catalog and "redial:100007" not in catalog  # no duplicates
     assert catalog.get("ml-100k:82").sources["redial"] == "100005"
-    for new in ("redial:100004", "redial:100006"):
-        assert catalog.get(new).sources == {"redial": new.split(":")[1]} and not catalog.get(new).warm
+    assert catalog.get("ml-100k:268").sources["redial"] == "100006" and "redial:100006" not in catalog
+    assert catalog.get("ml-100k:246").sources.get("redial") is None
+    new = catalog.get("redial:100004")
+    assert new.sources == {"redial": "100004"} and not new.warm
     index = source_index(catalog, "redial")
     assert index == {"100001": "ml-100k:1", "100002": "ml-latest-small:78499", "100003": "ml-100k:127",
-                     "100004": "redial:100004", "100005": "ml-100k:82", "100006": "redial:100006",
+                     "100004": "redial:100004", "100005": "ml-100k:82", "100006": "ml-100k:268",
                      "100007": "ml-latest-small:2389", "100008": "ml-latest-small:2389"}
 
     store = open_store(home)
@@ -248,7 +250,7 @@ def test_import_links_movies_to_the_catalogue_and_adds_the_rest(home: Path, tmp_
     hits = store.search("a cowboy doll threatened by a spaceman figure", k=3, domain="movie")
     assert hits[0].item_id == "ml-100k:1"
     assert [json.loads(line)["item_id"] for line in added_path(home).read_text().splitlines()] == [
-        "ml-100k:1", "ml-latest-small:78499", "ml-100k:127", "redial:100004", "ml-100k:82", "redial:100006",
+        "ml-100k:1", "ml-latest-small:78499", "ml-100k:127", "redial:100004", "ml-100k:82", "ml-100k:268",
         "ml-latest-small:2389"]
 
 
@@ -281,11 +283,11 @@ def test_cli_adds_a_json_file_and_says_so(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["items", "add", str(path), "--source", "redial", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert (report["source"], report["added"], report["linked_to"]) == ("redial", 2,
-                                                                        {"ml-100k": 3, "ml-latest-small": 3})
+    assert (report["source"], report["added"], report["linked_to"]) == ("redial", 1,
+                                                                        {"ml-100k": 4, "ml-latest-small": 3})
     text = runner.invoke(app, ["items", "add", str(path), "--source", "redial"], catch_exceptions=False)
     assert text.exit_code == 0
-    assert "read 8 items" in text.output and "2 added as new, 6 linked" in text.output and "0 embedded" in text.output
+    assert "read 8 items" in text.output and "1 added as new, 7 linked" in text.output and "0 embedded" in text.output
     bad = runner.invoke(app, ["items", "add", str(_write(tmp_path / "bad.json", "[1, 2"))])
     assert bad.exit_code == 2 and "bad.json" in bad.output
 
@@ -300,6 +302,16 @@ def test_a_movie_without_a_year_links_only_to_the_one_known_movie_of_its_title()
     links = link_items(new, known)
     assert links == {"r:1": ("ml-latest-small:1", "title_only_unique"), "r:2": ("ml-100k:2", "title_only_unique"),
                      "r:3": ("ml-100k:2", "exact")}
+
+
+def test_a_film_a_source_lists_twice_takes_a_new_entry_of_its_title_at_its_most_rated_id() -> None:
+    known = [_movie("ml-100k:500", "Fly Away Home", 1996, n_ratings=31), _movie("ml-100k:304", "Fly Away Home", 1996,
+                                                                                n_ratings=149),
+             _movie("ml-latest-small:9", "Fly Away Home", 1996, n_ratings=20)]
+    new = [_movie("r:1", "Fly Away Home", 1996)]
+    # one source's two ids are one film; two sources' entries are still a tie
+    assert link_items(new, known[:2]) == {"r:1": ("ml-100k:304", "exact")}
+    assert link_items(new, known) == {}
 
 
 def test_a_movie_without_a_year_links_by_the_other_titles_a_known_one_writes_in_brackets() -> None:

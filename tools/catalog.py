@@ -900,12 +900,13 @@ def link_items(new: Sequence[CatalogItem], known: Iterable[CatalogItem],
     ``{new item_id: (known item_id, rule)}``, by :func:`link_movies`' rules (precision first:
     ties are left out and reported in ``ambiguous``).
     Several ``new`` entries of one film (same title and year) link to the same known item.
-    Only ``domain == "movie"`` items take part; the known items' aliases count as alternates.
+    Only ``domain == "movie"`` items take part; the known items' aliases count as alternates, and
+    a film one source lists twice (same title and year) is its most rated entry.
     A movie without a year links only when its title is one known movie's and no entry of
     ``new`` dates that title in another year (ReDial lists "Zootopia" with no year: the known
     "Zootopia" (2016) is it; its "It" could be 1990 or 2017, so it stays apart)."""
     new = [it for it in new if it.domain == "movie"]
-    known = [it for it in known if it.domain == "movie" and it.year is not None]
+    known = _one_per_film([it for it in known if it.domain == "movie" and it.year is not None])
     undated = [it for it in new if it.year is None]
     new = [it for it in new if it.year is not None]
     if not (new or undated) or not known:
@@ -928,6 +929,19 @@ def link_items(new: Sequence[CatalogItem], known: Iterable[CatalogItem],
         if len(same) == 1 and years_in_new[key] <= {same[0].year}:
             links[it.item_id] = (same[0].item_id, "title_only_unique")
     return links
+
+
+def _one_per_film(known: Sequence[CatalogItem]) -> list[CatalogItem]:
+    """``known`` with a title and year its source lists twice kept once, as its most rated entry:
+    a new entry of that title is that film, not a tie left unlinked. Mostly one film under two
+    ids (ml-100k's "Fly Away Home" (1996) as 304 and 500, "Chasing Amy" as 246 and 268); where
+    they are two films (ml-latest-small's "War of the Worlds" (2005): Spielberg's, rated 40
+    times, and a namesake rated once) the most rated is the one people mean."""
+    first: dict[tuple, CatalogItem] = {}
+    for it in sorted(known, key=lambda it: -it.n_ratings):
+        first.setdefault((it.item_id.split(":", 1)[0], title_key(it.title), it.year), it)
+    kept = {id(it) for it in first.values()}
+    return [it for it in known if id(it) in kept]
 
 
 def _dated_links(new: Sequence[CatalogItem], known: Sequence[CatalogItem],
