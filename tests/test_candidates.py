@@ -152,6 +152,8 @@ def test_asking_only_for_genres_gets_the_graphs_favourites_of_them_not_a_text_se
     # the years are the year constraint, not words to search for
     assert not describes_more("looking for a good comedy from the 90s") and not describes_more("older westerns")
     assert describes_more("a thriller set in space from the 90s")
+    # a mood that stands for a genre is the genre, not a word to find in titles (Cry Freedom, Cry-Baby)
+    assert not describes_more("I'm in the mood for a good cry")
 
 
 def test_genres_asked_as_one_kind_put_the_films_of_all_of_them_first() -> None:

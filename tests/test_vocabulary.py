@@ -50,7 +50,8 @@ OLD_GENRE_WORDS = {
     "comedy": r"comed(?:y|ies)|comedic|funn(?:y|ier|iest)|light[- ]?hearted|lighter|feel[- ]?good|rom-?coms?",
     "crime": r"crime",
     "documentary": r"documentar(?:y|ies)",
-    "drama": r"dramas?|tear[- ]?jerkers?",
+    # 2026-12-08: "in the mood for a good cry" searched the word "cry" (Cry Freedom, Cry-Baby)
+    "drama": r"dramas?|tear[- ]?jerkers?|(?:a )?good cry|make (?:me|us) cry|cry (?:my|our) eyes out",
     "fantasy": r"fantasy",
     "film-noir": r"film[- ]noirs?|noirs?",
     "horror": r"horror|scar(?:y|ier|iest)|creepier",
