@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.classifier import load_classifier
-from agent.reading import asks_for_suggestions, gives_something_to_go_on, own_reply, seen_them_all, states_taste
+from agent.reading import asks_for_facts, asks_for_suggestions, gives_something_to_go_on, own_reply, seen_them_all, states_taste
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ class IntentReader:
         other speaker's last turn did not ask about taste) stays chit-chat
         — "I love movies about friendship" after a list reads like an opening request to the
         reader, but asks for nothing; "something lighter" there is still the reader's to read.
-        Two more, the product's own: the chit-chat path's fixed replies (:func:`own_reply`)
-        and a spent list after suggestions (:func:`seen_them_all`) are not the reader's call. And it
+        Three more, the product's own: the chit-chat path's fixed replies (:func:`own_reply`), a
+        question about an item or trivia asked for (:func:`asks_for_facts`: "which genre would you
+        put Mad Max: Fury Road in?" read as a request at 0.99), and a spent list after suggestions (:func:`seen_them_all`) are not the reader's call. And it
         makes a request only of words that give the recommender something to go on (a title —
         ``spotter``, the catalogue's :class:`tools.resolve.TitleSpotter`, None: titles unseen —,
         a genre, years, a kind of film, a taste told): after "what do you like?" it read "hey
@@ -78,7 +79,7 @@ class IntentReader:
             return intent
         if intent == "chitchat" and answering and states_taste(utterance):
             return intent
-        if intent == "chitchat" and own_reply(utterance) is not None:
+        if intent == "chitchat" and (own_reply(utterance) is not None or asks_for_facts(utterance, spotter)):
             return intent
         if intent == "recommend" and answering and seen_them_all(utterance):
             return intent

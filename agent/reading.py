@@ -799,8 +799,10 @@ _ASKS = re.compile(r"\?\s*$|^\W*(?:(?:so|and|but|ok|okay|hey|also)\W+)?(?:who|wh
                    r"(?:please\s+)?(?:tell me|give me (?:a|the) (?:quick |short |brief )?(?:summary|synopsis|plot|rundown)))\b",
                    re.I)
 # a request, even when put as a question: asks for titles ("movies for a fan of Rebecca?", "any movie
-# for my daughter?", "what else?") or states a taste ("loved Toy Story, hated Jumanji, ...")
-_REQUEST = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|something|anything|more like|others?|another|"
+# for my daughter?", "what else?", "could you find me a documentary from 1994?", "any more Hitchcock?")
+# or states a taste ("loved Toy Story, hated Jumanji, ...")
+_REQUEST = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|something|anything|more like|others?|another|find me|"
+                      r"(?:any|some) more\b|"
                       r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|what else|a few|think of|"
                       r"movies|films|books|novels|shows|(?:any|some)\s+(?:(?:good|great|nice|fun)\s+[a-z]|movie|film|book)|"
                       r"(?:any|some|other|more)\s+(?:\w+\s+){0,2}?(?!sequels|prequels|awards|oscars|nominations)\w+(?:ies|s)\b)",
@@ -819,13 +821,21 @@ def facts_asked(text: str, titles: Sequence[tuple[int, int]] = ()) -> list[str]:
     if not _ASKS.search(text) or _REQUEST.search(text) or _TASTE_ASKED.search(text):
         return []
     kinds = [kind for kind, pattern in _FACT_KIND.items() if pattern.search(text)]
-    # "is Get Out a horror movie?", "the second one sounds good, is it a comedy?" (its last clause)
-    genre_asked = re.search(r"^\W*(?:is|was|isn't)\b.*?\b(?:a|an)\s+(.+)$", _LAST_CLAUSE.search(text).group(), re.I)
+    # "is Get Out a horror movie?", "the second one sounds good, is it a comedy?" (its last
+    # clause), and a genre's word right after what is asked about: "is it animated?", "was Fargo
+    # scary?" (not "is it ok for kids?", "is Alien too scary for children?": how suitable, not which kind)
+    clause = _LAST_CLAUSE.search(text).group()
+    genre_asked = re.search(r"^\W*(?:is|was|isn't)\b.*?\b(?:a|an)\s+(.+)$", clause, re.I)
+    if not genre_asked and (said := _SAID_OF_IT.match(clause)) and _OPENS_WITH_A_GENRE.match(said.group(1)):
+        genre_asked = said
     if "genre" not in kinds and genre_asked and any(genres_in(genre_asked.group(1))):
         kinds.append("genre")
     return kinds or ["other"]
 
 
+_SAID_OF_IT = re.compile(r"^\W*(?:is|was|isn't)\s+(?:it|that|this|Title|the \w+(?: one)?)\s+(?:really\s+|very\s+)?(\S.*)$",
+                         re.I)
+_OPENS_WITH_A_GENRE = re.compile(rf"(?:{'|'.join(GENRE_WORDS.values())})\b", re.I)
 _TASTE_ASKED = re.compile(r"\b(?:lov(?:e|es|ed|ing)|lik(?:e|es|ed)|enjoy(?:s|ed)?|ador\w*|hat(?:e|es|ed)|fan of|"
                           r"favou?rites?)\b|\bwould i\b|\bshould i\b|\bwhy\b", re.I)
 
@@ -997,6 +1007,13 @@ def states_taste(text: str) -> bool:
     return bool(_TASTE.search(text))
 
 
+def asks_for_facts(text: str, spotter=None) -> bool:
+    """Whether the words ask for facts, not for films: a question about one item (:func:`item_question`:
+    "which genre would you put Mad Max: Fury Road in?"; ``spotter`` None: titles unseen) or trivia
+    ("tell me a fun fact about movies"). The chit-chat path answers these from the catalogue."""
+    return bool(_ABOUT_SOMEONE.search(text)) or (spotter is not None and item_question(text, {}, spotter) is not None)
+
+
 def asks(text: str) -> bool:
     """Whether the words ask something: a question, or "tell me about ...", "any trivia on ...?"."""
     return bool(_ASKS.search(text) or _ABOUT_SOMEONE.search(text))
@@ -1101,5 +1118,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "asks_for_facts", "genre_conflicts", "genres_in",
            "asks_my_taste", "own_reply", "genre_tastes", "genres_as_one_kind", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -113,6 +113,21 @@ def test_the_agents_own_replies_and_a_spent_list_are_not_the_readers_call():
 
 
 @pytest.mark.model
+def test_a_question_about_an_item_or_trivia_asked_for_stays_chitchat():
+    """The chit-chat path answers these from the catalogue; the reader read "which genre would you
+    put <title> in?" as a request at 0.99 and listed five films."""
+    from tools.resolve import TitleSpotter
+    from tests.items import FARGO
+
+    reader = IntentReader(READER_FILE)
+    reader.sure = 0.0
+    spotter = TitleSpotter([FARGO])
+    for words in ("Which genre would you put Fargo in?", "who directed Fargo?", "tell me a fun fact about movies"):
+        assert reader.settle("chitchat", words, [], answering([]), spotter) == "chitchat", words
+    assert reader.settle("chitchat", "I loved Fargo", [], answering([]), spotter) == "recommend"
+
+
+@pytest.mark.model
 def test_a_request_needs_something_to_go_on():
     """After "what do you like?" the reader reads almost any answer as a request (ReDial's answers
     to it mostly are); words with nothing to recommend from stay chit-chat."""

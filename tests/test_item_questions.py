@@ -38,6 +38,9 @@ def _spans(text: str) -> list[tuple[int, int]]:
     ("when did Heat come out?", ["year"]),
     ("what kind of movie is Vertigo", ["genre"]),
     ("is Vertigo a thriller?", ["genre"]),
+    ("is it animated?", ["genre"]), ("was Heat scary?", ["genre"]),  # a genre's word, no article
+    ("is it any good?", ["other"]), ("is Heat ok for kids?", ["other"]),  # how suitable, not which kind
+    ("is Vertigo too scary for children", ["other"]),
     ("what is Fargo about?", ["plot"]),
     ("is Vertigo in black and white?", ["other"]),
     ("Was Vertigo filmed in colour?", ["other"]),  # "Was Vertigo filmed in" names no actor
@@ -47,6 +50,7 @@ def test_a_question_about_a_film_says_which_fact_it_asks_for(text: str, kinds: l
 
 
 @pytest.mark.parametrize("text", ["what should I watch after Heat?", "anything like Fargo?", "I loved Fargo",
+                                  "could you find me a documentary from 1994?", "Heat was great, any more Mann?",
                                   "Why would I like Heat?", "can you recommend films like Vertigo?",
                                   "any good thrillers like Heat?"])
 def test_requests_and_statements_are_no_questions_about_a_film(text: str) -> None:
@@ -82,6 +86,16 @@ def test_an_answer_gives_the_facts_asked_and_says_what_it_does_not_know() -> Non
     assert heat.startswith("I don't know who directed it") and "1995" in heat and "action" in heat
     other = fargo.answer(["other"])
     assert other.startswith("I don't know that") and "Joel Coen" in other
+
+
+def test_a_question_that_names_a_genre_is_answered_yes_or_with_how_the_catalogue_files_the_film() -> None:
+    fargo = ItemFacts.of(FARGO)
+    assert fargo.answer(["genre"], "is Fargo a thriller?") == "Yes: Fargo (1996) is a crime, drama and thriller film."
+    assert fargo.answer(["genre"], "is it animated?") == (
+        "Not as my catalogue files it: Fargo (1996) is a crime, drama and thriller film.")
+    assert fargo.answer(["genre"], "what kind of film is it?") == "Fargo (1996) is a crime, drama and thriller film."
+    scary = ItemFacts.of(CatalogItem("m:4", "movie", "Scary Movie", 2000, ("Comedy",)))
+    assert scary.answer(["genre"], "is Scary Movie a comedy?").startswith("Yes")  # the title's words name nothing
 
 
 def test_the_guard_drops_people_years_and_plots_the_catalogue_does_not_hold(guard: FactGuard) -> None:

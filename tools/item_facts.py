@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from prompts import read_replies
 from tools.catalog import CatalogItem
 from tools.resolve import everyday_word
-from tools.vocabulary import GENRE_ADJECTIVE
+from tools.vocabulary import GENRE_ADJECTIVE, GENRES, genre_key
 
 ROLES = {"director": "Directed by", "writer": "Written by", "cast": "Starring"}
 _ROLE = re.compile(r"\b(?:(Directed|Written|Produced|Narrated) by|(Starring))\s+")
@@ -81,6 +81,18 @@ class ItemFacts:
             parts.append(replies["facts_by"].format(names=self.item.author))
         return ", ".join(parts) + "."
 
+    def _genre_answer(self, text: str, replies: dict) -> str:
+        """Its genres, and whether they are the ones the question names ("is it animated?"): yes,
+        or "not as my catalogue files it" — the catalogue's filing, not a verdict on the film."""
+        words = re.sub(re.escape(self.item.title), " ", text, flags=re.I)  # "is Scary Movie a comedy?"
+        named = [g for g in GENRES if re.search(rf"\b(?:{g.asked})\b", words, re.I)]
+        if not named:
+            return replies["answer_genre"].format(title=self.item.title_year, kind=self.kind())
+        filed = {genre_key(g) for g in self.item.genres}
+        if all(genre_key(g.catalogue) in filed for g in named):
+            return replies["genre_yes"].format(title=self.item.title_year, kind=self.kind())
+        return replies["genre_not_listed"].format(title=self.item.title_year, kind=self.kind())
+
     def kind(self) -> str:
         noun = "film" if self.item.domain == "movie" else self.item.domain
         genres = self.genres_said()
@@ -112,7 +124,7 @@ class ItemFacts:
                 unknown += [] if self.item.year else [replies["unknown_year"]]
             elif kind == "genre":
                 if self.item.genres:
-                    said.append(replies["answer_genre"].format(title=title, kind=self.kind()))
+                    said.append(self._genre_answer(text, replies))
                 else:
                     unknown.append(replies["unknown_genre"])
             elif kind == "plot":
