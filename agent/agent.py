@@ -451,7 +451,7 @@ class Agent:
         # a shared title: the film, and the one the conversation named before ("Jumanji" after Jumanji (2017))
         spans = self.resolver.spotter.spans(text, state.constraints.domain or "movie", known=state.named_so_far())
         slots = sanitize_slots(route.slots, text, shown, self.turn, [(start, end) for start, end, *_ in spans],
-                               [item.domain for *_, item in spans])
+                               [item for *_, item in spans])
         people = self.fact_guard.people.named_in(text)
         if people:  # "Tom Hanks" in the router's titles is a person, not a title to resolve ("Tom Jones?")
             slots = {**slots, **{key: [m for m in slots.get(key) or [] if not self._names_person(m)]

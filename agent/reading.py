@@ -22,7 +22,7 @@ from agent.state import LAST
 from tools.explain_check import capitalised_names
 from tools.item_facts import person_asked
 from tools.resolve import match_key
-from tools.vocabulary import GENRE_WORDS  # router genre name → a regex of the words people use for it
+from tools.vocabulary import GENRE_WORDS, genre_key  # GENRE_WORDS: router genre name → a regex of the words people use for it
 
 log = logging.getLogger(__name__)
 _TURN = TurnSettings()  # the defaults, when no settings are passed
@@ -379,12 +379,12 @@ _DROPS_WHAT_WAS_ASKED = re.compile(r"\b(?:any|instead|forget|start over|from scr
 
 
 def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSettings | None = None,
-                   title_spans: Sequence[tuple[int, int]] = (), title_domains: Sequence[str] = ()) -> dict:
+                   title_spans: Sequence[tuple[int, int]] = (), title_items: Sequence = ()) -> dict:
     """The router's slots with what cannot be right removed: titles neither in the message nor
     in the list it points to, impossible years (a reversed range is put in order), silly counts.
     ``turn``: the thresholds (:class:`agent.config.TurnSettings`; the defaults when None);
     ``title_spans``: where the titles the catalogue knows are written (their words ask nothing);
-    ``title_domains``: the domains of the items those titles are."""
+    ``title_items``: the catalogue items those titles are."""
     turn = turn or _TURN
     out = dict(slots)
     for key in ("titles", "liked", "disliked"):
@@ -400,7 +400,7 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
         out["reference"] = place  # "why the third?": the router left the place out
     if domain := asked_domain(text, title_spans):
         out["domain"] = domain  # the words say which domain is asked ("… can you suggest some books?")
-    elif slots.get("domain") and title_domains and slots["domain"] not in title_domains:
+    elif slots.get("domain") and title_items and slots["domain"] not in {item.domain for item in title_items}:
         # no domain word, and the titles named are of another domain: the router took the domain
         # from the dialogue ("mostly sci fi, stuff like Alien" after a reply that offered books
         # got five books), so the dialogue's stays
@@ -427,11 +427,18 @@ def sanitize_slots(slots: dict, text: str, shown: Sequence[str], turn: TurnSetti
     # read "feel-good" as romance (the words first: genre slots as good or better on every labelled
     # set; bench/RESULTS.md "Films named again, moods, and genres")
     out["genres"] = wanted or [g for g in slots.get("genres") or [] if g not in ruled_out]
+    if not wanted and title_items:
+        # the words name films and no genre: a genre the router gave that none of them has is its
+        # guess, not what was asked ("I didn't like Titanic, but loved Heat. something from the
+        # eighties?" came back with comedies); one they share is kept ("Disney films like The Lion King")
+        filed = {genre_key(g) for item in title_items for g in item.genres}
+        out["genres"] = [g for g in out["genres"] if genre_key(g) in filed]
     out["without"] = ruled_out
-    if out.get("clear") and (_MORE_OF_IT.search(text) or _MORE_OR_LESS.search(text)) \
+    if out.get("clear") and (_MORE_OF_IT.search(text) or _MORE_OR_LESS.search(text) or seen_them_all(text)) \
             and not _DROPS_WHAT_WAS_ASKED.search(text):
         # "ok give me 3 more, but not too gory": more of what was asked (the router cleared it all);
-        # "something shorter maybe" after fantasy books: a change of those, not films of any kind
+        # "something shorter maybe" after fantasy books: a change of those, not films of any kind;
+        # "I've seen all of these" after older animated films: others of those, not any film
         out["clear"] = []
     if slots.get("genres") and not out["genres"] and "genres" in (out.get("clear") or []):
         # the router took "not into comedies" for comedies asked anew: its clearing of the genres

@@ -278,7 +278,7 @@ def agent_reading(route, text: str, context: Sequence[dict], spotter, turn=None,
         intent = intent_reader.settle(intent, text, context, answers, spotter)
     spans = spotter.spans(text, "movie")  # the words of a title ask nothing
     slots = sanitize_slots(slots, text, last_list(context), turn, [(start, end) for start, end, *_ in spans],
-                           [item.domain for *_, item in spans])
+                           [item for *_, item in spans])
     domain = slots.get("domain") or "movie"
     return intent, with_whole_titles(slots, text, spans if domain == "movie" else spotter.spans(text, domain))
 

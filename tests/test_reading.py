@@ -101,6 +101,23 @@ def test_a_count_the_router_missed_is_read_from_the_words(text: str, count: int 
     assert sanitize_slots(empty_slots(), text, [])["count"] == count
 
 
+def test_a_genre_the_router_gave_that_no_film_named_has_is_its_guess() -> None:
+    from tools.catalog import CatalogItem
+
+    titanic = CatalogItem("m:1", "movie", "Titanic", 1997, ("Drama", "Romance"))
+    heat = CatalogItem("m:2", "movie", "Heat", 1995, ("Action", "Crime", "Thriller"))
+    lion = CatalogItem("m:3", "movie", "The Lion King", 1994, ("Animation", "Children's", "Musical"))
+    text = "I didn't like Titanic, but loved Heat. something from the eighties?"
+    spans = [(text.index("Titanic"), text.index("Titanic") + 7), (text.index("Heat"), text.index("Heat") + 4)]
+    guessed = {**empty_slots(), "genres": ["comedy", "crime"]}
+    assert sanitize_slots(guessed, text, [], title_spans=spans, title_items=[titanic, heat])["genres"] == ["crime"]
+    disney = "i love Disney movies like The Lion King"
+    assert sanitize_slots({**empty_slots(), "genres": ["animation"]}, disney, [],
+                          title_spans=[(26, 39)], title_items=[lion])["genres"] == ["animation"]
+    # no film named: the router's reading of words the lexicon lacks stays ("spooky", "cowboys")
+    assert sanitize_slots({**empty_slots(), "genres": ["western"]}, "anything with cowboys?", [])["genres"] == ["western"]
+
+
 def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> None:
     slots = {**empty_slots(), "genres": ["horror"], "year_from": 1999, "year_to": 2000}
     out = sanitize_slots(slots, "I hate horror movies, show me comedies from 2000 onwards", [])
@@ -109,6 +126,7 @@ def test_sanitize_takes_genres_and_years_from_the_words_over_the_router() -> Non
     # "more" keeps what was asked unless the words let some of it go
     assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "ok give me 3 more, but not too gory", [])["clear"] == []
     assert sanitize_slots({**empty_slots(), "clear": ["year"]}, "more please, any decade", [])["clear"] == ["year"]
+    assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "I've seen all of these", [])["clear"] == []  # others of them
     # a change asked of the suggestions keeps them too: "something shorter" after fantasy books (the
     # router cleared it all, and five films came back)
     assert sanitize_slots({**empty_slots(), "clear": ["all"]}, "something shorter maybe", [])["clear"] == []
@@ -676,12 +694,14 @@ def test_a_spent_list_asks_for_others(spotter, text: str, answering: bool, inten
 
 def test_a_domain_the_words_do_not_name_follows_the_titles_they_do() -> None:
     from agent.reading import sanitize_slots
+    from tools.catalog import CatalogItem
 
+    film, novel = (CatalogItem(f"{d}:1", d, "Alien", 1979, ("Sci-Fi",)) for d in ("movie", "book"))
     # after a reply that offered books, the router read "book" into a request that names a film
     slots = {**empty_slots(), "genres": ["sci-fi"], "domain": "book", "titles": ["Alien"]}
     text = "mostly sci fi, stuff like Alien"
     span = [(text.index("Alien"), len(text))]
-    assert sanitize_slots(slots, text, [], None, span, ["movie"])["domain"] is None
-    assert sanitize_slots(slots, text, [], None, span, ["book"])["domain"] == "book"
+    assert sanitize_slots(slots, text, [], None, span, [film])["domain"] is None
+    assert sanitize_slots(slots, text, [], None, span, [novel])["domain"] == "book"
     asked = "any books like Alien?"
-    assert sanitize_slots(slots, asked, [], None, [(asked.index("Alien"), 20)], ["movie"])["domain"] == "book"
+    assert sanitize_slots(slots, asked, [], None, [(asked.index("Alien"), 20)], [film])["domain"] == "book"
