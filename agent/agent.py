@@ -23,7 +23,7 @@ from agent.llm import LLMUnavailable, make_chat_model, make_explain_model
 from agent.reading import (ASKS_WHY, adds_to_what_was_asked, after_suggestions, asked_domain,
                            asks, carries_taste, described_taste, genre_tastes, genres_as_one_kind,
                            genres_in,
-                           has_content, item_question, own_reply, place_only, reacts_only, readable,
+                           has_content, item_question, names_a_place_in_a_list, own_reply, place_only, reacts_only, readable,
                            referenced_position, sanitize_slots, says_goodbye, second_look, stance_on_it, thanks,
                            title_stances,
                            with_whole_titles, without_markup, written_as_person)
@@ -692,6 +692,11 @@ class Agent:
         if (own := own_reply(text)) is not None:  # the agent's own words, never the small model's
             timings["reply"] = time.perf_counter() - t
             return (yield from self._say(state, "chitchat", self.replies[own]))
+        if not state.last_recommendations and names_a_place_in_a_list(text):
+            # "I hated the second one" with no list: the small model made up what "the second one" is
+            timings["reply"] = time.perf_counter() - t
+            domain = "book" if state.constraints.domain == "book" else "film"
+            return (yield from self._say(state, "chitchat", self.replies["no_list"].format(domain=domain)))
         # the message alone: shown earlier turns, the small default model repeats them
         messages = [{"role": "system", "content": self.chitchat_system}, {"role": "user", "content": text}]
         words = stream_sentences(self.llm, as_messages(messages), self.turn.chitchat_sentences,

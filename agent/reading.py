@@ -806,10 +806,11 @@ _ASKS = re.compile(r"\?\s*$|^\W*(?:(?:so|and|but|ok|okay|hey|also)\W+)?(?:who|wh
                    r"(?:please\s+)?(?:tell me|give me (?:a|the) (?:quick |short |brief )?(?:summary|synopsis|plot|rundown)))\b",
                    re.I)
 # a request, even when put as a question: asks for titles ("movies for a fan of Rebecca?", "any movie
-# for my daughter?", "what else?", "could you find me a documentary from 1994?", "any more Hitchcock?")
+# for my daughter?", "what else?", "could you find me a documentary from 1994?", "any more Hitchcock?",
+# "what's a good movie from the eighties that isn't a comedy?")
 # or states a taste ("loved Toy Story, hated Jumanji, ...")
 _REQUEST = re.compile(r"\b(?:recommend\w*|suggest\w*|similar|something|anything|more like|others?|another|find me|"
-                      r"(?:any|some) more\b|"
+                      r"(?:any|some) more\b|what(?:'s|’s| is) (?:a|an|one|some) (?:[\w-]+ ){0,3}?(?:movie|film|book|novel|show)|"
                       r"what (?:should|could|can) (?:i|we)|what to watch|next|after watching|what else|a few|think of|"
                       r"movies|films|books|novels|shows|(?:any|some)\s+(?:(?:good|great|nice|fun)\s+[a-z]|movie|film|book)|"
                       r"(?:any|some|other|more)\s+(?:\w+\s+){0,2}?(?!sequels|prequels|awards|oscars|nominations)\w+(?:ies|s)\b)",
@@ -902,6 +903,12 @@ def item_question(text: str, slots: dict, spotter, domain: str | None = None,
             return AboutItem(asked, written)
         return None
     return None
+
+
+def names_a_place_in_a_list(text: str) -> bool:
+    """Whether the words point into a list by a place said as one ("the second one", "#3", "your
+    last pick"), not "the first movie ever made"."""
+    return referenced_position(text) is not None and bool(_PLACE_IN_A_LIST.search(text))
 
 
 def _named_before(earlier: str, asked: list[str], spotter, domain: str, has_list: bool,
@@ -1125,5 +1132,5 @@ def asked_count(text: str, max_count: int = _TURN.max_count) -> int | None:
     return n if 1 <= n <= max_count else None
 
 
-__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "asks_for_facts", "genre_conflicts", "genres_in",
+__all__ = ["ASKS_WHY", "CAPABILITIES", "FACT_WORDS", "PERSON_ASKED_FOR", "place_only", "GENRE_WORDS", "WHY_TITLE", "asked_count", "asked_domain", "carries_taste", "facts_asked", "item_question", "AboutItem", "asks", "asks_for_facts", "names_a_place_in_a_list", "genre_conflicts", "genres_in",
            "asks_my_taste", "own_reply", "genre_tastes", "genres_as_one_kind", "greets_only", "has_content", "open_years", "title_stance", "title_stances", "stated_years", "readable", "referenced_position", "sanitize_slots", "second_look", "stance_on_it", "without_markup"]

@@ -95,6 +95,13 @@ def test_a_question_about_the_agents_own_taste_gets_its_own_words(parts, tmp_pat
     assert taste.intent == "chitchat" and taste.text == agent.replies["my_taste"] and not taste.items
 
 
+def test_a_place_in_a_list_before_any_list_is_asked_about_not_made_up(parts, tmp_path: Path) -> None:
+    # SmolLM2 with no list: "The second one is a classic comedy."
+    agent = _agent(parts, tmp_path, router=ScriptedRouter().push("chitchat", reference=2))
+    reply = agent.respond("s2p", "I hated the second one")
+    assert reply.intent == "chitchat" and reply.text == agent.replies["no_list"].format(domain="film")
+
+
 def test_everyday_words_the_router_took_for_a_title_are_not_asked_about(parts, tmp_path: Path) -> None:
     # "surprise me" came back as the title "surprise": "Did you mean Conspiracy in Death or Open Secret?"
     agent = _agent(parts, tmp_path, router=ScriptedRouter().push("recommend", titles=["surprise"]))

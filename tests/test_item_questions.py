@@ -51,6 +51,7 @@ def test_a_question_about_a_film_says_which_fact_it_asks_for(text: str, kinds: l
 
 @pytest.mark.parametrize("text", ["what should I watch after Heat?", "anything like Fargo?", "I loved Fargo",
                                   "could you find me a documentary from 1994?", "Heat was great, any more Mann?",
+                                  "what's a good movie from the eighties that isn't a comedy?",
                                   "Why would I like Heat?", "can you recommend films like Vertigo?",
                                   "any good thrillers like Heat?"])
 def test_requests_and_statements_are_no_questions_about_a_film(text: str) -> None:
