@@ -70,7 +70,8 @@ class IntentReader:
         reader, but asks for nothing; "something lighter" there is still the reader's to read.
         Three more, the product's own: the chit-chat path's fixed replies (:func:`own_reply`), a
         question about an item or trivia asked for (:func:`asks_for_facts`: "which genre would you
-        put Mad Max: Fury Road in?" read as a request at 0.99), and a spent list after suggestions (:func:`seen_them_all`) are not the reader's call. And it
+        put Mad Max: Fury Road in?" read as a request at 0.99), and a spent list after
+        suggestions (:func:`seen_them_all`) are not the reader's call. And it
         makes a request only of words that give the recommender something to go on (a title —
         ``spotter``, the catalogue's :class:`tools.resolve.TitleSpotter`, None: titles unseen —,
         a genre, years, a kind of film, a taste told): after "what do you like?" it read "hey

@@ -183,11 +183,19 @@ def title_key(text: str) -> str:
     return " ".join(_NUMBER_WORDS.get(w, w) for w in re.sub(r"[^0-9a-z]+", " ", s).split())
 
 
-def _variants(title: str) -> tuple[str, list[str]]:
-    """Key of the main title and keys of the alternates (parenthesised, "a.k.a." stripped)."""
+def title_forms(title: str, domain: str = "movie") -> list[str]:
+    """The title without its trailing parentheses, then, for a film, each of them with "a.k.a."
+    taken off: how people name it ("Seven (Se7en)" → "Seven", "Se7en"; "Spirited Away (Sen to
+    Chihiro no kamikakushi)" → "Spirited Away", ...). A book's parentheses hold edition notes
+    ("(Oprah's Book Club)"), not other titles."""
     main, groups = split_title(title)
-    alts = [k for k in (title_key(_AKA.sub("", g)) for g in groups) if k]
-    return title_key(main), alts
+    return [main] if domain == "book" else [main, *(_AKA.sub("", g) for g in groups)]
+
+
+def _variants(title: str) -> tuple[str, list[str]]:
+    """Key of the main title and keys of the alternates (:func:`title_forms`)."""
+    main, *alternates = title_forms(title)
+    return title_key(main), [k for k in map(title_key, alternates) if k]
 
 
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
@@ -906,7 +914,7 @@ def link_items(new: Sequence[CatalogItem], known: Iterable[CatalogItem],
     ``new`` dates that title in another year (ReDial lists "Zootopia" with no year: the known
     "Zootopia" (2016) is it; its "It" could be 1990 or 2017, so it stays apart)."""
     new = [it for it in new if it.domain == "movie"]
-    known = _one_per_film([it for it in known if it.domain == "movie" and it.year is not None])
+    known = _one_entry_per_title([it for it in known if it.domain == "movie" and it.year is not None])
     undated = [it for it in new if it.year is None]
     new = [it for it in new if it.year is not None]
     if not (new or undated) or not known:
@@ -931,7 +939,7 @@ def link_items(new: Sequence[CatalogItem], known: Iterable[CatalogItem],
     return links
 
 
-def _one_per_film(known: Sequence[CatalogItem]) -> list[CatalogItem]:
+def _one_entry_per_title(known: Sequence[CatalogItem]) -> list[CatalogItem]:
     """``known`` with a title and year its source lists twice kept once, as its most rated entry:
     a new entry of that title is that film, not a tie left unlinked. Mostly one film under two
     ids (ml-100k's "Fly Away Home" (1996) as 304 and 500, "Chasing Amy" as 246 and 268); where
@@ -1090,5 +1098,5 @@ __all__ = [
     "Catalog", "CatalogCacheError", "CatalogItem", "build_catalog", "catalog_path", "catalogue_genre",
     "check_source", "credits_text", "display_title", "item_document", "items_from_csv", "items_from_file",
     "items_from_json", "link_items", "link_movies", "load_catalog", "merge_item", "read_catalog", "save_catalog",
-    "source_ids", "source_index", "split_title", "title_key",
+    "source_ids", "source_index", "split_title", "title_forms", "title_key",
 ]

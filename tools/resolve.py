@@ -26,7 +26,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from tools.catalog import Catalog, CatalogItem, split_title, title_key
+from tools.catalog import Catalog, CatalogItem, title_forms, title_key
 
 ACCEPT = 0.85  # a best candidate under this is "not in the catalog"
 AMBIGUOUS_MARGIN = 0.04  # a runner-up (another item) this close makes the answer unsure
@@ -64,17 +64,6 @@ def match_key(text: str) -> str:
     out = [t for n, t in enumerate(tokens)
            if not (t in _SEQUEL_WORDS and n + 1 < len(tokens) and tokens[n + 1].isdigit())]
     return " ".join(out)
-
-
-def title_forms(title: str, domain: str) -> list[str]:
-    """The title without its trailing parentheses, then, for a film, each of them with "a.k.a."
-    taken off: how people name it ("Seven (Se7en)" → "Seven", "Se7en"; "Ghost in the Shell
-    (Kokaku kidotai)" → "Ghost in the Shell", "Kokaku kidotai"). A book's parentheses hold edition
-    notes ("(Oprah's Book Club)"), not other titles."""
-    main, groups = split_title(title)
-    if domain == "book":
-        return [main]
-    return [main, *(re.sub(r"^(?:a\.k\.a\.?|aka)\s+", "", group, flags=re.I) for group in groups)]
 
 
 def _names(item: CatalogItem) -> list[str]:
