@@ -294,20 +294,24 @@ class Agent:
         return route
 
     def candidates(self, state: DialogueState, text: str, k: int,
-                   complete: bool = False) -> tuple[list[Candidate], str]:
+                   complete: bool = False, mentions: Sequence[str] = ()) -> tuple[list[Candidate], str]:
         """Up to ``k`` candidates for the person in ``state`` (what they liked and disliked, the
         active constraints, nothing already shown), before the LLM's re-rank; when the
         constraints leave nothing, the first relaxation that finds some, and what it dropped.
 
         ``complete``: a ranking of the catalogue, not a list to show: the films the constraints
         admit first, then those of each looser version in turn until ``k`` ("films with Queen
-        Latifah" admits a dozen; a benchmark that scores 50 places would leave 38 empty)."""
+        Latifah" admits a dozen; a benchmark that scores 50 places would leave 38 empty).
+        ``mentions``: the titles the turn named as the words write them ("titanik"): not words to
+        search for (the store's text search found Titan A.E. for it)."""
         constraint = self._constraint(state)
         shown = {i for turn in state.turns for i in turn.items}
         if state.constraints.about and not describes_more(text):  # "more please" after "I love movies about X"
             text = " ".join([text, *state.constraints.about])
         for start, end, _ in reversed(self.fact_guard.people.named_in(text)):  # "Robert Deniro" says who, not what
             text = text[:start] + " " + text[end:]
+        for mention in mentions:
+            text = re.sub(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", " ", text, flags=re.I)
         ask = dict(user_id=state.user_id, liked=[i for i in map(self.catalog.get, state.liked) if i],
                    disliked=[i for i in map(self.catalog.get, state.disliked) if i], exclude=shown, query=text, k=k)
         candidates = self.tool.candidates(constraint=constraint, **ask)
@@ -460,6 +464,7 @@ class Agent:
         route.slots = slots
         unknown, named = [], []
         disliked_now: set[str] = set()  # what the router read as disliked in this message
+        written = list(spans)  # where each title is written, for the words to say how it is spoken of
         # titles are resolved in any domain: "loved The Godfather, any books?" means the film
         for key, mark in (("liked", state.like), ("disliked", state.dislike)):
             for mention in slots.get(key) or []:
@@ -470,14 +475,19 @@ class Agent:
                     mark(item.item_id)
                     if key == "disliked":
                         disliked_now.add(item.item_id)
+                written += _written_unspotted(str(mention), found, text, written)
         for mention in slots.get("titles") or []:
             found = [item] if (item := self._resolve(mention, state)) else self._split_mention(str(mention), state)
             if not found and str(mention) not in unknown and not _everyday_words(str(mention), text):
                 unknown.append(str(mention))
             named += [i for i in found if i not in named]
-        # titles written out in full count even when the router missed them
+            written += _written_unspotted(str(mention), found, text, written)
+        # titles written out in full count even when the router missed them; and the words, not the
+        # router, say how each is spoken of, also one the spotter missed ("i realy liked the matix
+        # but hated titanik": the router had Titanic liked)
         marked_now = set(state.liked) | set(state.disliked)
-        for item in self._taste_in_words(state, text, spans, route.intent, disliked_now, people):
+        for item in self._taste_in_words(state, text, sorted(written, key=lambda s: s[0]), route.intent,
+                                         disliked_now, people):
             if item not in named and item.item_id not in marked_now:
                 named.append(item)
         if route.intent == "recommend":
@@ -575,7 +585,8 @@ class Agent:
         if not state.user_id and not liked and not constraint.says_what() and not has_content(text, route.slots):
             timings["candidates"] = time.perf_counter() - t
             return (yield from self._say(state, "recommend", self.replies["ask_taste"]))
-        candidates, relaxed = self.candidates(state, text, self.turn.candidates)
+        candidates, relaxed = self.candidates(state, text, self.turn.candidates, mentions=[
+            str(m) for key in ("titles", "liked", "disliked") for m in route.slots.get(key) or []])
         timings["candidates"] = time.perf_counter() - t
         if not candidates:
             return (yield from self._say(state, "recommend", self.replies["nothing_matches"].format(
@@ -858,6 +869,18 @@ def _describe(c: Constraint) -> str:
     if c.people:
         parts.append("with " + " or ".join(c.people))
     return ", ".join(parts) or "no limits"
+
+
+def _written_unspotted(mention: str, found: Sequence[CatalogItem], text: str, spans: Sequence[tuple]) -> list[tuple]:
+    """A span (start, end, key, item) for the one item a router mention resolved to, where the
+    words write the mention ("titanik", lower case and misspelt: the spotter reads only titles
+    written as titles) and no span covers it yet; else none."""
+    if len(found) != 1 or any(item.item_id == found[0].item_id for *_, item in spans):
+        return []
+    at = re.search(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", text, re.I)
+    if at is None or any(a < at.end() and at.start() < b for a, b, *_ in spans):
+        return []
+    return [(at.start(), at.end(), match_key(mention), found[0])]
 
 
 def _leaks(reply: str, instructions: str, window: int = 8) -> bool:

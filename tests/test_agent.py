@@ -391,6 +391,16 @@ def test_pointwise_rerank_orders_the_scored_candidates_by_the_models_yes(parts, 
         build_agent(parts, tmp_path, router=router, rerank="listwise")
 
 
+def test_the_words_say_how_a_title_the_spotter_missed_is_spoken_of(parts, tmp_path: Path) -> None:
+    # lower case and misspelt, so only the router found the titles, and it had both liked
+    router = ScriptedRouter().push("recommend", liked=["toy story", "jumanjii"])
+    agent = _agent(parts, tmp_path, router=router)
+    agent.respond("lc", "i loved toy story but hated jumanjii, any others?")
+    state = agent.sessions.get("lc")
+    titles = lambda ids: [agent.catalog.get(i).title for i in ids]
+    assert titles(state.liked) == ["Toy Story"] and titles(state.disliked) == ["Jumanji"]
+
+
 def test_chitchat_that_names_a_title_or_asks_why_is_taken_as_a_request(parts, tmp_path: Path) -> None:
     router = ScriptedRouter().push("chitchat").push("chitchat").push("chitchat")
     agent = _agent(parts, tmp_path, router=router)
