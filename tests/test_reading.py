@@ -25,6 +25,7 @@ from agent.router import empty_slots
     ("I need a good tearjerker", ["drama"], []),
     ("I'm in the mood for a good cry", ["drama"], []), ("something that will make me cry", ["drama"], []),
     ("I cried at the end of it", [], []),  # a reaction
+    ("can you help me find a movie for date night?", ["comedy", "romance"], []),  # a rom-com
     ("something less scary this time", [], ["horror"]),
     ("it was hilarious, and a bit creepy", [], []),  # a reaction to a film seen asks for nothing
     ("does it have a happy ending? I don't care for tear jerkers", [], ["drama"]),

@@ -47,7 +47,9 @@ OLD_GENRE_WORDS = {
     "animation": r"animated|animation|cartoons?|anime",
     "children's": r"kids|children'?s?",
     # moods asked for, comparatives too (2026-12-06: "anything lighter?" searched the word "lighter")
-    "comedy": r"comed(?:y|ies)|comedic|funn(?:y|ier|iest)|light[- ]?hearted|lighter|feel[- ]?good|rom-?coms?",
+    # a date night, as a rom-com: a romantic comedy (2026-12-08)
+    "comedy": r"comed(?:y|ies)|comedic|funn(?:y|ier|iest)|light[- ]?hearted|lighter|feel[- ]?good|rom-?coms?|"
+              r"date[- ]nights?|date movies?|on a date",
     "crime": r"crime",
     "documentary": r"documentar(?:y|ies)",
     # 2026-12-08: "in the mood for a good cry" searched the word "cry" (Cry Freedom, Cry-Baby)
@@ -57,7 +59,8 @@ OLD_GENRE_WORDS = {
     "horror": r"horror|scar(?:y|ier|iest)|creepier",
     "musical": r"musicals?",
     "mystery": r"myster(?:y|ies)",
-    "romance": r"romance|romantic|love stor(?:y|ies)|rom-?coms?",
+    # 2026-12-08: "a movie for date night?" searched the words (Date Night, Date Movie, The Night Before)
+    "romance": r"romance|romantic|love stor(?:y|ies)|rom-?coms?|date[- ]nights?|date movies?|on a date",
     "sci-fi": r"sci[- ]?fi|science[- ]fiction",
     "thriller": r"thrillers?|suspense(?:ful)?",
     "war": r"war (?:movies?|films?|stories)",

@@ -67,7 +67,7 @@ GENRES: tuple[Genre, ...] = (
           ("children's", "childrens", "children", "kids", "kid's", "kids'"), "children's", "children's films",
           also=("Family",)),
     Genre("comedy", "Comedy", r"comed(?:y|ies)|comedic|funn(?:y|ier|iest)|light[- ]?hearted|lighter|feel[- ]?good|"
-          r"rom-?coms?",
+          r"rom-?coms?|date[- ]nights?|date movies?|on a date",
           ("comedy", "comedies", "comedic", "rom-com", "romcom", "rom-coms"), "comedy", "comedies"),
     Genre("crime", "Crime", r"crime", ("crime", "crimes"), "crime", "crime films"),
     Genre("documentary", "Documentary", r"documentar(?:y|ies)", ("documentary", "documentaries"), "documentary",
@@ -82,7 +82,7 @@ GENRES: tuple[Genre, ...] = (
     Genre("musical", "Musical", r"musicals?", ("musical", "musicals"), "musical", "musicals"),
     Genre("mystery", "Mystery", r"myster(?:y|ies)", ("mystery", "mysteries", "whodunit", "whodunnit"), "mystery",
           "mysteries"),
-    Genre("romance", "Romance", r"romance|romantic|love stor(?:y|ies)|rom-?coms?",
+    Genre("romance", "Romance", r"romance|romantic|love stor(?:y|ies)|rom-?coms?|date[- ]nights?|date movies?|on a date",
           ("romance", "romances", "romantic", "rom-com", "romcom", "rom-coms", "love story"), "romance", "romances"),
     Genre("sci-fi", "Sci-Fi", r"sci[- ]?fi|science[- ]fiction",
           ("sci-fi", "scifi", "sci fi", "science fiction", "science-fiction"), "sci-fi", "sci-fi films"),
