@@ -35,7 +35,7 @@ from prompts import read_prompt, read_replies
 from tools.candidates import Candidate, CandidateTool, Constraint, describes_more, genre_key
 from tools.catalog import Catalog, CatalogItem
 from tools.chat import as_messages, keep_said, stream_sentences
-from tools.explain import Explainer
+from tools.explain import Explainer, blank_titles
 from tools.explain_check import capitalised_names
 from tools.fact_guard import FactGuard
 from tools.item_facts import ItemFacts, spoken_list
@@ -310,8 +310,7 @@ class Agent:
             text = " ".join([text, *state.constraints.about])
         for start, end, _ in reversed(self.fact_guard.people.named_in(text)):  # "Robert Deniro" says who, not what
             text = text[:start] + " " + text[end:]
-        for mention in mentions:
-            text = re.sub(r"(?<!\w)" + re.escape(mention) + r"(?!\w)", " ", text, flags=re.I)
+        text = blank_titles(text, mentions)
         ask = dict(user_id=state.user_id, liked=[i for i in map(self.catalog.get, state.liked) if i],
                    disliked=[i for i in map(self.catalog.get, state.disliked) if i], exclude=shown, query=text, k=k)
         candidates = self.tool.candidates(constraint=constraint, **ask)

@@ -19,6 +19,7 @@ from tools.resolve import everyday_word
 from tools.vocabulary import GENRE_ADJECTIVE, GENRES, genre_key
 
 ROLES = {"director": "Directed by", "writer": "Written by", "cast": "Starring"}
+_GENRE_ASKED = [(g, re.compile(rf"\b(?:{g.asked})\b", re.I)) for g in GENRES]  # "is it animated?"
 _ROLE = re.compile(r"\b(?:(Directed|Written|Produced|Narrated) by|(Starring))\s+")
 _ROLE_NAME = {"Directed": "director", "Written": "writer", "Produced": "producer", "Narrated": "narrator",
               "Starring": "cast"}
@@ -85,7 +86,7 @@ class ItemFacts:
         """Its genres, and whether they are the ones the question names ("is it animated?"): yes,
         or "not as my catalogue files it" — the catalogue's filing, not a verdict on the film."""
         words = re.sub(re.escape(self.item.title), " ", text, flags=re.I)  # "is Scary Movie a comedy?"
-        named = [g for g in GENRES if re.search(rf"\b(?:{g.asked})\b", words, re.I)]
+        named = [g for g, asked in _GENRE_ASKED if asked.search(words)]
         if not named:
             return replies["answer_genre"].format(title=self.item.title_year, kind=self.kind())
         filed = {genre_key(g) for g in self.item.genres}
